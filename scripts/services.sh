@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Local services for rowstream development, the demo and the tests.
+#
+#   scripts/services.sh up     install (apt, cargo) and start, idempotently, as root, without systemd:
+#                              - PostgreSQL 15 on 127.0.0.1:5432, wal_level=logical, trust auth (user postgres)
+#                              - PostgreSQL 15 on 127.0.0.1:5433, wal_level=replica (a server `check` must reject)
+#                              - tansu, a Kafka-protocol broker, on 127.0.0.1:9092 (in-memory storage)
+#   scripts/services.sh down   stop them
+#   scripts/services.sh status show what runs
+#
+# The tansu binary is built once with `cargo install` and cached in $ROWSTREAM_CACHE
+# (default ~/.cache/rowstream), so the second `up` takes seconds.
+set -euo pipefail
+
+CACHE="${ROWSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream}"
+TANSU_VERSION="${TANSU_VERSION:-}"   # empty: the newest published
+TANSU="$CACHE/tansu/bin/tansu"
+PG_VER=15
+PG_BIN="/usr/lib/postgresql/$PG_VER/bin"
+KAFKA_PORT="${ROWSTREAM_KAFKA_PORT:-9092}"
+LOG_DIR="$CACHE/log"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "scripts/services.sh must run as root (it installs packages and starts servers)" >&2
+    exit 1
+  fi
+}
+
+wait_port() { # host port what timeout_s
+  local deadline=$((SECONDS + $4))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "timed out waiting for $3 on $1:$2" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+apt_install() { # packages...
+  local missing=()
+  for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+configure_cluster() { # name port wal_level
+  local name=$1 port=$2 wal=$3
+  if [ ! -d "/etc/postgresql/$PG_VER/$name" ]; then
+    log "creating cluster $PG_VER/$name on port $port"
+    pg_createcluster "$PG_VER" "$name" -p "$port" >/dev/null
+  fi
+  local conf="/etc/postgresql/$PG_VER/$name"
+  mkdir -p "$conf/conf.d"
+  cat >"$conf/conf.d/rowstream.conf" <<CONF
+# written by rowstream scripts/services.sh
+listen_addresses = '127.0.0.1'
+port = $port
+wal_level = $wal
+max_replication_slots = 64
+max_wal_senders = 64
+wal_sender_timeout = 10s
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+  # trust for local, 127.0.0.1 and ::1, replication included (development and tests only)
+  cat >"$conf/pg_hba.conf" <<HBA
+local   all             all                                     trust
+host    all             all             127.0.0.1/32            trust
+host    all             all             ::1/128                 trust
+local   replication     all                                     trust
+host    replication     all             127.0.0.1/32            trust
+host    replication     all             ::1/128                 trust
+HBA
+}
+
+cluster_running() { pg_lsclusters -h 2>/dev/null | awk -v n="$1" '$2==n {print $4}' | grep -q online; }
+
+start_cluster() { # name port
+  if cluster_running "$1"; then
+    # settings may have changed since it started: a restart applies them (cheap)
+    local want
+    want=$(grep -E '^wal_level' "/etc/postgresql/$PG_VER/$1/conf.d/rowstream.conf" | awk '{print $3}')
+    local have
+    have=$(su postgres -c "psql -p $2 -h 127.0.0.1 -Atc 'show wal_level'" 2>/dev/null || true)
+    if [ "$have" != "$want" ]; then
+      log "restarting $PG_VER/$1 (wal_level $have -> $want)"
+      pg_ctlcluster --skip-systemctl-redirect "$PG_VER" "$1" restart
+    fi
+  else
+    log "starting postgres $PG_VER/$1"
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VER" "$1" start
+  fi
+  wait_port 127.0.0.1 "$2" "postgres $1" 60
+}
+
+tansu_up() {
+  if [ ! -x "$TANSU" ]; then
+    log "building tansu with cargo install (first time only, ~10 min on 2 cores; cached in $CACHE/tansu)"
+    local ver=()
+    [ -n "$TANSU_VERSION" ] && ver=(--version "$TANSU_VERSION")
+    cargo install tansu "${ver[@]}" --locked --features dynostore,libsql --root "$CACHE/tansu" >"$LOG_DIR/tansu-build.log" 2>&1 ||
+      { tail -30 "$LOG_DIR/tansu-build.log" >&2; echo "tansu build failed, see $LOG_DIR/tansu-build.log" >&2; exit 1; }
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; then
+    log "broker already listening on 127.0.0.1:$KAFKA_PORT"
+    return
+  fi
+  log "starting tansu on 127.0.0.1:$KAFKA_PORT"
+  nohup "$TANSU" broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine memory://tansu/ >"$LOG_DIR/tansu.log" 2>&1 &
+  echo $! >"$CACHE/tansu.pid"
+  wait_port 127.0.0.1 "$KAFKA_PORT" tansu 60
+}
+
+up() {
+  need_root
+  mkdir -p "$CACHE" "$LOG_DIR"
+  # postgres server and client; build dependencies of rdkafka (ssl, sasl/gssapi, zstd)
+  apt_install postgresql-$PG_VER postgresql-client-$PG_VER build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3
+  configure_cluster main 5432 logical
+  configure_cluster replica 5433 replica
+  start_cluster main 5432
+  start_cluster replica 5433
+  tansu_up
+  log "up: postgres 127.0.0.1:5432 (logical), 127.0.0.1:5433 (replica), kafka 127.0.0.1:$KAFKA_PORT"
+}
+
+down() {
+  need_root
+  for c in main replica; do
+    cluster_running "$c" && pg_ctlcluster --skip-systemctl-redirect "$PG_VER" "$c" stop || true
+  done
+  if [ -f "$CACHE/tansu.pid" ]; then
+    kill "$(cat "$CACHE/tansu.pid")" 2>/dev/null || true
+    rm -f "$CACHE/tansu.pid"
+  fi
+  pkill -f "$TANSU broker" 2>/dev/null || true
+  log "down"
+}
+
+status() {
+  pg_lsclusters 2>/dev/null || true
+  if (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; then echo "kafka: up on $KAFKA_PORT"; else echo "kafka: down"; fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,6 @@
+//! Checkpoints: which source position is safe to resume from.
+//!
+//! `tracker` turns out-of-order Kafka delivery reports into an in-order stream of markers whose
+//! every preceding record is delivered; `store` persists the folded state atomically.
+pub mod store;
+pub mod tracker;

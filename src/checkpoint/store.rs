@@ -1,0 +1,147 @@
+//! Durable pipeline state in `state.dir`: the resume position, per-table snapshot state, and the
+//! sequenceId lease.
+//!
+//! Invariants:
+//! - Every write is atomic: write a temp file, fsync it, rename over the old one, fsync the
+//!   directory. A crash leaves either the old or the new state, never a torn one.
+//! - The state only changes by folding released markers (see `tracker`), so what it names was
+//!   delivered to Kafka before it was written.
+//! - `state.json` names its source (type, database, slot); starting against another source with
+//!   the same directory is refused rather than silently resuming from a foreign position.
+
+use crate::event::Marker;
+use crate::position::SourcePosition;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state dir {dir}: {source}")]
+    Io { dir: PathBuf, source: std::io::Error },
+    #[error("state file {path} is not valid ({source}); move it away to start over (this re-snapshots)")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableState {
+    /// Changes committed before this position are covered by the table's snapshot.
+    pub snapshot_from: Option<SourcePosition>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// `postgres:<db>:<slot>`; guards against reusing a directory for another source.
+    pub source_id: String,
+    /// Resume after this position; None until the first checkpoint.
+    pub position: Option<SourcePosition>,
+    /// Commit time (ms) of `position`.
+    pub event_time_ms: i64,
+    /// Tables whose snapshot completed, by pattern name.
+    pub tables: BTreeMap<String, TableState>,
+}
+
+impl State {
+    /// Fold a released marker. Returns whether anything changed.
+    pub fn apply(&mut self, m: &Marker) -> bool {
+        match m {
+            Marker::Checkpoint { position, event_time_ms } => {
+                if self.position.as_ref() == Some(position) {
+                    return false;
+                }
+                self.position = Some(position.clone());
+                if *event_time_ms >= 0 {
+                    self.event_time_ms = *event_time_ms;
+                }
+                true
+            }
+            Marker::SnapshotDone { table, from } => {
+                self.tables.insert(table.clone(), TableState { snapshot_from: Some(from.clone()) });
+                true
+            }
+        }
+    }
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { dir: dir.to_path_buf(), source: e })?;
+        Ok(Store { dir: dir.to_path_buf() })
+    }
+
+    fn io(&self, e: std::io::Error) -> StoreError {
+        StoreError::Io { dir: self.dir.clone(), source: e }
+    }
+
+    pub fn load(&self) -> Result<Option<State>, StoreError> {
+        let path = self.dir.join("state.json");
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { path, source: e }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    pub fn save(&self, state: &State) -> Result<(), StoreError> {
+        let body = serde_json::to_vec_pretty(state).map_err(|e| self.io(std::io::Error::other(e)))?;
+        self.write_atomic("state.json", &body)
+    }
+
+    /// The sequenceId lease: no id at or above this ms was ever issued... below it may have been.
+    pub fn load_lease(&self) -> Result<i64, StoreError> {
+        match std::fs::read_to_string(self.dir.join("sequence.lease")) {
+            Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    pub fn save_lease(&self, ms: i64) -> Result<(), StoreError> {
+        self.write_atomic("sequence.lease", ms.to_string().as_bytes())
+    }
+
+    fn write_atomic(&self, name: &str, body: &[u8]) -> Result<(), StoreError> {
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let dst = self.dir.join(name);
+        (|| -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &dst)?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        })()
+        .map_err(|e| self.io(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::position::Lsn;
+
+    #[test]
+    fn save_load_and_fold() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.load().unwrap(), None);
+        let mut st = State { version: 1, source_id: "postgres:shop:rs".into(), ..Default::default() };
+        let p = SourcePosition::Postgres { lsn: Lsn(99) };
+        assert!(st.apply(&Marker::Checkpoint { position: p.clone(), event_time_ms: 5 }));
+        assert!(!st.apply(&Marker::Checkpoint { position: p.clone(), event_time_ms: 5 }));
+        assert!(st.apply(&Marker::SnapshotDone { table: "public.t".into(), from: p.clone() }));
+        s.save(&st).unwrap();
+        assert_eq!(s.load().unwrap(), Some(st));
+        s.save_lease(123).unwrap();
+        assert_eq!(s.load_lease().unwrap(), 123);
+        std::fs::write(d.path().join("state.json"), b"{").unwrap();
+        assert!(matches!(s.load(), Err(StoreError::Corrupt { .. })));
+    }
+}

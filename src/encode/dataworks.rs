@@ -1,0 +1,429 @@
+//! `ChangeEvent` → DataWorks built-in JSON bytes and Kafka key
+//! (contract: `shared/spec/dataworks-format.md`).
+//!
+//! Invariants:
+//! - Output is compact JSON, keys in the spec's order:
+//!   `schema{dataColumn,primaryKey,source}`, `payload{before,after,sequenceId,timestamp{eventTime,
+//!   systemTime,checkpointTime},op,ddl}`, `version`.
+//! - The `schema` member of a table is encoded once per schema version ([`encode_schema`]) and
+//!   copied into each record; a record is written into a caller-owned, reused buffer.
+//! - Values render per spec §2: integers exact, decimals as their exact text in a string, DATE as
+//!   integer ms (precision ≤ 3) or ms with exactly 6 decimals written as text (finer precision),
+//!   BYTES as padded standard base64, `Absent` columns left out of the image.
+//! - A PostgreSQL source adds `schemaName` between `dbName` and `tableName`.
+
+use super::json::{write_f64, write_i64, write_str, write_str_body, write_u64};
+use crate::schema::{Column, TableSchema};
+use crate::value::Value;
+use base64::Engine as _;
+use std::fmt;
+
+pub const VERSION: &str = "0.0.1";
+
+/// The envelope's `sequenceId`: a 13-digit ms clock reading and a 6-digit counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SequenceId {
+    pub ms: i64,
+    pub counter: u32,
+}
+
+impl fmt::Display for SequenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:013}{:06}", self.ms, self.counter)
+    }
+}
+
+/// Record operations (spec §1); DDL ops come from [`crate::event::DdlOp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowOp {
+    Insert,
+    UpdateBefore,
+    UpdateAfter,
+    Delete,
+}
+
+impl RowOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowOp::Insert => "INSERT",
+            RowOp::UpdateBefore => "UPDATE_BEFORE",
+            RowOp::UpdateAfter => "UPDATE_AFTER",
+            RowOp::Delete => "DELETE",
+        }
+    }
+}
+
+/// Times of one record, ms since the epoch. Snapshot rows use -1 for event and checkpoint time.
+#[derive(Clone, Copy, Debug)]
+pub struct Times {
+    pub event: i64,
+    pub system: i64,
+    pub checkpoint: i64,
+}
+
+/// `"schema":{...}` for a table.
+pub fn encode_schema(t: &TableSchema) -> Vec<u8> {
+    let mut b = Vec::with_capacity(64 + t.columns.len() * 32);
+    b.extend_from_slice(b"\"schema\":{\"dataColumn\":[");
+    for (i, c) in t.columns.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(b"{\"name\":");
+        write_str(&mut b, &c.name);
+        b.extend_from_slice(b",\"type\":\"");
+        b.extend_from_slice(c.ltype.as_str().as_bytes());
+        b.extend_from_slice(b"\"}");
+    }
+    b.extend_from_slice(b"],\"primaryKey\":");
+    match &t.key {
+        None => b.extend_from_slice(b"null"),
+        Some(k) => {
+            b.push(b'[');
+            for (i, &ci) in k.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_str(&mut b, &t.columns[ci].name);
+            }
+            b.push(b']');
+        }
+    }
+    b.extend_from_slice(b",\"source\":{\"dbType\":\"");
+    b.extend_from_slice(t.db_type.as_str().as_bytes());
+    b.extend_from_slice(b"\",\"dbName\":");
+    write_str(&mut b, &t.id.db);
+    if let Some(s) = &t.id.schema {
+        b.extend_from_slice(b",\"schemaName\":");
+        write_str(&mut b, s);
+    }
+    b.extend_from_slice(b",\"tableName\":");
+    write_str(&mut b, &t.id.table);
+    b.extend_from_slice(b"}}");
+    b
+}
+
+fn write_times(b: &mut Vec<u8>, t: Times) {
+    b.extend_from_slice(b"\"timestamp\":{\"eventTime\":");
+    write_i64(b, t.event);
+    b.extend_from_slice(b",\"systemTime\":");
+    write_i64(b, t.system);
+    b.extend_from_slice(b",\"checkpointTime\":");
+    write_i64(b, t.checkpoint);
+    b.push(b'}');
+}
+
+/// Render one value for a column.
+pub fn write_value(b: &mut Vec<u8>, col: &Column, v: &Value) {
+    match v {
+        Value::Null | Value::Absent => b.extend_from_slice(b"null"),
+        Value::Bool(x) => b.extend_from_slice(if *x { b"true" } else { b"false" }),
+        Value::Int(x) => write_i64(b, *x),
+        Value::UInt(x) => write_u64(b, *x),
+        Value::Float(x) => write_f64(b, *x),
+        Value::Decimal(s) | Value::Text(s) => write_str(b, s),
+        Value::Timestamp(us) => write_timestamp(b, *us, col.fsp),
+        Value::Bytes(x) => {
+            b.push(b'"');
+            let start = b.len();
+            let enc = base64::engine::general_purpose::STANDARD;
+            b.resize(start + base64::encoded_len(x.len(), true).unwrap_or(0), 0);
+            let n = enc.encode_slice(x, &mut b[start..]).unwrap_or(0);
+            b.truncate(start + n);
+            b.push(b'"');
+        }
+        Value::RawJson(s) => b.extend_from_slice(s.as_bytes()),
+    }
+}
+
+/// DATE rendering: integer ms for precision ≤ 3, else ms with exactly 6 decimals (exact text).
+pub fn write_timestamp(b: &mut Vec<u8>, micros: i64, fsp: u8) {
+    if fsp <= 3 {
+        write_i64(b, micros.div_euclid(1000));
+    } else {
+        let neg = micros < 0;
+        let abs = micros.unsigned_abs();
+        if neg {
+            b.push(b'-');
+        }
+        write_u64(b, abs / 1000);
+        let frac = (abs % 1000) as u32;
+        b.push(b'.');
+        b.push(b'0' + (frac / 100) as u8);
+        b.push(b'0' + (frac / 10 % 10) as u8);
+        b.push(b'0' + (frac % 10) as u8);
+        b.extend_from_slice(b"000");
+    }
+}
+
+fn write_image(b: &mut Vec<u8>, t: &TableSchema, row: Option<&[Value]>) {
+    let Some(row) = row else {
+        b.extend_from_slice(b"null");
+        return;
+    };
+    b.extend_from_slice(b"{\"dataColumn\":{");
+    let mut first = true;
+    for (c, v) in t.columns.iter().zip(row.iter()) {
+        if v.is_absent() {
+            continue;
+        }
+        if !first {
+            b.push(b',');
+        }
+        first = false;
+        write_str(b, &c.name);
+        b.push(b':');
+        write_value(b, c, v);
+    }
+    b.extend_from_slice(b"}}");
+}
+
+/// A row record (INSERT, UPDATE_BEFORE, UPDATE_AFTER, DELETE).
+pub fn encode_row(
+    b: &mut Vec<u8>,
+    t: &TableSchema,
+    op: RowOp,
+    before: Option<&[Value]>,
+    after: Option<&[Value]>,
+    seq: Option<SequenceId>,
+    times: Times,
+) {
+    b.push(b'{');
+    b.extend_from_slice(&t.encoded_schema);
+    b.extend_from_slice(b",\"payload\":{\"before\":");
+    write_image(b, t, before);
+    b.extend_from_slice(b",\"after\":");
+    write_image(b, t, after);
+    b.extend_from_slice(b",\"sequenceId\":\"");
+    match seq {
+        Some(s) => {
+            use std::io::Write as _;
+            let _ = write!(b, "{s}");
+        }
+        None => b.extend_from_slice(b"-1"),
+    }
+    b.extend_from_slice(b"\",");
+    write_times(b, times);
+    b.extend_from_slice(b",\"op\":\"");
+    b.extend_from_slice(op.as_str().as_bytes());
+    b.extend_from_slice(b"\",\"ddl\":null},\"version\":\"");
+    b.extend_from_slice(VERSION.as_bytes());
+    b.extend_from_slice(b"\"}");
+}
+
+/// A DDL record: `before`/`after` null, `ddl` = `{"text":..,"ddlMeta":null}`.
+pub fn encode_ddl(
+    b: &mut Vec<u8>,
+    t: &TableSchema,
+    op: &str,
+    text: &str,
+    seq: SequenceId,
+    times: Times,
+) {
+    use std::io::Write as _;
+    b.push(b'{');
+    b.extend_from_slice(&t.encoded_schema);
+    let _ = write!(b, ",\"payload\":{{\"before\":null,\"after\":null,\"sequenceId\":\"{seq}\",");
+    write_times(b, times);
+    b.extend_from_slice(b",\"op\":\"");
+    b.extend_from_slice(op.as_bytes());
+    b.extend_from_slice(b"\",\"ddl\":{\"text\":");
+    write_str(b, text);
+    b.extend_from_slice(b",\"ddlMeta\":null}},\"version\":\"");
+    b.extend_from_slice(VERSION.as_bytes());
+    b.extend_from_slice(b"\"}");
+}
+
+/// An `MHEARTBEAT` record (spec §4.7).
+pub fn encode_heartbeat(b: &mut Vec<u8>, event_time: i64, system_time: i64) {
+    b.extend_from_slice(
+        b"{\"schema\":{\"dataColumn\":null,\"primaryKey\":null,\"source\":null},\"payload\":{\"before\":null,\"after\":null,\"sequenceId\":null,",
+    );
+    write_times(
+        b,
+        Times { event: event_time, system: system_time, checkpoint: event_time },
+    );
+    b.extend_from_slice(b",\"op\":\"MHEARTBEAT\",\"ddl\":null},\"version\":\"");
+    b.extend_from_slice(VERSION.as_bytes());
+    b.extend_from_slice(b"\"}");
+}
+
+/// The Kafka key of a row: key columns' text forms joined by `sep`. Returns false (and leaves
+/// `out` empty) when the table has no key or a key column is absent from the image.
+pub fn write_key(out: &mut Vec<u8>, t: &TableSchema, row: &[Value], sep: &str) -> bool {
+    out.clear();
+    let Some(key) = &t.key else { return false };
+    for (i, &ci) in key.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(sep.as_bytes());
+        }
+        let Some(v) = row.get(ci) else { return false };
+        match v {
+            Value::Absent => {
+                out.clear();
+                return false;
+            }
+            Value::Null => {}
+            Value::Decimal(s) | Value::Text(s) | Value::RawJson(s) => {
+                out.extend_from_slice(s.as_bytes())
+            }
+            Value::Bytes(_) | Value::Bool(_) | Value::Int(_) | Value::UInt(_) | Value::Float(_)
+            | Value::Timestamp(_) => {
+                let start = out.len();
+                write_value(out, &t.columns[ci], v);
+                // strings (base64, NaN) come back quoted: keep the bare text
+                if out.len() > start + 1 && out[start] == b'"' {
+                    out.remove(start);
+                    out.pop();
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Escape helper for callers building JSON text (array rendering).
+pub fn write_json_string_body(b: &mut Vec<u8>, s: &[u8]) {
+    write_str_body(b, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Column, DbType, LogicalType, TableId};
+
+    fn sync_test_table() -> std::sync::Arc<TableSchema> {
+        let col = |n: &str, t, fsp| Column { name: n.into(), ltype: t, fsp };
+        TableSchema::new(
+            DbType::MySql,
+            TableId { db: "bigdata_test".into(), schema: None, table: "sync_test_table".into() },
+            vec![
+                col("id", LogicalType::Long, 0),
+                col("val", LogicalType::Double, 0),
+                col("name", LogicalType::String, 0),
+                col("create_time", LogicalType::Date, 0),
+            ],
+            Some(vec![0]),
+            "t".into(),
+        )
+    }
+
+    fn row(id: i64, val: &str) -> Vec<Value> {
+        vec![
+            Value::Int(id),
+            Value::Decimal(val.into()),
+            Value::Text("a".into()),
+            Value::Timestamp(1731661114000 * 1000),
+        ]
+    }
+
+    /// The two verbatim DataWorks messages of the spec, byte for byte.
+    #[test]
+    fn golden_dataworks_update_and_delete() {
+        let t = sync_test_table();
+        let mut b = Vec::new();
+        encode_row(
+            &mut b,
+            &t,
+            RowOp::UpdateAfter,
+            Some(&row(2, "1.100000")),
+            Some(&row(2, "2.200000")),
+            Some(SequenceId { ms: 1731663842292, counter: 1 }),
+            Times { event: 1731662097000, system: 1731663848979, checkpoint: 1731662097000 },
+        );
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            r#"{"schema":{"dataColumn":[{"name":"id","type":"LONG"},{"name":"val","type":"DOUBLE"},{"name":"name","type":"STRING"},{"name":"create_time","type":"DATE"}],"primaryKey":["id"],"source":{"dbType":"MySQL","dbName":"bigdata_test","tableName":"sync_test_table"}},"payload":{"before":{"dataColumn":{"id":2,"val":"1.100000","name":"a","create_time":1731661114000}},"after":{"dataColumn":{"id":2,"val":"2.200000","name":"a","create_time":1731661114000}},"sequenceId":"1731663842292000001","timestamp":{"eventTime":1731662097000,"systemTime":1731663848979,"checkpointTime":1731662097000},"op":"UPDATE_AFTER","ddl":null},"version":"0.0.1"}"#
+        );
+        b.clear();
+        encode_row(
+            &mut b,
+            &t,
+            RowOp::Delete,
+            Some(&row(1, "1.100000")),
+            None,
+            Some(SequenceId { ms: 1731663842292, counter: 0 }),
+            Times { event: 1731662085000, system: 1731663848953, checkpoint: 1731662085000 },
+        );
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            r#"{"schema":{"dataColumn":[{"name":"id","type":"LONG"},{"name":"val","type":"DOUBLE"},{"name":"name","type":"STRING"},{"name":"create_time","type":"DATE"}],"primaryKey":["id"],"source":{"dbType":"MySQL","dbName":"bigdata_test","tableName":"sync_test_table"}},"payload":{"before":{"dataColumn":{"id":1,"val":"1.100000","name":"a","create_time":1731661114000}},"after":null,"sequenceId":"1731663842292000000","timestamp":{"eventTime":1731662085000,"systemTime":1731663848953,"checkpointTime":1731662085000},"op":"DELETE","ddl":null},"version":"0.0.1"}"#
+        );
+    }
+
+    #[test]
+    fn snapshot_heartbeat_ddl_and_partial_images() {
+        let t = TableSchema::new(
+            DbType::PostgreSql,
+            TableId { db: "shop".into(), schema: Some("public".into()), table: "o".into() },
+            vec![
+                Column { name: "id".into(), ltype: LogicalType::Long, fsp: 0 },
+                Column { name: "ts".into(), ltype: LogicalType::Date, fsp: 6 },
+                Column { name: "b".into(), ltype: LogicalType::Bytes, fsp: 0 },
+            ],
+            None,
+            "t".into(),
+        );
+        let mut b = Vec::new();
+        encode_row(
+            &mut b,
+            &t,
+            RowOp::Insert,
+            None,
+            Some(&[Value::UInt(u64::MAX), Value::Timestamp(1590315269123456), Value::Bytes(vec![1, 2, 3, 255])]),
+            None,
+            Times { event: -1, system: 5, checkpoint: -1 },
+        );
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            r#"{"schema":{"dataColumn":[{"name":"id","type":"LONG"},{"name":"ts","type":"DATE"},{"name":"b","type":"BYTES"}],"primaryKey":null,"source":{"dbType":"PostgreSQL","dbName":"shop","schemaName":"public","tableName":"o"}},"payload":{"before":null,"after":{"dataColumn":{"id":18446744073709551615,"ts":1590315269123.456000,"b":"AQID/w=="}},"sequenceId":"-1","timestamp":{"eventTime":-1,"systemTime":5,"checkpointTime":-1},"op":"INSERT","ddl":null},"version":"0.0.1"}"#
+        );
+        b.clear();
+        encode_row(
+            &mut b,
+            &t,
+            RowOp::Delete,
+            Some(&[Value::Int(7), Value::Absent, Value::Absent]),
+            None,
+            Some(SequenceId { ms: 1, counter: 2 }),
+            Times { event: 3, system: 4, checkpoint: 3 },
+        );
+        let s = std::str::from_utf8(&b).unwrap();
+        assert!(s.contains(r#""before":{"dataColumn":{"id":7}},"after":null,"sequenceId":"0000000000001000002""#), "{s}");
+        b.clear();
+        encode_heartbeat(&mut b, 10, 20);
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            r#"{"schema":{"dataColumn":null,"primaryKey":null,"source":null},"payload":{"before":null,"after":null,"sequenceId":null,"timestamp":{"eventTime":10,"systemTime":20,"checkpointTime":10},"op":"MHEARTBEAT","ddl":null},"version":"0.0.1"}"#
+        );
+        b.clear();
+        encode_ddl(&mut b, &t, "ALTER", "ALTER TABLE o ADD \"c\" int", SequenceId { ms: 1731663842292, counter: 7 }, Times { event: 1, system: 2, checkpoint: 1 });
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["payload"]["ddl"], serde_json::json!({"text":"ALTER TABLE o ADD \"c\" int","ddlMeta":null}));
+        assert_eq!(v["payload"]["sequenceId"], "1731663842292000007");
+        assert_eq!(v["payload"]["op"], "ALTER");
+    }
+
+    #[test]
+    fn timestamps_exact() {
+        let f = |us, fsp| {
+            let mut b = Vec::new();
+            write_timestamp(&mut b, us, fsp);
+            String::from_utf8(b).unwrap()
+        };
+        assert_eq!(f(1590315269123456, 6), "1590315269123.456000");
+        assert_eq!(f(1590315269000000, 6), "1590315269000.000000");
+        assert_eq!(f(-1500, 6), "-1.500000");
+        assert_eq!(f(-1000, 0), "-1");
+        assert_eq!(f(1731661114000000, 0), "1731661114000");
+        assert_eq!(f(1731661114123000, 3), "1731661114123");
+    }
+
+    #[test]
+    fn keys() {
+        let t = sync_test_table();
+        let mut k = Vec::new();
+        assert!(write_key(&mut k, &t, &row(42, "1.0"), ","));
+        assert_eq!(k, b"42");
+    }
+}

@@ -1,0 +1,89 @@
+//! The events every source produces and the pipeline consumes.
+//!
+//! Invariants:
+//! - Events of one source arrive in log order; a `Marker::Checkpoint` follows the last event of
+//!   its transaction, so everything before a marker belongs to positions at or before it.
+//! - `ChangeEvent::event_time_ms` is the source commit time, or -1 for snapshot rows.
+//! - Row images line up with `table.columns` by index.
+
+use crate::position::SourcePosition;
+use crate::schema::TableSchema;
+use crate::value::Row;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+#[derive(Debug)]
+pub struct ChangeEvent {
+    pub table: Arc<TableSchema>,
+    pub op: Op,
+    pub before: Option<Row>,
+    pub after: Option<Row>,
+    /// Commit time in ms since the epoch; -1 for snapshot rows.
+    pub event_time_ms: i64,
+    pub snapshot: bool,
+}
+
+/// DDL operations of the envelope (spec §1 `op`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DdlOp {
+    Create,
+    Alter,
+    Erase,
+    Rename,
+    Truncate,
+    CIndex,
+    DIndex,
+    Query,
+}
+
+impl DdlOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DdlOp::Create => "CREATE",
+            DdlOp::Alter => "ALTER",
+            DdlOp::Erase => "ERASE",
+            DdlOp::Rename => "RENAME",
+            DdlOp::Truncate => "TRUNCATE",
+            DdlOp::CIndex => "CINDEX",
+            DdlOp::DIndex => "DINDEX",
+            DdlOp::Query => "QUERY",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DdlEvent {
+    /// The table as it is after the change.
+    pub table: Arc<TableSchema>,
+    pub op: DdlOp,
+    pub text: String,
+    pub event_time_ms: i64,
+}
+
+/// Points the checkpoint store folds into its state once everything before them is delivered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Marker {
+    /// A transaction end or heartbeat position: safe to resume after it.
+    Checkpoint { position: SourcePosition, event_time_ms: i64 },
+    /// A table's snapshot is complete; the stream must drop its changes that committed before
+    /// `from` (the snapshot's consistent point).
+    SnapshotDone { table: String, from: SourcePosition },
+}
+
+#[derive(Debug)]
+pub enum SourceEvent {
+    Change(ChangeEvent),
+    Ddl(DdlEvent),
+    Marker(Marker),
+    /// A table appears that records may be written for (its topic must exist).
+    Table(Arc<TableSchema>),
+}
+
+/// Sources send events in batches to keep channel overhead off the per-row path.
+pub type Batch = Vec<SourceEvent>;

@@ -1,0 +1,254 @@
+//! The pipeline stage: source events → DataWorks records → Kafka, plus MHEARTBEAT records.
+//!
+//! One task processes whole batches (no per-row task hop), encoding into two reused buffers
+//! (payload and key); librdkafka copies them on send.
+//!
+//! Invariants:
+//! - Records leave in source order; a marker reaches the tracker after every record before it
+//!   was handed to the producer.
+//! - An UPDATE whose key changed becomes DELETE (old key) + INSERT (new key), so each key's
+//!   history stays in its partition (spec §4.2); with `encode.split_update` an UPDATE is
+//!   UPDATE_BEFORE + UPDATE_AFTER sharing one sequenceId (spec §4.1).
+//! - Snapshot rows carry sequenceId "-1" and eventTime/checkpointTime -1 (spec §4.5).
+//! - Heartbeats go to every partition of every known topic, with the commit time of the newest
+//!   fully delivered position (spec §4.7).
+
+use crate::checkpoint::store::{Store, StoreError};
+use crate::checkpoint::tracker::Tracker;
+use crate::encode::dataworks::{self, RowOp, SequenceId, Times};
+use crate::event::{Batch, ChangeEvent, Op, SourceEvent};
+use crate::schema::TableSchema;
+use crate::sequence::{now_ms, SequenceGen};
+use crate::sink::kafka::{KafkaSink, SinkError};
+use crate::value::Value;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("cannot persist the sequenceId lease: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Counters other parts read (metrics, logs, tests).
+#[derive(Default)]
+pub struct Stats {
+    pub records: AtomicU64,
+    pub snapshot_rows: AtomicU64,
+    pub changes: AtomicU64,
+    pub heartbeats: AtomicU64,
+    pub ddl: AtomicU64,
+    /// commit time (ms) of the newest fully delivered position; -1 before the first
+    pub delivered_event_time: AtomicI64,
+}
+
+pub struct Pipeline {
+    pub sink: KafkaSink,
+    pub seq: SequenceGen,
+    pub store: Arc<Store>,
+    pub tracker: Arc<Tracker>,
+    pub split_update: bool,
+    pub key_sep: String,
+    pub heartbeat: Duration,
+    pub stats: Arc<Stats>,
+    buf: Vec<u8>,
+    key: Vec<u8>,
+    keyless_warned: HashSet<String>,
+}
+
+impl Pipeline {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        sink: KafkaSink,
+        seq: SequenceGen,
+        store: Arc<Store>,
+        tracker: Arc<Tracker>,
+        split_update: bool,
+        key_sep: String,
+        heartbeat: Duration,
+        stats: Arc<Stats>,
+    ) -> Pipeline {
+        Pipeline {
+            sink,
+            seq,
+            store,
+            tracker,
+            split_update,
+            key_sep,
+            heartbeat,
+            stats,
+            buf: Vec::with_capacity(4096),
+            key: Vec::with_capacity(64),
+            keyless_warned: HashSet::new(),
+        }
+    }
+
+    /// Make sure a table's topic exists; warn once when a keyless table goes to >1 partition.
+    pub async fn table(&mut self, t: &TableSchema) -> Result<(), PipelineError> {
+        let n = self.sink.ensure_topic(&t.topic).await?;
+        if t.key.is_none() && n > 1 && self.keyless_warned.insert(t.id.pattern_name()) {
+            tracing::warn!(
+                table = %t.id, topic = %t.topic, partitions = n,
+                "table has no key: its records have a null key and are spread over {n} partitions, so their order is not kept; add a primary key, set source.keys, or use a single-partition topic"
+            );
+        }
+        Ok(())
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> Result<(), PipelineError> {
+        let mut hb = tokio::time::interval(self.heartbeat);
+        hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        hb.tick().await;
+        let res = loop {
+            tokio::select! {
+                b = rx.recv() => match b {
+                    Some(batch) => if let Err(e) = self.process(batch).await { break Err(e) },
+                    None => break Ok(()),
+                },
+                _ = hb.tick() => if let Err(e) = self.heartbeats().await { break Err(e) },
+            }
+            if let Some(f) = self.tracker.failure() {
+                break Err(SinkError::Delivery(f).into());
+            }
+        };
+        drop(rx);
+        // deliver what was sent, whatever stopped us; the committer stores what got through
+        let sink = self.sink;
+        let flushed = tokio::task::spawn_blocking(move || sink.flush(Duration::from_secs(60))).await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "not every record was acknowledged before stopping; the next start resends from the last checkpoint");
+        }
+        res?;
+        if let Some(f) = self.tracker.failure() {
+            return Err(SinkError::Delivery(f).into());
+        }
+        Ok(())
+    }
+
+    async fn heartbeats(&mut self) -> Result<(), PipelineError> {
+        let et = self.stats.delivered_event_time.load(Ordering::Relaxed);
+        let topics: Vec<(String, i32)> = self.sink.topics().map(|(t, n)| (t.to_string(), n)).collect();
+        for (topic, n) in topics {
+            for p in 0..n {
+                self.buf.clear();
+                dataworks::encode_heartbeat(&mut self.buf, et, now_ms());
+                self.sink.send(&topic, None, &self.buf, Some(p)).await?;
+                self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    async fn process(&mut self, batch: Batch) -> Result<(), PipelineError> {
+        for ev in batch {
+            match ev {
+                SourceEvent::Change(c) => self.change(c).await?,
+                SourceEvent::Ddl(d) => {
+                    self.table(&d.table).await?;
+                    let seq = self.seq.next(&self.store)?;
+                    self.buf.clear();
+                    let times = Times { event: d.event_time_ms, system: now_ms(), checkpoint: d.event_time_ms };
+                    dataworks::encode_ddl(&mut self.buf, &d.table, d.op.as_str(), &d.text, seq, times);
+                    self.sink.send(&d.table.topic, None, &self.buf, None).await?;
+                    self.stats.ddl.fetch_add(1, Ordering::Relaxed);
+                    self.stats.records.fetch_add(1, Ordering::Relaxed);
+                }
+                SourceEvent::Marker(m) => self.tracker.mark(m),
+                SourceEvent::Table(t) => self.table(&t).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn emit(
+        &mut self,
+        t: &TableSchema,
+        op: RowOp,
+        before: Option<&[Value]>,
+        after: Option<&[Value]>,
+        seq: Option<SequenceId>,
+        event_time: i64,
+    ) -> Result<(), PipelineError> {
+        let keyrow = after.or(before).unwrap_or(&[]);
+        let has_key = dataworks::write_key(&mut self.key, t, keyrow, &self.key_sep);
+        self.buf.clear();
+        let times = Times { event: event_time, system: now_ms(), checkpoint: event_time };
+        dataworks::encode_row(&mut self.buf, t, op, before, after, seq, times);
+        let key = if has_key { Some(&self.key[..]) } else { None };
+        self.sink.send(&t.topic, key, &self.buf, None).await?;
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn change(&mut self, c: ChangeEvent) -> Result<(), PipelineError> {
+        let t = c.table.clone();
+        let et = c.event_time_ms;
+        if c.snapshot {
+            self.stats.snapshot_rows.fetch_add(1, Ordering::Relaxed);
+            return self.emit(&t, RowOp::Insert, None, c.after.as_deref(), None, -1).await;
+        }
+        self.stats.changes.fetch_add(1, Ordering::Relaxed);
+        match c.op {
+            Op::Insert => {
+                let s = self.seq.next(&self.store)?;
+                self.emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et).await
+            }
+            Op::Delete => {
+                let s = self.seq.next(&self.store)?;
+                self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et).await
+            }
+            Op::Update => {
+                if key_changed(&t, c.before.as_deref(), c.after.as_deref()) {
+                    let s = self.seq.next(&self.store)?;
+                    self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et).await?;
+                    let s = self.seq.next(&self.store)?;
+                    return self.emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et).await;
+                }
+                let s = self.seq.next(&self.store)?;
+                if self.split_update {
+                    self.emit(&t, RowOp::UpdateBefore, c.before.as_deref(), None, Some(s), et).await?;
+                    self.emit(&t, RowOp::UpdateAfter, None, c.after.as_deref(), Some(s), et).await
+                } else {
+                    self.emit(&t, RowOp::UpdateAfter, c.before.as_deref(), c.after.as_deref(), Some(s), et).await
+                }
+            }
+        }
+    }
+}
+
+/// Did an UPDATE change the key? Only when the before image carries every key column.
+pub fn key_changed(t: &TableSchema, before: Option<&[Value]>, after: Option<&[Value]>) -> bool {
+    let (Some(k), Some(b), Some(a)) = (&t.key, before, after) else { return false };
+    k.iter().all(|&i| b.get(i).is_some_and(|v| !v.is_absent()))
+        && k.iter().any(|&i| b.get(i) != a.get(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Column, DbType, LogicalType, TableId};
+
+    #[test]
+    fn key_change_detection() {
+        let t = TableSchema::new(
+            DbType::PostgreSql,
+            TableId { db: "d".into(), schema: Some("s".into()), table: "t".into() },
+            vec![
+                Column { name: "id".into(), ltype: LogicalType::Long, fsp: 0 },
+                Column { name: "v".into(), ltype: LogicalType::String, fsp: 0 },
+            ],
+            Some(vec![0]),
+            "x".into(),
+        );
+        let r = |id, v: &str| vec![Value::Int(id), Value::Text(v.into())];
+        assert!(key_changed(&t, Some(&r(1, "a")), Some(&r(2, "a"))));
+        assert!(!key_changed(&t, Some(&r(1, "a")), Some(&r(1, "b"))));
+        assert!(!key_changed(&t, None, Some(&r(1, "b"))));
+        assert!(!key_changed(&t, Some(&[Value::Absent, Value::Absent]), Some(&r(1, "b"))));
+    }
+}

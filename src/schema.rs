@@ -1,0 +1,200 @@
+//! Table schemas as every stage sees them, independent of the source.
+//!
+//! Invariants:
+//! - `columns` are in table order; a row image's values line up with them by index.
+//! - `key` indexes into `columns`; it is the primary key or the configured custom key, and
+//!   `None` when the table has neither (records then carry a null Kafka key).
+//! - A `TableSchema` is immutable and shared (`Arc`); a schema change makes a new one, so an
+//!   event always carries the schema it was decoded with.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The six logical types of the DataWorks format (spec §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogicalType {
+    Long,
+    Double,
+    Date,
+    Boolean,
+    Bytes,
+    String,
+}
+
+impl LogicalType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogicalType::Long => "LONG",
+            LogicalType::Double => "DOUBLE",
+            LogicalType::Date => "DATE",
+            LogicalType::Boolean => "BOOLEAN",
+            LogicalType::Bytes => "BYTES",
+            LogicalType::String => "STRING",
+        }
+    }
+}
+
+/// Which database product a table lives in (the `dbType` of the envelope).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DbType {
+    PostgreSql,
+    MySql,
+    MariaDb,
+}
+
+impl DbType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbType::PostgreSql => "PostgreSQL",
+            DbType::MySql => "MySQL",
+            DbType::MariaDb => "MariaDB",
+        }
+    }
+}
+
+/// A table's identity: database, schema (Postgres only) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId {
+    pub db: String,
+    pub schema: Option<String>,
+    pub table: String,
+}
+
+impl TableId {
+    /// The name patterns match against: `schema.table` (Postgres) or `db.table` (MySQL).
+    pub fn pattern_name(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{s}.{}", self.table),
+            None => format!("{}.{}", self.db, self.table),
+        }
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.pattern_name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub ltype: LogicalType,
+    /// Fractional-second digits for `DATE` columns (0..=6): ≤ 3 renders integer ms,
+    /// more renders ms with 6 decimals (spec §2).
+    pub fsp: u8,
+}
+
+#[derive(Debug)]
+pub struct TableSchema {
+    pub db_type: DbType,
+    pub id: TableId,
+    pub columns: Vec<Column>,
+    /// Indexes of the key columns (primary key or configured custom key).
+    pub key: Option<Vec<usize>>,
+    /// The Kafka topic this table's records go to.
+    pub topic: String,
+    /// The encoded `"schema":{...}` member, computed once per schema version.
+    pub encoded_schema: Box<[u8]>,
+}
+
+impl TableSchema {
+    pub fn new(
+        db_type: DbType,
+        id: TableId,
+        columns: Vec<Column>,
+        key: Option<Vec<usize>>,
+        topic: String,
+    ) -> Arc<Self> {
+        let mut s = TableSchema {
+            db_type,
+            id,
+            columns,
+            key,
+            topic,
+            encoded_schema: Box::new([]),
+        };
+        s.encoded_schema = crate::encode::dataworks::encode_schema(&s).into_boxed_slice();
+        Arc::new(s)
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+}
+
+/// Resolve a topic template over `{db}`, `{schema}`, `{table}`.
+pub fn render_topic(template: &str, id: &TableId) -> String {
+    template
+        .replace("{db}", &id.db)
+        .replace("{schema}", id.schema.as_deref().unwrap_or(&id.db))
+        .replace("{table}", &id.table)
+}
+
+/// Glob matching with `*` (any run) and `?` (one character), case-sensitive.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Include/exclude filter over pattern names.
+#[derive(Clone, Debug, Default)]
+pub struct TableFilter {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl TableFilter {
+    pub fn matches(&self, id: &TableId) -> bool {
+        let name = id.pattern_name();
+        self.include.iter().any(|p| glob_match(p, &name))
+            && !self.exclude.iter().any(|p| glob_match(p, &name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("public.*", "public.orders"));
+        assert!(!glob_match("public.*", "sales.orders"));
+        assert!(glob_match("*.ord?rs", "x.orders"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("public.a", "public.ab"));
+        assert!(glob_match("p*c.*s", "public.orders"));
+    }
+
+    #[test]
+    fn filter_and_topic() {
+        let id = TableId { db: "shop".into(), schema: Some("public".into()), table: "orders".into() };
+        let f = TableFilter { include: vec!["public.*".into()], exclude: vec!["*.ord*".into()] };
+        assert!(!f.matches(&id));
+        assert_eq!(render_topic("{db}.{schema}.{table}", &id), "shop.public.orders");
+        let my = TableId { db: "shop".into(), schema: None, table: "t".into() };
+        assert_eq!(render_topic("cdc_{schema}_{table}", &my), "cdc_shop_t");
+    }
+}

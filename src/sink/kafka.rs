@@ -1,0 +1,217 @@
+//! The Kafka sink: rdkafka producer (bundled librdkafka), topic creation, keys, partitioning,
+//! delivery tracking and backpressure.
+//!
+//! Invariants:
+//! - Every record sent is registered with the [`Tracker`] first; its delivery report (from
+//!   librdkafka's poll thread) completes it, or poisons the tracker on a final error. Nothing is
+//!   fire-and-forget.
+//! - Keys are partitioned by librdkafka's `murmur2_random`, the Java client's default murmur2,
+//!   so a key lands where a Java producer would put it. Heartbeats name their partition.
+//! - Defaults: idempotent producer, `acks=all`; `strict_order` adds
+//!   `max.in.flight.requests.per.connection=1`. `kafka.properties` override everything else.
+//! - When librdkafka's queue is full, `send` waits (1 ms steps) instead of buffering: the source
+//!   is slowed, memory stays bounded by `queue.buffering.max.*`.
+
+use crate::checkpoint::tracker::Tracker;
+use crate::config::KafkaConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("kafka client setup failed: {0} (check [kafka] and [kafka.properties])")]
+    Setup(KafkaError),
+    #[error("cannot create topic {topic}: {reason}")]
+    CreateTopic { topic: String, reason: String },
+    #[error("topic {topic} has no partitions after {secs}s: is the broker at {brokers} reachable?")]
+    TopicNotReady { topic: String, secs: u64, brokers: String },
+    #[error("cannot produce to {topic}: {source}")]
+    Produce { topic: String, source: KafkaError },
+    #[error("a record was not delivered: {0}; rowstream stops without moving its checkpoint past it (restart resumes there)")]
+    Delivery(String),
+}
+
+pub struct DeliveryCtx {
+    tracker: Arc<Tracker>,
+    pub delivered: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for DeliveryCtx {}
+
+impl ProducerContext for DeliveryCtx {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, r: &DeliveryResult<'_>, id: usize) {
+        match r {
+            Ok(_) => {
+                self.delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.tracker.delivered(id as u64, Ok(()))
+            }
+            Err((e, m)) => {
+                use rdkafka::Message as _;
+                let msg = format!("topic {} partition {}: {e}", m.topic(), m.partition());
+                tracing::error!(error = %msg, "kafka delivery failed");
+                self.tracker.delivered(id as u64, Err(msg))
+            }
+        }
+    }
+}
+
+pub struct KafkaSink {
+    producer: ThreadedProducer<DeliveryCtx>,
+    admin: AdminClient<DefaultClientContext>,
+    partitions: HashMap<String, i32>,
+    cfg: KafkaConfig,
+    tracker: Arc<Tracker>,
+}
+
+/// The producer settings rowstream uses, before `kafka.properties` are applied.
+pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("client.id", "rowstream")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "100000")
+        .set("queue.buffering.max.kbytes", "32768")
+        .set("message.max.bytes", "10000000");
+    if cfg.strict_order {
+        c.set("max.in.flight.requests.per.connection", "1");
+    }
+    for (k, v) in &cfg.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+impl KafkaSink {
+    pub fn new(cfg: &KafkaConfig, tracker: Arc<Tracker>) -> Result<KafkaSink, SinkError> {
+        let ctx = DeliveryCtx { tracker: tracker.clone(), delivered: Default::default() };
+        let producer: ThreadedProducer<DeliveryCtx> =
+            producer_config(cfg).create_with_context(ctx).map_err(SinkError::Setup)?;
+        let mut ac = ClientConfig::new();
+        ac.set("bootstrap.servers", &cfg.brokers);
+        for (k, v) in &cfg.properties {
+            // only connection/security settings make sense for the admin client
+            if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") || k.starts_with("socket.") {
+                ac.set(k, v);
+            }
+        }
+        let admin = ac.create().map_err(SinkError::Setup)?;
+        Ok(KafkaSink { producer, admin, partitions: HashMap::new(), cfg: cfg.clone(), tracker })
+    }
+
+    pub fn delivered_count(&self) -> u64 {
+        self.producer.context().delivered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Create `topic` if missing and learn its partition count.
+    pub async fn ensure_topic(&mut self, topic: &str) -> Result<i32, SinkError> {
+        if let Some(&n) = self.partitions.get(topic) {
+            return Ok(n);
+        }
+        if let Some(n) = self.fetch_partitions(topic).await {
+            self.partitions.insert(topic.to_string(), n);
+            return Ok(n);
+        }
+        let nt = NewTopic::new(topic, self.cfg.partitions, TopicReplication::Fixed(self.cfg.replication_factor));
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        match self.admin.create_topics(&[nt], &opts).await {
+            Ok(results) => {
+                for r in results {
+                    if let Err((t, code)) = r {
+                        if code != RDKafkaErrorCode::TopicAlreadyExists {
+                            return Err(SinkError::CreateTopic { topic: t, reason: code.to_string() });
+                        }
+                    }
+                }
+            }
+            Err(e) => return Err(SinkError::CreateTopic { topic: topic.into(), reason: e.to_string() }),
+        }
+        tracing::info!(topic, partitions = self.cfg.partitions, "created topic");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(n) = self.fetch_partitions(topic).await {
+                self.partitions.insert(topic.to_string(), n);
+                return Ok(n);
+            }
+            if Instant::now() > deadline {
+                return Err(SinkError::TopicNotReady { topic: topic.into(), secs: 30, brokers: self.cfg.brokers.clone() });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn fetch_partitions(&self, topic: &str) -> Option<i32> {
+        let client = self.producer.client();
+        let md = tokio::task::block_in_place(|| client.fetch_metadata(Some(topic), Duration::from_secs(10)));
+        let md = match md {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "metadata request failed");
+                return None;
+            }
+        };
+        let t = md.topics().iter().find(|t| t.name() == topic)?;
+        if t.error().is_some() || t.partitions().is_empty() {
+            return None;
+        }
+        Some(t.partitions().len() as i32)
+    }
+
+    /// Topics known to exist, with their partition counts.
+    pub fn topics(&self) -> impl Iterator<Item = (&str, i32)> {
+        self.partitions.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// Send one record, waiting while librdkafka's queue is full.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        partition: Option<i32>,
+    ) -> Result<(), SinkError> {
+        let id = self.tracker.begin();
+        let mut rec: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, id as usize).payload(payload);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(p) = partition {
+            rec = rec.partition(p);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    if let Some(f) = self.tracker.failure() {
+                        self.tracker.cancel(id);
+                        return Err(SinkError::Delivery(f));
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => {
+                    self.tracker.cancel(id);
+                    return Err(SinkError::Produce { topic: topic.into(), source: e });
+                }
+            }
+        }
+    }
+
+    /// Wait until everything sent is acknowledged (or `timeout`).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+}

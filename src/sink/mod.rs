@@ -1,0 +1,2 @@
+//! Sinks. One today: Kafka.
+pub mod kafka;

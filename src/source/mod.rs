@@ -1,0 +1,2 @@
+//! Change sources. Postgres today (logical replication, pgoutput); MySQL/MariaDB next.
+pub mod postgres;

@@ -1,0 +1,170 @@
+//! Catalog look-ups on a normal (non-replication) connection: type kinds for OIDs that are not
+//! built in (arrays, domains, enums, composites, extension types), primary keys, table lists.
+//!
+//! Invariants:
+//! - Type kinds are cached per (OID, typmod); a domain resolves to its base type's kind, an array
+//!   to an array of its element's kind; anything else unknown is `Text` (its text form).
+//! - Connections made here use the same session settings as the replication connection.
+
+use super::replication::SESSION_SETTINGS;
+use super::types::{builtin_kind, PgKind};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use tokio_postgres::{Client, NoTls};
+
+/// Connect a normal session with rowstream's session settings; the connection task is spawned.
+pub async fn connect(cfg: &tokio_postgres::Config, app: &str) -> Result<Client, tokio_postgres::Error> {
+    let mut cfg = cfg.clone();
+    cfg.application_name(app);
+    let (client, conn) = cfg.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    let mut sets = String::new();
+    for (k, v) in SESSION_SETTINGS {
+        if *k != "client_encoding" {
+            sets.push_str(&format!("SET {k} = '{v}';"));
+        }
+    }
+    client.batch_execute(&sets).await?;
+    Ok(client)
+}
+
+#[derive(Clone, Debug)]
+pub struct TableRow {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// `d` default, `n` nothing, `f` full, `i` index
+    pub replica_identity: char,
+    pub has_pk: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ColumnRow {
+    pub name: String,
+    pub type_oid: u32,
+    pub typmod: i32,
+}
+
+pub struct Catalog {
+    pub client: Client,
+    kinds: HashMap<(u32, i32), PgKind>,
+}
+
+impl Catalog {
+    pub fn new(client: Client) -> Catalog {
+        Catalog { client, kinds: HashMap::new() }
+    }
+
+    pub fn kind<'a>(
+        &'a mut self,
+        oid: u32,
+        typmod: i32,
+    ) -> Pin<Box<dyn Future<Output = Result<PgKind, tokio_postgres::Error>> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some(k) = builtin_kind(oid, typmod) {
+                return Ok(k);
+            }
+            if let Some(k) = self.kinds.get(&(oid, typmod)) {
+                return Ok(k.clone());
+            }
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT typtype::text, typcategory::text, typelem, typbasetype, typtypmod, typdelim::text \
+                     FROM pg_type WHERE oid = $1",
+                    &[&oid],
+                )
+                .await?;
+            let kind = match row {
+                None => PgKind::Text,
+                Some(r) => {
+                    let typtype: String = r.get(0);
+                    let category: String = r.get(1);
+                    let elem: u32 = r.get(2);
+                    let base: u32 = r.get(3);
+                    let base_mod: i32 = r.get(4);
+                    let delim: String = r.get(5);
+                    if typtype == "d" && base != 0 {
+                        self.kind(base, if base_mod >= 0 { base_mod } else { typmod }).await?
+                    } else if category == "A" && elem != 0 {
+                        let e = self.kind(elem, typmod).await?;
+                        PgKind::Array { elem: Box::new(e), delim: delim.bytes().next().unwrap_or(b',') }
+                    } else {
+                        PgKind::Text
+                    }
+                }
+            };
+            self.kinds.insert((oid, typmod), kind.clone());
+            Ok(kind)
+        })
+    }
+
+    /// Primary-key column names in key order; empty when the table has none.
+    pub async fn primary_key(&self, rel: u32) -> Result<Vec<String>, tokio_postgres::Error> {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text FROM pg_index i \
+                 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                 WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
+                &[&rel],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Ordinary tables (leaf partitions included) outside system schemas.
+    pub async fn tables(&self) -> Result<Vec<TableRow>, tokio_postgres::Error> {
+        list_tables(&self.client).await
+    }
+
+    /// Columns as logical replication publishes them: not dropped, not generated.
+    pub async fn columns(&self, rel: u32) -> Result<Vec<ColumnRow>, tokio_postgres::Error> {
+        let rows = self
+            .client
+            .query(
+                "SELECT attname::text, atttypid, atttypmod FROM pg_attribute \
+                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' \
+                 ORDER BY attnum",
+                &[&rel],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ColumnRow { name: r.get(0), type_oid: r.get(1), typmod: r.get(2) })
+            .collect())
+    }
+}
+
+/// Ordinary tables (leaf partitions included) outside system schemas.
+pub async fn list_tables(client: &Client) -> Result<Vec<TableRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text, \
+                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'r' \
+                   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'rowstream') \
+                   AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
+                 ORDER BY 2, 3",
+                &[],
+            )
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TableRow {
+            oid: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+            replica_identity: r.get::<_, String>(3).chars().next().unwrap_or('d'),
+            has_pk: r.get(4),
+        })
+        .collect())
+}
+

@@ -1,0 +1,77 @@
+//! DDL capture messages (`rowstream.ddl`, written by `migrations/postgres/001_ddl_capture.sql`)
+//! → DDL operations of the envelope.
+//!
+//! Invariants: an unknown command tag is `QUERY`, never an error; a message that is not valid
+//! JSON is logged and skipped (it cannot be attributed to a table), never a stop.
+
+use crate::event::DdlOp;
+use serde::Deserialize;
+
+pub const DDL_PREFIX: &str = "rowstream.ddl";
+pub const HEARTBEAT_PREFIX: &str = "rowstream.heartbeat";
+pub const MIGRATION: &str = include_str!("../../../migrations/postgres/001_ddl_capture.sql");
+
+#[derive(Debug, Deserialize)]
+pub struct DdlMessage {
+    pub tag: String,
+    pub query: String,
+    pub objects: Vec<DdlObject>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DdlObject {
+    pub oid: u32,
+    pub schema: String,
+    pub table: String,
+    #[serde(default)]
+    pub columns: Option<Vec<DdlColumn>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DdlColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_oid: u32,
+    pub typmod: i32,
+}
+
+/// Is `query` an `ALTER TABLE .. RENAME TO ..` of the table itself (not of a column)?
+pub fn is_table_rename(query: &str) -> bool {
+    let up = query.to_ascii_uppercase();
+    let toks: Vec<&str> = up.split(|c: char| c.is_whitespace() || c == ';').filter(|t| !t.is_empty()).collect();
+    toks.windows(2).any(|w| w[0] == "RENAME" && w[1] == "TO")
+}
+
+pub fn ddl_op(tag: &str, query: &str) -> DdlOp {
+    match tag {
+        "CREATE TABLE" | "CREATE TABLE AS" | "SELECT INTO" => DdlOp::Create,
+        "ALTER TABLE" if is_table_rename(query) => DdlOp::Rename,
+        "ALTER TABLE" => DdlOp::Alter,
+        "DROP TABLE" => DdlOp::Erase,
+        "CREATE INDEX" => DdlOp::CIndex,
+        "DROP INDEX" => DdlOp::DIndex,
+        _ => DdlOp::Query,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops() {
+        assert_eq!(ddl_op("ALTER TABLE", "alter table t add column c int"), DdlOp::Alter);
+        assert_eq!(ddl_op("ALTER TABLE", "ALTER TABLE t RENAME TO u"), DdlOp::Rename);
+        assert_eq!(ddl_op("ALTER TABLE", "ALTER TABLE t RENAME COLUMN a TO b"), DdlOp::Alter);
+        assert_eq!(ddl_op("ALTER TABLE", "ALTER TABLE t RENAME a TO b"), DdlOp::Alter);
+        assert_eq!(ddl_op("CREATE TABLE", "create table x(a int)"), DdlOp::Create);
+        assert_eq!(ddl_op("DROP TABLE", "drop table x"), DdlOp::Erase);
+        assert_eq!(ddl_op("CREATE INDEX", "create index on x(a)"), DdlOp::CIndex);
+        assert_eq!(ddl_op("COMMENT", "comment on table x is 'y'"), DdlOp::Query);
+        let m: DdlMessage = serde_json::from_str(
+            r#"{"tag":"ALTER TABLE","query":"alter table t add c int","objects":[{"oid":1,"schema":"public","table":"t","columns":[{"name":"c","type":23,"typmod":-1}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.objects[0].columns.as_ref().unwrap()[0].type_oid, 23);
+    }
+}
