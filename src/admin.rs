@@ -36,7 +36,10 @@ pub async fn serve(addr: &str, stats: Arc<Stats>, tracker: Arc<Tracker>) -> anyh
 async fn health(State(s): State<Shared>) -> (StatusCode, String) {
     match s.tracker.failure() {
         None => (StatusCode::OK, "ok\n".into()),
-        Some(f) => (StatusCode::SERVICE_UNAVAILABLE, format!("delivery failed: {f}\n")),
+        Some(f) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("delivery failed: {f}\n"),
+        ),
     }
 }
 
@@ -44,14 +47,47 @@ async fn metrics(State(s): State<Shared>) -> String {
     let st = &s.stats;
     let mut out = String::new();
     let mut m = |name: &str, kind: &str, help: &str, v: i64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
     };
-    m("rowstream_records_total", "counter", "Records handed to Kafka (rows, DDL).", st.records.load(Ordering::Relaxed) as i64);
-    m("rowstream_snapshot_rows_total", "counter", "Snapshot rows read.", st.snapshot_rows.load(Ordering::Relaxed) as i64);
-    m("rowstream_changes_total", "counter", "Change events streamed.", st.changes.load(Ordering::Relaxed) as i64);
-    m("rowstream_ddl_records_total", "counter", "DDL records written.", st.ddl.load(Ordering::Relaxed) as i64);
-    m("rowstream_heartbeats_total", "counter", "MHEARTBEAT records written.", st.heartbeats.load(Ordering::Relaxed) as i64);
-    m("rowstream_in_flight_records", "gauge", "Records sent and not yet acknowledged by Kafka.", s.tracker.in_flight() as i64);
+    m(
+        "rowstream_records_total",
+        "counter",
+        "Records handed to Kafka (rows, DDL).",
+        st.records.load(Ordering::Relaxed) as i64,
+    );
+    m(
+        "rowstream_snapshot_rows_total",
+        "counter",
+        "Snapshot rows read.",
+        st.snapshot_rows.load(Ordering::Relaxed) as i64,
+    );
+    m(
+        "rowstream_changes_total",
+        "counter",
+        "Change events streamed.",
+        st.changes.load(Ordering::Relaxed) as i64,
+    );
+    m(
+        "rowstream_ddl_records_total",
+        "counter",
+        "DDL records written.",
+        st.ddl.load(Ordering::Relaxed) as i64,
+    );
+    m(
+        "rowstream_heartbeats_total",
+        "counter",
+        "MHEARTBEAT records written.",
+        st.heartbeats.load(Ordering::Relaxed) as i64,
+    );
+    m(
+        "rowstream_in_flight_records",
+        "gauge",
+        "Records sent and not yet acknowledged by Kafka.",
+        s.tracker.in_flight() as i64,
+    );
     m(
         "rowstream_render_failures_total",
         "counter",
@@ -59,9 +95,19 @@ async fn metrics(State(s): State<Shared>) -> String {
         crate::source::postgres::tables::RENDER_FAILURES.load(Ordering::Relaxed) as i64,
     );
     let et = st.delivered_event_time.load(Ordering::Relaxed);
-    m("rowstream_delivered_event_time_ms", "gauge", "Commit time of the newest fully delivered source position.", et);
+    m(
+        "rowstream_delivered_event_time_ms",
+        "gauge",
+        "Commit time of the newest fully delivered source position.",
+        et,
+    );
     if et > 0 {
-        m("rowstream_lag_ms", "gauge", "Now minus the commit time of the newest delivered position.", crate::sequence::now_ms() - et);
+        m(
+            "rowstream_lag_ms",
+            "gauge",
+            "Now minus the commit time of the newest delivered position.",
+            crate::sequence::now_ms() - et,
+        );
     }
     out
 }

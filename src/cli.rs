@@ -3,7 +3,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "rowstream", version, about = "Stream every row change of Postgres into Kafka, in the DataWorks JSON format")]
+#[command(
+    name = "rowstream",
+    version,
+    about = "Stream every row change of Postgres into Kafka, in the DataWorks JSON format"
+)]
 pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ROWSTREAM_LOG_FORMAT")]

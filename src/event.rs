@@ -70,7 +70,10 @@ pub struct DdlEvent {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Marker {
     /// A transaction end or heartbeat position: safe to resume after it.
-    Checkpoint { position: SourcePosition, event_time_ms: i64 },
+    Checkpoint {
+        position: SourcePosition,
+        event_time_ms: i64,
+    },
     /// A table's snapshot is complete; the stream must drop its changes that committed before
     /// `from` (the snapshot's consistent point).
     SnapshotDone { table: String, from: SourcePosition },

@@ -119,7 +119,8 @@ impl Pipeline {
         drop(rx);
         // deliver what was sent, whatever stopped us; the committer stores what got through
         let sink = self.sink;
-        let flushed = tokio::task::spawn_blocking(move || sink.flush(Duration::from_secs(60))).await;
+        let flushed =
+            tokio::task::spawn_blocking(move || sink.flush(Duration::from_secs(60))).await;
         if let Ok(Err(e)) = flushed {
             tracing::warn!(error = %e, "not every record was acknowledged before stopping; the next start resends from the last checkpoint");
         }
@@ -132,7 +133,11 @@ impl Pipeline {
 
     async fn heartbeats(&mut self) -> Result<(), PipelineError> {
         let et = self.stats.delivered_event_time.load(Ordering::Relaxed);
-        let topics: Vec<(String, i32)> = self.sink.topics().map(|(t, n)| (t.to_string(), n)).collect();
+        let topics: Vec<(String, i32)> = self
+            .sink
+            .topics()
+            .map(|(t, n)| (t.to_string(), n))
+            .collect();
         for (topic, n) in topics {
             for p in 0..n {
                 self.buf.clear();
@@ -152,9 +157,22 @@ impl Pipeline {
                     self.table(&d.table).await?;
                     let seq = self.seq.next(&self.store)?;
                     self.buf.clear();
-                    let times = Times { event: d.event_time_ms, system: now_ms(), checkpoint: d.event_time_ms };
-                    dataworks::encode_ddl(&mut self.buf, &d.table, d.op.as_str(), &d.text, seq, times);
-                    self.sink.send(&d.table.topic, None, &self.buf, None).await?;
+                    let times = Times {
+                        event: d.event_time_ms,
+                        system: now_ms(),
+                        checkpoint: d.event_time_ms,
+                    };
+                    dataworks::encode_ddl(
+                        &mut self.buf,
+                        &d.table,
+                        d.op.as_str(),
+                        &d.text,
+                        seq,
+                        times,
+                    );
+                    self.sink
+                        .send(&d.table.topic, None, &self.buf, None)
+                        .await?;
                     self.stats.ddl.fetch_add(1, Ordering::Relaxed);
                     self.stats.records.fetch_add(1, Ordering::Relaxed);
                 }
@@ -177,7 +195,11 @@ impl Pipeline {
         let keyrow = after.or(before).unwrap_or(&[]);
         let has_key = dataworks::write_key(&mut self.key, t, keyrow, &self.key_sep);
         self.buf.clear();
-        let times = Times { event: event_time, system: now_ms(), checkpoint: event_time };
+        let times = Times {
+            event: event_time,
+            system: now_ms(),
+            checkpoint: event_time,
+        };
         dataworks::encode_row(&mut self.buf, t, op, before, after, seq, times);
         let key = if has_key { Some(&self.key[..]) } else { None };
         self.sink.send(&t.topic, key, &self.buf, None).await?;
@@ -190,31 +212,62 @@ impl Pipeline {
         let et = c.event_time_ms;
         if c.snapshot {
             self.stats.snapshot_rows.fetch_add(1, Ordering::Relaxed);
-            return self.emit(&t, RowOp::Insert, None, c.after.as_deref(), None, -1).await;
+            return self
+                .emit(&t, RowOp::Insert, None, c.after.as_deref(), None, -1)
+                .await;
         }
         self.stats.changes.fetch_add(1, Ordering::Relaxed);
         match c.op {
             Op::Insert => {
                 let s = self.seq.next(&self.store)?;
-                self.emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et).await
+                self.emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et)
+                    .await
             }
             Op::Delete => {
                 let s = self.seq.next(&self.store)?;
-                self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et).await
+                self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et)
+                    .await
             }
             Op::Update => {
                 if key_changed(&t, c.before.as_deref(), c.after.as_deref()) {
                     let s = self.seq.next(&self.store)?;
-                    self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et).await?;
+                    self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et)
+                        .await?;
                     let s = self.seq.next(&self.store)?;
-                    return self.emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et).await;
+                    return self
+                        .emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et)
+                        .await;
                 }
                 let s = self.seq.next(&self.store)?;
                 if self.split_update {
-                    self.emit(&t, RowOp::UpdateBefore, c.before.as_deref(), None, Some(s), et).await?;
-                    self.emit(&t, RowOp::UpdateAfter, None, c.after.as_deref(), Some(s), et).await
+                    self.emit(
+                        &t,
+                        RowOp::UpdateBefore,
+                        c.before.as_deref(),
+                        None,
+                        Some(s),
+                        et,
+                    )
+                    .await?;
+                    self.emit(
+                        &t,
+                        RowOp::UpdateAfter,
+                        None,
+                        c.after.as_deref(),
+                        Some(s),
+                        et,
+                    )
+                    .await
                 } else {
-                    self.emit(&t, RowOp::UpdateAfter, c.before.as_deref(), c.after.as_deref(), Some(s), et).await
+                    self.emit(
+                        &t,
+                        RowOp::UpdateAfter,
+                        c.before.as_deref(),
+                        c.after.as_deref(),
+                        Some(s),
+                        et,
+                    )
+                    .await
                 }
             }
         }
@@ -223,7 +276,9 @@ impl Pipeline {
 
 /// Did an UPDATE change the key? Only when the before image carries every key column.
 pub fn key_changed(t: &TableSchema, before: Option<&[Value]>, after: Option<&[Value]>) -> bool {
-    let (Some(k), Some(b), Some(a)) = (&t.key, before, after) else { return false };
+    let (Some(k), Some(b), Some(a)) = (&t.key, before, after) else {
+        return false;
+    };
     k.iter().all(|&i| b.get(i).is_some_and(|v| !v.is_absent()))
         && k.iter().any(|&i| b.get(i) != a.get(i))
 }
@@ -237,10 +292,22 @@ mod tests {
     fn key_change_detection() {
         let t = TableSchema::new(
             DbType::PostgreSql,
-            TableId { db: "d".into(), schema: Some("s".into()), table: "t".into() },
+            TableId {
+                db: "d".into(),
+                schema: Some("s".into()),
+                table: "t".into(),
+            },
             vec![
-                Column { name: "id".into(), ltype: LogicalType::Long, fsp: 0 },
-                Column { name: "v".into(), ltype: LogicalType::String, fsp: 0 },
+                Column {
+                    name: "id".into(),
+                    ltype: LogicalType::Long,
+                    fsp: 0,
+                },
+                Column {
+                    name: "v".into(),
+                    ltype: LogicalType::String,
+                    fsp: 0,
+                },
             ],
             Some(vec![0]),
             "x".into(),
@@ -249,6 +316,10 @@ mod tests {
         assert!(key_changed(&t, Some(&r(1, "a")), Some(&r(2, "a"))));
         assert!(!key_changed(&t, Some(&r(1, "a")), Some(&r(1, "b"))));
         assert!(!key_changed(&t, None, Some(&r(1, "b"))));
-        assert!(!key_changed(&t, Some(&[Value::Absent, Value::Absent]), Some(&r(1, "b"))));
+        assert!(!key_changed(
+            &t,
+            Some(&[Value::Absent, Value::Absent]),
+            Some(&r(1, "b"))
+        ));
     }
 }

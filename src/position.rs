@@ -82,7 +82,9 @@ mod tests {
 
     #[test]
     fn position_json() {
-        let p = SourcePosition::Postgres { lsn: Lsn(0x1_0000_0010) };
+        let p = SourcePosition::Postgres {
+            lsn: Lsn(0x1_0000_0010),
+        };
         let j = serde_json::to_string(&p).unwrap();
         assert_eq!(j, r#"{"kind":"postgres","lsn":"1/10"}"#);
         assert_eq!(serde_json::from_str::<SourcePosition>(&j).unwrap(), p);

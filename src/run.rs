@@ -48,7 +48,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
             s
         }
-        None => State { version: 1, source_id: sid, event_time_ms: -1, ..Default::default() },
+        None => State {
+            version: 1,
+            source_id: sid,
+            event_time_ms: -1,
+            ..Default::default()
+        },
     };
     tracing::info!(
         state = %cfg.state.dir.display(),
@@ -59,7 +64,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let sink = KafkaSink::new(&cfg.kafka, tracker.clone())?;
     let prepared = postgres::prepare(&cfg, &state).await?;
     let stats = Arc::new(Stats::default());
-    stats.delivered_event_time.store(state.event_time_ms, Ordering::Relaxed);
+    stats
+        .delivered_event_time
+        .store(state.event_time_ms, Ordering::Relaxed);
     let seq = SequenceGen::open(&store)?;
     let mut pipeline = Pipeline::new(
         sink,
@@ -72,7 +79,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         stats.clone(),
     );
     for s in &prepared.schemas {
-        pipeline.table(s).await.with_context(|| format!("preparing the topic of {}", s.id))?;
+        pipeline
+            .table(s)
+            .await
+            .with_context(|| format!("preparing the topic of {}", s.id))?;
     }
     store.save(&state)?;
 
@@ -158,7 +168,9 @@ fn commit(
     }
     if changed {
         store.save(state)?;
-        stats.delivered_event_time.store(state.event_time_ms, Ordering::Relaxed);
+        stats
+            .delivered_event_time
+            .store(state.event_time_ms, Ordering::Relaxed);
         if let Some(p) = &state.position {
             ack.send_replace(Some(p.clone()));
         }

@@ -190,11 +190,25 @@ mod tests {
 
     #[test]
     fn filter_and_topic() {
-        let id = TableId { db: "shop".into(), schema: Some("public".into()), table: "orders".into() };
-        let f = TableFilter { include: vec!["public.*".into()], exclude: vec!["*.ord*".into()] };
+        let id = TableId {
+            db: "shop".into(),
+            schema: Some("public".into()),
+            table: "orders".into(),
+        };
+        let f = TableFilter {
+            include: vec!["public.*".into()],
+            exclude: vec!["*.ord*".into()],
+        };
         assert!(!f.matches(&id));
-        assert_eq!(render_topic("{db}.{schema}.{table}", &id), "shop.public.orders");
-        let my = TableId { db: "shop".into(), schema: None, table: "t".into() };
+        assert_eq!(
+            render_topic("{db}.{schema}.{table}", &id),
+            "shop.public.orders"
+        );
+        let my = TableId {
+            db: "shop".into(),
+            schema: None,
+            table: "t".into(),
+        };
         assert_eq!(render_topic("cdc_{schema}_{table}", &my), "cdc_shop_t");
     }
 }

@@ -31,7 +31,11 @@ impl SequenceGen {
     /// Resume after whatever a previous run may have issued.
     pub fn open(store: &Store) -> Result<SequenceGen, StoreError> {
         let lease = store.load_lease()?;
-        Ok(SequenceGen { ms: lease.max(0) - 1, counter: 999_999, lease })
+        Ok(SequenceGen {
+            ms: lease.max(0) - 1,
+            counter: 999_999,
+            lease,
+        })
     }
 
     /// The next id at wall-clock `now`; calls `persist` when the lease must move.
@@ -54,7 +58,10 @@ impl SequenceGen {
             persist(lease)?;
             self.lease = lease;
         }
-        Ok(SequenceId { ms: self.ms, counter: self.counter })
+        Ok(SequenceId {
+            ms: self.ms,
+            counter: self.counter,
+        })
     }
 
     pub fn next(&mut self, store: &Store) -> Result<SequenceId, StoreError> {

@@ -17,7 +17,7 @@ CREATE SCHEMA IF NOT EXISTS rowstream;
 
 CREATE OR REPLACE FUNCTION rowstream.table_columns(rel oid) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-  SELECT coalesce(jsonb_agg(jsonb_build_object('name', attname, 'type', atttypid, 'typmod', atttypmod)
+  SELECT coalesce(jsonb_agg(jsonb_build_object('name', attname, 'type', atttypid::bigint, 'typmod', atttypmod)
                             ORDER BY attnum), '[]'::jsonb)
   FROM pg_attribute
   WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
@@ -42,7 +42,7 @@ BEGIN
     IF rel IS NOT NULL AND NOT rel = ANY (seen) THEN
       seen := seen || rel;
       objs := objs || jsonb_build_object(
-        'oid', rel,
+        'oid', rel::bigint,
         'schema', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel),
         'table', (SELECT c.relname FROM pg_class c WHERE c.oid = rel),
         'columns', rowstream.table_columns(rel));
@@ -62,7 +62,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   objs jsonb;
 BEGIN
-  SELECT coalesce(jsonb_agg(jsonb_build_object('oid', objid, 'schema', schema_name, 'table', object_name)), '[]'::jsonb)
+  SELECT coalesce(jsonb_agg(jsonb_build_object('oid', objid::bigint, 'schema', schema_name, 'table', object_name)), '[]'::jsonb)
     INTO objs
     FROM pg_event_trigger_dropped_objects()
    WHERE object_type = 'table' AND original;
@@ -79,3 +79,6 @@ DROP EVENT TRIGGER IF EXISTS rowstream_ddl;
 CREATE EVENT TRIGGER rowstream_ddl ON ddl_command_end EXECUTE FUNCTION rowstream.capture_ddl();
 DROP EVENT TRIGGER IF EXISTS rowstream_drop;
 CREATE EVENT TRIGGER rowstream_drop ON sql_drop EXECUTE FUNCTION rowstream.capture_drop();
+
+-- rowstream re-runs this file when the version below differs from the installed one.
+COMMENT ON FUNCTION rowstream.capture_ddl() IS 'rowstream ddl capture v3';

@@ -19,9 +19,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state dir {dir}: {source}")]
-    Io { dir: PathBuf, source: std::io::Error },
-    #[error("state file {path} is not valid ({source}); move it away to start over (this re-snapshots)")]
-    Corrupt { path: PathBuf, source: serde_json::Error },
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "state file {path} is not valid ({source}); move it away to start over (this re-snapshots)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -47,7 +55,10 @@ impl State {
     /// Fold a released marker. Returns whether anything changed.
     pub fn apply(&mut self, m: &Marker) -> bool {
         match m {
-            Marker::Checkpoint { position, event_time_ms } => {
+            Marker::Checkpoint {
+                position,
+                event_time_ms,
+            } => {
                 if self.position.as_ref() == Some(position) {
                     return false;
                 }
@@ -58,7 +69,12 @@ impl State {
                 true
             }
             Marker::SnapshotDone { table, from } => {
-                self.tables.insert(table.clone(), TableState { snapshot_from: Some(from.clone()) });
+                self.tables.insert(
+                    table.clone(),
+                    TableState {
+                        snapshot_from: Some(from.clone()),
+                    },
+                );
                 true
             }
         }
@@ -71,12 +87,20 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { dir: dir.to_path_buf(), source: e })?;
-        Ok(Store { dir: dir.to_path_buf() })
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+            dir: dir.to_path_buf(),
+            source: e,
+        })?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn io(&self, e: std::io::Error) -> StoreError {
-        StoreError::Io { dir: self.dir.clone(), source: e }
+        StoreError::Io {
+            dir: self.dir.clone(),
+            source: e,
+        }
     }
 
     pub fn load(&self) -> Result<Option<State>, StoreError> {
@@ -91,7 +115,8 @@ impl Store {
     }
 
     pub fn save(&self, state: &State) -> Result<(), StoreError> {
-        let body = serde_json::to_vec_pretty(state).map_err(|e| self.io(std::io::Error::other(e)))?;
+        let body =
+            serde_json::to_vec_pretty(state).map_err(|e| self.io(std::io::Error::other(e)))?;
         self.write_atomic("state.json", &body)
     }
 
@@ -132,11 +157,24 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path()).unwrap();
         assert_eq!(s.load().unwrap(), None);
-        let mut st = State { version: 1, source_id: "postgres:shop:rs".into(), ..Default::default() };
+        let mut st = State {
+            version: 1,
+            source_id: "postgres:shop:rs".into(),
+            ..Default::default()
+        };
         let p = SourcePosition::Postgres { lsn: Lsn(99) };
-        assert!(st.apply(&Marker::Checkpoint { position: p.clone(), event_time_ms: 5 }));
-        assert!(!st.apply(&Marker::Checkpoint { position: p.clone(), event_time_ms: 5 }));
-        assert!(st.apply(&Marker::SnapshotDone { table: "public.t".into(), from: p.clone() }));
+        assert!(st.apply(&Marker::Checkpoint {
+            position: p.clone(),
+            event_time_ms: 5
+        }));
+        assert!(!st.apply(&Marker::Checkpoint {
+            position: p.clone(),
+            event_time_ms: 5
+        }));
+        assert!(st.apply(&Marker::SnapshotDone {
+            table: "public.t".into(),
+            from: p.clone()
+        }));
         s.save(&st).unwrap();
         assert_eq!(s.load().unwrap(), Some(st));
         s.save_lease(123).unwrap();

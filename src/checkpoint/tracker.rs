@@ -45,7 +45,14 @@ impl Tracker {
     pub fn new() -> Tracker {
         let mut segs = VecDeque::new();
         segs.push_back(Segment::default());
-        Tracker { inner: Mutex::new(Inner { base: 0, segs, failure: None, in_flight: 0 }) }
+        Tracker {
+            inner: Mutex::new(Inner {
+                base: 0,
+                segs,
+                failure: None,
+                in_flight: 0,
+            }),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -136,7 +143,10 @@ mod tests {
     use crate::position::{Lsn, SourcePosition};
 
     fn cp(n: u64) -> Marker {
-        Marker::Checkpoint { position: SourcePosition::Postgres { lsn: Lsn(n) }, event_time_ms: n as i64 }
+        Marker::Checkpoint {
+            position: SourcePosition::Postgres { lsn: Lsn(n) },
+            event_time_ms: n as i64,
+        }
     }
 
     #[test]

@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config is invalid:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<String>),
 }
@@ -166,7 +169,10 @@ pub struct SnapshotConfig {
 
 impl Default for SnapshotConfig {
     fn default() -> Self {
-        SnapshotConfig { mode: SnapshotMode::Initial, chunk_pages: default_chunk_pages() }
+        SnapshotConfig {
+            mode: SnapshotMode::Initial,
+            chunk_pages: default_chunk_pages(),
+        }
     }
 }
 
@@ -179,7 +185,9 @@ pub struct HeartbeatConfig {
 
 impl Default for HeartbeatConfig {
     fn default() -> Self {
-        HeartbeatConfig { interval_ms: default_hb() }
+        HeartbeatConfig {
+            interval_ms: default_hb(),
+        }
     }
 }
 
@@ -195,7 +203,10 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { dir: default_state_dir(), commit_interval_ms: default_commit() }
+        StateConfig {
+            dir: default_state_dir(),
+            commit_interval_ms: default_commit(),
+        }
     }
 }
 
@@ -269,7 +280,13 @@ pub fn redact_url(url: &str) -> String {
     }
     // key=value form: password=...
     url.split_whitespace()
-        .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=***"
+            } else {
+                kv
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -300,7 +317,16 @@ impl fmt::Debug for KafkaConfig {
         let props: BTreeMap<&str, &str> = self
             .properties
             .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_property(k) { "***" } else { v.as_str() }))
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_property(k) {
+                        "***"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
             .collect();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
@@ -346,7 +372,9 @@ fn parse_tz(s: &str) -> Result<i32, String> {
     };
     let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
     match (h.parse::<i32>(), m.parse::<i32>()) {
-        (Ok(h), Ok(m)) if (0..=14).contains(&h) && (0..60).contains(&m) => Ok(sign * (h * 3600 + m * 60)),
+        (Ok(h), Ok(m)) if (0..=14).contains(&h) && (0..60).contains(&m) => {
+            Ok(sign * (h * 3600 + m * 60))
+        }
         _ => Err(format!("`{s}` is not UTC or a fixed offset like +08:00")),
     }
 }
@@ -377,14 +405,19 @@ fn toml_kind(v: &toml::Value) -> &'static str {
 fn type_ok(k: Kind, v: &toml::Value) -> bool {
     use toml::Value as V;
     match (k, v) {
-        (Kind::Str, V::String(_)) | (Kind::Int, V::Integer(_)) | (Kind::Bool, V::Boolean(_)) => true,
-        (Kind::StrList, V::Array(a)) => a.iter().all(|x| x.is_str()),
-        (Kind::ScalarMap, V::Table(t)) => t
-            .values()
-            .all(|x| matches!(x, V::String(_) | V::Integer(_) | V::Boolean(_) | V::Float(_))),
-        (Kind::ListMap, V::Table(t)) => {
-            t.values().all(|x| matches!(x, V::Array(a) if a.iter().all(|y| y.is_str())))
+        (Kind::Str, V::String(_)) | (Kind::Int, V::Integer(_)) | (Kind::Bool, V::Boolean(_)) => {
+            true
         }
+        (Kind::StrList, V::Array(a)) => a.iter().all(|x| x.is_str()),
+        (Kind::ScalarMap, V::Table(t)) => t.values().all(|x| {
+            matches!(
+                x,
+                V::String(_) | V::Integer(_) | V::Boolean(_) | V::Float(_)
+            )
+        }),
+        (Kind::ListMap, V::Table(t)) => t
+            .values()
+            .all(|x| matches!(x, V::Array(a) if a.iter().all(|y| y.is_str()))),
         _ => false,
     }
 }
@@ -419,7 +452,9 @@ fn suggest(path: &str) -> String {
 /// Apply `ROWSTREAM_*` variables onto the parsed file.
 fn apply_env(root: &mut toml::Table, env: &[(String, String)], problems: &mut Vec<String>) {
     for (name, val) in env {
-        let Some(rest) = name.strip_prefix("ROWSTREAM_") else { continue };
+        let Some(rest) = name.strip_prefix("ROWSTREAM_") else {
+            continue;
+        };
         if !rest.contains("__") {
             continue; // ROWSTREAM_CONFIG, ROWSTREAM_LOG and such are not keys
         }
@@ -427,7 +462,11 @@ fn apply_env(root: &mut toml::Table, env: &[(String, String)], problems: &mut Ve
         let (path, kind, leaf): (String, Kind, Vec<String>) =
             if parts.len() >= 3 && parts[0] == "kafka" && parts[1] == "properties" {
                 let prop = parts[2..].join("_").replace('_', ".");
-                ("kafka.properties".into(), Kind::Str, vec!["kafka".into(), "properties".into(), prop])
+                (
+                    "kafka.properties".into(),
+                    Kind::Str,
+                    vec!["kafka".into(), "properties".into(), prop],
+                )
             } else {
                 let path = parts.join(".");
                 match KEYS.iter().find(|(k, _, _)| *k == path) {
@@ -443,13 +482,15 @@ fn apply_env(root: &mut toml::Table, env: &[(String, String)], problems: &mut Ve
             };
         let value = match kind {
             Kind::Str => toml::Value::String(val.clone()),
-            Kind::Int => match val.trim().parse::<i64>() {
-                Ok(i) => toml::Value::Integer(i),
-                Err(_) => {
-                    problems.push(format!("environment variable {name} (`{path}`): expected an integer, got `{val}`"));
-                    continue;
+            Kind::Int => {
+                match val.trim().parse::<i64>() {
+                    Ok(i) => toml::Value::Integer(i),
+                    Err(_) => {
+                        problems.push(format!("environment variable {name} (`{path}`): expected an integer, got `{val}`"));
+                        continue;
+                    }
                 }
-            },
+            }
             Kind::Bool => match val.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
                 "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
@@ -479,9 +520,13 @@ fn apply_env(root: &mut toml::Table, env: &[(String, String)], problems: &mut Ve
                 }
             }
             Kind::ScalarMap | Kind::ListMap => match format!("x = {val}").parse::<toml::Table>() {
-                Ok(mut t) => t.remove("x").unwrap_or(toml::Value::Table(Default::default())),
+                Ok(mut t) => t
+                    .remove("x")
+                    .unwrap_or(toml::Value::Table(Default::default())),
                 Err(_) => {
-                    problems.push(format!("environment variable {name} (`{path}`): not a TOML inline table"));
+                    problems.push(format!(
+                        "environment variable {name} (`{path}`): not a TOML inline table"
+                    ));
                     continue;
                 }
             },
@@ -503,7 +548,10 @@ fn apply_env(root: &mut toml::Table, env: &[(String, String)], problems: &mut Ve
 /// Walk the tree: unknown sections/keys, wrong types, missing required keys.
 fn check_shape(root: &toml::Table, problems: &mut Vec<String>) {
     let sections: Vec<&str> = {
-        let mut s: Vec<&str> = KEYS.iter().map(|(k, _, _)| k.split('.').next().unwrap_or("")).collect();
+        let mut s: Vec<&str> = KEYS
+            .iter()
+            .map(|(k, _, _)| k.split('.').next().unwrap_or(""))
+            .collect();
         s.dedup();
         s
     };
@@ -513,7 +561,10 @@ fn check_shape(root: &toml::Table, problems: &mut Vec<String>) {
             continue;
         }
         let Some(t) = v.as_table() else {
-            problems.push(format!("`{sec}` must be a table (`[{sec}]`), found {}", toml_kind(v)));
+            problems.push(format!(
+                "`{sec}` must be a table (`[{sec}]`), found {}",
+                toml_kind(v)
+            ));
             continue;
         };
         for (k, v) in t {
@@ -534,7 +585,10 @@ fn check_shape(root: &toml::Table, problems: &mut Vec<String>) {
             continue;
         }
         let (sec, key) = path.split_once('.').unwrap_or((path, ""));
-        let present = root.get(sec).and_then(|s| s.as_table()).is_some_and(|t| t.contains_key(key));
+        let present = root
+            .get(sec)
+            .and_then(|s| s.as_table())
+            .is_some_and(|t| t.contains_key(key));
         if !present {
             problems.push(format!("missing required key `{path}`"));
         }
@@ -544,15 +598,20 @@ fn check_shape(root: &toml::Table, problems: &mut Vec<String>) {
 fn valid_ident(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 impl Config {
     /// Load from a file plus the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("ROWSTREAM_")).collect();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("ROWSTREAM_"))
+            .collect();
         Config::from_toml_str(&text, &env)
     }
 
@@ -602,7 +661,10 @@ impl Config {
         match s.kind {
             SourceType::Postgres => {
                 if !(s.url.starts_with("postgres://") || s.url.starts_with("postgresql://")) {
-                    p.push("`source.url`: expected postgres://user[:password]@host[:port]/database".into());
+                    p.push(
+                        "`source.url`: expected postgres://user[:password]@host[:port]/database"
+                            .into(),
+                    );
                 } else if let Err(e) = s.url.parse::<tokio_postgres::Config>() {
                     p.push(format!("`source.url`: {e}"));
                 } else if let Ok(c) = s.url.parse::<tokio_postgres::Config>() {
@@ -613,12 +675,21 @@ impl Config {
                 if !valid_ident(&s.slot) {
                     p.push(format!("`source.slot`: `{}` is not a valid slot name (lower-case letters, digits, _; at most 63)", s.slot));
                 }
-                if s.publication.is_empty() || s.publication.len() > 63 || s.publication.contains('"') {
-                    p.push(format!("`source.publication`: `{}` is not a valid publication name", s.publication));
+                if s.publication.is_empty()
+                    || s.publication.len() > 63
+                    || s.publication.contains('"')
+                {
+                    p.push(format!(
+                        "`source.publication`: `{}` is not a valid publication name",
+                        s.publication
+                    ));
                 }
             }
             SourceType::Mysql => {
-                p.push("`source.type`: \"mysql\" is not available in this build yet; use \"postgres\"".into());
+                p.push(
+                    "`source.type`: \"mysql\" is not available in this build yet; use \"postgres\""
+                        .into(),
+                );
             }
         }
         if s.tables.is_empty() {
@@ -626,13 +697,21 @@ impl Config {
         }
         for (i, pat) in s.tables.iter().chain(s.exclude.iter()).enumerate() {
             if !pat.contains('.') {
-                let key = if i < s.tables.len() { "source.tables" } else { "source.exclude" };
-                p.push(format!("`{key}`: pattern `{pat}` must name schema.table (e.g. `public.*`)"));
+                let key = if i < s.tables.len() {
+                    "source.tables"
+                } else {
+                    "source.exclude"
+                };
+                p.push(format!(
+                    "`{key}`: pattern `{pat}` must name schema.table (e.g. `public.*`)"
+                ));
             }
         }
         for (t, cols) in &s.keys {
             if !t.contains('.') || cols.is_empty() {
-                p.push(format!("`source.keys.\"{t}\"`: expected \"schema.table\" = [\"col\", ...]"));
+                p.push(format!(
+                    "`source.keys.\"{t}\"`: expected \"schema.table\" = [\"col\", ...]"
+                ));
             }
         }
         if let Err(e) = s.tz_offset_secs() {
@@ -645,27 +724,45 @@ impl Config {
         if k.topic.trim().is_empty() {
             p.push("`kafka.topic`: empty; e.g. \"{db}.{schema}.{table}\"".into());
         } else {
-            let stripped = k.topic.replace("{db}", "").replace("{schema}", "").replace("{table}", "");
+            let stripped = k
+                .topic
+                .replace("{db}", "")
+                .replace("{schema}", "")
+                .replace("{table}", "");
             if stripped.contains('{') || stripped.contains('}') {
                 p.push(format!("`kafka.topic`: `{}` has a placeholder other than {{db}}, {{schema}}, {{table}}", k.topic));
             }
-            if stripped.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')) {
+            if stripped
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'))
+            {
                 p.push(format!("`kafka.topic`: `{}` has characters Kafka topic names cannot hold (allowed: a-z A-Z 0-9 . _ -)", k.topic));
             }
         }
         if !(1..=10000).contains(&k.partitions) {
-            p.push(format!("`kafka.partitions`: {} is out of range 1..=10000", k.partitions));
+            p.push(format!(
+                "`kafka.partitions`: {} is out of range 1..=10000",
+                k.partitions
+            ));
         }
         if k.replication_factor < 1 {
-            p.push(format!("`kafka.replication_factor`: {} must be at least 1", k.replication_factor));
+            p.push(format!(
+                "`kafka.replication_factor`: {} must be at least 1",
+                k.replication_factor
+            ));
         }
         for prop in ["bootstrap.servers", "enable.idempotence"] {
             if prop == "bootstrap.servers" && k.properties.contains_key(prop) {
-                p.push("`kafka.properties.\"bootstrap.servers\"`: set `kafka.brokers` instead".into());
+                p.push(
+                    "`kafka.properties.\"bootstrap.servers\"`: set `kafka.brokers` instead".into(),
+                );
             }
         }
         if self.heartbeat.interval_ms < 100 {
-            p.push(format!("`heartbeat.interval_ms`: {} is below the minimum of 100", self.heartbeat.interval_ms));
+            p.push(format!(
+                "`heartbeat.interval_ms`: {} is below the minimum of 100",
+                self.heartbeat.interval_ms
+            ));
         }
         if self.snapshot.chunk_pages == 0 {
             p.push("`snapshot.chunk_pages`: must be at least 1".into());
@@ -674,11 +771,16 @@ impl Config {
             p.push("`state.dir`: empty; e.g. \"./rowstream-state\"".into());
         }
         if !(10..=60_000).contains(&self.state.commit_interval_ms) {
-            p.push(format!("`state.commit_interval_ms`: {} is out of range 10..=60000", self.state.commit_interval_ms));
+            p.push(format!(
+                "`state.commit_interval_ms`: {} is out of range 10..=60000",
+                self.state.commit_interval_ms
+            ));
         }
         if let Some(l) = &self.admin.listen {
             if l.parse::<std::net::SocketAddr>().is_err() {
-                p.push(format!("`admin.listen`: `{l}` is not host:port, e.g. 127.0.0.1:8080"));
+                p.push(format!(
+                    "`admin.listen`: `{l}` is not host:port, e.g. 127.0.0.1:8080"
+                ));
             }
         }
     }
@@ -721,11 +823,23 @@ dir = "./st"
     #[test]
     fn env_overrides() {
         let env = vec![
-            ("ROWSTREAM_SOURCE__URL".to_string(), "postgres://u@h/other".to_string()),
+            (
+                "ROWSTREAM_SOURCE__URL".to_string(),
+                "postgres://u@h/other".to_string(),
+            ),
             ("ROWSTREAM_KAFKA__PARTITIONS".to_string(), "7".to_string()),
-            ("ROWSTREAM_KAFKA__STRICT_ORDER".to_string(), "true".to_string()),
-            ("ROWSTREAM_SOURCE__TABLES".to_string(), "a.b, c.*".to_string()),
-            ("ROWSTREAM_KAFKA__PROPERTIES__SECURITY_PROTOCOL".to_string(), "SASL_SSL".to_string()),
+            (
+                "ROWSTREAM_KAFKA__STRICT_ORDER".to_string(),
+                "true".to_string(),
+            ),
+            (
+                "ROWSTREAM_SOURCE__TABLES".to_string(),
+                "a.b, c.*".to_string(),
+            ),
+            (
+                "ROWSTREAM_KAFKA__PROPERTIES__SECURITY_PROTOCOL".to_string(),
+                "SASL_SSL".to_string(),
+            ),
         ];
         let c = Config::from_toml_str(GOOD, &env).unwrap();
         assert_eq!(c.source.url, "postgres://u@h/other");
@@ -750,7 +864,8 @@ mode = "sometimes"
 [heartbeet]
 interval_ms = 1
 "#;
-        let e = Config::from_toml_str(bad, &[("ROWSTREAM_KAFKA__PARTITONS".into(), "3".into())]).unwrap_err();
+        let e = Config::from_toml_str(bad, &[("ROWSTREAM_KAFKA__PARTITONS".into(), "3".into())])
+            .unwrap_err();
         let msg = e.to_string();
         for needle in [
             "unknown key `source.tabels` (did you mean `source.tables`?)",
@@ -779,12 +894,24 @@ mode = "initial"
 interval_ms = 1
 "#;
         let msg = Config::from_toml_str(bad2, &[]).unwrap_err().to_string();
-        for needle in ["`source.url`", "`source.slot`", "`source.tables`", "`source.timezone`", "`kafka.brokers`", "`kafka.topic`", "`kafka.partitions`", "`heartbeat.interval_ms`"] {
+        for needle in [
+            "`source.url`",
+            "`source.slot`",
+            "`source.tables`",
+            "`source.timezone`",
+            "`kafka.brokers`",
+            "`kafka.topic`",
+            "`kafka.partitions`",
+            "`heartbeat.interval_ms`",
+        ] {
             assert!(msg.contains(needle), "missing `{needle}` in:\n{msg}");
         }
         let bad3 = GOOD.replace("mode = \"initial\"", "mode = \"sometimes\"");
         let msg = Config::from_toml_str(&bad3, &[]).unwrap_err().to_string();
-        assert!(msg.contains("sometimes") && msg.contains("snapshot.mode"), "{msg}");
+        assert!(
+            msg.contains("sometimes") && msg.contains("snapshot.mode"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -223,7 +223,10 @@ pub fn encode_ddl(
     use std::io::Write as _;
     b.push(b'{');
     b.extend_from_slice(&t.encoded_schema);
-    let _ = write!(b, ",\"payload\":{{\"before\":null,\"after\":null,\"sequenceId\":\"{seq}\",");
+    let _ = write!(
+        b,
+        ",\"payload\":{{\"before\":null,\"after\":null,\"sequenceId\":\"{seq}\","
+    );
     write_times(b, times);
     b.extend_from_slice(b",\"op\":\"");
     b.extend_from_slice(op.as_bytes());
@@ -241,7 +244,11 @@ pub fn encode_heartbeat(b: &mut Vec<u8>, event_time: i64, system_time: i64) {
     );
     write_times(
         b,
-        Times { event: event_time, system: system_time, checkpoint: event_time },
+        Times {
+            event: event_time,
+            system: system_time,
+            checkpoint: event_time,
+        },
     );
     b.extend_from_slice(b",\"op\":\"MHEARTBEAT\",\"ddl\":null},\"version\":\"");
     b.extend_from_slice(VERSION.as_bytes());
@@ -267,7 +274,11 @@ pub fn write_key(out: &mut Vec<u8>, t: &TableSchema, row: &[Value], sep: &str) -
             Value::Decimal(s) | Value::Text(s) | Value::RawJson(s) => {
                 out.extend_from_slice(s.as_bytes())
             }
-            Value::Bytes(_) | Value::Bool(_) | Value::Int(_) | Value::UInt(_) | Value::Float(_)
+            Value::Bytes(_)
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::UInt(_)
+            | Value::Float(_)
             | Value::Timestamp(_) => {
                 let start = out.len();
                 write_value(out, &t.columns[ci], v);
@@ -293,10 +304,18 @@ mod tests {
     use crate::schema::{Column, DbType, LogicalType, TableId};
 
     fn sync_test_table() -> std::sync::Arc<TableSchema> {
-        let col = |n: &str, t, fsp| Column { name: n.into(), ltype: t, fsp };
+        let col = |n: &str, t, fsp| Column {
+            name: n.into(),
+            ltype: t,
+            fsp,
+        };
         TableSchema::new(
             DbType::MySql,
-            TableId { db: "bigdata_test".into(), schema: None, table: "sync_test_table".into() },
+            TableId {
+                db: "bigdata_test".into(),
+                schema: None,
+                table: "sync_test_table".into(),
+            },
             vec![
                 col("id", LogicalType::Long, 0),
                 col("val", LogicalType::Double, 0),
@@ -328,8 +347,15 @@ mod tests {
             RowOp::UpdateAfter,
             Some(&row(2, "1.100000")),
             Some(&row(2, "2.200000")),
-            Some(SequenceId { ms: 1731663842292, counter: 1 }),
-            Times { event: 1731662097000, system: 1731663848979, checkpoint: 1731662097000 },
+            Some(SequenceId {
+                ms: 1731663842292,
+                counter: 1,
+            }),
+            Times {
+                event: 1731662097000,
+                system: 1731663848979,
+                checkpoint: 1731662097000,
+            },
         );
         assert_eq!(
             std::str::from_utf8(&b).unwrap(),
@@ -342,8 +368,15 @@ mod tests {
             RowOp::Delete,
             Some(&row(1, "1.100000")),
             None,
-            Some(SequenceId { ms: 1731663842292, counter: 0 }),
-            Times { event: 1731662085000, system: 1731663848953, checkpoint: 1731662085000 },
+            Some(SequenceId {
+                ms: 1731663842292,
+                counter: 0,
+            }),
+            Times {
+                event: 1731662085000,
+                system: 1731663848953,
+                checkpoint: 1731662085000,
+            },
         );
         assert_eq!(
             std::str::from_utf8(&b).unwrap(),
@@ -355,11 +388,27 @@ mod tests {
     fn snapshot_heartbeat_ddl_and_partial_images() {
         let t = TableSchema::new(
             DbType::PostgreSql,
-            TableId { db: "shop".into(), schema: Some("public".into()), table: "o".into() },
+            TableId {
+                db: "shop".into(),
+                schema: Some("public".into()),
+                table: "o".into(),
+            },
             vec![
-                Column { name: "id".into(), ltype: LogicalType::Long, fsp: 0 },
-                Column { name: "ts".into(), ltype: LogicalType::Date, fsp: 6 },
-                Column { name: "b".into(), ltype: LogicalType::Bytes, fsp: 0 },
+                Column {
+                    name: "id".into(),
+                    ltype: LogicalType::Long,
+                    fsp: 0,
+                },
+                Column {
+                    name: "ts".into(),
+                    ltype: LogicalType::Date,
+                    fsp: 6,
+                },
+                Column {
+                    name: "b".into(),
+                    ltype: LogicalType::Bytes,
+                    fsp: 0,
+                },
             ],
             None,
             "t".into(),
@@ -370,9 +419,17 @@ mod tests {
             &t,
             RowOp::Insert,
             None,
-            Some(&[Value::UInt(u64::MAX), Value::Timestamp(1590315269123456), Value::Bytes(vec![1, 2, 3, 255])]),
+            Some(&[
+                Value::UInt(u64::MAX),
+                Value::Timestamp(1590315269123456),
+                Value::Bytes(vec![1, 2, 3, 255]),
+            ]),
             None,
-            Times { event: -1, system: 5, checkpoint: -1 },
+            Times {
+                event: -1,
+                system: 5,
+                checkpoint: -1,
+            },
         );
         assert_eq!(
             std::str::from_utf8(&b).unwrap(),
@@ -386,7 +443,11 @@ mod tests {
             Some(&[Value::Int(7), Value::Absent, Value::Absent]),
             None,
             Some(SequenceId { ms: 1, counter: 2 }),
-            Times { event: 3, system: 4, checkpoint: 3 },
+            Times {
+                event: 3,
+                system: 4,
+                checkpoint: 3,
+            },
         );
         let s = std::str::from_utf8(&b).unwrap();
         assert!(s.contains(r#""before":{"dataColumn":{"id":7}},"after":null,"sequenceId":"0000000000001000002""#), "{s}");
@@ -397,9 +458,26 @@ mod tests {
             r#"{"schema":{"dataColumn":null,"primaryKey":null,"source":null},"payload":{"before":null,"after":null,"sequenceId":null,"timestamp":{"eventTime":10,"systemTime":20,"checkpointTime":10},"op":"MHEARTBEAT","ddl":null},"version":"0.0.1"}"#
         );
         b.clear();
-        encode_ddl(&mut b, &t, "ALTER", "ALTER TABLE o ADD \"c\" int", SequenceId { ms: 1731663842292, counter: 7 }, Times { event: 1, system: 2, checkpoint: 1 });
+        encode_ddl(
+            &mut b,
+            &t,
+            "ALTER",
+            "ALTER TABLE o ADD \"c\" int",
+            SequenceId {
+                ms: 1731663842292,
+                counter: 7,
+            },
+            Times {
+                event: 1,
+                system: 2,
+                checkpoint: 1,
+            },
+        );
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v["payload"]["ddl"], serde_json::json!({"text":"ALTER TABLE o ADD \"c\" int","ddlMeta":null}));
+        assert_eq!(
+            v["payload"]["ddl"],
+            serde_json::json!({"text":"ALTER TABLE o ADD \"c\" int","ddlMeta":null})
+        );
         assert_eq!(v["payload"]["sequenceId"], "1731663842292000007");
         assert_eq!(v["payload"]["op"], "ALTER");
     }

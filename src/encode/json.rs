@@ -56,7 +56,11 @@ pub fn write_f64(buf: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
         buf.extend_from_slice(b"\"NaN\"");
     } else if v.is_infinite() {
-        buf.extend_from_slice(if v > 0.0 { b"\"Infinity\"" } else { b"\"-Infinity\"" });
+        buf.extend_from_slice(if v > 0.0 {
+            b"\"Infinity\""
+        } else {
+            b"\"-Infinity\""
+        });
     } else {
         let mut b = ryu::Buffer::new();
         buf.extend_from_slice(b.format_finite(v).as_bytes());

@@ -30,8 +30,14 @@ pub enum SinkError {
     Setup(KafkaError),
     #[error("cannot create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
-    #[error("topic {topic} has no partitions after {secs}s: is the broker at {brokers} reachable?")]
-    TopicNotReady { topic: String, secs: u64, brokers: String },
+    #[error(
+        "topic {topic} has no partitions after {secs}s: is the broker at {brokers} reachable?"
+    )]
+    TopicNotReady {
+        topic: String,
+        secs: u64,
+        brokers: String,
+    },
     #[error("cannot produce to {topic}: {source}")]
     Produce { topic: String, source: KafkaError },
     #[error("a record was not delivered: {0}; rowstream stops without moving its checkpoint past it (restart resumes there)")]
@@ -51,7 +57,8 @@ impl ProducerContext for DeliveryCtx {
     fn delivery(&self, r: &DeliveryResult<'_>, id: usize) {
         match r {
             Ok(_) => {
-                self.delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.delivered
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.tracker.delivered(id as u64, Ok(()))
             }
             Err((e, m)) => {
@@ -97,23 +104,40 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
 
 impl KafkaSink {
     pub fn new(cfg: &KafkaConfig, tracker: Arc<Tracker>) -> Result<KafkaSink, SinkError> {
-        let ctx = DeliveryCtx { tracker: tracker.clone(), delivered: Default::default() };
-        let producer: ThreadedProducer<DeliveryCtx> =
-            producer_config(cfg).create_with_context(ctx).map_err(SinkError::Setup)?;
+        let ctx = DeliveryCtx {
+            tracker: tracker.clone(),
+            delivered: Default::default(),
+        };
+        let producer: ThreadedProducer<DeliveryCtx> = producer_config(cfg)
+            .create_with_context(ctx)
+            .map_err(SinkError::Setup)?;
         let mut ac = ClientConfig::new();
         ac.set("bootstrap.servers", &cfg.brokers);
         for (k, v) in &cfg.properties {
             // only connection/security settings make sense for the admin client
-            if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") || k.starts_with("socket.") {
+            if k.starts_with("security.")
+                || k.starts_with("sasl.")
+                || k.starts_with("ssl.")
+                || k.starts_with("socket.")
+            {
                 ac.set(k, v);
             }
         }
         let admin = ac.create().map_err(SinkError::Setup)?;
-        Ok(KafkaSink { producer, admin, partitions: HashMap::new(), cfg: cfg.clone(), tracker })
+        Ok(KafkaSink {
+            producer,
+            admin,
+            partitions: HashMap::new(),
+            cfg: cfg.clone(),
+            tracker,
+        })
     }
 
     pub fn delivered_count(&self) -> u64 {
-        self.producer.context().delivered.load(std::sync::atomic::Ordering::Relaxed)
+        self.producer
+            .context()
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Create `topic` if missing and learn its partition count.
@@ -125,19 +149,31 @@ impl KafkaSink {
             self.partitions.insert(topic.to_string(), n);
             return Ok(n);
         }
-        let nt = NewTopic::new(topic, self.cfg.partitions, TopicReplication::Fixed(self.cfg.replication_factor));
+        let nt = NewTopic::new(
+            topic,
+            self.cfg.partitions,
+            TopicReplication::Fixed(self.cfg.replication_factor),
+        );
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         match self.admin.create_topics(&[nt], &opts).await {
             Ok(results) => {
                 for r in results {
                     if let Err((t, code)) = r {
                         if code != RDKafkaErrorCode::TopicAlreadyExists {
-                            return Err(SinkError::CreateTopic { topic: t, reason: code.to_string() });
+                            return Err(SinkError::CreateTopic {
+                                topic: t,
+                                reason: code.to_string(),
+                            });
                         }
                     }
                 }
             }
-            Err(e) => return Err(SinkError::CreateTopic { topic: topic.into(), reason: e.to_string() }),
+            Err(e) => {
+                return Err(SinkError::CreateTopic {
+                    topic: topic.into(),
+                    reason: e.to_string(),
+                })
+            }
         }
         tracing::info!(topic, partitions = self.cfg.partitions, "created topic");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -147,7 +183,11 @@ impl KafkaSink {
                 return Ok(n);
             }
             if Instant::now() > deadline {
-                return Err(SinkError::TopicNotReady { topic: topic.into(), secs: 30, brokers: self.cfg.brokers.clone() });
+                return Err(SinkError::TopicNotReady {
+                    topic: topic.into(),
+                    secs: 30,
+                    brokers: self.cfg.brokers.clone(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -155,7 +195,9 @@ impl KafkaSink {
 
     async fn fetch_partitions(&self, topic: &str) -> Option<i32> {
         let client = self.producer.client();
-        let md = tokio::task::block_in_place(|| client.fetch_metadata(Some(topic), Duration::from_secs(10)));
+        let md = tokio::task::block_in_place(|| {
+            client.fetch_metadata(Some(topic), Duration::from_secs(10))
+        });
         let md = match md {
             Ok(m) => m,
             Err(e) => {
@@ -184,7 +226,8 @@ impl KafkaSink {
         partition: Option<i32>,
     ) -> Result<(), SinkError> {
         let id = self.tracker.begin();
-        let mut rec: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, id as usize).payload(payload);
+        let mut rec: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, id as usize).payload(payload);
         if let Some(k) = key {
             rec = rec.key(k);
         }
@@ -204,7 +247,10 @@ impl KafkaSink {
                 }
                 Err((e, _)) => {
                     self.tracker.cancel(id);
-                    return Err(SinkError::Produce { topic: topic.into(), source: e });
+                    return Err(SinkError::Produce {
+                        topic: topic.into(),
+                        source: e,
+                    });
                 }
             }
         }

@@ -14,7 +14,10 @@ use std::pin::Pin;
 use tokio_postgres::{Client, NoTls};
 
 /// Connect a normal session with rowstream's session settings; the connection task is spawned.
-pub async fn connect(cfg: &tokio_postgres::Config, app: &str) -> Result<Client, tokio_postgres::Error> {
+pub async fn connect(
+    cfg: &tokio_postgres::Config,
+    app: &str,
+) -> Result<Client, tokio_postgres::Error> {
     let mut cfg = cfg.clone();
     cfg.application_name(app);
     let (client, conn) = cfg.connect(NoTls).await?;
@@ -57,7 +60,10 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(client: Client) -> Catalog {
-        Catalog { client, kinds: HashMap::new() }
+        Catalog {
+            client,
+            kinds: HashMap::new(),
+        }
     }
 
     pub fn kind<'a>(
@@ -90,10 +96,14 @@ impl Catalog {
                     let base_mod: i32 = r.get(4);
                     let delim: String = r.get(5);
                     if typtype == "d" && base != 0 {
-                        self.kind(base, if base_mod >= 0 { base_mod } else { typmod }).await?
+                        self.kind(base, if base_mod >= 0 { base_mod } else { typmod })
+                            .await?
                     } else if category == "A" && elem != 0 {
                         let e = self.kind(elem, typmod).await?;
-                        PgKind::Array { elem: Box::new(e), delim: delim.bytes().next().unwrap_or(b',') }
+                        PgKind::Array {
+                            elem: Box::new(e),
+                            delim: delim.bytes().next().unwrap_or(b','),
+                        }
                     } else {
                         PgKind::Text
                     }
@@ -137,7 +147,11 @@ impl Catalog {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| ColumnRow { name: r.get(0), type_oid: r.get(1), typmod: r.get(2) })
+            .map(|r| ColumnRow {
+                name: r.get(0),
+                type_oid: r.get(1),
+                typmod: r.get(2),
+            })
             .collect())
     }
 }
@@ -167,4 +181,3 @@ pub async fn list_tables(client: &Client) -> Result<Vec<TableRow>, tokio_postgre
         })
         .collect())
 }
-

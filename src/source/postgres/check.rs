@@ -26,13 +26,25 @@ pub struct Finding {
 }
 
 fn ok(what: impl Into<String>) -> Finding {
-    Finding { level: Level::Ok, what: what.into(), fix: None }
+    Finding {
+        level: Level::Ok,
+        what: what.into(),
+        fix: None,
+    }
 }
 fn warn(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding { level: Level::Warn, what: what.into(), fix: Some(fix.into()) }
+    Finding {
+        level: Level::Warn,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
 }
 fn fail(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding { level: Level::Fail, what: what.into(), fix: Some(fix.into()) }
+    Finding {
+        level: Level::Fail,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
 }
 
 pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
@@ -40,7 +52,10 @@ pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
     let pg: tokio_postgres::Config = match cfg.source.url.parse() {
         Ok(c) => c,
         Err(e) => {
-            out.push(fail(format!("source.url is not a Postgres URL: {e}"), "postgres://user[:password]@host:5432/db"));
+            out.push(fail(
+                format!("source.url is not a Postgres URL: {e}"),
+                "postgres://user[:password]@host:5432/db",
+            ));
             return out;
         }
     };
@@ -57,7 +72,10 @@ pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
     };
     out.push(ok(format!("connected to {}", redact_url(&cfg.source.url))));
     if let Err(e) = run_checks(cfg, &client, &user, apply_fixes, &mut out).await {
-        out.push(fail(format!("a check query failed: {e}"), "run check as a user that can read the catalogs"));
+        out.push(fail(
+            format!("a check query failed: {e}"),
+            "run check as a user that can read the catalogs",
+        ));
     }
     out
 }
@@ -69,7 +87,10 @@ async fn run_checks(
     apply_fixes: bool,
     out: &mut Vec<Finding>,
 ) -> Result<(), tokio_postgres::Error> {
-    let version: i32 = client.query_one("SELECT current_setting('server_version_num')::int", &[]).await?.get(0);
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?
+        .get(0);
     if version < 140000 {
         out.push(fail(
             format!("server version {version} is older than 14 (pgoutput messages need 14+)"),
@@ -107,10 +128,16 @@ async fn run_checks(
         ));
     }
     if senders < 1 {
-        out.push(fail("max_wal_senders = 0", "ALTER SYSTEM SET max_wal_senders = 10; then restart postgres"));
+        out.push(fail(
+            "max_wal_senders = 0",
+            "ALTER SYSTEM SET max_wal_senders = 10; then restart postgres",
+        ));
     }
     let role = client
-        .query_one("SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = current_user", &[])
+        .query_one(
+            "SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
         .await?;
     let (is_super, is_repl): (bool, bool) = (role.get(0), role.get(1));
     if is_super || is_repl {
@@ -123,13 +150,19 @@ async fn run_checks(
     }
     // slot
     match slot_exists {
-        None => out.push(ok(format!("slot {} will be created on first run", cfg.source.slot))),
+        None => out.push(ok(format!(
+            "slot {} will be created on first run",
+            cfg.source.slot
+        ))),
         Some(r) => {
             let plugin: String = r.get(0);
             let db: String = r.get(1);
             let active: bool = r.get(2);
             let wal_status: Option<String> = r.get(3);
-            let want_db = client.query_one("SELECT current_database()::text", &[]).await?.get::<_, String>(0);
+            let want_db = client
+                .query_one("SELECT current_database()::text", &[])
+                .await?
+                .get::<_, String>(0);
             if plugin != "pgoutput" || db != want_db {
                 out.push(fail(
                     format!("slot {} exists for plugin {plugin} on database {db}", cfg.source.slot),
@@ -151,13 +184,23 @@ async fn run_checks(
         }
     }
     // tables
-    let filter = TableFilter { include: cfg.source.tables.clone(), exclude: cfg.source.exclude.clone() };
-    let db: String = client.query_one("SELECT current_database()::text", &[]).await?.get(0);
+    let filter = TableFilter {
+        include: cfg.source.tables.clone(),
+        exclude: cfg.source.exclude.clone(),
+    };
+    let db: String = client
+        .query_one("SELECT current_database()::text", &[])
+        .await?
+        .get(0);
     let tables: Vec<_> = catalog::list_tables(client)
         .await?
         .into_iter()
         .filter(|t| {
-            filter.matches(&crate::schema::TableId { db: db.clone(), schema: Some(t.schema.clone()), table: t.name.clone() })
+            filter.matches(&crate::schema::TableId {
+                db: db.clone(),
+                schema: Some(t.schema.clone()),
+                table: t.name.clone(),
+            })
         })
         .collect();
     if tables.is_empty() {
@@ -170,11 +213,20 @@ async fn run_checks(
     }
     for t in &tables {
         let q = format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name));
-        let can: bool = client.query_one("SELECT has_table_privilege($1::oid, 'SELECT')", &[&t.oid]).await?.get(0);
+        let can: bool = client
+            .query_one("SELECT has_table_privilege($1::oid, 'SELECT')", &[&t.oid])
+            .await?
+            .get(0);
         if !can {
-            out.push(fail(format!("no SELECT privilege on {q} (needed for the snapshot)"), format!("GRANT SELECT ON {q} TO {};", quote_ident(user))));
+            out.push(fail(
+                format!("no SELECT privilege on {q} (needed for the snapshot)"),
+                format!("GRANT SELECT ON {q} TO {};", quote_ident(user)),
+            ));
         }
-        let custom = cfg.source.keys.contains_key(&format!("{}.{}", t.schema, t.name));
+        let custom = cfg
+            .source
+            .keys
+            .contains_key(&format!("{}.{}", t.schema, t.name));
         if !t.has_pk && !custom {
             if t.replica_identity == 'f' {
                 out.push(warn(
@@ -255,7 +307,8 @@ async fn run_checks(
     }
     // DDL capture
     if cfg.source.capture_ddl {
-        let present = client.query_opt("SELECT 1 FROM pg_event_trigger WHERE evtname = 'rowstream_ddl'", &[]).await?.is_some();
+        let present =
+            ddl::installed_version(client).await.as_deref() == Some(ddl::MIGRATION_VERSION);
         if present {
             out.push(ok("DDL capture event triggers installed"));
         } else if apply_fixes {
@@ -267,7 +320,9 @@ async fn run_checks(
                 )),
             }
         } else if is_super {
-            out.push(ok("DDL capture event triggers will be installed on first run"));
+            out.push(ok(
+                "DDL capture event triggers will be installed on first run",
+            ));
         } else {
             out.push(warn(
                 "DDL capture event triggers are missing and need a superuser to install: no DDL records",

@@ -10,6 +10,23 @@ use serde::Deserialize;
 pub const DDL_PREFIX: &str = "rowstream.ddl";
 pub const HEARTBEAT_PREFIX: &str = "rowstream.heartbeat";
 pub const MIGRATION: &str = include_str!("../../../migrations/postgres/001_ddl_capture.sql");
+/// The version the migration writes into the function's comment.
+pub const MIGRATION_VERSION: &str = "rowstream ddl capture v3";
+
+/// The installed DDL capture version, if the triggers and function are there.
+pub async fn installed_version(c: &tokio_postgres::Client) -> Option<String> {
+    let row = c
+        .query_opt(
+            "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname = 'rowstream' AND p.proname = 'capture_ddl' \
+               AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'rowstream_ddl')",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()?;
+    row.get::<_, Option<String>>(0)
+}
 
 #[derive(Debug, Deserialize)]
 pub struct DdlMessage {
@@ -38,7 +55,10 @@ pub struct DdlColumn {
 /// Is `query` an `ALTER TABLE .. RENAME TO ..` of the table itself (not of a column)?
 pub fn is_table_rename(query: &str) -> bool {
     let up = query.to_ascii_uppercase();
-    let toks: Vec<&str> = up.split(|c: char| c.is_whitespace() || c == ';').filter(|t| !t.is_empty()).collect();
+    let toks: Vec<&str> = up
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|t| !t.is_empty())
+        .collect();
     toks.windows(2).any(|w| w[0] == "RENAME" && w[1] == "TO")
 }
 
@@ -59,14 +79,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn migration_carries_its_version() {
+        assert!(MIGRATION.contains(&format!("IS '{MIGRATION_VERSION}'")));
+    }
+
+    #[test]
     fn ops() {
-        assert_eq!(ddl_op("ALTER TABLE", "alter table t add column c int"), DdlOp::Alter);
-        assert_eq!(ddl_op("ALTER TABLE", "ALTER TABLE t RENAME TO u"), DdlOp::Rename);
-        assert_eq!(ddl_op("ALTER TABLE", "ALTER TABLE t RENAME COLUMN a TO b"), DdlOp::Alter);
-        assert_eq!(ddl_op("ALTER TABLE", "ALTER TABLE t RENAME a TO b"), DdlOp::Alter);
-        assert_eq!(ddl_op("CREATE TABLE", "create table x(a int)"), DdlOp::Create);
+        assert_eq!(
+            ddl_op("ALTER TABLE", "alter table t add column c int"),
+            DdlOp::Alter
+        );
+        assert_eq!(
+            ddl_op("ALTER TABLE", "ALTER TABLE t RENAME TO u"),
+            DdlOp::Rename
+        );
+        assert_eq!(
+            ddl_op("ALTER TABLE", "ALTER TABLE t RENAME COLUMN a TO b"),
+            DdlOp::Alter
+        );
+        assert_eq!(
+            ddl_op("ALTER TABLE", "ALTER TABLE t RENAME a TO b"),
+            DdlOp::Alter
+        );
+        assert_eq!(
+            ddl_op("CREATE TABLE", "create table x(a int)"),
+            DdlOp::Create
+        );
         assert_eq!(ddl_op("DROP TABLE", "drop table x"), DdlOp::Erase);
-        assert_eq!(ddl_op("CREATE INDEX", "create index on x(a)"), DdlOp::CIndex);
+        assert_eq!(
+            ddl_op("CREATE INDEX", "create index on x(a)"),
+            DdlOp::CIndex
+        );
         assert_eq!(ddl_op("COMMENT", "comment on table x is 'y'"), DdlOp::Query);
         let m: DdlMessage = serde_json::from_str(
             r#"{"tag":"ALTER TABLE","query":"alter table t add c int","objects":[{"oid":1,"schema":"public","table":"t","columns":[{"name":"c","type":23,"typmod":-1}]}]}"#,

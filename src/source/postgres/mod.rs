@@ -59,7 +59,10 @@ pub enum SourceError {
 }
 
 fn setup(problem: impl Into<String>, fix: impl Into<String>) -> SourceError {
-    SourceError::Setup { problem: problem.into(), fix: fix.into() }
+    SourceError::Setup {
+        problem: problem.into(),
+        fix: fix.into(),
+    }
 }
 
 /// What `prepare` decided; `run` carries it out.
@@ -82,24 +85,35 @@ pub struct Prepared {
 }
 
 pub fn source_id(cfg: &Config) -> String {
-    let db = cfg.source.url.parse::<tokio_postgres::Config>().ok().and_then(|c| c.get_dbname().map(str::to_string));
+    let db = cfg
+        .source
+        .url
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|c| c.get_dbname().map(str::to_string));
     format!("postgres:{}:{}", db.unwrap_or_default(), cfg.source.slot)
 }
 
 fn parse_lsn(s: &str) -> Result<Lsn, SourceError> {
-    s.parse().map_err(|e: crate::position::LsnParseError| SourceError::Protocol(PgError::Protocol(e.to_string())))
+    s.parse().map_err(|e: crate::position::LsnParseError| {
+        SourceError::Protocol(PgError::Protocol(e.to_string()))
+    })
 }
 
 pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceError> {
-    let pg: tokio_postgres::Config = cfg
-        .source
-        .url
-        .parse()
-        .map_err(|e| setup(format!("source.url is not a Postgres URL: {e}"), "postgres://user[:password]@host:5432/db"))?;
+    let pg: tokio_postgres::Config = cfg.source.url.parse().map_err(|e| {
+        setup(
+            format!("source.url is not a Postgres URL: {e}"),
+            "postgres://user[:password]@host:5432/db",
+        )
+    })?;
     let db = pg.get_dbname().unwrap_or("postgres").to_string();
     let client = catalog::connect(&pg, "rowstream").await.map_err(|e| {
         setup(
-            format!("cannot connect to postgres at {}: {e}", crate::config::redact_url(&cfg.source.url)),
+            format!(
+                "cannot connect to postgres at {}: {e}",
+                crate::config::redact_url(&cfg.source.url)
+            ),
             "check source.url, that the server runs and pg_hba.conf admits this user",
         )
     })?;
@@ -111,7 +125,10 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
         ));
     }
     let catalog = Catalog::new(client);
-    let filter = TableFilter { include: cfg.source.tables.clone(), exclude: cfg.source.exclude.clone() };
+    let filter = TableFilter {
+        include: cfg.source.tables.clone(),
+        exclude: cfg.source.exclude.clone(),
+    };
     let tz = cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000;
     let mut tables = Tables::new(
         catalog,
@@ -123,8 +140,10 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
         cfg.source.toast_placeholder.clone(),
     );
     let all = tables.catalog.tables().await?;
-    let matched: Vec<TableRow> =
-        all.into_iter().filter(|t| filter.matches(&tables.table_id(&t.schema, &t.name))).collect();
+    let matched: Vec<TableRow> = all
+        .into_iter()
+        .filter(|t| filter.matches(&tables.table_id(&t.schema, &t.name)))
+        .collect();
     if matched.is_empty() {
         tracing::warn!(patterns = ?cfg.source.tables, "no table matches source.tables yet; streaming tables created later");
     }
@@ -139,7 +158,11 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
         SnapshotMode::Always => matched.clone(),
         SnapshotMode::Initial => matched
             .iter()
-            .filter(|t| !state.tables.contains_key(&format!("{}.{}", t.schema, t.name)))
+            .filter(|t| {
+                !state
+                    .tables
+                    .contains_key(&format!("{}.{}", t.schema, t.name))
+            })
             .cloned()
             .collect(),
     };
@@ -171,12 +194,24 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
                     "to start over with a fresh snapshot, move the state directory away and run again",
                 ));
             }
-            let export = if need.is_empty() { "NOEXPORT_SNAPSHOT" } else { "EXPORT_SNAPSHOT" };
+            let export = if need.is_empty() {
+                "NOEXPORT_SNAPSHOT"
+            } else {
+                "EXPORT_SNAPSHOT"
+            };
             let rows = repl
-                .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput {export}", quote_ident(&slot)))
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput {export}",
+                    quote_ident(&slot)
+                ))
                 .await
                 .map_err(|e| slot_error(&slot, e))?;
-            let row = rows.first().ok_or_else(|| setup("CREATE_REPLICATION_SLOT returned nothing", "check the server log"))?;
+            let row = rows.first().ok_or_else(|| {
+                setup(
+                    "CREATE_REPLICATION_SLOT returned nothing",
+                    "check the server log",
+                )
+            })?;
             let point = parse_lsn(row.get(1).cloned().flatten().as_deref().unwrap_or("0/0"))?;
             tracing::info!(slot, consistent_point = %point, "created replication slot");
             start = point;
@@ -200,7 +235,10 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
                     "drop the slot and the state directory, then run again to re-snapshot",
                 ));
             }
-            let confirmed = parse_lsn(&r.get::<_, Option<String>>(2).unwrap_or_else(|| "0/0".into()))?;
+            let confirmed = parse_lsn(
+                &r.get::<_, Option<String>>(2)
+                    .unwrap_or_else(|| "0/0".into()),
+            )?;
             start = match &state.position {
                 Some(SourcePosition::Postgres { lsn }) => (*lsn).max(confirmed),
                 None => confirmed,
@@ -210,10 +248,18 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
                 let mut c = ReplicationConn::connect(&pg, "rowstream-snapshot").await?;
                 let tmp = format!("{}_snap_{}", slot, std::process::id());
                 let rows = c
-                    .simple_query(&format!("CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT", quote_ident(&tmp)))
+                    .simple_query(&format!(
+                        "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT",
+                        quote_ident(&tmp)
+                    ))
                     .await
                     .map_err(|e| slot_error(&tmp, e))?;
-                let row = rows.first().ok_or_else(|| setup("CREATE_REPLICATION_SLOT returned nothing", "check the server log"))?;
+                let row = rows.first().ok_or_else(|| {
+                    setup(
+                        "CREATE_REPLICATION_SLOT returned nothing",
+                        "check the server log",
+                    )
+                })?;
                 let point = parse_lsn(row.get(1).cloned().flatten().as_deref().unwrap_or("0/0"))?;
                 let name = row.get(2).cloned().flatten().unwrap_or_default();
                 tracing::info!(tables = need.len(), consistent_point = %point, "snapshot of tables added since the last run");
@@ -263,19 +309,36 @@ fn slot_error(slot: &str, e: PgError) -> SourceError {
 }
 
 async fn decoder_for(tables: &mut Tables, t: &TableRow) -> Result<TableDecoder, SourceError> {
-    let cols: Vec<(String, u32, i32)> =
-        tables.catalog.columns(t.oid).await?.into_iter().map(|c| (c.name, c.type_oid, c.typmod)).collect();
+    let cols: Vec<(String, u32, i32)> = tables
+        .catalog
+        .columns(t.oid)
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.type_oid, c.typmod))
+        .collect();
     let id = tables.table_id(&t.schema, &t.name);
     Ok(tables.decoder(t.oid, id, &cols, None).await?)
 }
 
-async fn ensure_publication(cat: &Catalog, name: &str, matched: &[TableRow]) -> Result<(), SourceError> {
-    let exists = cat.client.query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name]).await?.is_some();
+async fn ensure_publication(
+    cat: &Catalog,
+    name: &str,
+    matched: &[TableRow],
+) -> Result<(), SourceError> {
+    let exists = cat
+        .client
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .await?
+        .is_some();
     if exists {
         return Ok(());
     }
     let q = quote_ident(name);
-    match cat.client.batch_execute(&format!("CREATE PUBLICATION {q} FOR ALL TABLES")).await {
+    match cat
+        .client
+        .batch_execute(&format!("CREATE PUBLICATION {q} FOR ALL TABLES"))
+        .await
+    {
         Ok(()) => {
             tracing::info!(publication = name, "created publication FOR ALL TABLES");
             Ok(())
@@ -287,8 +350,10 @@ async fn ensure_publication(cat: &Catalog, name: &str, matched: &[TableRow]) -> 
                     format!("as a superuser: CREATE PUBLICATION {q} FOR ALL TABLES;"),
                 ));
             }
-            let list: Vec<String> =
-                matched.iter().map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))).collect();
+            let list: Vec<String> = matched
+                .iter()
+                .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
+                .collect();
             cat.client
                 .batch_execute(&format!("CREATE PUBLICATION {q} FOR TABLE {}", list.join(", ")))
                 .await
@@ -302,18 +367,13 @@ async fn ensure_publication(cat: &Catalog, name: &str, matched: &[TableRow]) -> 
 
 /// Install the DDL event triggers when missing; a failure only loses DDL records (warned).
 async fn install_ddl_capture(cat: &Catalog) {
-    let present = cat
-        .client
-        .query_opt("SELECT 1 FROM pg_event_trigger WHERE evtname = 'rowstream_ddl'", &[])
-        .await
-        .ok()
-        .flatten()
-        .is_some();
-    if present {
+    if ddl::installed_version(&cat.client).await.as_deref() == Some(ddl::MIGRATION_VERSION) {
         return;
     }
     match cat.client.batch_execute(ddl::MIGRATION).await {
-        Ok(()) => tracing::info!("installed the DDL capture event triggers (migrations/postgres/001_ddl_capture.sql)"),
+        Ok(()) => tracing::info!(
+            "installed the DDL capture event triggers (migrations/postgres/001_ddl_capture.sql)"
+        ),
         Err(e) => tracing::warn!(
             error = %e,
             "cannot install the DDL capture event triggers: DDL records will be missing; as a superuser run migrations/postgres/001_ddl_capture.sql or `rowstream check --fix`"
@@ -356,14 +416,21 @@ impl Prepared {
                     quote_literal(&name)
                 ))
                 .await?;
-            let main_client = std::mem::replace(&mut self.tables.catalog, Catalog::new(snap_client));
-            tracing::info!(tables = need.len(), "snapshot of {} table(s) from exported snapshot {}", need.len(), name);
+            let main_client =
+                std::mem::replace(&mut self.tables.catalog, Catalog::new(snap_client));
+            tracing::info!(
+                tables = need.len(),
+                "snapshot of {} table(s) from exported snapshot {}",
+                need.len(),
+                name
+            );
             for t in &need {
                 if *shutdown.borrow() {
                     break;
                 }
                 let d = decoder_for(&mut self.tables, t).await?;
-                snapshot::snapshot_table(&mut self.tables, &d, t.oid, self.chunk_pages, point, &tx).await?;
+                snapshot::snapshot_table(&mut self.tables, &d, t.oid, self.chunk_pages, point, &tx)
+                    .await?;
             }
             let snap = std::mem::replace(&mut self.tables.catalog, main_client);
             snap.client.batch_execute("COMMIT").await.ok();
@@ -385,7 +452,10 @@ impl Prepared {
                     _ = hb_stop.changed() => return,
                 }
                 if let Err(e) = hb_client
-                    .simple_query(&format!("SELECT pg_logical_emit_message(false, '{}', '')", ddl::HEARTBEAT_PREFIX))
+                    .simple_query(&format!(
+                        "SELECT pg_logical_emit_message(false, '{}', '')",
+                        ddl::HEARTBEAT_PREFIX
+                    ))
                     .await
                 {
                     tracing::warn!(error = %e, "heartbeat message failed (an idle slot will not advance); grant EXECUTE on pg_logical_emit_message or use a superuser");
@@ -418,12 +488,17 @@ impl Prepared {
             // drain: the pipeline flushes and the committer stores the final position; report it
             drop(tx);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while tokio::time::timeout_at(deadline, acks.changed()).await.is_ok_and(|r| r.is_ok()) {
+            while tokio::time::timeout_at(deadline, acks.changed())
+                .await
+                .is_ok_and(|r| r.is_ok())
+            {
                 if let Some(SourcePosition::Postgres { lsn }) = acks.borrow().clone() {
                     st.acked = st.acked.max(lsn);
                 }
             }
-            conn.send_status(st.received.0, st.acked.0, st.acked.0, false).await.ok();
+            conn.send_status(st.received.0, st.acked.0, st.acked.0, false)
+                .await
+                .ok();
             conn.send_copy_done().await.ok();
             tracing::info!(flushed = %st.acked, "replication stopped");
         }
@@ -432,7 +507,8 @@ impl Prepared {
 }
 
 async fn send_status(conn: &mut ReplicationConn, st: &StreamState) -> Result<(), PgError> {
-    conn.send_status(st.received.0.max(st.acked.0), st.acked.0, st.acked.0, false).await
+    conn.send_status(st.received.0.max(st.acked.0), st.acked.0, st.acked.0, false)
+        .await
 }
 
 /// Hand a batch to the pipeline, keeping the server's keepalive satisfied while we wait.
@@ -506,12 +582,22 @@ async fn stream_loop(
 }
 
 /// Apply one pgoutput message; returns true at transaction ends (batch should be flushed).
-async fn handle(st: &mut StreamState, msg: LogicalMessage, send_time: i64) -> Result<bool, SourceError> {
+async fn handle(
+    st: &mut StreamState,
+    msg: LogicalMessage,
+    send_time: i64,
+) -> Result<bool, SourceError> {
     match msg {
-        LogicalMessage::Begin { final_lsn, commit_ts, .. } => {
+        LogicalMessage::Begin {
+            final_lsn,
+            commit_ts,
+            ..
+        } => {
             st.txn = Some((final_lsn, pg_ts_to_unix_ms(commit_ts)));
         }
-        LogicalMessage::Commit { end_lsn, commit_ts, .. } => {
+        LogicalMessage::Commit {
+            end_lsn, commit_ts, ..
+        } => {
             st.txn = None;
             st.batch.push(SourceEvent::Marker(Marker::Checkpoint {
                 position: SourcePosition::Postgres { lsn: end_lsn },
@@ -524,26 +610,37 @@ async fn handle(st: &mut StreamState, msg: LogicalMessage, send_time: i64) -> Re
         LogicalMessage::Insert { rel, new } => {
             if let Some((d, t)) = live(st, rel) {
                 let after = row(st, &d, &new, None);
-                st.batch.push(change(d.schema, Op::Insert, None, Some(after), t));
+                st.batch
+                    .push(change(d.schema, Op::Insert, None, Some(after), t));
             }
         }
         LogicalMessage::Update { rel, old, new } => {
             if let Some((d, t)) = live(st, rel) {
-                let flags = st.rels.get(&rel).map(|e| e.key_flags.clone()).unwrap_or_default();
+                let flags = st
+                    .rels
+                    .get(&rel)
+                    .map(|e| e.key_flags.clone())
+                    .unwrap_or_default();
                 let old_full = match &old {
                     Some((OldKind::Full, tup)) => Some(tup),
                     _ => None,
                 };
                 let after = row(st, &d, &new, old_full);
                 let before = old.as_ref().map(|(k, tup)| old_row(st, &d, k, tup, &flags));
-                st.batch.push(change(d.schema, Op::Update, before, Some(after), t));
+                st.batch
+                    .push(change(d.schema, Op::Update, before, Some(after), t));
             }
         }
         LogicalMessage::Delete { rel, old: (k, tup) } => {
             if let Some((d, t)) = live(st, rel) {
-                let flags = st.rels.get(&rel).map(|e| e.key_flags.clone()).unwrap_or_default();
+                let flags = st
+                    .rels
+                    .get(&rel)
+                    .map(|e| e.key_flags.clone())
+                    .unwrap_or_default();
                 let before = old_row(st, &d, &k, &tup, &flags);
-                st.batch.push(change(d.schema, Op::Delete, Some(before), None, t));
+                st.batch
+                    .push(change(d.schema, Op::Delete, Some(before), None, t));
             }
         }
         LogicalMessage::Truncate { options, rels } => {
@@ -561,11 +658,21 @@ async fn handle(st: &mut StreamState, msg: LogicalMessage, send_time: i64) -> Re
                     if options & 1 != 0 {
                         text.push_str(" CASCADE");
                     }
-                    st.batch.push(SourceEvent::Ddl(DdlEvent { table: d.schema, op: DdlOp::Truncate, text, event_time_ms: t }));
+                    st.batch.push(SourceEvent::Ddl(DdlEvent {
+                        table: d.schema,
+                        op: DdlOp::Truncate,
+                        text,
+                        event_time_ms: t,
+                    }));
                 }
             }
         }
-        LogicalMessage::Message { transactional, lsn, prefix, content } => {
+        LogicalMessage::Message {
+            transactional,
+            lsn,
+            prefix,
+            content,
+        } => {
             if prefix == ddl::HEARTBEAT_PREFIX && !transactional {
                 if st.txn.is_none() {
                     st.batch.push(SourceEvent::Marker(Marker::Checkpoint {
@@ -582,8 +689,21 @@ async fn handle(st: &mut StreamState, msg: LogicalMessage, send_time: i64) -> Re
     Ok(false)
 }
 
-fn change(table: Arc<TableSchema>, op: Op, before: Option<Vec<Value>>, after: Option<Vec<Value>>, t: i64) -> SourceEvent {
-    SourceEvent::Change(ChangeEvent { table, op, before, after, event_time_ms: t, snapshot: false })
+fn change(
+    table: Arc<TableSchema>,
+    op: Op,
+    before: Option<Vec<Value>>,
+    after: Option<Vec<Value>>,
+    t: i64,
+) -> SourceEvent {
+    SourceEvent::Change(ChangeEvent {
+        table,
+        op,
+        before,
+        after,
+        event_time_ms: t,
+        snapshot: false,
+    })
 }
 
 /// The decoder of a relation whose change must be emitted now, with the commit time.
@@ -599,7 +719,12 @@ fn live(st: &StreamState, rel: u32) -> Option<(TableDecoder, i64)> {
     Some((d.clone(), t))
 }
 
-fn row(st: &mut StreamState, d: &TableDecoder, tup: &Tuple, old_full: Option<&Tuple>) -> Vec<Value> {
+fn row(
+    st: &mut StreamState,
+    d: &TableDecoder,
+    tup: &Tuple,
+    old_full: Option<&Tuple>,
+) -> Vec<Value> {
     let mut out = Vec::with_capacity(d.kinds.len());
     for i in 0..d.kinds.len() {
         out.push(match tup.get(i) {
@@ -610,7 +735,8 @@ fn row(st: &mut StreamState, d: &TableDecoder, tup: &Tuple, old_full: Option<&Tu
                 _ => Value::Text(st.tables.toast_placeholder.clone()),
             },
             Some(TupleValue::Binary(_)) => {
-                st.tables.render_failed(&d.schema, i, "binary tuple value in text mode");
+                st.tables
+                    .render_failed(&d.schema, i, "binary tuple value in text mode");
                 Value::Null
             }
         });
@@ -619,14 +745,26 @@ fn row(st: &mut StreamState, d: &TableDecoder, tup: &Tuple, old_full: Option<&Tu
 }
 
 /// Old image as the log carries it: the whole row (`O`), or only the identity columns (`K`).
-fn old_row(st: &mut StreamState, d: &TableDecoder, kind: &OldKind, tup: &Tuple, key_flags: &[bool]) -> Vec<Value> {
+fn old_row(
+    st: &mut StreamState,
+    d: &TableDecoder,
+    kind: &OldKind,
+    tup: &Tuple,
+    key_flags: &[bool],
+) -> Vec<Value> {
     let full = row(st, d, tup, None);
     match kind {
         OldKind::Full => full,
         OldKind::Key => full
             .into_iter()
             .enumerate()
-            .map(|(i, v)| if key_flags.get(i).copied().unwrap_or(false) { v } else { Value::Absent })
+            .map(|(i, v)| {
+                if key_flags.get(i).copied().unwrap_or(false) {
+                    v
+                } else {
+                    Value::Absent
+                }
+            })
             .collect(),
     }
 }
@@ -635,8 +773,11 @@ async fn relation(st: &mut StreamState, rel: Relation) -> Result<(), SourceError
     let id = st.tables.table_id(&rel.namespace, &rel.name);
     let key_flags: Vec<bool> = rel.columns.iter().map(|c| c.flags & 1 == 1).collect();
     let decoder = if st.tables.filter.matches(&id) {
-        let cols: Vec<(String, u32, i32)> =
-            rel.columns.iter().map(|c| (c.name.clone(), c.type_oid, c.typmod)).collect();
+        let cols: Vec<(String, u32, i32)> = rel
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.type_oid, c.typmod))
+            .collect();
         let d = st.tables.decoder(rel.oid, id.clone(), &cols, None).await?;
         if d.schema.key.is_none() && rel.replica_identity != b'f' {
             tracing::warn!(table = %id, "table has no primary key: records carry a null key; UPDATE/DELETE need REPLICA IDENTITY FULL on the source");
@@ -647,7 +788,14 @@ async fn relation(st: &mut StreamState, rel: Relation) -> Result<(), SourceError
         None
     };
     let skip_before = st.skip_before.get(&id.pattern_name()).copied();
-    st.rels.insert(rel.oid, RelEntry { decoder, skip_before, key_flags });
+    st.rels.insert(
+        rel.oid,
+        RelEntry {
+            decoder,
+            skip_before,
+            key_flags,
+        },
+    );
     Ok(())
 }
 
@@ -667,20 +815,36 @@ async fn ddl_message(st: &mut StreamState, content: &[u8]) -> Result<(), SourceE
         if !st.tables.filter.matches(&id) {
             continue;
         }
-        if st.skip_before.get(&id.pattern_name()).is_some_and(|s| commit_lsn < *s) {
+        if st
+            .skip_before
+            .get(&id.pattern_name())
+            .is_some_and(|s| commit_lsn < *s)
+        {
             continue;
         }
         let schema = match &obj.columns {
             Some(cols) => {
-                let cols: Vec<(String, u32, i32)> = cols.iter().map(|c| (c.name.clone(), c.type_oid, c.typmod)).collect();
-                st.tables.decoder(obj.oid, id.clone(), &cols, None).await.map(|d| d.schema).ok()
+                let cols: Vec<(String, u32, i32)> = cols
+                    .iter()
+                    .map(|c| (c.name.clone(), c.type_oid, c.typmod))
+                    .collect();
+                st.tables
+                    .decoder(obj.oid, id.clone(), &cols, None)
+                    .await
+                    .map(|d| d.schema)
+                    .ok()
             }
             None => None,
         };
         // dropped tables: the last schema we knew
         let schema = match schema {
             Some(s) => s,
-            None => match st.rels.values().filter_map(|e| e.decoder.as_ref()).find(|d| d.schema.id == id) {
+            None => match st
+                .rels
+                .values()
+                .filter_map(|e| e.decoder.as_ref())
+                .find(|d| d.schema.id == id)
+            {
                 Some(d) => d.schema.clone(),
                 None => TableSchema::new(
                     crate::schema::DbType::PostgreSql,
@@ -692,7 +856,12 @@ async fn ddl_message(st: &mut StreamState, content: &[u8]) -> Result<(), SourceE
             },
         };
         st.batch.push(SourceEvent::Table(schema.clone()));
-        st.batch.push(SourceEvent::Ddl(DdlEvent { table: schema, op, text: msg.query.clone(), event_time_ms: t }));
+        st.batch.push(SourceEvent::Ddl(DdlEvent {
+            table: schema,
+            op,
+            text: msg.query.clone(),
+            event_time_ms: t,
+        }));
     }
     Ok(())
 }

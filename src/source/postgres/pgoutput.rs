@@ -13,8 +13,17 @@ use bytes::Bytes;
 
 #[derive(Debug, PartialEq)]
 pub enum CopyMessage {
-    XLogData { wal_start: Lsn, wal_end: Lsn, send_time: i64, data: Bytes },
-    Keepalive { wal_end: Lsn, send_time: i64, reply: bool },
+    XLogData {
+        wal_start: Lsn,
+        wal_end: Lsn,
+        send_time: i64,
+        data: Bytes,
+    },
+    Keepalive {
+        wal_end: Lsn,
+        send_time: i64,
+        reply: bool,
+    },
 }
 
 pub fn parse_copy(b: Bytes) -> Result<CopyMessage, PgError> {
@@ -26,8 +35,15 @@ pub fn parse_copy(b: Bytes) -> Result<CopyMessage, PgError> {
             send_time: r.i64()?,
             data: r.rest(),
         }),
-        b'k' => Ok(CopyMessage::Keepalive { wal_end: Lsn(r.u64()?), send_time: r.i64()?, reply: r.u8()? == 1 }),
-        t => Err(PgError::Protocol(format!("unknown replication message type {:?}", t as char))),
+        b'k' => Ok(CopyMessage::Keepalive {
+            wal_end: Lsn(r.u64()?),
+            send_time: r.i64()?,
+            reply: r.u8()? == 1,
+        }),
+        t => Err(PgError::Protocol(format!(
+            "unknown replication message type {:?}",
+            t as char
+        ))),
     }
 }
 
@@ -70,16 +86,46 @@ pub enum OldKind {
 
 #[derive(Debug, PartialEq)]
 pub enum LogicalMessage {
-    Begin { final_lsn: Lsn, commit_ts: i64, xid: u32 },
-    Commit { commit_lsn: Lsn, end_lsn: Lsn, commit_ts: i64 },
+    Begin {
+        final_lsn: Lsn,
+        commit_ts: i64,
+        xid: u32,
+    },
+    Commit {
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+        commit_ts: i64,
+    },
     Origin,
     Relation(Relation),
-    Type { oid: u32, namespace: String, name: String },
-    Insert { rel: u32, new: Tuple },
-    Update { rel: u32, old: Option<(OldKind, Tuple)>, new: Tuple },
-    Delete { rel: u32, old: (OldKind, Tuple) },
-    Truncate { options: u8, rels: Vec<u32> },
-    Message { transactional: bool, lsn: Lsn, prefix: String, content: Bytes },
+    Type {
+        oid: u32,
+        namespace: String,
+        name: String,
+    },
+    Insert {
+        rel: u32,
+        new: Tuple,
+    },
+    Update {
+        rel: u32,
+        old: Option<(OldKind, Tuple)>,
+        new: Tuple,
+    },
+    Delete {
+        rel: u32,
+        old: (OldKind, Tuple),
+    },
+    Truncate {
+        options: u8,
+        rels: Vec<u32>,
+    },
+    Message {
+        transactional: bool,
+        lsn: Lsn,
+        prefix: String,
+        content: Bytes,
+    },
 }
 
 fn tuple(r: &mut Reader) -> Result<Tuple, PgError> {
@@ -106,7 +152,12 @@ fn tuple(r: &mut Reader) -> Result<Tuple, PgError> {
                 }
                 TupleValue::Binary(r.bytes(len as usize)?)
             }
-            k => return Err(PgError::Protocol(format!("unknown tuple value kind {:?}", k as char))),
+            k => {
+                return Err(PgError::Protocol(format!(
+                    "unknown tuple value kind {:?}",
+                    k as char
+                )))
+            }
         });
     }
     Ok(t)
@@ -124,10 +175,18 @@ pub fn parse_logical(data: Bytes) -> Result<LogicalMessage, PgError> {
     let mut r = Reader::new(data);
     let tag = r.u8()?;
     Ok(match tag {
-        b'B' => LogicalMessage::Begin { final_lsn: Lsn(r.u64()?), commit_ts: r.i64()?, xid: r.u32()? },
+        b'B' => LogicalMessage::Begin {
+            final_lsn: Lsn(r.u64()?),
+            commit_ts: r.i64()?,
+            xid: r.u32()?,
+        },
         b'C' => {
             let _flags = r.u8()?;
-            LogicalMessage::Commit { commit_lsn: Lsn(r.u64()?), end_lsn: Lsn(r.u64()?), commit_ts: r.i64()? }
+            LogicalMessage::Commit {
+                commit_lsn: Lsn(r.u64()?),
+                end_lsn: Lsn(r.u64()?),
+                commit_ts: r.i64()?,
+            }
         }
         b'O' => {
             let _lsn = r.u64()?;
@@ -142,17 +201,35 @@ pub fn parse_logical(data: Bytes) -> Result<LogicalMessage, PgError> {
             let n = r.i16()?;
             let mut columns = Vec::with_capacity(n.max(0) as usize);
             for _ in 0..n.max(0) {
-                columns.push(RelColumn { flags: r.u8()?, name: r.cstr()?, type_oid: r.u32()?, typmod: r.i32()? });
+                columns.push(RelColumn {
+                    flags: r.u8()?,
+                    name: r.cstr()?,
+                    type_oid: r.u32()?,
+                    typmod: r.i32()?,
+                });
             }
-            LogicalMessage::Relation(Relation { oid, namespace, name, replica_identity, columns })
+            LogicalMessage::Relation(Relation {
+                oid,
+                namespace,
+                name,
+                replica_identity,
+                columns,
+            })
         }
-        b'Y' => LogicalMessage::Type { oid: r.u32()?, namespace: r.cstr()?, name: r.cstr()? },
+        b'Y' => LogicalMessage::Type {
+            oid: r.u32()?,
+            namespace: r.cstr()?,
+            name: r.cstr()?,
+        },
         b'I' => {
             let rel = r.u32()?;
             if r.u8()? != b'N' {
                 return Err(PgError::Protocol("insert without new tuple".into()));
             }
-            LogicalMessage::Insert { rel, new: tuple(&mut r)? }
+            LogicalMessage::Insert {
+                rel,
+                new: tuple(&mut r)?,
+            }
         }
         b'U' => {
             let rel = r.u32()?;
@@ -165,12 +242,20 @@ pub fn parse_logical(data: Bytes) -> Result<LogicalMessage, PgError> {
             if k != b'N' {
                 return Err(PgError::Protocol("update without new tuple".into()));
             }
-            LogicalMessage::Update { rel, old, new: tuple(&mut r)? }
+            LogicalMessage::Update {
+                rel,
+                old,
+                new: tuple(&mut r)?,
+            }
         }
         b'D' => {
             let rel = r.u32()?;
-            let kind = old_kind(r.u8()?).ok_or_else(|| PgError::Protocol("delete without old tuple".into()))?;
-            LogicalMessage::Delete { rel, old: (kind, tuple(&mut r)?) }
+            let kind = old_kind(r.u8()?)
+                .ok_or_else(|| PgError::Protocol("delete without old tuple".into()))?;
+            LogicalMessage::Delete {
+                rel,
+                old: (kind, tuple(&mut r)?),
+            }
         }
         b'T' => {
             let n = r.u32()?;
@@ -186,9 +271,19 @@ pub fn parse_logical(data: Bytes) -> Result<LogicalMessage, PgError> {
             let lsn = Lsn(r.u64()?);
             let prefix = r.cstr()?;
             let len = r.u32()? as usize;
-            LogicalMessage::Message { transactional: flags & 1 == 1, lsn, prefix, content: r.bytes(len)? }
+            LogicalMessage::Message {
+                transactional: flags & 1 == 1,
+                lsn,
+                prefix,
+                content: r.bytes(len)?,
+            }
         }
-        t => return Err(PgError::Protocol(format!("unsupported pgoutput message {:?}", t as char))),
+        t => {
+            return Err(PgError::Protocol(format!(
+                "unsupported pgoutput message {:?}",
+                t as char
+            )))
+        }
     })
 }
 
@@ -214,7 +309,9 @@ mod tests {
         b.put_u32(25);
         b.put_i32(-1);
         let m = parse_logical(b.freeze()).unwrap();
-        let LogicalMessage::Relation(rel) = m else { panic!("{m:?}") };
+        let LogicalMessage::Relation(rel) = m else {
+            panic!("{m:?}")
+        };
         assert_eq!(rel.columns[1].name, "v");
         assert_eq!(rel.columns[0].flags, 1);
 
@@ -238,8 +335,14 @@ mod tests {
             m,
             LogicalMessage::Update {
                 rel: 16384,
-                old: Some((OldKind::Key, vec![TupleValue::Text(Bytes::from_static(b"1")), TupleValue::Null])),
-                new: vec![TupleValue::Text(Bytes::from_static(b"2")), TupleValue::Unchanged],
+                old: Some((
+                    OldKind::Key,
+                    vec![TupleValue::Text(Bytes::from_static(b"1")), TupleValue::Null]
+                )),
+                new: vec![
+                    TupleValue::Text(Bytes::from_static(b"2")),
+                    TupleValue::Unchanged
+                ],
             }
         );
     }
@@ -248,7 +351,10 @@ mod tests {
     fn truncated_input_is_an_error_not_a_panic() {
         let full: &[u8] = b"I\0\0\x40\0N\0\x01t\0\0\0\x05ab";
         for i in 0..full.len() {
-            assert!(parse_logical(Bytes::copy_from_slice(&full[..i])).is_err(), "prefix {i}");
+            assert!(
+                parse_logical(Bytes::copy_from_slice(&full[..i])).is_err(),
+                "prefix {i}"
+            );
         }
         assert!(parse_copy(Bytes::from_static(b"w\0\0")).is_err());
         assert!(parse_copy(Bytes::from_static(b"z")).is_err());

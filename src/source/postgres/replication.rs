@@ -29,7 +29,11 @@ pub enum PgError {
     #[error("postgres protocol error: {0}")]
     Protocol(String),
     #[error("postgres error {code}: {message}{}", .hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
-    Server { code: String, message: String, hint: Option<String> },
+    Server {
+        code: String,
+        message: String,
+        hint: Option<String>,
+    },
     #[error("authentication failed: {0}")]
     Auth(String),
 }
@@ -84,11 +88,18 @@ fn server_error(body: &backend::ErrorResponseBody) -> PgError {
             _ => {}
         }
     }
-    PgError::Server { code, message, hint }
+    PgError::Server {
+        code,
+        message,
+        hint,
+    }
 }
 
 impl ReplicationConn {
-    pub async fn connect(cfg: &tokio_postgres::Config, application_name: &str) -> Result<ReplicationConn, PgError> {
+    pub async fn connect(
+        cfg: &tokio_postgres::Config,
+        application_name: &str,
+    ) -> Result<ReplicationConn, PgError> {
         let port = cfg.get_ports().first().copied().unwrap_or(5432);
         let stream: Box<dyn Stream> = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => {
@@ -103,7 +114,11 @@ impl ReplicationConn {
             }
             None => Box::new(tokio::net::TcpStream::connect(("localhost", port)).await?),
         };
-        let mut conn = ReplicationConn { stream, rbuf: BytesMut::with_capacity(1 << 16), wbuf: BytesMut::with_capacity(1024) };
+        let mut conn = ReplicationConn {
+            stream,
+            rbuf: BytesMut::with_capacity(1 << 16),
+            wbuf: BytesMut::with_capacity(1024),
+        };
         let user = cfg.get_user().unwrap_or("postgres").to_string();
         let db = cfg.get_dbname().unwrap_or(&user).to_string();
         let mut params: Vec<(&str, &str)> = vec![
@@ -126,7 +141,9 @@ impl ReplicationConn {
     }
 
     async fn authenticate(&mut self, user: &str, password: Option<&[u8]>) -> Result<(), PgError> {
-        let need_pw = || PgError::Auth("the server asks for a password; put it in source.url (postgres://user:password@host/db)".into());
+        let need_pw = || {
+            PgError::Auth("the server asks for a password; put it in source.url (postgres://user:password@host/db)".into())
+        };
         let mut scram: Option<ScramSha256> = None;
         loop {
             match self.read_message().await? {
@@ -138,7 +155,11 @@ impl ReplicationConn {
                 }
                 backend::Message::AuthenticationMd5Password(body) => {
                     let pw = password.ok_or_else(need_pw)?;
-                    let h = postgres_protocol::authentication::md5_hash(user.as_bytes(), pw, body.salt());
+                    let h = postgres_protocol::authentication::md5_hash(
+                        user.as_bytes(),
+                        pw,
+                        body.salt(),
+                    );
                     frontend::password_message(h.as_bytes(), &mut self.wbuf)?;
                     self.flush().await?;
                 }
@@ -147,7 +168,9 @@ impl ReplicationConn {
                     let pw = password.ok_or_else(need_pw)?;
                     let mut found = false;
                     let mut mechs = body.mechanisms();
-                    while let Some(m) = mechs.next().map_err(|e| PgError::Protocol(e.to_string()))? {
+                    while let Some(m) =
+                        mechs.next().map_err(|e| PgError::Protocol(e.to_string()))?
+                    {
                         found |= m == "SCRAM-SHA-256";
                     }
                     if !found {
@@ -159,21 +182,31 @@ impl ReplicationConn {
                     scram = Some(s);
                 }
                 backend::Message::AuthenticationSaslContinue(body) => {
-                    let s = scram.as_mut().ok_or_else(|| PgError::Protocol("unexpected SASL continue".into()))?;
-                    s.update(body.data()).map_err(|e| PgError::Auth(e.to_string()))?;
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| PgError::Protocol("unexpected SASL continue".into()))?;
+                    s.update(body.data())
+                        .map_err(|e| PgError::Auth(e.to_string()))?;
                     frontend::sasl_response(s.message(), &mut self.wbuf)?;
                     self.flush().await?;
                 }
                 backend::Message::AuthenticationSaslFinal(body) => {
-                    let s = scram.as_mut().ok_or_else(|| PgError::Protocol("unexpected SASL final".into()))?;
-                    s.finish(body.data()).map_err(|e| PgError::Auth(e.to_string()))?;
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| PgError::Protocol("unexpected SASL final".into()))?;
+                    s.finish(body.data())
+                        .map_err(|e| PgError::Auth(e.to_string()))?;
                 }
                 backend::Message::ErrorResponse(body) => return Err(server_error(&body)),
                 backend::Message::ReadyForQuery(_) => return Ok(()),
                 backend::Message::ParameterStatus(_)
                 | backend::Message::BackendKeyData(_)
                 | backend::Message::NoticeResponse(_) => {}
-                _ => return Err(PgError::Protocol("unexpected message during authentication".into())),
+                _ => {
+                    return Err(PgError::Protocol(
+                        "unexpected message during authentication".into(),
+                    ))
+                }
             }
         }
     }
@@ -190,7 +223,9 @@ impl ReplicationConn {
     async fn read_msg(&mut self) -> Result<Msg, PgError> {
         loop {
             if self.rbuf.len() >= 5 && self.rbuf[0] == b'W' {
-                let len = u32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]) as usize;
+                let len =
+                    u32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]])
+                        as usize;
                 if self.rbuf.len() > len {
                     self.rbuf.advance(1 + len);
                     return Ok(Msg::CopyBoth);
@@ -253,11 +288,18 @@ impl ReplicationConn {
                 backend::Message::ErrorResponse(body) => {
                     let e = server_error(&body);
                     // drain to ReadyForQuery so the error is the server's, not a follow-up
-                    while !matches!(self.read_message().await?, backend::Message::ReadyForQuery(_)) {}
+                    while !matches!(
+                        self.read_message().await?,
+                        backend::Message::ReadyForQuery(_)
+                    ) {}
                     return Err(e);
                 }
                 backend::Message::NoticeResponse(_) | backend::Message::ParameterStatus(_) => {}
-                _ => return Err(PgError::Protocol("unexpected reply to START_REPLICATION".into())),
+                _ => {
+                    return Err(PgError::Protocol(
+                        "unexpected reply to START_REPLICATION".into(),
+                    ))
+                }
             }
         }
     }
@@ -269,16 +311,28 @@ impl ReplicationConn {
                 backend::Message::CopyData(body) => return Ok(body.into_bytes()),
                 backend::Message::ErrorResponse(body) => return Err(server_error(&body)),
                 backend::Message::CopyDone => {
-                    return Err(PgError::Protocol("server ended the replication stream".into()))
+                    return Err(PgError::Protocol(
+                        "server ended the replication stream".into(),
+                    ))
                 }
                 backend::Message::NoticeResponse(_) | backend::Message::ParameterStatus(_) => {}
-                _ => return Err(PgError::Protocol("unexpected message in replication stream".into())),
+                _ => {
+                    return Err(PgError::Protocol(
+                        "unexpected message in replication stream".into(),
+                    ))
+                }
             }
         }
     }
 
     /// Standby status update: `write`/`flush`/`apply` positions, optionally asking for a reply.
-    pub async fn send_status(&mut self, write: u64, flush: u64, apply: u64, reply: bool) -> Result<(), PgError> {
+    pub async fn send_status(
+        &mut self,
+        write: u64,
+        flush: u64,
+        apply: u64,
+        reply: bool,
+    ) -> Result<(), PgError> {
         let mut b = BytesMut::with_capacity(34);
         b.put_u8(b'r');
         b.put_u64(write);
@@ -334,7 +388,9 @@ impl Reader {
     }
     fn need(&self, n: usize, what: &str) -> Result<(), PgError> {
         if self.b.remaining() < n {
-            Err(PgError::Protocol(format!("message truncated reading {what}")))
+            Err(PgError::Protocol(format!(
+                "message truncated reading {what}"
+            )))
         } else {
             Ok(())
         }

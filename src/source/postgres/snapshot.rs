@@ -81,7 +81,12 @@ pub fn unescape_copy(raw: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
-fn parse_line(tables: &mut Tables, t: &TableDecoder, line: &[u8], field: &mut Vec<u8>) -> Vec<Value> {
+fn parse_line(
+    tables: &mut Tables,
+    t: &TableDecoder,
+    line: &[u8],
+    field: &mut Vec<u8>,
+) -> Vec<Value> {
     let mut row = Vec::with_capacity(t.kinds.len());
     for (i, raw) in line.split(|&c| c == b'\t').enumerate() {
         if i >= t.kinds.len() {
@@ -119,8 +124,17 @@ pub async fn snapshot_table(
     use super::replication::quote_ident;
     let started = Instant::now();
     let id = &t.schema.id;
-    let qname = format!("{}.{}", quote_ident(id.schema.as_deref().unwrap_or("public")), quote_ident(&id.table));
-    let cols: Vec<String> = t.schema.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let qname = format!(
+        "{}.{}",
+        quote_ident(id.schema.as_deref().unwrap_or("public")),
+        quote_ident(&id.table)
+    );
+    let cols: Vec<String> = t
+        .schema
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect();
     let pages: i64 = tables
         .catalog
         .client
@@ -145,9 +159,15 @@ pub async fn snapshot_table(
         } else if last {
             format!(" WHERE ctid >= '({start_page},0)'::tid")
         } else {
-            format!(" WHERE ctid >= '({start_page},0)'::tid AND ctid < '({},0)'::tid", start_page + chunk)
+            format!(
+                " WHERE ctid >= '({start_page},0)'::tid AND ctid < '({},0)'::tid",
+                start_page + chunk
+            )
         };
-        let sql = format!("COPY (SELECT {} FROM ONLY {qname}{cond}) TO STDOUT", cols.join(","));
+        let sql = format!(
+            "COPY (SELECT {} FROM ONLY {qname}{cond}) TO STDOUT",
+            cols.join(",")
+        );
         let stream = tables.catalog.client.copy_out(sql.as_str()).await?;
         futures_util::pin_mut!(stream);
         while let Some(chunk) = stream.next().await {

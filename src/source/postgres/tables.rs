@@ -46,11 +46,24 @@ impl Tables {
         ctx: DecodeCtx,
         toast_placeholder: String,
     ) -> Tables {
-        Tables { catalog, db, filter, topic_template, keys, ctx, toast_placeholder, warned: HashSet::new() }
+        Tables {
+            catalog,
+            db,
+            filter,
+            topic_template,
+            keys,
+            ctx,
+            toast_placeholder,
+            warned: HashSet::new(),
+        }
     }
 
     pub fn table_id(&self, schema: &str, name: &str) -> TableId {
-        TableId { db: self.db.clone(), schema: Some(schema.to_string()), table: name.to_string() }
+        TableId {
+            db: self.db.clone(),
+            schema: Some(schema.to_string()),
+            table: name.to_string(),
+        }
     }
 
     /// Build a decoder from column names and types; `rel` is the table OID (for the primary key).
@@ -71,11 +84,15 @@ impl Tables {
         let pname = id.pattern_name();
         let mut key = None;
         if let Some(custom) = self.keys.get(&pname) {
-            let idx: Option<Vec<usize>> =
-                custom.iter().map(|c| columns.iter().position(|x| &x.name == c)).collect();
+            let idx: Option<Vec<usize>> = custom
+                .iter()
+                .map(|c| columns.iter().position(|x| &x.name == c))
+                .collect();
             match idx {
                 Some(i) => key = Some(i),
-                None => tracing::warn!(table = %pname, "source.keys names a column the table does not have; using the primary key"),
+                None => {
+                    tracing::warn!(table = %pname, "source.keys names a column the table does not have; using the primary key")
+                }
             }
         }
         if key.is_none() {
@@ -83,11 +100,17 @@ impl Tables {
                 Some(p) => p,
                 None => self.catalog.primary_key(rel).await?,
             };
-            let idx: Option<Vec<usize>> = pk.iter().map(|c| columns.iter().position(|x| &x.name == c)).collect();
+            let idx: Option<Vec<usize>> = pk
+                .iter()
+                .map(|c| columns.iter().position(|x| &x.name == c))
+                .collect();
             key = idx.filter(|i| !i.is_empty());
         }
         let topic = render_topic(&self.topic_template, &id);
-        Ok(TableDecoder { schema: TableSchema::new(DbType::PostgreSql, id, columns, key, topic), kinds })
+        Ok(TableDecoder {
+            schema: TableSchema::new(DbType::PostgreSql, id, columns, key, topic),
+            kinds,
+        })
     }
 
     /// Decode one text value, null (counted, logged once per column) when it cannot be rendered.
@@ -104,7 +127,11 @@ impl Tables {
 
     pub fn render_failed(&mut self, s: &TableSchema, col: usize, reason: &str) {
         RENDER_FAILURES.fetch_add(1, Ordering::Relaxed);
-        let cname = s.columns.get(col).map(|c| c.name.clone()).unwrap_or_default();
+        let cname = s
+            .columns
+            .get(col)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
         if self.warned.insert((s.id.pattern_name(), cname.clone())) {
             tracing::warn!(
                 table = %s.id, column = %cname, reason,

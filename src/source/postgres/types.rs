@@ -24,8 +24,12 @@ pub enum PgKind {
     Money,
     Date,
     /// timestamp without time zone; `fsp` fractional digits
-    Timestamp { fsp: u8 },
-    TimestampTz { fsp: u8 },
+    Timestamp {
+        fsp: u8,
+    },
+    TimestampTz {
+        fsp: u8,
+    },
     Bytea,
     /// bit(1)
     Bit1,
@@ -33,7 +37,10 @@ pub enum PgKind {
     Bits,
     Text,
     /// arrays render as JSON array text; `delim` separates elements (`,`, or `;` for box)
-    Array { elem: Box<PgKind>, delim: u8 },
+    Array {
+        elem: Box<PgKind>,
+        delim: u8,
+    },
 }
 
 impl PgKind {
@@ -47,7 +54,11 @@ impl PgKind {
             PgKind::Bytea | PgKind::Bits => (LogicalType::Bytes, 0),
             PgKind::Text | PgKind::Array { .. } => (LogicalType::String, 0),
         };
-        Column { name: name.to_string(), ltype, fsp }
+        Column {
+            name: name.to_string(),
+            ltype,
+            fsp,
+        }
     }
 }
 
@@ -68,16 +79,22 @@ pub fn builtin_kind(oid: u32, typmod: i32) -> Option<PgKind> {
         1700 => PgKind::Numeric,
         790 => PgKind::Money,
         1082 => PgKind::Date,
-        1114 => PgKind::Timestamp { fsp: fsp_of(typmod) },
-        1184 => PgKind::TimestampTz { fsp: fsp_of(typmod) },
+        1114 => PgKind::Timestamp {
+            fsp: fsp_of(typmod),
+        },
+        1184 => PgKind::TimestampTz {
+            fsp: fsp_of(typmod),
+        },
         17 => PgKind::Bytea,
         1560 if typmod <= 1 => PgKind::Bit1,
         1560 | 1562 => PgKind::Bits,
         // text, char, name, varchar, bpchar, json, jsonb, xml, uuid, time(tz), interval, inet,
         // cidr, macaddr(8), geometric types, tsvector/tsquery, ranges, pg_lsn, ...
-        18 | 19 | 25 | 114 | 142 | 600 | 601 | 602 | 603 | 604 | 628 | 650 | 718 | 774 | 829 | 869
-        | 1042 | 1043 | 1083 | 1186 | 1266 | 2950 | 3614 | 3615 | 3802 | 3220 | 3904 | 3906 | 3908
-        | 3910 | 3912 | 3926 | 4451 | 4532 | 4533 | 4534 | 4535 | 4536 | 4537 => PgKind::Text,
+        18 | 19 | 25 | 114 | 142 | 600 | 601 | 602 | 603 | 604 | 628 | 650 | 718 | 774 | 829
+        | 869 | 1042 | 1043 | 1083 | 1186 | 1266 | 2950 | 3614 | 3615 | 3802 | 3220 | 3904
+        | 3906 | 3908 | 3910 | 3912 | 3926 | 4451 | 4532 | 4533 | 4534 | 4535 | 4536 | 4537 => {
+            PgKind::Text
+        }
         _ => return None,
     })
 }
@@ -105,7 +122,10 @@ pub fn decode_text(kind: &PgKind, b: &[u8], ctx: &DecodeCtx) -> Result<Value, St
             let s = utf8(b)?;
             match s.parse::<i64>() {
                 Ok(i) => Value::Int(i),
-                Err(_) => Value::UInt(s.parse::<u64>().map_err(|_| "invalid integer".to_string())?),
+                Err(_) => Value::UInt(
+                    s.parse::<u64>()
+                        .map_err(|_| "invalid integer".to_string())?,
+                ),
             }
         }
         PgKind::Float => {
@@ -120,7 +140,9 @@ pub fn decode_text(kind: &PgKind, b: &[u8], ctx: &DecodeCtx) -> Result<Value, St
         PgKind::Numeric => Value::Decimal(utf8(b)?.to_string()),
         PgKind::Money => Value::Decimal(money_to_decimal(utf8(b)?)?),
         PgKind::Date => Value::Timestamp(parse_date(utf8(b)?)? * 86_400_000_000),
-        PgKind::Timestamp { .. } => Value::Timestamp(parse_timestamp(utf8(b)?, false)? - ctx.tz_offset_us),
+        PgKind::Timestamp { .. } => {
+            Value::Timestamp(parse_timestamp(utf8(b)?, false)? - ctx.tz_offset_us)
+        }
         PgKind::TimestampTz { .. } => Value::Timestamp(parse_timestamp(utf8(b)?, true)?),
         PgKind::Bytea => Value::Bytes(decode_bytea(b)?),
         PgKind::Bit1 => match b {
@@ -137,7 +159,10 @@ pub fn decode_text(kind: &PgKind, b: &[u8], ctx: &DecodeCtx) -> Result<Value, St
 /// `$1,234.56` / `-$1,234.56` / `($1.00)` → `1234.56` / `-1234.56` / `-1.00`.
 fn money_to_decimal(s: &str) -> Result<String, String> {
     let neg = s.contains('-') || (s.starts_with('(') && s.ends_with(')'));
-    let digits: String = s.chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
+    let digits: String = s
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     if digits.is_empty() || !digits.chars().any(|c| c.is_ascii_digit()) {
         return Err("invalid money".into());
     }
@@ -157,7 +182,9 @@ fn decode_bytea(b: &[u8]) -> Result<Vec<u8>, String> {
             _ => Err("invalid bytea hex".into()),
         }
     };
-    hex.chunks(2).map(|p| Ok(nib(p[0])? << 4 | nib(p[1])?)).collect()
+    hex.chunks(2)
+        .map(|p| Ok(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
 }
 
 /// A bit string as an unsigned big-endian integer in ceil(n/8) bytes (MySQL's BIT layout).
@@ -206,7 +233,11 @@ fn parse_date(s: &str) -> Result<i64, String> {
         None => (s, false),
     };
     let mut it = s.splitn(3, '-');
-    let (y, m, d) = (it.next().unwrap_or(""), it.next().unwrap_or(""), it.next().unwrap_or(""));
+    let (y, m, d) = (
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+    );
     let (y, m, d) = (num(y)?, num(m)?, num(d)?);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err("invalid date".into());
@@ -262,11 +293,20 @@ pub fn parse_timestamp(s: &str, with_tz: bool) -> Result<i64, String> {
 
 /// Postgres array text → JSON array text. Elements render as they would as columns (numbers,
 /// booleans, strings, DATE ms, base64), NULL as null, nested arrays nested.
-pub fn array_to_json(b: &[u8], elem: &PgKind, delim: u8, ctx: &DecodeCtx) -> Result<String, String> {
+pub fn array_to_json(
+    b: &[u8],
+    elem: &PgKind,
+    delim: u8,
+    ctx: &DecodeCtx,
+) -> Result<String, String> {
     let mut i = 0;
     // optional dimension decoration: [1:3]={...}
     if b.first() == Some(&b'[') {
-        i = b.iter().position(|&c| c == b'=').ok_or("invalid array dimensions")? + 1;
+        i = b
+            .iter()
+            .position(|&c| c == b'=')
+            .ok_or("invalid array dimensions")?
+            + 1;
     }
     let mut out = Vec::with_capacity(b.len() + 8);
     let col = elem.column("");
@@ -358,7 +398,13 @@ fn parse_array(
     Ok(())
 }
 
-fn element(s: &[u8], elem: &PgKind, col: &Column, ctx: &DecodeCtx, out: &mut Vec<u8>) -> Result<(), String> {
+fn element(
+    s: &[u8],
+    elem: &PgKind,
+    col: &Column,
+    ctx: &DecodeCtx,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     match decode_text(elem, s, ctx)? {
         // nested arrays of arrays are handled by the parser; a Text here is a plain string
         Value::Text(t) => {
@@ -388,8 +434,14 @@ mod tests {
     fn scalars() {
         assert_eq!(d(PgKind::Int, "-9223372036854775808"), Value::Int(i64::MIN));
         assert_eq!(d(PgKind::Bool, "t"), Value::Bool(true));
-        assert_eq!(d(PgKind::Numeric, "1.100000"), Value::Decimal("1.100000".into()));
-        assert_eq!(d(PgKind::Money, "-$1,234.50"), Value::Decimal("-1234.50".into()));
+        assert_eq!(
+            d(PgKind::Numeric, "1.100000"),
+            Value::Decimal("1.100000".into())
+        );
+        assert_eq!(
+            d(PgKind::Money, "-$1,234.50"),
+            Value::Decimal("-1234.50".into())
+        );
         assert_eq!(d(PgKind::Bytea, "\\x0102ff"), Value::Bytes(vec![1, 2, 255]));
         assert_eq!(d(PgKind::Bits, "101"), Value::Bytes(vec![5]));
         assert_eq!(d(PgKind::Bits, "1000000001"), Value::Bytes(vec![2, 1]));
@@ -400,25 +452,45 @@ mod tests {
 
     #[test]
     fn dates_and_timestamps() {
-        assert_eq!(d(PgKind::Date, "1970-01-02"), Value::Timestamp(86_400_000_000));
+        assert_eq!(
+            d(PgKind::Date, "1970-01-02"),
+            Value::Timestamp(86_400_000_000)
+        );
         assert_eq!(
             d(PgKind::Timestamp { fsp: 6 }, "2020-05-24 10:14:29.123456"),
             Value::Timestamp(1590315269123456)
         );
         assert_eq!(
-            d(PgKind::TimestampTz { fsp: 6 }, "2020-05-24 18:14:29.123456+08"),
+            d(
+                PgKind::TimestampTz { fsp: 6 },
+                "2020-05-24 18:14:29.123456+08"
+            ),
             Value::Timestamp(1590315269123456)
         );
         assert_eq!(
-            d(PgKind::TimestampTz { fsp: 6 }, "2020-05-24 04:44:29.1-05:30"),
+            d(
+                PgKind::TimestampTz { fsp: 6 },
+                "2020-05-24 04:44:29.1-05:30"
+            ),
             Value::Timestamp(1590315269100000)
         );
-        assert_eq!(d(PgKind::Timestamp { fsp: 6 }, "1969-12-31 23:59:59.5"), Value::Timestamp(-500_000));
-        assert_eq!(d(PgKind::Date, "0001-01-01 BC"), Value::Timestamp(days_from_civil(0, 1, 1) * 86_400_000_000));
+        assert_eq!(
+            d(PgKind::Timestamp { fsp: 6 }, "1969-12-31 23:59:59.5"),
+            Value::Timestamp(-500_000)
+        );
+        assert_eq!(
+            d(PgKind::Date, "0001-01-01 BC"),
+            Value::Timestamp(days_from_civil(0, 1, 1) * 86_400_000_000)
+        );
         let bc = d(PgKind::Timestamp { fsp: 6 }, "0001-01-01 00:00:00 BC");
-        assert_eq!(bc, Value::Timestamp(days_from_civil(0, 1, 1) * 86_400_000_000));
+        assert_eq!(
+            bc,
+            Value::Timestamp(days_from_civil(0, 1, 1) * 86_400_000_000)
+        );
         assert!(decode_text(&PgKind::Date, b"infinity", &DecodeCtx::default()).is_err());
-        let ctx = DecodeCtx { tz_offset_us: 8 * 3600 * 1_000_000 };
+        let ctx = DecodeCtx {
+            tz_offset_us: 8 * 3600 * 1_000_000,
+        };
         assert_eq!(
             decode_text(&PgKind::Timestamp { fsp: 0 }, b"1970-01-01 08:00:00", &ctx).unwrap(),
             Value::Timestamp(0)
@@ -430,16 +502,37 @@ mod tests {
     fn arrays() {
         let ctx = DecodeCtx::default();
         let int = PgKind::Int;
-        assert_eq!(array_to_json(b"{1,2,NULL}", &int, b',', &ctx).unwrap(), "[1,2,null]");
-        assert_eq!(array_to_json(b"{{1,2},{3,4}}", &int, b',', &ctx).unwrap(), "[[1,2],[3,4]]");
-        assert_eq!(array_to_json(b"{}", &int, b',', &ctx).unwrap(), "[]");
-        assert_eq!(array_to_json(b"[0:1]={5,6}", &int, b',', &ctx).unwrap(), "[5,6]");
         assert_eq!(
-            array_to_json(br#"{a,"b c","q\"x","NULL",NULL}"#, &PgKind::Text, b',', &ctx).unwrap(),
+            array_to_json(b"{1,2,NULL}", &int, b',', &ctx).unwrap(),
+            "[1,2,null]"
+        );
+        assert_eq!(
+            array_to_json(b"{{1,2},{3,4}}", &int, b',', &ctx).unwrap(),
+            "[[1,2],[3,4]]"
+        );
+        assert_eq!(array_to_json(b"{}", &int, b',', &ctx).unwrap(), "[]");
+        assert_eq!(
+            array_to_json(b"[0:1]={5,6}", &int, b',', &ctx).unwrap(),
+            "[5,6]"
+        );
+        assert_eq!(
+            array_to_json(
+                br#"{a,"b c","q\"x","NULL",NULL}"#,
+                &PgKind::Text,
+                b',',
+                &ctx
+            )
+            .unwrap(),
             r#"["a","b c","q\"x","NULL",null]"#
         );
-        assert_eq!(array_to_json(b"{1.50,NaN}", &PgKind::Numeric, b',', &ctx).unwrap(), r#"["1.50","NaN"]"#);
-        assert_eq!(array_to_json(b"{t,f}", &PgKind::Bool, b',', &ctx).unwrap(), "[true,false]");
+        assert_eq!(
+            array_to_json(b"{1.50,NaN}", &PgKind::Numeric, b',', &ctx).unwrap(),
+            r#"["1.50","NaN"]"#
+        );
+        assert_eq!(
+            array_to_json(b"{t,f}", &PgKind::Bool, b',', &ctx).unwrap(),
+            "[true,false]"
+        );
         assert_eq!(
             array_to_json(b"{(1,1),(0,0);(2,2),(1,1)}", &PgKind::Text, b';', &ctx).unwrap(),
             r#"["(1,1),(0,0)","(2,2),(1,1)"]"#

@@ -1,0 +1,335 @@
+//! Shared harness for integration tests against real Postgres (127.0.0.1:5432, logical),
+//! a real Kafka-protocol broker (127.0.0.1:9092) and the real `rowstream` binary.
+//! Each test owns its database, slot, publication, topics and state dir (named after the test),
+//! and cleans up leftovers of earlier runs when it starts. Waits are on conditions with deadlines.
+#![allow(dead_code)]
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value as J;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls};
+
+pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
+pub const BROKER: &str = "127.0.0.1:9092";
+
+pub async fn connect(db: &str) -> Client {
+    let (c, conn) = tokio_postgres::connect(&format!("{PG}/{db}"), NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {db}: {e} (run scripts/services.sh up)"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    c
+}
+
+/// A fresh database `name` (with its slots dropped first), returning a client on it.
+pub async fn fresh_db(name: &str) -> Client {
+    let admin = connect("postgres").await;
+    // terminate walsenders on our slots, drop slots on this db, then the db
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '{name}' AND active_pid IS NOT NULL"
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = admin
+            .batch_execute(&format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{name}'"
+            ))
+            .await;
+        if r.is_ok() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    connect(name).await
+}
+
+/// A prefix unique to this test process, so topics of earlier runs never mix in.
+pub fn run_id() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    })
+}
+
+/// The topic of `table` (schema public) for test `name`.
+pub fn topic(name: &str, table: &str) -> String {
+    format!("{name}-{}.public.{table}", run_id())
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rowstream")
+}
+
+pub fn state_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rowstream-test-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A config for test `name`: database `name`, slot/publication `name`, topics
+/// `name.{schema}.{table}`; `source_extra` lands in [source], `rest` after the other sections.
+pub fn config(name: &str, source_extra: &str, rest: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}"));
+    format!(
+        r#"
+[source]
+type = "postgres"
+url = "{PG}/{name}"
+slot = "{name}"
+publication = "{name}"
+{source_extra}
+[kafka]
+brokers = "{BROKER}"
+topic = "{name}-{run}.{{schema}}.{{table}}"
+partitions = 3
+[heartbeat]
+interval_ms = 1000
+[state]
+dir = "{dir}"
+commit_interval_ms = 50
+{rest}
+"#,
+        dir = dir.display(),
+        run = run_id()
+    )
+}
+
+pub struct Rowstream {
+    pub child: Child,
+    pub log: PathBuf,
+    pub cfg: PathBuf,
+}
+
+impl Rowstream {
+    pub fn start(name: &str, cfg_text: &str) -> Rowstream {
+        let dir = std::env::temp_dir();
+        let cfg = dir.join(format!("rowstream-test-{name}.toml"));
+        std::fs::write(&cfg, cfg_text).unwrap();
+        let log = dir.join(format!("rowstream-test-{name}.log"));
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("ROWSTREAM_LOG", "info,rowstream=debug")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn rowstream");
+        Rowstream { child, log, cfg }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(mut self) -> i32 {
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rowstream did not stop on SIGTERM:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(s) = self.child.try_wait().unwrap() {
+            panic!("rowstream exited early ({s}):\n{}", self.log_text());
+        }
+    }
+}
+
+impl Drop for Rowstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: J,
+}
+
+impl Rec {
+    pub fn op(&self) -> &str {
+        self.value["payload"]["op"].as_str().unwrap_or("")
+    }
+    pub fn after(&self) -> &J {
+        &self.value["payload"]["after"]["dataColumn"]
+    }
+    pub fn before(&self) -> &J {
+        &self.value["payload"]["before"]["dataColumn"]
+    }
+    pub fn seq(&self) -> &str {
+        self.value["payload"]["sequenceId"].as_str().unwrap_or("")
+    }
+}
+
+/// Reads a topic from the beginning, all partitions, accumulating records.
+pub struct Reader {
+    consumer: BaseConsumer,
+    pub topic: String,
+    pub records: Vec<Rec>,
+}
+
+impl Reader {
+    pub fn new(topic: &str) -> Reader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", BROKER)
+            .set("group.id", format!("test-{topic}-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .unwrap();
+        Reader {
+            consumer,
+            topic: topic.to_string(),
+            records: vec![],
+        }
+    }
+
+    fn assign(&self) -> bool {
+        let Ok(md) = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+        else {
+            return false;
+        };
+        let Some(t) = md.topics().iter().find(|t| t.name() == self.topic) else {
+            return false;
+        };
+        if t.error().is_some() || t.partitions().is_empty() {
+            return false;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in t.partitions() {
+            tpl.add_partition_offset(&self.topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+        self.consumer.assign(&tpl).is_ok()
+    }
+
+    /// Poll until `done(records)` or the deadline; panics with the records on timeout.
+    pub fn until(&mut self, secs: u64, what: &str, done: impl Fn(&[Rec]) -> bool) -> &[Rec] {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut assigned = false;
+        loop {
+            if !assigned {
+                assigned = self.assign();
+            }
+            if assigned {
+                while let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
+                    let m = m.expect("consume");
+                    let value: J = serde_json::from_slice(m.payload().unwrap_or(b"null"))
+                        .expect("record is JSON");
+                    self.records.push(Rec {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                        value,
+                    });
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if done(&self.records) {
+                return &self.records;
+            }
+            if Instant::now() > deadline {
+                let ops: Vec<String> = self
+                    .records
+                    .iter()
+                    .filter(|r| r.op() != "MHEARTBEAT")
+                    .map(|r| format!("{} {:?} {}", r.op(), r.key, r.value["payload"]["after"]))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what} on {}; {} records:\n{}",
+                    self.topic,
+                    self.records.len(),
+                    ops.join("\n")
+                );
+            }
+        }
+    }
+
+    /// Records other than heartbeats.
+    pub fn data(&self) -> Vec<Rec> {
+        self.records
+            .iter()
+            .filter(|r| r.op() != "MHEARTBEAT")
+            .cloned()
+            .collect()
+    }
+}
+
+pub fn count_data(r: &[Rec]) -> usize {
+    r.iter().filter(|r| r.op() != "MHEARTBEAT").count()
+}
+
+/// Wait for an async condition with a deadline.
+pub async fn wait_for<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The slot's confirmed_flush_lsn as a number.
+pub async fn confirmed_lsn(c: &Client, slot: &str) -> Option<u64> {
+    let r = c
+        .query_opt("SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .unwrap()?;
+    r.get::<_, Option<i64>>(0).map(|x| x as u64)
+}
