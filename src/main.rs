@@ -15,8 +15,10 @@ fn init_logging(format: LogFormat) {
                 "info,librdkafka=warn,rdkafka=warn,tokio_postgres=warn",
             )
         });
+    use std::io::IsTerminal as _;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => b.init(),

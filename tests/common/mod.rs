@@ -82,6 +82,7 @@ pub fn bin() -> &'static str {
 pub fn state_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rowstream-test-{name}"));
     let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("rowstream-test-{name}.log")));
     d
 }
 
@@ -194,6 +195,8 @@ pub struct Rec {
     pub offset: i64,
     pub key: Option<String>,
     pub value: J,
+    /// the record exactly as written
+    pub raw: String,
 }
 
 impl Rec {
@@ -268,11 +271,13 @@ impl Reader {
                     let m = m.expect("consume");
                     let value: J = serde_json::from_slice(m.payload().unwrap_or(b"null"))
                         .expect("record is JSON");
+                    let raw = String::from_utf8_lossy(m.payload().unwrap_or(b"")).into_owned();
                     self.records.push(Rec {
                         partition: m.partition(),
                         offset: m.offset(),
                         key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                         value,
+                        raw,
                     });
                 }
             } else {

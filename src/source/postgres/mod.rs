@@ -370,7 +370,11 @@ async fn install_ddl_capture(cat: &Catalog) {
     if ddl::installed_version(&cat.client).await.as_deref() == Some(ddl::MIGRATION_VERSION) {
         return;
     }
-    match cat.client.batch_execute(ddl::MIGRATION).await {
+    let sql = format!(
+        "SET client_min_messages = warning;\n{}\nRESET client_min_messages;",
+        ddl::MIGRATION
+    );
+    match cat.client.batch_execute(&sql).await {
         Ok(()) => tracing::info!(
             "installed the DDL capture event triggers (migrations/postgres/001_ddl_capture.sql)"
         ),
