@@ -620,3 +620,108 @@ async fn types_render_identically_before_and_after_snapshot() {
     assert_eq!(log.matches("column=c_ts_inf").count(), 1, "{log}");
     assert_eq!(rs.stop(), 0);
 }
+
+/// A table added to the config later gets its own snapshot, consistent with the stream: rows
+/// written while it was not configured arrive once (as snapshot rows), later changes stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn table_added_later_gets_its_own_snapshot() {
+    let name = "rs_added";
+    let db = fresh_db(name).await;
+    db.batch_execute(
+        "CREATE TABLE a(id int primary key, v int);
+         CREATE TABLE b(id int primary key, v int);
+         INSERT INTO a VALUES (1, 0); INSERT INTO b SELECT g, 0 FROM generate_series(1, 100) g;",
+    )
+    .await
+    .unwrap();
+    state_dir(name);
+    let only_a = config(name, "tables = [\"public.a\"]", "");
+    let rs = Rowstream::start(name, &only_a);
+    let mut ra = Reader::new(&topic(name, "a"));
+    ra.until(30, "a's snapshot", |r| count_data(r) >= 1);
+    db.batch_execute("UPDATE b SET v = 1 WHERE id <= 10; INSERT INTO a VALUES (2, 0);")
+        .await
+        .unwrap();
+    ra.until(30, "a's second row", |r| count_data(r) >= 2);
+    assert_eq!(rs.stop(), 0);
+    // b changes while nobody streams it
+    db.batch_execute("UPDATE b SET v = 2 WHERE id <= 5; DELETE FROM b WHERE id = 100;")
+        .await
+        .unwrap();
+    let all = config(name, "tables = [\"public.*\"]", "");
+    let rs = Rowstream::start(name, &all);
+    let mut rb = Reader::new(&topic(name, "b"));
+    rb.until(60, "b's snapshot", |r| count_data(r) >= 99);
+    db.batch_execute("UPDATE b SET v = 3 WHERE id = 1;")
+        .await
+        .unwrap();
+    let recs = rb
+        .until(60, "b's streamed update", |r| count_data(r) >= 100)
+        .to_vec();
+    let data: Vec<&Rec> = recs.iter().filter(|x| x.op() != "MHEARTBEAT").collect();
+    assert_eq!(
+        data.len(),
+        100,
+        "99 snapshot rows and one update, nothing else"
+    );
+    let snap: Vec<&&Rec> = data.iter().filter(|x| x.seq() == "-1").collect();
+    assert_eq!(snap.len(), 99);
+    let v_of = |id: i64| {
+        snap.iter()
+            .find(|x| x.after()["id"] == json!(id))
+            .unwrap()
+            .after()["v"]
+            .clone()
+    };
+    assert_eq!(v_of(1), json!(2));
+    assert_eq!(v_of(7), json!(1));
+    assert_eq!(v_of(50), json!(0));
+    let upd = data.iter().find(|x| x.op() == "UPDATE_AFTER").unwrap();
+    assert_eq!(*upd.after(), json!({"id": 1, "v": 3}));
+    // a was not snapshotted again
+    db.batch_execute("INSERT INTO a VALUES (3, 0);")
+        .await
+        .unwrap();
+    let a = ra
+        .until(30, "a's third row", |r| count_data(r) >= 3)
+        .to_vec();
+    assert_eq!(count_data(&a), 3);
+    assert_eq!(rs.stop(), 0);
+}
+
+/// `encode.split_update` and custom key columns (`source.keys`).
+#[tokio::test(flavor = "multi_thread")]
+async fn split_update_and_custom_keys() {
+    let name = "rs_split";
+    let db = fresh_db(name).await;
+    db.batch_execute(
+        "CREATE TABLE s(id int primary key, region text, v int); ALTER TABLE s REPLICA IDENTITY FULL;
+         INSERT INTO s VALUES (1, 'eu', 0);",
+    )
+    .await
+    .unwrap();
+    state_dir(name);
+    let cfg = config(
+        name,
+        "keys = { \"public.s\" = [\"region\", \"id\"] }",
+        "[encode]\nsplit_update = true\n",
+    )
+    .replace("[kafka]", "[kafka]\nkey_separator = \"|\"");
+    let rs = Rowstream::start(name, &cfg);
+    let mut r = Reader::new(&topic(name, "s"));
+    r.until(30, "snapshot", |x| count_data(x) >= 1);
+    db.batch_execute("UPDATE s SET v = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    let recs = r.until(30, "split update", |x| count_data(x) >= 3).to_vec();
+    let d: Vec<&Rec> = recs.iter().filter(|x| x.op() != "MHEARTBEAT").collect();
+    assert_eq!(d[0].key.as_deref(), Some("eu|1"));
+    assert_eq!(d[0].value["schema"]["primaryKey"], json!(["region", "id"]));
+    assert_eq!((d[1].op(), d[2].op()), ("UPDATE_BEFORE", "UPDATE_AFTER"));
+    assert_eq!(d[1].seq(), d[2].seq(), "both halves share one sequenceId");
+    assert_eq!(*d[1].before(), json!({"id": 1, "region": "eu", "v": 0}));
+    assert_eq!(*d[2].after(), json!({"id": 1, "region": "eu", "v": 1}));
+    assert_eq!(d[1].partition, d[2].partition);
+    assert!(d[1..].iter().all(|x| x.key.as_deref() == Some("eu|1")));
+    assert_eq!(rs.stop(), 0);
+}

@@ -219,6 +219,7 @@ pub struct Reader {
     consumer: BaseConsumer,
     pub topic: String,
     pub records: Vec<Rec>,
+    assigned: bool,
 }
 
 impl Reader {
@@ -234,6 +235,7 @@ impl Reader {
             consumer,
             topic: topic.to_string(),
             records: vec![],
+            assigned: false,
         }
     }
 
@@ -261,12 +263,11 @@ impl Reader {
     /// Poll until `done(records)` or the deadline; panics with the records on timeout.
     pub fn until(&mut self, secs: u64, what: &str, done: impl Fn(&[Rec]) -> bool) -> &[Rec] {
         let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut assigned = false;
         loop {
-            if !assigned {
-                assigned = self.assign();
+            if !self.assigned {
+                self.assigned = self.assign();
             }
-            if assigned {
+            if self.assigned {
                 while let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
                     let m = m.expect("consume");
                     let value: J = serde_json::from_slice(m.payload().unwrap_or(b"null"))
