@@ -16,7 +16,12 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--brokers" => brokers = args.next().expect("--brokers HOST:PORT"),
-            "--idle" => idle = args.next().and_then(|s| s.parse().ok()).expect("--idle SECONDS"),
+            "--idle" => {
+                idle = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--idle SECONDS")
+            }
             "--heartbeats" => heartbeats = true,
             t => topics.push(t.to_string()),
         }
@@ -29,10 +34,13 @@ fn main() {
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for t in &topics {
-        let md = c.fetch_metadata(Some(t), Duration::from_secs(5)).expect("metadata");
+        let md = c
+            .fetch_metadata(Some(t), Duration::from_secs(5))
+            .expect("metadata");
         for mt in md.topics() {
             for p in mt.partitions() {
-                tpl.add_partition_offset(t, p.id(), Offset::Beginning).expect("partition");
+                tpl.add_partition_offset(t, p.id(), Offset::Beginning)
+                    .expect("partition");
             }
         }
     }
@@ -45,7 +53,10 @@ fn main() {
             if !heartbeats && v.contains("\"op\":\"MHEARTBEAT\"") {
                 continue;
             }
-            let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_else(|| "null".into());
+            let key = m
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_else(|| "null".into());
             println!("{}[{}] key={key} {v}", m.topic(), m.partition());
         }
     }

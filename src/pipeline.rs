@@ -216,7 +216,19 @@ impl Pipeline {
                 .emit(&t, RowOp::Insert, None, c.after.as_deref(), None, -1)
                 .await;
         }
+        let r = self.change_inner(&t, c, et).await;
+        // counted after the send, so `changes == N && in_flight == 0` means all N acknowledged
         self.stats.changes.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
+    async fn change_inner(
+        &mut self,
+        t: &Arc<TableSchema>,
+        c: ChangeEvent,
+        et: i64,
+    ) -> Result<(), PipelineError> {
+        let t = t.clone();
         match c.op {
             Op::Insert => {
                 let s = self.seq.next(&self.store)?;

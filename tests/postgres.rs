@@ -89,18 +89,7 @@ async fn ddl_add_column_mid_stream() {
     let mut r = Reader::new(&topic(name, "t"));
     r.until(30, "topic", |_| true);
     let admin = connect("postgres").await;
-    wait_for(30, "streaming", || async {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'rowstream'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            > 0
-    })
-    .await;
+    wait_streaming(&admin, name).await;
     db.batch_execute("INSERT INTO t VALUES (1, 'x')")
         .await
         .unwrap();
@@ -175,18 +164,7 @@ async fn pk_change_toast_nopk_truncate() {
     let mut rk = Reader::new(&topic(name, "k"));
     rk.until(30, "topic", |_| true);
     let admin = connect("postgres").await;
-    wait_for(30, "streaming", || async {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'rowstream'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            > 0
-    })
-    .await;
+    wait_streaming(&admin, name).await;
     // a value that stays TOASTed out of line: random text does not compress
     let doc: String = db
         .query_one(
@@ -497,18 +475,7 @@ async fn kill9_and_restart_loses_nothing() {
     let cfg = config(name, "", "");
     let rs = Rowstream::start(name, &cfg);
     let admin = connect("postgres").await;
-    wait_for(30, "streaming", || async {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'rowstream'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            > 0
-    })
-    .await;
+    wait_streaming(&admin, name).await;
     let writer = tokio::spawn(async move {
         let db = connect("rs_kill").await;
         for t in 0..300 {
@@ -723,5 +690,66 @@ async fn split_update_and_custom_keys() {
     assert_eq!(*d[2].after(), json!({"id": 1, "region": "eu", "v": 1}));
     assert_eq!(d[1].partition, d[2].partition);
     assert!(d[1..].iter().all(|x| x.key.as_deref() == Some("eu|1")));
+    assert_eq!(rs.stop(), 0);
+}
+
+/// The broker stalls for longer than wal_sender_timeout while the database keeps writing:
+/// rowstream holds back (bounded memory), keeps its replication connection alive, and delivers
+/// everything once the broker is back, without restarting.
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_outage_slows_the_source_and_loses_nothing() {
+    let name = "rs_outage";
+    let broker = Broker::start(19092);
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE o(id int primary key, pad text)")
+        .await
+        .unwrap();
+    state_dir(name);
+    let cfg = config(name, "", "").replace("127.0.0.1:9092", "127.0.0.1:19092");
+    let mut rs = Rowstream::start(name, &cfg);
+    let brokers = "127.0.0.1:19092";
+    let mut r = Reader::on(brokers, &topic(name, "o"));
+    r.until(30, "topic", |_| true);
+    let admin = connect("postgres").await;
+    wait_streaming(&admin, name).await;
+    db.batch_execute("INSERT INTO o SELECT g, 'before' FROM generate_series(1, 100) g")
+        .await
+        .unwrap();
+    r.until(30, "rows before the outage", |x| count_data(x) >= 100);
+    let pid_before: i32 = streaming_pid(&admin, name).await.unwrap();
+    broker.pause();
+    // 12 s of writes while the broker is frozen: longer than wal_sender_timeout (10 s)
+    let t0 = std::time::Instant::now();
+    let mut i = 1000;
+    while t0.elapsed() < Duration::from_secs(12) {
+        db.execute("INSERT INTO o SELECT g, repeat('x', 500) FROM generate_series($1::int, $1::int + 99) g", &[&i]).await.unwrap();
+        i += 100;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written = (i - 1000) as usize;
+    rs.assert_running();
+    broker.resume();
+    let recs = r.until(120, "every row written during the outage", |x| {
+        x.iter()
+            .filter(|y| y.op() == "INSERT")
+            .map(|y| y.after()["id"].as_i64().unwrap_or(-1))
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            >= 100 + written
+    });
+    let ids: std::collections::HashSet<i64> = recs
+        .iter()
+        .filter(|y| y.op() == "INSERT")
+        .filter_map(|y| y.after()["id"].as_i64())
+        .collect();
+    assert!((1000..1000 + written as i64).all(|k| ids.contains(&k)));
+    rs.assert_running();
+    // the same replication connection carried on: the server never timed us out
+    let pid_after: i32 = streaming_pid(&admin, name).await.unwrap();
+    assert_eq!(
+        pid_before, pid_after,
+        "the replication connection was replaced during the outage"
+    );
+    assert!(!rs.log_text().contains("ERROR"), "{}", rs.log_text());
     assert_eq!(rs.stop(), 0);
 }

@@ -339,3 +339,90 @@ pub async fn confirmed_lsn(c: &Client, slot: &str) -> Option<u64> {
         .unwrap()?;
     r.get::<_, Option<i64>>(0).map(|x| x as u64)
 }
+
+/// A private tansu broker on `port` (for tests that pause or kill the broker).
+pub struct Broker {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Broker {
+    pub fn start(port: u16) -> Broker {
+        let cache = std::env::var("ROWSTREAM_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                    .join(".cache/rowstream")
+            });
+        let bin = cache.join("tansu/bin/tansu");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("start {}: {e} (run scripts/services.sh up)", bin.display())
+            });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu on {port} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, port }
+    }
+    pub fn pause(&self) {
+        unsafe_kill(self.child.id(), "STOP");
+    }
+    pub fn resume(&self) {
+        unsafe_kill(self.child.id(), "CONT");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        unsafe_kill(self.child.id(), "CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Reader {
+    pub fn on(brokers: &str, topic: &str) -> Reader {
+        let mut r = Reader::new(topic);
+        r.consumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("test-{topic}-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        r
+    }
+}
+
+/// The walsender pid streaming `slot`, once rowstream started replication.
+pub async fn streaming_pid(c: &Client, slot: &str) -> Option<i32> {
+    c.query_opt(
+        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+        &[&slot],
+    )
+    .await
+    .unwrap()
+    .and_then(|r| r.get::<_, Option<i32>>(0))
+}
+
+/// Wait until rowstream streams from `slot`.
+pub async fn wait_streaming(c: &Client, slot: &str) {
+    wait_for(60, "streaming", || async {
+        streaming_pid(c, slot).await.is_some()
+    })
+    .await;
+}

@@ -20,6 +20,9 @@ pub async fn connect(
 ) -> Result<Client, tokio_postgres::Error> {
     let mut cfg = cfg.clone();
     cfg.application_name(app);
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(std::time::Duration::from_secs(10));
+    }
     let (client, conn) = cfg.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {

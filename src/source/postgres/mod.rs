@@ -174,7 +174,7 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
     }
 
     let slot = cfg.source.slot.clone();
-    let mut repl = ReplicationConn::connect(&pg, "rowstream").await?;
+    let mut repl = ReplicationConn::connect(&pg, &format!("rowstream:{slot}")).await?;
     let existing = tables
         .catalog
         .client
@@ -386,10 +386,10 @@ async fn install_ddl_capture(cat: &Catalog) {
 }
 
 struct RelEntry {
-    decoder: Option<TableDecoder>,
+    decoder: Option<Arc<TableDecoder>>,
     skip_before: Option<Lsn>,
     /// replica-identity flags per column
-    key_flags: Vec<bool>,
+    key_flags: Arc<[bool]>,
 }
 
 struct StreamState {
@@ -433,8 +433,16 @@ impl Prepared {
                     break;
                 }
                 let d = decoder_for(&mut self.tables, t).await?;
-                snapshot::snapshot_table(&mut self.tables, &d, t.oid, self.chunk_pages, point, &tx)
-                    .await?;
+                snapshot::snapshot_table(
+                    &mut self.tables,
+                    &d,
+                    t.oid,
+                    self.chunk_pages,
+                    point,
+                    &tx,
+                    &shutdown,
+                )
+                .await?;
             }
             let snap = std::mem::replace(&mut self.tables.catalog, main_client);
             snap.client.batch_execute("COMMIT").await.ok();
@@ -525,6 +533,14 @@ async fn flush_batch(
         return Ok(());
     }
     let batch = std::mem::replace(&mut st.batch, Vec::with_capacity(snapshot::BATCH));
+    let batch = match tx.try_reserve() {
+        Ok(permit) => {
+            permit.send(batch);
+            return Ok(());
+        }
+        Err(mpsc::error::TrySendError::Closed(())) => return Err(SourceError::Closed),
+        Err(mpsc::error::TrySendError::Full(())) => batch,
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
@@ -615,7 +631,7 @@ async fn handle(
             if let Some((d, t)) = live(st, rel) {
                 let after = row(st, &d, &new, None);
                 st.batch
-                    .push(change(d.schema, Op::Insert, None, Some(after), t));
+                    .push(change(d.schema.clone(), Op::Insert, None, Some(after), t));
             }
         }
         LogicalMessage::Update { rel, old, new } => {
@@ -632,7 +648,7 @@ async fn handle(
                 let after = row(st, &d, &new, old_full);
                 let before = old.as_ref().map(|(k, tup)| old_row(st, &d, k, tup, &flags));
                 st.batch
-                    .push(change(d.schema, Op::Update, before, Some(after), t));
+                    .push(change(d.schema.clone(), Op::Update, before, Some(after), t));
             }
         }
         LogicalMessage::Delete { rel, old: (k, tup) } => {
@@ -644,7 +660,7 @@ async fn handle(
                     .unwrap_or_default();
                 let before = old_row(st, &d, &k, &tup, &flags);
                 st.batch
-                    .push(change(d.schema, Op::Delete, Some(before), None, t));
+                    .push(change(d.schema.clone(), Op::Delete, Some(before), None, t));
             }
         }
         LogicalMessage::Truncate { options, rels } => {
@@ -663,7 +679,7 @@ async fn handle(
                         text.push_str(" CASCADE");
                     }
                     st.batch.push(SourceEvent::Ddl(DdlEvent {
-                        table: d.schema,
+                        table: d.schema.clone(),
                         op: DdlOp::Truncate,
                         text,
                         event_time_ms: t,
@@ -711,7 +727,7 @@ fn change(
 }
 
 /// The decoder of a relation whose change must be emitted now, with the commit time.
-fn live(st: &StreamState, rel: u32) -> Option<(TableDecoder, i64)> {
+fn live(st: &StreamState, rel: u32) -> Option<(Arc<TableDecoder>, i64)> {
     let e = st.rels.get(&rel)?;
     let d = e.decoder.as_ref()?;
     let (commit_lsn, t) = st.txn.unwrap_or((Lsn(u64::MAX), -1));
@@ -720,7 +736,7 @@ fn live(st: &StreamState, rel: u32) -> Option<(TableDecoder, i64)> {
             return None;
         }
     }
-    Some((d.clone(), t))
+    Some((Arc::clone(d), t))
 }
 
 fn row(
@@ -775,7 +791,7 @@ fn old_row(
 
 async fn relation(st: &mut StreamState, rel: Relation) -> Result<(), SourceError> {
     let id = st.tables.table_id(&rel.namespace, &rel.name);
-    let key_flags: Vec<bool> = rel.columns.iter().map(|c| c.flags & 1 == 1).collect();
+    let key_flags: Arc<[bool]> = rel.columns.iter().map(|c| c.flags & 1 == 1).collect();
     let decoder = if st.tables.filter.matches(&id) {
         let cols: Vec<(String, u32, i32)> = rel
             .columns
@@ -787,7 +803,7 @@ async fn relation(st: &mut StreamState, rel: Relation) -> Result<(), SourceError
             tracing::warn!(table = %id, "table has no primary key: records carry a null key; UPDATE/DELETE need REPLICA IDENTITY FULL on the source");
         }
         st.batch.push(SourceEvent::Table(d.schema.clone()));
-        Some(d)
+        Some(Arc::new(d))
     } else {
         None
     };

@@ -103,7 +103,21 @@ impl ReplicationConn {
         let port = cfg.get_ports().first().copied().unwrap_or(5432);
         let stream: Box<dyn Stream> = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => {
-                let s = tokio::net::TcpStream::connect((h.as_str(), port)).await?;
+                let timeout = cfg
+                    .get_connect_timeout()
+                    .copied()
+                    .unwrap_or(std::time::Duration::from_secs(10));
+                let s = tokio::time::timeout(
+                    timeout,
+                    tokio::net::TcpStream::connect((h.as_str(), port)),
+                )
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("connecting to {h}:{port} timed out"),
+                    )
+                })??;
                 s.set_nodelay(true)?;
                 Box::new(s)
             }

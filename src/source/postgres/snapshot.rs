@@ -120,6 +120,7 @@ pub async fn snapshot_table(
     chunk_pages: u32,
     from: Lsn,
     tx: &mpsc::Sender<Batch>,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<u64, SnapshotError> {
     use super::replication::quote_ident;
     let started = Instant::now();
@@ -209,6 +210,12 @@ pub async fn snapshot_table(
         }
         if last {
             break;
+        }
+        if *shutdown.borrow() {
+            // no SnapshotDone marker: the next start snapshots this table again
+            send(tx, &mut batch).await?;
+            tracing::info!(table = %id, rows, "snapshot interrupted by shutdown; it restarts on the next run");
+            return Ok(rows);
         }
         start_page += chunk;
     }

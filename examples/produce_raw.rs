@@ -1,0 +1,41 @@
+//! The raw produce ceiling for benchmarks: N records of S bytes with keys, through the same
+//! producer settings rowstream uses, timed until every one is acknowledged.
+//!
+//!   cargo run --release --example produce_raw -- TOPIC N SIZE
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rowstream::config::KafkaConfig;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let (topic, n, size) = (
+        &a[1],
+        a[2].parse::<usize>().unwrap(),
+        a[3].parse::<usize>().unwrap(),
+    );
+    let toml = "brokers = \"127.0.0.1:9092\"";
+    let cfg: KafkaConfig = toml::from_str(toml).unwrap();
+    let p: ThreadedProducer<_> = rowstream::sink::kafka::producer_config(&cfg)
+        .create()
+        .unwrap();
+    let payload = vec![b'x'; size];
+    let t0 = Instant::now();
+    for i in 0..n {
+        let key = i.to_string();
+        let mut rec = BaseRecord::to(topic)
+            .key(key.as_bytes())
+            .payload(&payload[..]);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).unwrap();
+    let s = t0.elapsed().as_secs_f64();
+    println!("DONE events={n} secs={s:.3} rate={:.0}", n as f64 / s);
+}

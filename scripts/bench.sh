@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Benchmarks, on demand (not in CI): rowstream against the raw ceilings (pg_recvlogical decoding,
+# a bare rdkafka producer) and against Debezium, same data, same broker, same machine.
+#
+#   scripts/bench.sh [ROWS]        (default 300000 streamed changes, 200000 snapshot rows)
+#   BENCH_DEBEZIUM=0 scripts/bench.sh   skip Debezium
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream/target}"
+N=${1:-300000}
+SNAP=${SNAP_ROWS:-200000}
+DB=rsbench
+RUN="b$(date +%s)"
+scripts/services.sh up
+cargo build --release --bin rowstream --example produce_raw >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw
+BIN="$CARGO_TARGET_DIR/release/rowstream"
+PSQL=(psql -qAt -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
+WORK=$(mktemp -d)
+now() { date +%s.%N; }
+ratio() { python3 -c "import sys
+try: a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}')
+except Exception: print('n/a')" "$1" "$2"; }
+
+reset_db() {
+  "${PSQL[@]}" -d postgres -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '$DB' AND active_pid IS NOT NULL" >/dev/null
+  sleep 0.5
+  "${PSQL[@]}" -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$DB'" >/dev/null
+  "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+  "${PSQL[@]}" -d $DB -c "CREATE TABLE t(id bigint PRIMARY KEY, a int, b text, c numeric(12,2), d timestamptz)"
+  "${PSQL[@]}" -d $DB -c "CREATE PUBLICATION p FOR ALL TABLES"
+}
+
+config() { # slot mode topicprefix
+  cat <<TOML
+[source]
+type = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/$DB"
+slot = "$1"
+publication = "p"
+[kafka]
+brokers = "127.0.0.1:9092"
+topic = "$3.{schema}.{table}"
+partitions = 3
+[snapshot]
+mode = "$2"
+[state]
+dir = "$WORK/state-$1"
+[admin]
+listen = "127.0.0.1:18080"
+TOML
+}
+
+metric() { curl -s 127.0.0.1:18080/metrics | awk -v m="$1" '$1==m {print $2}'; }
+
+# run rowstream until `metric` reaches N with nothing in flight; prints "secs rss_kb"
+run_rowstream() { # config-file metric target
+  local t0 pid
+  t0=$(now)
+  "$BIN" run --config "$1" 2>"$WORK/rs.log" &
+  pid=$!
+  until [ "$(metric "$2" 2>/dev/null || echo 0)" -ge "$3" ] 2>/dev/null && [ "$(metric rowstream_in_flight_records)" = 0 ]; do
+    kill -0 $pid 2>/dev/null || { cat "$WORK/rs.log" >&2; exit 1; }
+    sleep 0.05
+  done
+  local t1 rss
+  t1=$(now)
+  rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  kill -TERM $pid; wait $pid || true
+  echo "$(python3 -c "print(f'{$t1-$t0:.3f}')") $rss"
+}
+
+run_debezium() { # snapshot.mode target slot
+  [ "${BENCH_DEBEZIUM:-1}" = 1 ] || { echo "skipped -"; return; }
+  local out
+  out=$( { /usr/bin/time -f "RSS %M" bash ../shared/peers/debezium/run.sh name=b \
+    connector.class=io.debezium.connector.postgresql.PostgresConnector \
+    offset.storage=org.apache.kafka.connect.storage.FileOffsetBackingStore \
+    offset.storage.file.filename="$WORK/dbz-$3.offsets" offset.flush.interval.ms=1000 \
+    database.hostname=127.0.0.1 database.port=5432 database.user=postgres database.password=x \
+    database.dbname=$DB topic.prefix="$RUN-dbz-$3" table.include.list=public.t plugin.name=pgoutput \
+    slot.name="$3" publication.name=p publication.autocreate.mode=disabled snapshot.mode="$1" "message.prefix.exclude.list=rowstream.*" \
+    kafka.bootstrap.servers=127.0.0.1:9092 kafka.acks=all bench.target="$2"; } 2>&1 )
+  local secs rss
+  secs=$(echo "$out" | sed -n 's/^DONE events=[0-9]* secs=\([0-9.]*\).*/\1/p' | tail -1)
+  rss=$(echo "$out" | sed -n 's/^RSS \([0-9]*\)/\1/p' | tail -1)
+  [ -n "$secs" ] || { echo "$out" | tail -20 >&2; echo "failed -"; return; }
+  echo "$secs $rss"
+}
+
+create_topic() { "$CACHE_TANSU" topic create "$1" --partitions 3 --broker tcp://127.0.0.1:9092 >/dev/null 2>&1 || true; }
+CACHE_TANSU="${ROWSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream}/tansu/bin/tansu"
+
+echo "== streaming: $N changes (inserts in transactions of 100) =="
+reset_db
+for s in rsb_stream dbzb_stream rawb_stream; do
+  "${PSQL[@]}" -d $DB -c "SELECT pg_create_logical_replication_slot('$s', 'pgoutput')" >/dev/null
+done
+create_topic "$RUN-dbz-dbzb_stream.public.t"
+"${PSQL[@]}" -d $DB <<SQL
+DO \$\$ BEGIN
+  FOR i IN 0..($N/100 - 1) LOOP
+    INSERT INTO t SELECT g, g, md5(g::text), g * 1.5, now() FROM generate_series(i*100, i*100 + 99) g;
+    COMMIT;
+  END LOOP;
+END \$\$;
+SQL
+END_LSN=$("${PSQL[@]}" -d $DB -c "SELECT pg_current_wal_lsn()")
+t0=$(now)
+pg_recvlogical -h 127.0.0.1 -U postgres -d $DB --slot rawb_stream --start -o proto_version=1 -o publication_names=p --endpos="$END_LSN" -f /dev/null
+RAW_DECODE=$(python3 -c "print(f'{$(now)-$t0:.3f}')")
+config rsb_stream never "$RUN" >"$WORK/stream.toml"
+read -r RS_SECS RS_RSS < <(run_rowstream "$WORK/stream.toml" rowstream_changes_total "$N")
+create_topic "$RUN.raw"
+read -r RAW_KAFKA_LINE < <("$CARGO_TARGET_DIR/release/examples/produce_raw" "$RUN.raw" "$N" 400 2>/dev/null | grep DONE || echo "n/a")
+RAW_KAFKA=$(echo "$RAW_KAFKA_LINE" | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')
+read -r DBZ_SECS DBZ_RSS < <(run_debezium no_data "$N" dbzb_stream)
+
+echo "== snapshot: $SNAP rows =="
+reset_db
+"${PSQL[@]}" -d $DB -c "INSERT INTO t SELECT g, g, md5(g::text), g * 1.5, now() FROM generate_series(1, $SNAP) g"
+create_topic "$RUN-dbz-dbzb_snap.public.t"
+config rsb_snap initial "$RUN-snap" >"$WORK/snap.toml"
+read -r RSS_SECS RSS_RSS < <(run_rowstream "$WORK/snap.toml" rowstream_snapshot_rows_total "$SNAP")
+read -r DBZS_SECS DBZS_RSS < <(run_debezium initial "$SNAP" dbzb_snap)
+
+mb() { case "$1" in ""|*[!0-9]*) echo "-";; *) echo $(($1/1024));; esac; }
+rate() { python3 -c "import sys; n,s=float(sys.argv[1]),sys.argv[2]; print(f'{n/float(s):,.0f}/s' if s not in ('-','failed','skipped','') else s)" "$1" "$2"; }
+cat <<REPORT
+
+== results ($(nproc) cores) ==
+streaming $N changes, end to end into Kafka (acks=all), from process start:
+  rowstream           ${RS_SECS}s  $(rate $N $RS_SECS)  max RSS $(mb "$RS_RSS") MB
+  debezium 3.6        ${DBZ_SECS}s  $(rate $N $DBZ_SECS)  max RSS $(mb "${DBZ_RSS:-}") MB
+  pg_recvlogical      ${RAW_DECODE}s  $(rate $N $RAW_DECODE)  (decode ceiling, no Kafka)
+  raw producer        ${RAW_KAFKA}s  $(rate $N ${RAW_KAFKA:-})  (Kafka ceiling, 400 B records)
+  rowstream / decode ceiling: $(ratio "$RAW_DECODE" "$RS_SECS") of its speed; vs debezium: $(ratio "${DBZ_SECS:-0}" "$RS_SECS")x faster
+snapshot $SNAP rows:
+  rowstream           ${RSS_SECS}s  $(rate $SNAP $RSS_SECS)  max RSS $(mb "$RSS_RSS") MB
+  debezium 3.6        ${DBZS_SECS}s  $(rate $SNAP $DBZS_SECS)  max RSS $(mb "${DBZS_RSS:-}") MB
+  rowstream vs debezium: $(ratio "${DBZS_SECS:-0}" "$RSS_SECS")x faster
+REPORT
+rm -rf "$WORK"
