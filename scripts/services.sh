@@ -5,6 +5,10 @@
 #                              - PostgreSQL 15 on 127.0.0.1:5432, wal_level=logical, trust auth (user postgres)
 #                              - PostgreSQL 15 on 127.0.0.1:5433, wal_level=replica (a server `check` must reject)
 #                              - tansu, a Kafka-protocol broker, on 127.0.0.1:9092 (in-memory storage)
+#                              - MariaDB 10.11 on 127.0.0.1:3306, ROW binlog (FULL image and metadata),
+#                                GTIDs, user rowstream/rowstream with the replicator's grants
+#                              - MariaDB 10.11 on 127.0.0.1:3307 with binlog_format=STATEMENT (a server
+#                                `check` must reject)
 #   scripts/services.sh down   stop them
 #   scripts/services.sh status show what runs
 #
@@ -105,6 +109,74 @@ start_cluster() { # name port
   wait_port 127.0.0.1 "$2" "postgres $1" 60
 }
 
+MY_SOCK=/run/mysqld/mysqld.sock
+MY2_DIR=/var/lib/mysql-stmt
+MY2_SOCK=/run/mysqld/mysqld-stmt.sock
+
+mariadb_configure() {
+  cat >/etc/mysql/mariadb.conf.d/60-rowstream-cdc.cnf <<CNF
+# written by rowstream scripts/services.sh
+[mariadbd]
+server_id = 1
+log_bin = /var/lib/mysql/mysql-bin
+binlog_format = ROW
+binlog_row_image = FULL
+binlog_row_metadata = FULL
+bind-address = 127.0.0.1
+port = 3306
+expire_logs_days = 3
+max_connections = 300
+innodb_flush_log_at_trx_commit = 2
+sync_binlog = 0
+CNF
+}
+
+mariadb_wait() { # socket
+  local deadline=$((SECONDS + 60))
+  until mariadb --socket="$1" -uroot -e "SELECT 1" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then echo "mariadb on $1 did not start" >&2; return 1; fi
+    sleep 0.2
+  done
+}
+
+mariadb_up() {
+  mariadb_configure
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+  if ! mariadb --socket=$MY_SOCK -uroot -e "SELECT 1" >/dev/null 2>&1; then
+    log "starting mariadb on 127.0.0.1:3306"
+    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/rowstream-main.pid --make-pidfile \
+      --exec /usr/sbin/mariadbd -- --user=mysql
+    mariadb_wait $MY_SOCK
+  fi
+  mariadb --socket=$MY_SOCK -uroot <<SQL
+CREATE USER IF NOT EXISTS 'rowstream'@'%' IDENTIFIED BY 'rowstream';
+CREATE USER IF NOT EXISTS 'rowstream'@'localhost' IDENTIFIED BY 'rowstream';
+GRANT SELECT, RELOAD, LOCK TABLES, REPLICATION SLAVE, BINLOG MONITOR, SHOW DATABASES, CREATE, DROP, INSERT, UPDATE, DELETE, ALTER, INDEX ON *.* TO 'rowstream'@'%';
+GRANT SELECT, RELOAD, LOCK TABLES, REPLICATION SLAVE, BINLOG MONITOR, SHOW DATABASES, CREATE, DROP, INSERT, UPDATE, DELETE, ALTER, INDEX ON *.* TO 'rowstream'@'localhost';
+SQL
+  # a second server whose binlog is STATEMENT-based: `check` must name the problem
+  if [ ! -d "$MY2_DIR/mysql" ]; then
+    log "initialising the STATEMENT-binlog mariadb in $MY2_DIR"
+    mariadb-install-db --user=mysql --datadir="$MY2_DIR" --auth-root-authentication-method=socket >/dev/null
+  fi
+  if ! mariadb --socket=$MY2_SOCK -uroot -e "SELECT 1" >/dev/null 2>&1; then
+    log "starting mariadb (binlog_format=STATEMENT) on 127.0.0.1:3307"
+    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/rowstream-stmt.pid --make-pidfile \
+      --exec /usr/sbin/mariadbd -- --no-defaults --user=mysql --datadir="$MY2_DIR" --socket=$MY2_SOCK \
+      --port=3307 --bind-address=127.0.0.1 --server-id=2 --log-bin="$MY2_DIR/mysql-bin" \
+      --binlog-format=STATEMENT --pid-file=/run/mysqld/mysqld-stmt.pid
+    mariadb_wait $MY2_SOCK
+  fi
+  mariadb --socket=$MY2_SOCK -uroot <<SQL
+DELETE FROM mysql.global_priv WHERE User = '';
+FLUSH PRIVILEGES;
+CREATE USER IF NOT EXISTS 'rowstream'@'%' IDENTIFIED BY 'rowstream';
+CREATE USER IF NOT EXISTS 'rowstream'@'localhost' IDENTIFIED BY 'rowstream';
+GRANT SELECT, RELOAD, LOCK TABLES, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'rowstream'@'%';
+GRANT SELECT, RELOAD, LOCK TABLES, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'rowstream'@'localhost';
+SQL
+}
+
 tansu_up() {
   if [ ! -x "$TANSU" ]; then
     log "building tansu with cargo install (first time only, ~10 min on 2 cores; cached in $CACHE/tansu)"
@@ -130,19 +202,23 @@ up() {
   need_root
   mkdir -p "$CACHE" "$LOG_DIR"
   # postgres server and client; build dependencies of rdkafka (ssl, sasl/gssapi, zstd)
-  apt_install postgresql-$PG_VER postgresql-client-$PG_VER build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3
+  apt_install postgresql-$PG_VER postgresql-client-$PG_VER mariadb-server mariadb-client build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3
   configure_cluster main 5432 logical
   configure_cluster replica 5433 replica
   start_cluster main 5432
   start_cluster replica 5433
+  mariadb_up
   tansu_up
-  log "up: postgres 127.0.0.1:5432 (logical), 127.0.0.1:5433 (replica), kafka 127.0.0.1:$KAFKA_PORT"
+  log "up: postgres 127.0.0.1:5432 (logical), 127.0.0.1:5433 (replica), mariadb 127.0.0.1:3306 (ROW), 127.0.0.1:3307 (STATEMENT), kafka 127.0.0.1:$KAFKA_PORT"
 }
 
 down() {
   need_root
   for c in main replica; do
     cluster_running "$c" && pg_ctlcluster --skip-systemctl-redirect "$PG_VER" "$c" stop || true
+  done
+  for p in /run/mysqld/rowstream-main.pid /run/mysqld/rowstream-stmt.pid; do
+    [ -f "$p" ] && start-stop-daemon --stop --oknodo --pidfile "$p" --retry 30 >/dev/null || true
   done
   if [ -f "$CACHE/tansu.pid" ]; then
     kill "$(cat "$CACHE/tansu.pid")" 2>/dev/null || true

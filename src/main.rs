@@ -74,7 +74,12 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let mut findings = rt.block_on(check::check(&cfg, fix));
+            let mut findings = match cfg.source.kind {
+                rowstream::config::SourceType::Postgres => rt.block_on(check::check(&cfg, fix)),
+                rowstream::config::SourceType::Mysql => {
+                    rt.block_on(rowstream::source::mysql::check::check(&cfg))
+                }
+            };
             findings.push(kafka_check(&cfg));
             let mut failed = 0;
             for f in &findings {

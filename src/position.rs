@@ -56,12 +56,43 @@ impl<'de> Deserialize<'de> for Lsn {
 pub enum SourcePosition {
     /// Postgres: the end LSN of a commit (or a heartbeat message); streaming resumes after it.
     Postgres { lsn: Lsn },
+    /// MySQL/MariaDB: the binlog file and the end offset of a transaction's last event, and the
+    /// GTID set executed up to there (MariaDB `domain-server-seq,...`, MySQL `uuid:1-n,...`).
+    #[serde(rename = "mysql")]
+    MySql {
+        file: String,
+        pos: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gtid: Option<String>,
+    },
+}
+
+impl SourcePosition {
+    /// Order key of a binlog position: (file sequence number, offset).
+    pub fn binlog_key(file: &str, pos: u64) -> (u64, u64) {
+        let seq = file
+            .rsplit('.')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        (seq, pos)
+    }
 }
 
 impl fmt::Display for SourcePosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourcePosition::Postgres { lsn } => write!(f, "lsn {lsn}"),
+            SourcePosition::MySql {
+                file,
+                pos,
+                gtid: Some(g),
+            } => write!(f, "binlog {file}:{pos} (gtid {g})"),
+            SourcePosition::MySql {
+                file,
+                pos,
+                gtid: None,
+            } => write!(f, "binlog {file}:{pos}"),
         }
     }
 }
@@ -88,5 +119,20 @@ mod tests {
         let j = serde_json::to_string(&p).unwrap();
         assert_eq!(j, r#"{"kind":"postgres","lsn":"1/10"}"#);
         assert_eq!(serde_json::from_str::<SourcePosition>(&j).unwrap(), p);
+        let m = SourcePosition::MySql {
+            file: "mysql-bin.000002".into(),
+            pos: 345,
+            gtid: Some("0-1-7".into()),
+        };
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            j,
+            r#"{"kind":"mysql","file":"mysql-bin.000002","pos":345,"gtid":"0-1-7"}"#
+        );
+        assert_eq!(serde_json::from_str::<SourcePosition>(&j).unwrap(), m);
+        assert!(
+            SourcePosition::binlog_key("mysql-bin.000010", 4)
+                > SourcePosition::binlog_key("mysql-bin.000009", 99999)
+        );
     }
 }

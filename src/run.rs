@@ -25,7 +25,7 @@ use crate::pipeline::{Pipeline, Stats};
 use crate::position::SourcePosition;
 use crate::sequence::SequenceGen;
 use crate::sink::kafka::KafkaSink;
-use crate::source::postgres;
+use crate::source::{mysql, postgres};
 use anyhow::Context as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -101,6 +101,16 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
                 SourceError::Closed => false,
             };
         }
+        if let Some(me) = cause.downcast_ref::<crate::source::mysql::MySqlError>() {
+            return match me {
+                crate::source::mysql::MySqlError::Driver(d) => {
+                    matches!(d, mysql_async::Error::Io(_))
+                        || matches!(d, mysql_async::Error::Server(s) if s.code == 1053 || s.code == 2013)
+                }
+                crate::source::mysql::MySqlError::Event(_) => true,
+                _ => false,
+            };
+        }
         if let Some(se) = cause.downcast_ref::<SinkError>() {
             return matches!(se, SinkError::Delivery(_) | SinkError::TopicNotReady { .. });
         }
@@ -114,13 +124,45 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
     false
 }
 
+/// A prepared source of either kind.
+enum Source {
+    Pg(Box<postgres::Prepared>),
+    My(Box<mysql::Prepared>),
+}
+
+impl Source {
+    async fn prepare(cfg: &Config, state: &State) -> anyhow::Result<Source> {
+        Ok(match cfg.source.kind {
+            SourceType::Postgres => Source::Pg(Box::new(postgres::prepare(cfg, state).await?)),
+            SourceType::Mysql => Source::My(Box::new(mysql::prepare(cfg, state).await?)),
+        })
+    }
+    fn schemas(&self) -> &[Arc<crate::schema::TableSchema>] {
+        match self {
+            Source::Pg(p) => &p.schemas,
+            Source::My(p) => &p.schemas,
+        }
+    }
+    async fn run(
+        self,
+        tx: mpsc::Sender<crate::event::Batch>,
+        acks: watch::Receiver<Option<SourcePosition>>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Source::Pg(p) => Ok(p.run(tx, acks, stop).await?),
+            Source::My(p) => Ok(p.run(tx, acks, stop).await?),
+        }
+    }
+}
+
 async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let cfg = cfg.clone();
-    if cfg.source.kind != SourceType::Postgres {
-        anyhow::bail!("source.type = mysql is not available in this build yet");
-    }
     let store = Arc::new(Store::open(&cfg.state.dir)?);
-    let sid = postgres::source_id(&cfg);
+    let sid = match cfg.source.kind {
+        SourceType::Postgres => postgres::source_id(&cfg),
+        SourceType::Mysql => mysql::source_id(&cfg),
+    };
     let mut state = match store.load()? {
         Some(s) => {
             if s.source_id != sid {
@@ -146,7 +188,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
     );
     let tracker = Arc::new(Tracker::new());
     let sink = KafkaSink::new(&cfg.kafka, tracker.clone())?;
-    let prepared = postgres::prepare(&cfg, &state).await?;
+    let prepared = Source::prepare(&cfg, &state).await?;
     let stats = Arc::new(Stats::default());
     stats
         .delivered_event_time
@@ -162,7 +204,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
         Duration::from_millis(cfg.heartbeat.interval_ms),
         stats.clone(),
     );
-    for s in &prepared.schemas {
+    for s in prepared.schemas() {
         pipeline
             .table(s)
             .await
@@ -190,7 +232,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
                 let _ = stop_tx.send(true);
             }
             r = &mut source, if source_result.is_none() => {
-                let r = flatten(r.map(|x| x.map_err(anyhow::Error::from)));
+                let r = flatten(r);
                 if let Err(e) = &r {
                     tracing::error!(error = %format!("{e:#}"), "source failed");
                 }
@@ -213,7 +255,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
     let source_result = match source_result {
         Some(r) => r,
         None => match tokio::time::timeout(Duration::from_secs(40), source).await {
-            Ok(r) => flatten(r.map(|x| x.map_err(anyhow::Error::from))),
+            Ok(r) => flatten(r),
             Err(_) => Err(anyhow::anyhow!("the source did not stop in time")),
         },
     };

@@ -51,6 +51,7 @@ const KEYS: &[(&str, Kind, bool)] = &[
     ("source.timezone", Kind::Str, false),
     ("source.capture_ddl", Kind::Bool, false),
     ("source.server_id", Kind::Int, false),
+    ("source.tinyint1_as_boolean", Kind::Bool, false),
     ("kafka.brokers", Kind::Str, true),
     ("kafka.topic", Kind::Str, false),
     ("kafka.partitions", Kind::Int, false),
@@ -120,9 +121,13 @@ pub struct SourceConfig {
     /// Install the DDL event trigger (migrations/postgres) when missing and capture DDL records.
     #[serde(default = "yes")]
     pub capture_ddl: bool,
-    /// MySQL replica server id (next issue).
+    /// MySQL/MariaDB: the replica server id rowstream registers with; unique among the
+    /// server's replicas.
     #[serde(default)]
     pub server_id: Option<u32>,
+    /// MySQL/MariaDB: TINYINT(1) columns render as BOOLEAN (as DataWorks does).
+    #[serde(default = "yes")]
+    pub tinyint1_as_boolean: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -686,10 +691,18 @@ impl Config {
                 }
             }
             SourceType::Mysql => {
-                p.push(
-                    "`source.type`: \"mysql\" is not available in this build yet; use \"postgres\""
-                        .into(),
-                );
+                if !s.url.starts_with("mysql://") {
+                    p.push(
+                        "`source.url`: expected mysql://user:password@host:3306/database".into(),
+                    );
+                } else if let Err(e) = mysql_async::Opts::from_url(&s.url) {
+                    p.push(format!("`source.url`: {e}"));
+                }
+                match s.server_id {
+                    None => p.push("`source.server_id`: required for mysql: a replica id unique among the server's replicas, e.g. 5401".into()),
+                    Some(0) => p.push("`source.server_id`: 0 is not a valid replica id; use e.g. 5401".into()),
+                    Some(_) => {}
+                }
             }
         }
         if s.tables.is_empty() {
@@ -702,8 +715,13 @@ impl Config {
                 } else {
                     "source.exclude"
                 };
+                let example = if s.kind == SourceType::Mysql {
+                    "shop.*"
+                } else {
+                    "public.*"
+                };
                 p.push(format!(
-                    "`{key}`: pattern `{pat}` must name schema.table (e.g. `public.*`)"
+                    "`{key}`: pattern `{pat}` must name schema.table or db.table (e.g. `{example}`)"
                 ));
             }
         }

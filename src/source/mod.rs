@@ -1,2 +1,3 @@
-//! Change sources. Postgres today (logical replication, pgoutput); MySQL/MariaDB next.
+//! Change sources: Postgres (logical replication, pgoutput) and MySQL/MariaDB (ROW binlog).
+pub mod mysql;
 pub mod postgres;

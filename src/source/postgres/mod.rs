@@ -241,7 +241,7 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
             )?;
             start = match &state.position {
                 Some(SourcePosition::Postgres { lsn }) => (*lsn).max(confirmed),
-                None => confirmed,
+                _ => confirmed,
             };
             if !need.is_empty() {
                 // a temporary slot exports a snapshot for the tables that need one

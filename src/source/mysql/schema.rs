@@ -1,0 +1,353 @@
+//! MySQL/MariaDB table schemas and their durable history.
+//!
+//! The binlog's TABLE_MAP gives physical column types; names, keys, TINYINT(1), enum/set labels
+//! and charsets come from `information_schema`, captured at start and after every DDL, and
+//! appended to `state.dir/schema-history.jsonl` keyed by binlog position. A restart from an
+//! earlier position therefore decodes old events with the columns that were valid then.
+//!
+//! Invariants:
+//! - History entries are only appended (fsync'd), never rewritten; lookups take the newest entry
+//!   at or before a position.
+//! - A schema whose column count disagrees with a TABLE_MAP is not used for that event: the
+//!   TABLE_MAP's own metadata (binlog_row_metadata=FULL) is used instead, never a misaligned guess.
+
+use crate::position::SourcePosition;
+use crate::schema::{Column, LogicalType};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One column as rowstream needs it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MyCol {
+    pub name: String,
+    /// information_schema DATA_TYPE, lower case (`int`, `varchar`, `enum`, ...)
+    pub data_type: String,
+    #[serde(default)]
+    pub unsigned: bool,
+    /// TINYINT(1)
+    #[serde(default)]
+    pub tiny1: bool,
+    /// fractional seconds digits (datetime, timestamp, time)
+    #[serde(default)]
+    pub fsp: u8,
+    /// DECIMAL scale
+    #[serde(default)]
+    pub scale: u32,
+    /// `latin1`, `utf8mb4`, `binary`, ... (None for non-text)
+    #[serde(default)]
+    pub charset: Option<String>,
+    /// enum/set labels in definition order
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// BIT width
+    #[serde(default)]
+    pub bits: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MyTable {
+    pub db: String,
+    pub table: String,
+    pub columns: Vec<MyCol>,
+    pub pk: Vec<String>,
+}
+
+impl MyCol {
+    pub fn logical(&self, tiny1_bool: bool) -> (LogicalType, u8) {
+        match self.data_type.as_str() {
+            "tinyint" if self.tiny1 && tiny1_bool => (LogicalType::Boolean, 0),
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
+                (LogicalType::Long, 0)
+            }
+            "decimal" | "numeric" | "float" | "double" | "real" => (LogicalType::Double, 0),
+            "date" => (LogicalType::Date, 0),
+            "datetime" | "timestamp" => (LogicalType::Date, self.fsp),
+            "bit" if self.bits <= 1 => (LogicalType::Boolean, 0),
+            "bit" | "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+            | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
+            | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection" => {
+                (LogicalType::Bytes, 0)
+            }
+            _ => (LogicalType::String, 0),
+        }
+    }
+
+    pub fn column(&self, tiny1_bool: bool) -> Column {
+        let (ltype, fsp) = self.logical(tiny1_bool);
+        Column {
+            name: self.name.clone(),
+            ltype,
+            fsp,
+        }
+    }
+}
+
+/// Parse `enum('a','b''c')` / `set(...)` labels from COLUMN_TYPE.
+pub fn parse_labels(column_type: &str) -> Vec<String> {
+    let Some(start) = column_type.find('(') else {
+        return vec![];
+    };
+    let body = &column_type[start + 1..column_type.rfind(')').unwrap_or(column_type.len())];
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_q = false;
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (in_q, c) {
+            (false, '\'') => in_q = true,
+            (true, '\'') if chars.peek() == Some(&'\'') => {
+                cur.push('\'');
+                chars.next();
+            }
+            (true, '\'') => {
+                in_q = false;
+                out.push(std::mem::take(&mut cur));
+            }
+            (true, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            (true, c) => cur.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME
+type ColumnRow = (String, String, String, Option<u64>, Option<u64>, Option<String>);
+/// Entries of one table, ordered by binlog position key.
+type Entries = Vec<((u64, u64), MyTable)>;
+
+/// Columns of one table from `information_schema` (None when the table does not exist).
+pub async fn load_table(
+    conn: &mut mysql_async::Conn,
+    db: &str,
+    table: &str,
+) -> Result<Option<MyTable>, mysql_async::Error> {
+    use mysql_async::prelude::*;
+    let rows: Vec<ColumnRow> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let pk: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await?;
+    let columns = rows
+        .into_iter()
+        .map(|(name, dt, ct, scale, dtp, cs)| {
+            let dt = dt.to_ascii_lowercase();
+            let ctl = ct.to_ascii_lowercase();
+            let bits = if dt == "bit" {
+                ctl.trim_start_matches("bit(")
+                    .trim_end_matches(')')
+                    .parse()
+                    .unwrap_or(1)
+            } else {
+                0
+            };
+            let fsp = match dt.as_str() {
+                "datetime" | "timestamp" | "time" => dtp.unwrap_or(0).min(6) as u8,
+                _ => 0,
+            };
+            MyCol {
+                labels: if dt == "enum" || dt == "set" {
+                    parse_labels(&ct)
+                } else {
+                    vec![]
+                },
+                unsigned: ctl.contains("unsigned"),
+                tiny1: ctl.starts_with("tinyint(1)"),
+                fsp,
+                scale: scale.unwrap_or(0) as u32,
+                charset: cs.map(|c| c.to_ascii_lowercase()),
+                bits,
+                name,
+                data_type: dt,
+            }
+        })
+        .collect();
+    Ok(Some(MyTable {
+        db: db.into(),
+        table: table.into(),
+        columns,
+        pk,
+    }))
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    file: String,
+    pos: u64,
+    table: MyTable,
+}
+
+/// The durable schema history (see module doc).
+pub struct History {
+    path: PathBuf,
+    /// "db.table" → entries ordered by position
+    entries: HashMap<String, Entries>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("schema history {path}: {source}")]
+pub struct HistoryError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+impl History {
+    pub fn open(dir: &Path) -> Result<History, HistoryError> {
+        let path = dir.join("schema-history.jsonl");
+        let err = |e| HistoryError {
+            path: path.clone(),
+            source: e,
+        };
+        let mut entries: HashMap<String, Entries> = HashMap::new();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    // a torn last line (crash mid-append) is skipped: the DDL is replayed
+                    let Ok(e) = serde_json::from_str::<Entry>(line) else {
+                        continue;
+                    };
+                    let key = SourcePosition::binlog_key(&e.file, e.pos);
+                    let v = entries
+                        .entry(format!("{}.{}", e.table.db, e.table.table))
+                        .or_default();
+                    v.push((key, e.table));
+                    v.sort_by_key(|x| x.0);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e)),
+        }
+        Ok(History { path, entries })
+    }
+
+    /// The table's columns as of `(file, pos)`.
+    pub fn at(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
+        let key = SourcePosition::binlog_key(file, pos);
+        self.entries
+            .get(name)?
+            .iter()
+            .rev()
+            .find(|(k, _)| *k <= key)
+            .map(|(_, t)| t)
+    }
+
+    /// Is there an entry for `name` exactly at `(file, pos)` (a DDL seen before)?
+    pub fn exactly(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
+        let key = SourcePosition::binlog_key(file, pos);
+        self.entries
+            .get(name)?
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, t)| t)
+    }
+
+    pub fn append(&mut self, file: &str, pos: u64, table: MyTable) -> Result<(), HistoryError> {
+        let name = format!("{}.{}", table.db, table.table);
+        let mut line = serde_json::to_vec(&Entry {
+            file: file.into(),
+            pos,
+            table: table.clone(),
+        })
+        .map_err(|e| HistoryError {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        (|| -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            f.write_all(&line)?;
+            f.sync_data()
+        })()
+        .map_err(|e| HistoryError {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let v = self.entries.entry(name).or_default();
+        v.push((SourcePosition::binlog_key(file, pos), table));
+        v.sort_by_key(|x| x.0);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(cols: &[&str]) -> MyTable {
+        MyTable {
+            db: "d".into(),
+            table: "t".into(),
+            columns: cols
+                .iter()
+                .map(|c| MyCol {
+                    name: c.to_string(),
+                    data_type: "int".into(),
+                    unsigned: false,
+                    tiny1: false,
+                    fsp: 0,
+                    scale: 0,
+                    charset: None,
+                    labels: vec![],
+                    bits: 0,
+                })
+                .collect(),
+            pk: vec![],
+        }
+    }
+
+    #[test]
+    fn history_by_position_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = History::open(dir.path()).unwrap();
+        h.append("mysql-bin.000001", 100, t(&["a"])).unwrap();
+        h.append("mysql-bin.000002", 50, t(&["a", "b"])).unwrap();
+        let h = History::open(dir.path()).unwrap();
+        assert!(h.at("d.t", "mysql-bin.000001", 99).is_none());
+        assert_eq!(
+            h.at("d.t", "mysql-bin.000001", 500).unwrap().columns.len(),
+            1
+        );
+        assert_eq!(
+            h.at("d.t", "mysql-bin.000002", 50).unwrap().columns.len(),
+            2
+        );
+        assert!(h.exactly("d.t", "mysql-bin.000002", 50).is_some());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("schema-history.jsonl"))
+            .unwrap()
+            .write_all(b"{torn")
+            .unwrap();
+        assert!(History::open(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(
+            parse_labels("enum('a','b''c','d,e')"),
+            vec!["a", "b'c", "d,e"]
+        );
+        assert_eq!(parse_labels("set('x')"), vec!["x"]);
+    }
+}
