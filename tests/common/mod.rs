@@ -426,3 +426,70 @@ pub async fn wait_streaming(c: &Client, slot: &str) {
     })
     .await;
 }
+
+pub const MY: &str = "mysql://rowstream:rowstream@127.0.0.1:3306";
+
+/// A fresh MariaDB database `name`, returning a connection on it.
+pub async fn fresh_mydb(name: &str) -> mysql_async::Conn {
+    use mysql_async::prelude::*;
+    let mut c =
+        mysql_async::Conn::new(mysql_async::Opts::from_url(&format!("{MY}/mysql")).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("connect to mariadb: {e} (run scripts/services.sh up)"));
+    c.query_drop(format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    c.query_drop(format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    c.query_drop(format!("USE {name}")).await.unwrap();
+    c
+}
+
+pub async fn myconn(db: &str) -> mysql_async::Conn {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(&format!("{MY}/{db}")).unwrap())
+        .await
+        .unwrap()
+}
+
+/// A MySQL-source config for test `name` (database `name`), with its own replica id.
+pub fn myconfig(name: &str, server_id: u32, source_extra: &str, rest: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}"));
+    format!(
+        r#"
+[source]
+type = "mysql"
+url = "{MY}/{name}"
+server_id = {server_id}
+{source_extra}
+[kafka]
+brokers = "{BROKER}"
+topic = "{name}-{run}.{{db}}.{{table}}"
+partitions = 3
+[heartbeat]
+interval_ms = 1000
+[state]
+dir = "{dir}"
+commit_interval_ms = 50
+{rest}
+"#,
+        dir = dir.display(),
+        run = run_id()
+    )
+}
+
+/// The topic of `db.table` for a MySQL test.
+pub fn mytopic(name: &str, table: &str) -> String {
+    format!("{name}-{}.{name}.{table}", run_id())
+}
+
+/// Peak RSS (VmHWM) of a process in KiB.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

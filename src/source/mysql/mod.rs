@@ -339,8 +339,8 @@ impl Warned {
         RENDER_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.0.insert((table.to_string(), col.to_string())) {
             tracing::warn!(
-                table,
-                column = col,
+                table = %table,
+                column = %col,
                 reason,
                 "a value cannot be rendered and is written as null (logged once per column)"
             );

@@ -44,6 +44,9 @@ pub struct MyCol {
     /// BIT width
     #[serde(default)]
     pub bits: u32,
+    /// BINARY(n) length
+    #[serde(default)]
+    pub len: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,7 +121,14 @@ pub fn parse_labels(column_type: &str) -> Vec<String> {
 }
 
 /// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME
-type ColumnRow = (String, String, String, Option<u64>, Option<u64>, Option<String>);
+type ColumnRow = (
+    String,
+    String,
+    String,
+    Option<u64>,
+    Option<u64>,
+    Option<String>,
+);
 /// Entries of one table, ordered by binlog position key.
 type Entries = Vec<((u64, u64), MyTable)>;
 
@@ -163,7 +173,16 @@ pub async fn load_table(
                 "datetime" | "timestamp" | "time" => dtp.unwrap_or(0).min(6) as u8,
                 _ => 0,
             };
+            let len = if dt == "binary" {
+                ctl.trim_start_matches("binary(")
+                    .trim_end_matches(')')
+                    .parse()
+                    .unwrap_or(0)
+            } else {
+                0
+            };
             MyCol {
+                len,
                 labels: if dt == "enum" || dt == "set" {
                     parse_labels(&ct)
                 } else {
@@ -310,6 +329,7 @@ mod tests {
                     charset: None,
                     labels: vec![],
                     bits: 0,
+                    len: 0,
                 })
                 .collect(),
             pk: vec![],

@@ -88,6 +88,14 @@ pub fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Result<Val
                 "int" | "integer" => i as u32 as u64,
                 _ => i as u64,
             }),
+            // and may carry signed narrow columns zero-extended (MariaDB MEDIUMINT): sign-extend
+            _ if !col.unsigned => Value::Int(match dt {
+                "tinyint" => i as i8 as i64,
+                "smallint" => i as i16 as i64,
+                "mediumint" => (i << 40) >> 40,
+                "int" | "integer" => i as i32 as i64,
+                _ => i,
+            }),
             _ => Value::Int(i),
         },
         MyValue::UInt(u) => match dt {
@@ -164,6 +172,12 @@ pub fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Result<Val
             | "multipolygon" | "geometrycollection" | "geomcollection" => {
                 Value::Bytes(if b.len() >= 4 { b[4..].to_vec() } else { b })
             }
+            // BINARY(n) is zero-padded to n bytes; the binlog drops the trailing zeros
+            "binary" if b.len() < col.len as usize => {
+                let mut v = b;
+                v.resize(col.len as usize, 0);
+                Value::Bytes(v)
+            }
             "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
                 Value::Bytes(b)
             }
@@ -218,6 +232,7 @@ mod tests {
             charset: None,
             labels: vec![],
             bits: 0,
+            len: 0,
         }
     }
     const CTX: Ctx = Ctx {
@@ -332,6 +347,21 @@ mod tests {
             )
             .unwrap(),
             Value::Text("café".into())
+        );
+        let m = col("mediumint");
+        assert_eq!(
+            convert(&m, MyValue::Int(8388608), Origin::Binlog, &CTX).unwrap(),
+            Value::Int(-8388608)
+        );
+        assert_eq!(
+            convert(&m, MyValue::Int(-5), Origin::Snapshot, &CTX).unwrap(),
+            Value::Int(-5)
+        );
+        let mut bin = col("binary");
+        bin.len = 4;
+        assert_eq!(
+            convert(&bin, MyValue::Bytes(vec![1, 2]), Origin::Binlog, &CTX).unwrap(),
+            Value::Bytes(vec![1, 2, 0, 0])
         );
         let mut bit = col("bit");
         bit.bits = 10;
