@@ -17,6 +17,7 @@ BIN="$CARGO_TARGET_DIR/release/rowstream"
 PSQL=(psql -qAt -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
 WORK=$(mktemp -d)
 now() { date +%s.%N; }
+mb() { case "$1" in ""|*[!0-9]*) echo "-";; *) echo $(($1/1024));; esac; }
 ratio() { python3 -c "import sys
 try: a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}')
 except Exception: print('n/a')" "$1" "$2"; }
@@ -90,6 +91,7 @@ run_debezium() { # snapshot.mode target slot
 create_topic() { "$CACHE_TANSU" topic create "$1" --partitions 3 --broker tcp://127.0.0.1:9092 >/dev/null 2>&1 || true; }
 CACHE_TANSU="${ROWSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream}/tansu/bin/tansu"
 
+if [ "${BENCH_ONLY:-}" != mysql ]; then
 echo "== streaming: $N changes (inserts in transactions of 100) =="
 reset_db
 for s in rsb_stream dbzb_stream rawb_stream; do
@@ -123,8 +125,10 @@ config rsb_snap initial "$RUN-snap" >"$WORK/snap.toml"
 read -r RSS_SECS RSS_RSS < <(run_rowstream "$WORK/snap.toml" rowstream_snapshot_rows_total "$SNAP")
 read -r DBZS_SECS DBZS_RSS < <(run_debezium initial "$SNAP" dbzb_snap)
 
-mb() { case "$1" in ""|*[!0-9]*) echo "-";; *) echo $(($1/1024));; esac; }
+fi
+
 rate() { python3 -c "import sys; n,s=float(sys.argv[1]),sys.argv[2]; print(f'{n/float(s):,.0f}/s' if s not in ('-','failed','skipped','') else s)" "$1" "$2"; }
+if [ "${BENCH_ONLY:-}" != mysql ]; then
 cat <<REPORT
 
 == results ($(nproc) cores) ==
@@ -139,4 +143,54 @@ snapshot $SNAP rows:
   debezium 3.6        ${DBZS_SECS}s  $(rate $SNAP $DBZS_SECS)  max RSS $(mb "${DBZS_RSS:-}") MB
   rowstream vs debezium: $(ratio "${DBZS_SECS:-0}" "$RSS_SECS")x faster
 REPORT
+fi
+
+if [ "${BENCH_ONLY:-}" != postgres ]; then
+echo "== mariadb: $N binlog changes (inserts in transactions of 100) =="
+MYSQL=(mariadb -uroot --socket=/run/mysqld/mysqld.sock)
+"${MYSQL[@]}" -e "DROP DATABASE IF EXISTS rsbench; CREATE DATABASE rsbench; CREATE TABLE rsbench.t (id BIGINT PRIMARY KEY, a INT, b VARCHAR(64), c DECIMAL(12,2), d DATETIME(6))"
+cat >"$WORK/my.toml" <<TOML
+[source]
+type = "mysql"
+url = "mysql://rowstream:rowstream@127.0.0.1:3306/rsbench"
+server_id = 7001
+[kafka]
+brokers = "127.0.0.1:9092"
+topic = "$RUN-my.{db}.{table}"
+partitions = 3
+[snapshot]
+mode = "never"
+[state]
+dir = "$WORK/state-my"
+[admin]
+listen = "127.0.0.1:18080"
+TOML
+# a first run records the current binlog position, then the changes pile up while it is stopped
+"$BIN" run --config "$WORK/my.toml" 2>"$WORK/rs.log" &
+pid=$!
+until grep -q "streaming binlog" "$WORK/rs.log"; do sleep 0.05; done
+sleep 0.5; kill -TERM $pid; wait $pid || true
+START=$(python3 -c "import json; p=json.load(open('$WORK/state-my/state.json')).get('position') or {}; print(p.get('file',''), p.get('pos',''))")
+read -r MFILE MPOS <<<"$START"
+if [ -z "$MFILE" ]; then read -r MFILE MPOS < <("${MYSQL[@]}" -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}'); fi
+python3 - "$N" <<PY | "${MYSQL[@]}" rsbench
+import sys
+n = int(sys.argv[1])
+for i in range(n // 100):
+    print(f"INSERT INTO t SELECT seq, seq, MD5(seq), seq * 1.5, NOW(6) FROM seq_{i*100}_to_{i*100+99};")
+PY
+read -r EFILE EPOS < <("${MYSQL[@]}" -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
+t0=$(now)
+mariadb-binlog --read-from-remote-server -h127.0.0.1 -urowstream -prowstream --base64-output=decode-rows -v \
+  --start-position="$MPOS" --stop-position="$EPOS" "$MFILE" >/dev/null
+MY_RAW=$(python3 -c "print(f'{$(now)-$t0:.3f}')")
+read -r MY_SECS MY_RSS < <(run_rowstream "$WORK/my.toml" rowstream_changes_total "$N")
+cat <<REPORT
+mariadb $N binlog changes, end to end into Kafka, from process start:
+  rowstream           ${MY_SECS}s  $(rate $N $MY_SECS)  max RSS $(mb "$MY_RSS") MB
+  mariadb-binlog      ${MY_RAW}s  $(rate $N $MY_RAW)  (decode ceiling, -v to /dev/null)
+  rowstream / decode ceiling: $(ratio "$MY_RAW" "$MY_SECS") of its speed
+  (Debezium 3.6's MySQL connector does not accept MariaDB 10.11: no peer figure)
+REPORT
+fi
 rm -rf "$WORK"

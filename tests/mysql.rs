@@ -380,3 +380,40 @@ fn my_check_names_statement_binlog() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("[ok  ] binlog_format = ROW"), "{stdout}");
 }
+
+/// Changes made while rowstream is down, before it ever committed a transaction position, are
+/// not skipped: the start position itself is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn my_restart_before_first_transaction_loses_nothing() {
+    let name = "my_first";
+    let mut db = fresh_mydb(name).await;
+    db.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    state_dir(name);
+    let cfg = myconfig(name, 6007, "", "[snapshot]\nmode = \"never\"\n");
+    let rs = Rowstream::start(name, &cfg);
+    let state_file = std::env::temp_dir().join(format!("rowstream-test-{name}/state.json"));
+    wait_for(60, "the start position stored", || {
+        let f = state_file.clone();
+        async move {
+            std::fs::read_to_string(&f)
+                .map(|s| s.contains("\"mysql\""))
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert_eq!(rs.stop(), 0);
+    db.query_drop("INSERT INTO t VALUES (1), (2)")
+        .await
+        .unwrap();
+    let rs = Rowstream::start(name, &cfg);
+    let mut r = Reader::new(&mytopic(name, "t"));
+    let recs = r.until(60, "both rows", |x| count_data(x) >= 2).to_vec();
+    let ids: HashSet<i64> = recs
+        .iter()
+        .filter_map(|x| x.after()["id"].as_i64())
+        .collect();
+    assert_eq!(ids, HashSet::from([1, 2]));
+    assert_eq!(rs.stop(), 0);
+}

@@ -115,6 +115,9 @@ pub struct Prepared {
     skip_before: HashMap<String, (u64, u64)>,
     pub schemas: Vec<Arc<TableSchema>>,
     chunk_rows: usize,
+    /// no position stored yet: store the start position first, so a restart before the first
+    /// transaction resumes here instead of at the server's newest position
+    store_start: bool,
 }
 
 async fn master_status(conn: &mut Conn) -> Result<(String, u64), MySqlError> {
@@ -316,6 +319,7 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
         skip_before,
         schemas: vec![],
         chunk_rows: CHUNK_ROWS,
+        store_start: state.position.is_none(),
     };
     for (d, t) in &matched {
         if let Some(def) = p
@@ -537,6 +541,17 @@ impl Prepared {
             meta: meta_conn,
             current: HashMap::new(),
         };
+        if self.store_start {
+            st.batch.push(SourceEvent::Marker(Marker::Checkpoint {
+                position: SourcePosition::MySql {
+                    file: self.start.0.clone(),
+                    pos: self.start.1,
+                    gtid: None,
+                },
+                event_time_ms: -1,
+            }));
+            flush(&mut st.batch, tx).await?;
+        }
         loop {
             let ev = tokio::select! {
                 biased;
