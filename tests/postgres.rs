@@ -753,3 +753,47 @@ async fn broker_outage_slows_the_source_and_loses_nothing() {
     assert!(!rs.log_text().contains("ERROR"), "{}", rs.log_text());
     assert_eq!(rs.stop(), 0);
 }
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The admin endpoint: /healthz answers ok, /metrics counts what was delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_health_and_metrics() {
+    let name = "rs_admin";
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1), (2), (3);")
+        .await
+        .unwrap();
+    state_dir(name);
+    let rs = Rowstream::start(
+        name,
+        &config(name, "", "[admin]\nlisten = \"127.0.0.1:18731\"\n"),
+    );
+    let mut r = Reader::new(&topic(name, "t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 3);
+    wait_for(30, "admin endpoint", || async {
+        std::net::TcpStream::connect("127.0.0.1:18731").is_ok()
+    })
+    .await;
+    let h = http_get("127.0.0.1:18731", "/healthz");
+    assert!(h.starts_with("HTTP/1.1 200") && h.ends_with("ok\n"), "{h}");
+    wait_for(30, "metrics", || async {
+        http_get("127.0.0.1:18731", "/metrics").contains("\nrowstream_snapshot_rows_total 3\n")
+    })
+    .await;
+    let m = http_get("127.0.0.1:18731", "/metrics");
+    assert!(m.contains("# TYPE rowstream_records_total counter"), "{m}");
+    assert!(!m.contains("hunter2"));
+    assert_eq!(rs.stop(), 0);
+}

@@ -572,10 +572,7 @@ impl Prepared {
             match h.event_type_raw() {
                 // MariaDB GTID: a transaction starts; data = seq_no u64, domain u32, flags u8
                 162 => {
-                    let d = ev.data();
-                    if d.len() >= 12 {
-                        let seq = u64::from_le_bytes(d[0..8].try_into().unwrap_or_default());
-                        let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
+                    if let Some((domain, seq)) = parse_mariadb_gtid(ev.data()) {
                         st.gtids.mariadb(domain, h.server_id(), seq);
                     }
                     st.txn_time = ts_ms;
@@ -817,6 +814,13 @@ impl Prepared {
     }
 }
 
+/// MariaDB GTID_EVENT body: seq_no u64 LE, domain_id u32 LE, flags u8 (+ optional XA data).
+pub fn parse_mariadb_gtid(d: &[u8]) -> Option<(u32, u64)> {
+    let seq = u64::from_le_bytes(d.get(0..8)?.try_into().ok()?);
+    let domain = u32::from_le_bytes(d.get(8..12)?.try_into().ok()?);
+    Some((domain, seq))
+}
+
 /// A binlog file name (`base.000123`) from a ROTATE event. The fake ROTATE the server sends
 /// first arrives before the format description, so its CRC32 trails the name: cut at the end of
 /// the numeric extension.
@@ -917,6 +921,20 @@ impl GtidSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mariadb_gtid_event_bytes() {
+        // GTID 0-1-31 laid out as the MariaDB GTID_EVENT body (seq_no, domain_id, flags)
+        let body = [31, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0c];
+        assert_eq!(parse_mariadb_gtid(&body), Some((0, 31)));
+        let body = [0x10, 0x27, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0];
+        assert_eq!(parse_mariadb_gtid(&body), Some((2, 10000)));
+        assert_eq!(parse_mariadb_gtid(&[1, 2, 3]), None);
+        let mut g = GtidSet::default();
+        let (d, s) = parse_mariadb_gtid(&body).unwrap();
+        g.mariadb(d, 7, s);
+        assert_eq!(g.render().as_deref(), Some("2-7-10000"));
+    }
 
     #[test]
     fn binlog_names() {
