@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use mysql_async::prelude::*;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Wait until rowstream reads the binlog (its replica shows in the process list).
 async fn wait_binlog_reader(server_id: u32) {
@@ -79,73 +79,18 @@ async fn my_snapshot_and_stream_with_concurrent_writes() {
         .collect();
     for (table, fin) in [("acct", &fin_acct), ("item", &fin_item)] {
         let mut r = Reader::new(&mytopic(name, table));
-        let done = |recs: &[Rec]| {
-            let mut last: HashMap<String, Option<i64>> = HashMap::new();
-            for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
-                last.insert(
-                    x.key.clone().unwrap_or_default(),
-                    if x.op() == "DELETE" {
-                        None
-                    } else {
-                        x.after()["v"].as_i64()
-                    },
-                );
-            }
-            last.values().filter(|v| v.is_some()).count() == fin.len()
-                && fin.iter().all(|(k, v)| last.get(k) == Some(&Some(*v)))
-        };
         let recs = r
-            .until(120, &format!("final state of {table}"), done)
+            .until(120, &format!("final state of {table}"), |x| {
+                reached_final_state(x, fin)
+            })
             .to_vec();
-        let mut hist: BTreeMap<String, Vec<&Rec>> = BTreeMap::new();
-        for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
-            hist.entry(x.key.clone().expect("keyed"))
-                .or_default()
-                .push(x);
-        }
-        let mut snapshot_rows = 0;
-        for (k, h) in &hist {
-            assert!(
-                h.windows(2).all(|w| w[0].partition == w[1].partition),
-                "key {k} spread over partitions"
-            );
-            assert_eq!(h[0].op(), "INSERT", "key {k} does not start with an INSERT");
-            if h[0].seq() == "-1" {
-                snapshot_rows += 1;
-            }
-            let mut v = h[0].after()["v"].as_i64().unwrap();
-            for x in &h[1..] {
-                match x.op() {
-                    "UPDATE_AFTER" => {
-                        let nv = x.after()["v"].as_i64().unwrap();
-                        assert_eq!(nv, v + 1, "key {k}: gap or duplicate ({v} -> {nv})");
-                        assert_eq!(
-                            x.before()["v"].as_i64().unwrap(),
-                            v,
-                            "key {k}: before image"
-                        );
-                        v = nv;
-                    }
-                    "DELETE" => {}
-                    op => panic!("key {k}: unexpected {op}"),
-                }
-            }
-        }
+        let snapshot_rows = assert_exact_histories(&recs);
         assert!(
             snapshot_rows >= 9000,
             "{table}: {snapshot_rows} snapshot rows"
         );
     }
     assert_eq!(rs.stop(), 0);
-}
-
-/// The `{"schema":..,"after":..}` part of a raw record.
-fn schema_and_after(raw: &str) -> String {
-    let s = raw.find("\"schema\":").unwrap();
-    let e = raw.find(",\"payload\"").unwrap();
-    let a = raw.find("\"after\":").unwrap();
-    let b = raw.find(",\"sequenceId\"").unwrap();
-    format!("{{{},{}}}", &raw[s..e], &raw[a..b])
 }
 
 /// Every type family inserted before and after the snapshot renders identically and spec-exact
@@ -348,17 +293,12 @@ async fn my_large_transaction_streams_with_flat_memory() {
 /// `check` against a server with binlog_format=STATEMENT names the problem and the fix.
 #[test]
 fn my_check_names_statement_binlog() {
-    let cfg = myconfig("my_check", 6006, "", "")
-        .replace("127.0.0.1:3306/my_check", "127.0.0.1:3307/mysql");
-    let path = std::env::temp_dir().join("rowstream-test-mycheck.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let cfg = myconfig("my_check", 6006, "", "");
+    let (code, stdout) = run_check(
+        "my_check_stmt",
+        &cfg.replace("127.0.0.1:3306/my_check", "127.0.0.1:3307/mysql"),
+    );
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.contains("[FAIL] binlog_format = STATEMENT: rowstream needs ROW"),
         "{stdout}"
@@ -368,16 +308,11 @@ fn my_check_names_statement_binlog() {
         "{stdout}"
     );
     // the ROW server passes
-    let cfg = myconfig("my_check", 6006, "", "")
-        .replace("127.0.0.1:3306/my_check", "127.0.0.1:3306/mysql");
-    std::fs::write(&path, cfg).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = run_check(
+        "my_check_row",
+        &cfg.replace("127.0.0.1:3306/my_check", "127.0.0.1:3306/mysql"),
+    );
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("[ok  ] binlog_format = ROW"), "{stdout}");
 }
 

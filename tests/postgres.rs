@@ -3,7 +3,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Idle database: heartbeats on every partition, and the slot's confirmed LSN advances.
@@ -258,15 +258,8 @@ async fn pk_change_toast_nopk_truncate() {
 async fn check_names_wal_level_problem_and_fix() {
     let cfg =
         config("rs_check", "", "").replace("127.0.0.1:5432/rs_check", "127.0.0.1:5433/postgres");
-    let path = std::env::temp_dir().join("rowstream-test-check.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = run_check("rs_check_replica", &cfg);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("[FAIL] wal_level = replica"), "{stdout}");
     assert!(
         stdout.contains("fix: ALTER SYSTEM SET wal_level = logical; then restart postgres"),
@@ -278,15 +271,8 @@ async fn check_names_wal_level_problem_and_fix() {
     db.batch_execute("CREATE TABLE t(id int primary key, body text)")
         .await
         .unwrap();
-    let path = std::env::temp_dir().join("rowstream-test-check2.toml");
-    std::fs::write(&path, config(name, "", "")).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = run_check(name, &config(name, "", ""));
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.contains("[WARN] \"public\".\"t\" has TOASTable column(s) body"),
         "{stdout}"
@@ -375,14 +361,14 @@ async fn snapshot_and_stream_with_concurrent_writes() {
     });
     writer.await.unwrap();
     // expected final state
-    let final_acct: HashMap<String, i32> = db
+    let final_acct: HashMap<String, i64> = db
         .query("SELECT id, v FROM acct", &[])
         .await
         .unwrap()
         .iter()
-        .map(|r| (r.get::<_, i32>(0).to_string(), r.get::<_, i32>(1)))
+        .map(|r| (r.get::<_, i32>(0).to_string(), r.get::<_, i32>(1) as i64))
         .collect();
-    let final_item: HashMap<String, i32> = db
+    let final_item: HashMap<String, i64> = db
         .query("SELECT a, b, v FROM item", &[])
         .await
         .unwrap()
@@ -390,71 +376,19 @@ async fn snapshot_and_stream_with_concurrent_writes() {
         .map(|r| {
             (
                 format!("{},{}", r.get::<_, i32>(0), r.get::<_, String>(1)),
-                r.get::<_, i32>(2),
+                r.get::<_, i32>(2) as i64,
             )
         })
         .collect();
     for (table, fin) in [("acct", &final_acct), ("item", &final_item)] {
         let mut r = Reader::new(&topic(name, table));
         // every key reaches its final value and deleted keys their DELETE
-        let done = |recs: &[Rec]| {
-            let mut last: HashMap<String, Option<i64>> = HashMap::new();
-            for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
-                let k = x.key.clone().unwrap_or_default();
-                last.insert(
-                    k,
-                    if x.op() == "DELETE" {
-                        None
-                    } else {
-                        x.after()["v"].as_i64()
-                    },
-                );
-            }
-            let live = last.values().filter(|v| v.is_some()).count();
-            live == fin.len()
-                && fin
-                    .iter()
-                    .all(|(k, v)| last.get(k) == Some(&Some(*v as i64)))
-        };
         let recs = r
-            .until(120, &format!("final state of {table}"), done)
+            .until(120, &format!("final state of {table}"), |x| {
+                reached_final_state(x, fin)
+            })
             .to_vec();
-        // per key, in partition order: snapshot/insert first, then v increasing by exactly 1
-        let mut hist: BTreeMap<String, Vec<&Rec>> = BTreeMap::new();
-        for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
-            hist.entry(x.key.clone().expect("keyed table"))
-                .or_default()
-                .push(x);
-        }
-        let mut snapshot_rows = 0;
-        for (k, h) in &hist {
-            let parts: Vec<i32> = h.iter().map(|x| x.partition).collect();
-            assert!(
-                parts.windows(2).all(|w| w[0] == w[1]),
-                "key {k} spread over partitions {parts:?}"
-            );
-            assert_eq!(h[0].op(), "INSERT", "key {k} does not start with an INSERT");
-            if h[0].seq() == "-1" {
-                snapshot_rows += 1;
-                assert_eq!(h[0].value["payload"]["timestamp"]["eventTime"], json!(-1));
-            }
-            let mut v = h[0].after()["v"].as_i64().unwrap();
-            for x in &h[1..] {
-                match x.op() {
-                    "UPDATE_AFTER" => {
-                        let nv = x.after()["v"].as_i64().unwrap();
-                        assert_eq!(nv, v + 1, "key {k}: gap or duplicate ({v} -> {nv})");
-                        v = nv;
-                    }
-                    "DELETE" => {}
-                    op => panic!("key {k}: unexpected {op} after its first record"),
-                }
-            }
-            assert!(
-                h.iter().filter(|x| x.seq() == "-1").count() <= 1,
-                "key {k} snapshotted twice"
-            );
-        }
+        let snapshot_rows = assert_exact_histories(&recs);
         assert!(
             snapshot_rows >= 9000,
             "{table}: only {snapshot_rows} snapshot rows"
@@ -524,15 +458,6 @@ async fn kill9_and_restart_loses_nothing() {
         .get(0);
     assert_eq!(confirmed, stored);
     let _ = Duration::from_secs(0);
-}
-
-/// The `{"schema":..,"after":..}` part of a raw record, byte for byte.
-fn schema_and_after(raw: &str) -> String {
-    let s = raw.find("\"schema\":").unwrap();
-    let e = raw.find(",\"payload\"").unwrap();
-    let a = raw.find("\"after\":").unwrap();
-    let b = raw.find(",\"sequenceId\"").unwrap();
-    format!("{{{},{}}}", &raw[s..e], &raw[a..b])
 }
 
 /// Every type family: one row inserted before the snapshot and the same row after; both render

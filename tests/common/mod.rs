@@ -493,3 +493,91 @@ pub fn peak_rss_kb(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Has every key of `fin` reached its final `v`, and every other key been deleted?
+pub fn reached_final_state(recs: &[Rec], fin: &std::collections::HashMap<String, i64>) -> bool {
+    let mut last: std::collections::HashMap<String, Option<i64>> = std::collections::HashMap::new();
+    for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
+        let v = if x.op() == "DELETE" {
+            None
+        } else {
+            x.after()["v"].as_i64()
+        };
+        last.insert(x.key.clone().unwrap_or_default(), v);
+    }
+    last.values().filter(|v| v.is_some()).count() == fin.len()
+        && fin.iter().all(|(k, v)| last.get(k) == Some(&Some(*v)))
+}
+
+/// Each key's records, in partition order, are its exact history: all in one partition, an
+/// INSERT first (a snapshot row at most once), then UPDATE_AFTERs raising `v` by exactly 1 (no
+/// gap, no duplicate) whose before image, when carried, holds the previous `v`; DELETEs allowed.
+/// Returns how many keys start with a snapshot row.
+pub fn assert_exact_histories(recs: &[Rec]) -> usize {
+    let mut hist: std::collections::BTreeMap<String, Vec<&Rec>> = std::collections::BTreeMap::new();
+    for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
+        hist.entry(x.key.clone().expect("keyed table"))
+            .or_default()
+            .push(x);
+    }
+    let mut snapshot_rows = 0;
+    for (k, h) in &hist {
+        let parts: Vec<i32> = h.iter().map(|x| x.partition).collect();
+        assert!(
+            parts.windows(2).all(|w| w[0] == w[1]),
+            "key {k} spread over partitions {parts:?}"
+        );
+        assert_eq!(h[0].op(), "INSERT", "key {k} does not start with an INSERT");
+        if h[0].seq() == "-1" {
+            snapshot_rows += 1;
+            assert_eq!(
+                h[0].value["payload"]["timestamp"]["eventTime"],
+                serde_json::json!(-1)
+            );
+        }
+        assert!(
+            h.iter().filter(|x| x.seq() == "-1").count() <= 1,
+            "key {k} snapshotted twice"
+        );
+        let mut v = h[0].after()["v"].as_i64().unwrap();
+        for x in &h[1..] {
+            match x.op() {
+                "UPDATE_AFTER" => {
+                    let nv = x.after()["v"].as_i64().unwrap();
+                    assert_eq!(nv, v + 1, "key {k}: gap or duplicate ({v} -> {nv})");
+                    if let Some(bv) = x.before()["v"].as_i64() {
+                        assert_eq!(bv, v, "key {k}: before image");
+                    }
+                    v = nv;
+                }
+                "DELETE" => {}
+                op => panic!("key {k}: unexpected {op} after its first record"),
+            }
+        }
+    }
+    snapshot_rows
+}
+
+/// The `{"schema":..,"after":..}` part of a raw record, byte for byte.
+pub fn schema_and_after(raw: &str) -> String {
+    let s = raw.find("\"schema\":").unwrap();
+    let e = raw.find(",\"payload\"").unwrap();
+    let a = raw.find("\"after\":").unwrap();
+    let b = raw.find(",\"sequenceId\"").unwrap();
+    format!("{{{},{}}}", &raw[s..e], &raw[a..b])
+}
+
+/// `rowstream check --config <text>`: exit code and stdout.
+pub fn run_check(name: &str, cfg: &str) -> (Option<i32>, String) {
+    let path = std::env::temp_dir().join(format!("rowstream-test-{name}-check.toml"));
+    std::fs::write(&path, cfg).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
