@@ -352,3 +352,52 @@ async fn my_restart_before_first_transaction_loses_nothing() {
     assert_eq!(ids, HashSet::from([1, 2]));
     assert_eq!(rs.stop(), 0);
 }
+
+/// A table without primary key: snapshot streamed in one pass, null keys; a custom key column
+/// (`source.keys`) gives another keyless table a key.
+#[tokio::test(flavor = "multi_thread")]
+async fn my_keyless_tables_and_custom_keys() {
+    let name = "my_nokey";
+    let mut db = fresh_mydb(name).await;
+    db.query_drop(
+        "CREATE TABLE nk (a INT, b VARCHAR(5)); INSERT INTO nk VALUES (1, 'x'), (2, 'y'), (3, 'z');
+         CREATE TABLE ck (tenant INT, n INT); INSERT INTO ck VALUES (7, 1);",
+    )
+    .await
+    .unwrap();
+    state_dir(name);
+    let rs = Rowstream::start(
+        name,
+        &myconfig(
+            name,
+            6008,
+            "keys = { \"my_nokey.ck\" = [\"tenant\", \"n\"] }",
+            "",
+        ),
+    );
+    let mut r = Reader::new(&mytopic(name, "nk"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 3);
+    db.query_drop("INSERT INTO nk VALUES (4, 'w'); UPDATE nk SET b = 'q' WHERE a = 1; DELETE FROM nk WHERE a = 2;").await.unwrap();
+    let recs = r.until(60, "the changes", |x| count_data(x) >= 6).to_vec();
+    let data: Vec<&Rec> = recs.iter().filter(|x| x.op() != "MHEARTBEAT").collect();
+    assert!(
+        data.iter().all(|x| x.key.is_none()),
+        "keyless records carry a null key"
+    );
+    assert!(data
+        .iter()
+        .all(|x| x.value["schema"]["primaryKey"].is_null()));
+    let upd = data.iter().find(|x| x.op() == "UPDATE_AFTER").unwrap();
+    assert_eq!(*upd.before(), json!({"a": 1, "b": "x"}));
+    assert_eq!(*upd.after(), json!({"a": 1, "b": "q"}));
+    let del = data.iter().find(|x| x.op() == "DELETE").unwrap();
+    assert_eq!(*del.before(), json!({"a": 2, "b": "y"}));
+    let mut rc = Reader::new(&mytopic(name, "ck"));
+    let c = rc
+        .until(60, "ck's snapshot", |x| count_data(x) >= 1)
+        .to_vec();
+    let row = c.iter().find(|x| x.op() == "INSERT").unwrap();
+    assert_eq!(row.key.as_deref(), Some("7,1"));
+    assert_eq!(row.value["schema"]["primaryKey"], json!(["tenant", "n"]));
+    assert_eq!(rs.stop(), 0);
+}

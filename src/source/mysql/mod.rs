@@ -335,6 +335,17 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
     Ok(p)
 }
 
+fn snapshot_change(schema: &Arc<TableSchema>, row: Vec<Value>) -> SourceEvent {
+    SourceEvent::Change(ChangeEvent {
+        table: schema.clone(),
+        op: Op::Insert,
+        before: None,
+        after: Some(row),
+        event_time_ms: -1,
+        snapshot: true,
+    })
+}
+
 /// Warn once per column about values that cannot be rendered.
 struct Warned(HashSet<(String, String)>);
 
@@ -424,59 +435,55 @@ impl Prepared {
         let mut rows = 0u64;
         let mut last: Option<Vec<mysql_async::Value>> = None;
         let mut last_log = Instant::now();
-        loop {
-            // keyset chunks by primary key; a table without one is read in one streamed pass
-            let chunk: Vec<mysql_async::Row> = if pk_idx.is_empty() {
-                sc.exec(format!("SELECT {} FROM {from}", cols.join(",")), ())
-                    .await?
-            } else {
-                let pkc: Vec<String> = def.pk.iter().map(|k| q(k)).collect();
-                let order = pkc.join(",");
-                match &last {
-                    None => {
-                        sc.exec(
-                            format!(
-                                "SELECT {} FROM {from} ORDER BY {order} LIMIT {}",
-                                cols.join(","),
-                                self.chunk_rows
-                            ),
-                            (),
-                        )
+        if pk_idx.is_empty() {
+            // no key to chunk by: one SELECT, streamed row by row (bounded memory)
+            let mut result = sc
+                .exec_iter(format!("SELECT {} FROM {from}", cols.join(",")), ())
+                .await?;
+            while let Some(row) = result.next().await? {
+                let out = self.row_values(def, row.unwrap(), &name, warned);
+                batch.push(snapshot_change(&schema, out));
+                rows += 1;
+                if batch.len() >= BATCH {
+                    tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                        .await
+                        .map_err(|_| MySqlError::Closed)?;
+                }
+                if last_log.elapsed() > Duration::from_secs(5) {
+                    tracing::info!(table = %name, rows, "snapshot progress");
+                    last_log = Instant::now();
+                }
+            }
+        }
+        // keyset chunks by primary key: each chunk holds at most chunk_rows rows
+        while !pk_idx.is_empty() {
+            let order = def.pk.iter().map(|k| q(k)).collect::<Vec<_>>().join(",");
+            let chunk: Vec<mysql_async::Row> = match &last {
+                None => {
+                    let sql = format!(
+                        "SELECT {} FROM {from} ORDER BY {order} LIMIT {}",
+                        cols.join(","),
+                        self.chunk_rows
+                    );
+                    sc.exec(sql, ()).await?
+                }
+                Some(k) => {
+                    let marks = vec!["?"; k.len()].join(",");
+                    let sql = format!(
+                        "SELECT {} FROM {from} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {}",
+                        cols.join(","),
+                        self.chunk_rows
+                    );
+                    sc.exec(sql, mysql_async::Params::Positional(k.clone()))
                         .await?
-                    }
-                    Some(k) => {
-                        let marks = vec!["?"; k.len()].join(",");
-                        sc.exec(
-                            format!("SELECT {} FROM {from} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {}", cols.join(","), self.chunk_rows),
-                            mysql_async::Params::Positional(k.clone()),
-                        )
-                        .await?
-                    }
                 }
             };
             let n = chunk.len();
             for row in chunk {
                 let vals = row.unwrap();
-                if !pk_idx.is_empty() {
-                    last = Some(pk_idx.iter().map(|&i| vals[i].clone()).collect());
-                }
-                let mut out = Vec::with_capacity(vals.len());
-                for (c, v) in def.columns.iter().zip(vals) {
-                    out.push(
-                        convert(c, v, Origin::Snapshot, &self.ctx).unwrap_or_else(|e| {
-                            warned.failed(&name, &c.name, &e);
-                            Value::Null
-                        }),
-                    );
-                }
-                batch.push(SourceEvent::Change(ChangeEvent {
-                    table: schema.clone(),
-                    op: Op::Insert,
-                    before: None,
-                    after: Some(out),
-                    event_time_ms: -1,
-                    snapshot: true,
-                }));
+                last = Some(pk_idx.iter().map(|&i| vals[i].clone()).collect());
+                let out = self.row_values(def, vals, &name, warned);
+                batch.push(snapshot_change(&schema, out));
                 rows += 1;
                 if batch.len() >= BATCH {
                     tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
@@ -488,7 +495,7 @@ impl Prepared {
                 tracing::info!(table = %name, rows, "snapshot progress");
                 last_log = Instant::now();
             }
-            if pk_idx.is_empty() || n < self.chunk_rows {
+            if n < self.chunk_rows {
                 break;
             }
         }
@@ -504,6 +511,26 @@ impl Prepared {
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(table = %name, rows, secs = format!("{secs:.2}"), rows_per_sec = (rows as f64 / secs.max(1e-6)) as u64, "snapshot finished");
         Ok(())
+    }
+
+    /// A row of the snapshot as values; unrenderable ones are null (warned once per column).
+    fn row_values(
+        &self,
+        def: &MyTable,
+        vals: Vec<mysql_async::Value>,
+        name: &str,
+        warned: &mut Warned,
+    ) -> Vec<Value> {
+        def.columns
+            .iter()
+            .zip(vals)
+            .map(|(c, v)| {
+                convert(c, v, Origin::Snapshot, &self.ctx).unwrap_or_else(|e| {
+                    warned.failed(name, &c.name, &e);
+                    Value::Null
+                })
+            })
+            .collect()
     }
 
     async fn stream(
