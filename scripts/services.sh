@@ -125,6 +125,7 @@ binlog_row_metadata = FULL
 bind-address = 127.0.0.1
 port = 3306
 expire_logs_days = 3
+log_bin_trust_function_creators = 1
 max_connections = 300
 innodb_flush_log_at_trx_commit = 2
 sync_binlog = 0
@@ -153,6 +154,10 @@ CREATE USER IF NOT EXISTS 'rowstream'@'%' IDENTIFIED BY 'rowstream';
 CREATE USER IF NOT EXISTS 'rowstream'@'localhost' IDENTIFIED BY 'rowstream';
 GRANT SELECT, RELOAD, LOCK TABLES, REPLICATION SLAVE, BINLOG MONITOR, SHOW DATABASES, CREATE, DROP, INSERT, UPDATE, DELETE, ALTER, INDEX ON *.* TO 'rowstream'@'%';
 GRANT SELECT, RELOAD, LOCK TABLES, REPLICATION SLAVE, BINLOG MONITOR, SHOW DATABASES, CREATE, DROP, INSERT, UPDATE, DELETE, ALTER, INDEX ON *.* TO 'rowstream'@'localhost';
+-- the tests create triggers and views as this user
+GRANT TRIGGER, CREATE VIEW ON *.* TO 'rowstream'@'%';
+GRANT TRIGGER, CREATE VIEW ON *.* TO 'rowstream'@'localhost';
+SET GLOBAL log_bin_trust_function_creators = 1;
 SQL
   # a second server whose binlog is STATEMENT-based: `check` must name the problem
   if [ ! -d "$MY2_DIR/mysql" ]; then

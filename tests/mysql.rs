@@ -401,3 +401,54 @@ async fn my_keyless_tables_and_custom_keys() {
     assert_eq!(row.value["schema"]["primaryKey"], json!(["tenant", "n"]));
     assert_eq!(rs.stop(), 0);
 }
+
+/// DDL rowstream cannot read (a trigger, a view) becomes a QUERY record on the tables it names
+/// and never stops the stream; TRUNCATE and DROP TABLE become TRUNCATE and ERASE records.
+#[tokio::test(flavor = "multi_thread")]
+async fn my_unread_ddl_is_a_query_record() {
+    let name = "my_query";
+    let mut db = fresh_mydb(name).await;
+    db.query_drop("CREATE TABLE t (id INT PRIMARY KEY, n INT)")
+        .await
+        .unwrap();
+    state_dir(name);
+    let rs = Rowstream::start(name, &myconfig(name, 6009, "", ""));
+    wait_binlog_reader(6009).await;
+    let mut r = Reader::new(&mytopic(name, "t"));
+    db.query_drop("CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.n = NEW.id * 2")
+        .await
+        .unwrap();
+    db.query_drop("INSERT INTO t (id) VALUES (5)")
+        .await
+        .unwrap();
+    db.query_drop("TRUNCATE TABLE t").await.unwrap();
+    db.query_drop("DROP TABLE t").await.unwrap();
+    let recs = r
+        .until(60, "QUERY, INSERT, TRUNCATE, ERASE", |x| count_data(x) >= 4)
+        .to_vec();
+    let mut data: Vec<&Rec> = recs.iter().filter(|x| x.op() != "MHEARTBEAT").collect();
+    data.sort_by(|a, b| a.seq().cmp(b.seq()));
+    let ops: Vec<&str> = data.iter().map(|x| x.op()).collect();
+    assert_eq!(ops, vec!["QUERY", "INSERT", "TRUNCATE", "ERASE"]);
+    assert_eq!(data[0].value["payload"]["ddl"]["ddlMeta"], json!(null));
+    assert!(data[0].value["payload"]["ddl"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("TRIGGER trg BEFORE INSERT ON t"));
+    assert_eq!(*data[1].after(), json!({"id": 5, "n": 10}));
+    assert_eq!(
+        data[2].value["payload"]["ddl"]["text"],
+        json!("TRUNCATE TABLE t")
+    );
+    assert!(data[3].value["payload"]["ddl"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("DROP TABLE"));
+    assert_eq!(
+        data[3].value["schema"]["dataColumn"],
+        json!([{"name":"id","type":"LONG"},{"name":"n","type":"LONG"}])
+    );
+    let mut rr = rs;
+    rr.assert_running();
+    assert_eq!(rr.stop(), 0);
+}

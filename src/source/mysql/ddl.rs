@@ -210,6 +210,22 @@ pub fn classify(sql: &str, default_db: &str) -> Option<(DdlOp, Vec<TableRef>)> {
     }
 }
 
+/// Every identifier of a statement that could name a table (`t`, `db.t`, quoted or not), as
+/// candidates for a `QUERY` record when `classify` cannot read the statement.
+pub fn mentioned_tables(sql: &str, default_db: &str) -> Vec<TableRef> {
+    let mut out: Vec<TableRef> = Vec::new();
+    for tok in tokens(sql) {
+        if tok == "," || tok == "(" || tok.starts_with('\'') || tok.starts_with('"') {
+            continue;
+        }
+        let r = table_ref(&tok, default_db);
+        if !r.1.is_empty() && !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// Statements that are transaction control or DML in a QUERY event, not DDL.
 pub fn is_dml_or_control(sql: &str) -> bool {
     let t = tokens(sql);
@@ -299,6 +315,11 @@ mod tests {
         assert_eq!(c("GRANT SELECT ON *.* TO x"), None);
         assert_eq!(c("CREATE DATABASE x"), None);
         assert_eq!(c("this is not sql at all"), None);
+        let m = mentioned_tables(
+            "CREATE TRIGGER trg BEFORE INSERT ON `t` FOR EACH ROW SET NEW.a = 1",
+            "shop",
+        );
+        assert!(m.contains(&r("shop", "t")) && m.contains(&r("shop", "trg")));
         assert!(is_dml_or_control("BEGIN"));
         assert!(!is_dml_or_control("ALTER TABLE t ADD b int"));
     }

@@ -789,9 +789,24 @@ impl Prepared {
         end_pos: u64,
         ts_ms: i64,
     ) -> Result<(), MySqlError> {
-        let Some((op, tables)) = ddl::classify(sql, default_db) else {
-            tracing::debug!("a statement that names no table is not written");
-            return Ok(());
+        let (op, tables) = match ddl::classify(sql, default_db) {
+            Some(x) => x,
+            None => {
+                // not a statement rowstream reads: a QUERY record on each tracked table it names
+                let known: Vec<ddl::TableRef> = ddl::mentioned_tables(sql, default_db)
+                    .into_iter()
+                    .filter(|(d, t)| {
+                        self.history
+                            .at(&format!("{d}.{t}"), &st.file, end_pos)
+                            .is_some()
+                    })
+                    .collect();
+                if known.is_empty() {
+                    tracing::debug!("a statement that names no tracked table is not written");
+                    return Ok(());
+                }
+                (DdlOp::Query, known)
+            }
         };
         for (db, table) in tables {
             let id = TableId {
@@ -803,6 +818,19 @@ impl Prepared {
                 continue;
             }
             let name = format!("{db}.{table}");
+            if op == DdlOp::Query {
+                if let Some(d) = self.history.at(&name, &st.file, end_pos).cloned() {
+                    let schema = self.table_schema(&d);
+                    st.batch.push(SourceEvent::Table(schema.clone()));
+                    st.batch.push(SourceEvent::Ddl(DdlEvent {
+                        table: schema,
+                        op,
+                        text: sql.to_string(),
+                        event_time_ms: ts_ms,
+                    }));
+                }
+                continue;
+            }
             st.current.remove(&name);
             // the schema after the change: from the history when this DDL was seen before
             let def = match self.history.exactly(&name, &st.file, end_pos) {
