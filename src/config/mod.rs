@@ -50,6 +50,7 @@ const KEYS: &[(&str, Kind, bool)] = &[
     ("source.toast_placeholder", Kind::Str, false),
     ("source.timezone", Kind::Str, false),
     ("source.capture_ddl", Kind::Bool, false),
+    ("source.ssl_root_cert", Kind::Str, false),
     ("source.server_id", Kind::Int, false),
     ("source.tinyint1_as_boolean", Kind::Bool, false),
     ("kafka.brokers", Kind::Str, true),
@@ -121,6 +122,10 @@ pub struct SourceConfig {
     /// Install the DDL event trigger (migrations/postgres) when missing and capture DDL records.
     #[serde(default = "yes")]
     pub capture_ddl: bool,
+    /// Postgres: CA file (PEM) to verify the server certificate and host name with; without
+    /// it TLS (`sslmode=prefer|require` in the URL) encrypts without verifying, as libpq does.
+    #[serde(default)]
+    pub ssl_root_cert: Option<String>,
     /// MySQL/MariaDB: the replica server id rowstream registers with; unique among the
     /// server's replicas.
     #[serde(default)]

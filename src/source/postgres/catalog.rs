@@ -7,15 +7,17 @@
 //! - Connections made here use the same session settings as the replication connection.
 
 use super::replication::SESSION_SETTINGS;
+use super::tls::PgTls;
 use super::types::{builtin_kind, PgKind};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Connect a normal session with rowstream's session settings; the connection task is spawned.
 pub async fn connect(
     cfg: &tokio_postgres::Config,
+    tls: &PgTls,
     app: &str,
 ) -> Result<Client, tokio_postgres::Error> {
     let mut cfg = cfg.clone();
@@ -23,7 +25,7 @@ pub async fn connect(
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(std::time::Duration::from_secs(10));
     }
-    let (client, conn) = cfg.connect(NoTls).await?;
+    let (client, conn) = cfg.connect(tls.make.clone()).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "postgres connection ended");

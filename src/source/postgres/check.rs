@@ -60,7 +60,17 @@ pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
         }
     };
     let user = pg.get_user().unwrap_or("postgres").to_string();
-    let client = match catalog::connect(&pg, "rowstream-check").await {
+    let tls = match super::tls::PgTls::new(cfg.source.ssl_root_cert.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(fail(
+                e.to_string(),
+                "fix source.ssl_root_cert (a PEM CA file) or remove it",
+            ));
+            return out;
+        }
+    };
+    let client = match catalog::connect(&pg, &tls, "rowstream-check").await {
         Ok(c) => c,
         Err(e) => {
             out.push(fail(

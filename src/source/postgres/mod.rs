@@ -26,6 +26,7 @@ pub mod pgoutput;
 pub mod replication;
 pub mod snapshot;
 pub mod tables;
+pub mod tls;
 pub mod types;
 
 use crate::checkpoint::store::State;
@@ -80,6 +81,7 @@ pub struct Prepared {
     slot: String,
     publication: String,
     pg: tokio_postgres::Config,
+    tls: tls::PgTls,
     heartbeat: Duration,
     chunk_pages: u32,
 }
@@ -108,15 +110,23 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
         )
     })?;
     let db = pg.get_dbname().unwrap_or("postgres").to_string();
-    let client = catalog::connect(&pg, "rowstream").await.map_err(|e| {
+    let tls = tls::PgTls::new(cfg.source.ssl_root_cert.as_deref()).map_err(|e| {
         setup(
-            format!(
-                "cannot connect to postgres at {}: {e}",
-                crate::config::redact_url(&cfg.source.url)
-            ),
-            "check source.url, that the server runs and pg_hba.conf admits this user",
+            e.to_string(),
+            "fix source.ssl_root_cert (a PEM CA file) or remove it",
         )
     })?;
+    let client = catalog::connect(&pg, &tls, "rowstream")
+        .await
+        .map_err(|e| {
+            setup(
+                format!(
+                    "cannot connect to postgres at {}: {e}",
+                    crate::config::redact_url(&cfg.source.url)
+                ),
+                "check source.url, that the server runs and pg_hba.conf admits this user",
+            )
+        })?;
     let wal_level: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
     if wal_level != "logical" {
         return Err(setup(
@@ -174,7 +184,7 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
     }
 
     let slot = cfg.source.slot.clone();
-    let mut repl = ReplicationConn::connect(&pg, &format!("rowstream:{slot}")).await?;
+    let mut repl = ReplicationConn::connect(&pg, &tls, &format!("rowstream:{slot}")).await?;
     let existing = tables
         .catalog
         .client
@@ -245,7 +255,7 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
             };
             if !need.is_empty() {
                 // a temporary slot exports a snapshot for the tables that need one
-                let mut c = ReplicationConn::connect(&pg, "rowstream-snapshot").await?;
+                let mut c = ReplicationConn::connect(&pg, &tls, "rowstream-snapshot").await?;
                 let tmp = format!("{}_snap_{}", slot, std::process::id());
                 let rows = c
                     .simple_query(&format!(
@@ -289,6 +299,7 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceErro
         slot,
         publication: cfg.source.publication.clone(),
         pg,
+        tls,
         heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
         chunk_pages: cfg.snapshot.chunk_pages,
     })
@@ -413,7 +424,7 @@ impl Prepared {
     ) -> Result<(), SourceError> {
         // 1. snapshot
         if let Some((name, point, need)) = self.snapshot.take() {
-            let snap_client = catalog::connect(&self.pg, "rowstream-snapshot").await?;
+            let snap_client = catalog::connect(&self.pg, &self.tls, "rowstream-snapshot").await?;
             snap_client
                 .batch_execute(&format!(
                     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
@@ -452,7 +463,7 @@ impl Prepared {
             }
         }
         // 2. heartbeat messages keep an idle slot moving
-        let hb_client = catalog::connect(&self.pg, "rowstream-heartbeat").await?;
+        let hb_client = catalog::connect(&self.pg, &self.tls, "rowstream-heartbeat").await?;
         let hb_every = self.heartbeat;
         let mut hb_stop = shutdown.clone();
         let hb = tokio::spawn(async move {

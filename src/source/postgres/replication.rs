@@ -98,6 +98,7 @@ fn server_error(body: &backend::ErrorResponseBody) -> PgError {
 impl ReplicationConn {
     pub async fn connect(
         cfg: &tokio_postgres::Config,
+        tls: &super::tls::PgTls,
         application_name: &str,
     ) -> Result<ReplicationConn, PgError> {
         let port = cfg.get_ports().first().copied().unwrap_or(5432);
@@ -119,7 +120,7 @@ impl ReplicationConn {
                     )
                 })??;
                 s.set_nodelay(true)?;
-                Box::new(s)
+                negotiate_tls(s, h, cfg.get_ssl_mode(), tls).await?
             }
             #[cfg(unix)]
             Some(tokio_postgres::config::Host::Unix(dir)) => {
@@ -362,6 +363,38 @@ impl ReplicationConn {
     pub async fn send_copy_done(&mut self) -> Result<(), PgError> {
         frontend::copy_done(&mut self.wbuf);
         self.flush().await
+    }
+}
+
+/// SSLRequest per `sslmode`: TLS when the server agrees (required for `require`).
+async fn negotiate_tls(
+    mut s: tokio::net::TcpStream,
+    host: &str,
+    mode: tokio_postgres::config::SslMode,
+    tls: &super::tls::PgTls,
+) -> Result<Box<dyn Stream>, PgError> {
+    use tokio_postgres::config::SslMode;
+    if mode == SslMode::Disable {
+        return Ok(Box::new(s));
+    }
+    let mut b = BytesMut::new();
+    frontend::ssl_request(&mut b);
+    s.write_all(&b).await?;
+    let mut answer = [0u8; 1];
+    s.read_exact(&mut answer).await?;
+    if answer[0] == b'S' {
+        let c = tokio_native_tls::TlsConnector::from(tls.native.clone());
+        let t = c
+            .connect(host, s)
+            .await
+            .map_err(|e| PgError::Protocol(format!("TLS handshake with {host} failed: {e}")))?;
+        Ok(Box::new(t))
+    } else if mode == SslMode::Require {
+        Err(PgError::Protocol(format!(
+            "{host} does not offer TLS but source.url says sslmode=require: enable ssl on the server or change sslmode"
+        )))
+    } else {
+        Ok(Box::new(s))
     }
 }
 
