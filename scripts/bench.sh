@@ -4,12 +4,16 @@
 #
 #   scripts/bench.sh [ROWS]        (default 300000 streamed changes, 200000 snapshot rows)
 #   BENCH_DEBEZIUM=0 scripts/bench.sh   skip Debezium
+#   BENCH_ONLY=postgres|mysql            one source only
+#   BENCH_SSLMODE=require                Postgres over TLS (default disable), the same for every peer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream/target}"
 N=${1:-300000}
 SNAP=${SNAP_ROWS:-200000}
 DB=rsbench
+SSLMODE=${BENCH_SSLMODE:-disable}
+export PGSSLMODE=$SSLMODE
 RUN="b$(date +%s)"
 scripts/services.sh up
 cargo build --release --bin rowstream --example produce_raw >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw
@@ -35,7 +39,7 @@ config() { # slot mode topicprefix
   cat <<TOML
 [source]
 type = "postgres"
-url = "postgres://postgres@127.0.0.1:5432/$DB"
+url = "postgres://postgres@127.0.0.1:5432/$DB?sslmode=$SSLMODE"
 slot = "$1"
 publication = "p"
 [kafka]
@@ -78,7 +82,7 @@ run_debezium() { # snapshot.mode target slot
     offset.storage=org.apache.kafka.connect.storage.FileOffsetBackingStore \
     offset.storage.file.filename="$WORK/dbz-$3.offsets" offset.flush.interval.ms=1000 \
     database.hostname=127.0.0.1 database.port=5432 database.user=postgres database.password=x \
-    database.dbname=$DB topic.prefix="$RUN-dbz-$3" table.include.list=public.t plugin.name=pgoutput \
+    database.dbname=$DB database.sslmode=$SSLMODE topic.prefix="$RUN-dbz-$3" table.include.list=public.t plugin.name=pgoutput \
     slot.name="$3" publication.name=p publication.autocreate.mode=disabled snapshot.mode="$1" "message.prefix.exclude.list=rowstream.*" \
     kafka.bootstrap.servers=127.0.0.1:9092 kafka.acks=all bench.target="$2"; } 2>&1 )
   local secs rss
@@ -131,7 +135,7 @@ rate() { python3 -c "import sys; n,s=float(sys.argv[1]),sys.argv[2]; print(f'{n/
 if [ "${BENCH_ONLY:-}" != mysql ]; then
 cat <<REPORT
 
-== results ($(nproc) cores) ==
+== results ($(nproc) cores, postgres sslmode=$SSLMODE) ==
 streaming $N changes, end to end into Kafka (acks=all), from process start:
   rowstream           ${RS_SECS}s  $(rate $N $RS_SECS)  max RSS $(mb "$RS_RSS") MB
   debezium 3.6        ${DBZ_SECS}s  $(rate $N $DBZ_SECS)  max RSS $(mb "${DBZ_RSS:-}") MB

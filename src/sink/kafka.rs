@@ -90,8 +90,8 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "100000")
-        .set("queue.buffering.max.kbytes", "32768")
+        .set("queue.buffering.max.messages", "50000")
+        .set("queue.buffering.max.kbytes", "16384")
         .set("message.max.bytes", "10000000");
     if cfg.strict_order {
         c.set("max.in.flight.requests.per.connection", "1");

@@ -151,6 +151,7 @@ impl ReplicationConn {
 
     async fn flush(&mut self) -> Result<(), PgError> {
         self.stream.write_all(&self.wbuf).await?;
+        self.stream.flush().await?;
         self.wbuf.clear();
         Ok(())
     }
@@ -384,8 +385,10 @@ async fn negotiate_tls(
     s.read_exact(&mut answer).await?;
     if answer[0] == b'S' {
         let c = tokio_native_tls::TlsConnector::from(tls.native.clone());
+        // TLS reads record by record: a read buffer underneath saves a syscall per record
+        let buffered = tokio::io::BufReader::with_capacity(1 << 17, s);
         let t = c
-            .connect(host, s)
+            .connect(host, buffered)
             .await
             .map_err(|e| PgError::Protocol(format!("TLS handshake with {host} failed: {e}")))?;
         Ok(Box::new(t))
