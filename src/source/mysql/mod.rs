@@ -335,6 +335,34 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
     Ok(p)
 }
 
+/// Snapshot rows on their way out: batched, counted, progress logged every 5 s.
+struct SnapshotOut {
+    batch: Batch,
+    rows: u64,
+    last_log: Instant,
+}
+
+impl SnapshotOut {
+    async fn push(
+        &mut self,
+        ev: SourceEvent,
+        tx: &mpsc::Sender<Batch>,
+        table: &str,
+    ) -> Result<(), MySqlError> {
+        self.batch.push(ev);
+        self.rows += 1;
+        if self.batch.len() >= BATCH {
+            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            tx.send(b).await.map_err(|_| MySqlError::Closed)?;
+        }
+        if self.last_log.elapsed() > Duration::from_secs(5) {
+            tracing::info!(table, rows = self.rows, "snapshot progress");
+            self.last_log = Instant::now();
+        }
+        Ok(())
+    }
+}
+
 fn snapshot_change(schema: &Arc<TableSchema>, row: Vec<Value>) -> SourceEvent {
     SourceEvent::Change(ChangeEvent {
         table: schema.clone(),
@@ -431,10 +459,12 @@ impl Prepared {
             .collect();
         let name = format!("{}.{}", def.db, def.table);
         tracing::info!(table = %name, "snapshot started");
-        let mut batch: Batch = Vec::with_capacity(BATCH);
-        let mut rows = 0u64;
+        let mut out_rows = SnapshotOut {
+            batch: Vec::with_capacity(BATCH),
+            rows: 0,
+            last_log: Instant::now(),
+        };
         let mut last: Option<Vec<mysql_async::Value>> = None;
-        let mut last_log = Instant::now();
         if pk_idx.is_empty() {
             // no key to chunk by: one SELECT, streamed row by row (bounded memory)
             let mut result = sc
@@ -442,17 +472,9 @@ impl Prepared {
                 .await?;
             while let Some(row) = result.next().await? {
                 let out = self.row_values(def, row.unwrap(), &name, warned);
-                batch.push(snapshot_change(&schema, out));
-                rows += 1;
-                if batch.len() >= BATCH {
-                    tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                        .await
-                        .map_err(|_| MySqlError::Closed)?;
-                }
-                if last_log.elapsed() > Duration::from_secs(5) {
-                    tracing::info!(table = %name, rows, "snapshot progress");
-                    last_log = Instant::now();
-                }
+                out_rows
+                    .push(snapshot_change(&schema, out), tx, &name)
+                    .await?;
             }
         }
         // keyset chunks by primary key: each chunk holds at most chunk_rows rows
@@ -483,22 +505,16 @@ impl Prepared {
                 let vals = row.unwrap();
                 last = Some(pk_idx.iter().map(|&i| vals[i].clone()).collect());
                 let out = self.row_values(def, vals, &name, warned);
-                batch.push(snapshot_change(&schema, out));
-                rows += 1;
-                if batch.len() >= BATCH {
-                    tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                        .await
-                        .map_err(|_| MySqlError::Closed)?;
-                }
-            }
-            if last_log.elapsed() > Duration::from_secs(5) {
-                tracing::info!(table = %name, rows, "snapshot progress");
-                last_log = Instant::now();
+                out_rows
+                    .push(snapshot_change(&schema, out), tx, &name)
+                    .await?;
             }
             if n < self.chunk_rows {
                 break;
             }
         }
+        let rows = out_rows.rows;
+        let mut batch = out_rows.batch;
         batch.push(SourceEvent::Marker(Marker::SnapshotDone {
             table: name.clone(),
             from: SourcePosition::MySql {
