@@ -285,6 +285,32 @@ async fn check_names_wal_level_problem_and_fix() {
         stdout.contains("kafka at 127.0.0.1:9092 answers"),
         "{stdout}"
     );
+    // --fix creates the publication and installs the DDL capture triggers
+    assert!(
+        stdout.contains("will be created FOR ALL TABLES on first run"),
+        "{stdout}"
+    );
+    let (code, stdout) = run_check_with(name, &config(name, "", ""), &["--fix"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("[ok  ] created publication \"rs_check\" FOR ALL TABLES"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[ok  ] installed the DDL capture event triggers"),
+        "{stdout}"
+    );
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM pg_event_trigger WHERE evtname IN ('rowstream_ddl', 'rowstream_drop')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    let (_, stdout) = run_check(name, &config(name, "", ""));
+    assert!(
+        stdout.contains("[ok  ] publication \"rs_check\" exists"),
+        "{stdout}"
+    );
 }
 
 /// A bad config lists every problem with its key path and exits 2.

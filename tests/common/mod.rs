@@ -569,11 +569,17 @@ pub fn schema_and_after(raw: &str) -> String {
 
 /// `rowstream check --config <text>`: exit code and stdout.
 pub fn run_check(name: &str, cfg: &str) -> (Option<i32>, String) {
+    run_check_with(name, cfg, &[])
+}
+
+/// `rowstream check --config <text> <extra...>`: exit code and stdout.
+pub fn run_check_with(name: &str, cfg: &str, extra: &[&str]) -> (Option<i32>, String) {
     let path = std::env::temp_dir().join(format!("rowstream-test-{name}-check.toml"));
     std::fs::write(&path, cfg).unwrap();
     let out = Command::new(bin())
         .args(["check", "--config"])
         .arg(&path)
+        .args(extra)
         .output()
         .unwrap();
     (
