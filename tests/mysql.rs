@@ -6,16 +6,17 @@ use mysql_async::prelude::*;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
-/// Wait until rowstream reads the binlog (its replica shows in the process list).
-async fn wait_binlog_reader(server_id: u32) {
-    wait_for(60, "binlog dump", || async move {
-        let mut c = myconn("mysql").await;
-        let n: Option<i64> = c
-            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
-            .await
-            .unwrap();
-        let _ = server_id;
-        n.unwrap_or(0) > 0
+/// Wait until test `name`'s rowstream streams the binlog: it stores its start position as soon
+/// as the server accepted its dump request (other tests' readers do not count).
+async fn wait_binlog_reader(name: &str) {
+    let state = std::env::temp_dir().join(format!("rowstream-test-{name}/state.json"));
+    wait_for(60, "binlog streaming", || {
+        let f = state.clone();
+        async move {
+            std::fs::read_to_string(&f)
+                .map(|s| s.contains("\"mysql\""))
+                .unwrap_or(false)
+        }
     })
     .await;
 }
@@ -149,7 +150,7 @@ async fn my_kill9_and_restart_across_rotation() {
     state_dir(name);
     let cfg = myconfig(name, 6003, "", "");
     let rs = Rowstream::start(name, &cfg);
-    wait_binlog_reader(6003).await;
+    wait_binlog_reader(name).await;
     let writer = tokio::spawn(async move {
         let mut db = myconn("my_kill").await;
         for t in 0..300i32 {
@@ -209,17 +210,20 @@ async fn my_alter_then_restart_from_before_it() {
     let cfg = myconfig(name, 6004, "", "");
     let rs = Rowstream::start(name, &cfg);
     let state_file = std::env::temp_dir().join(format!("rowstream-test-{name}/state.json"));
-    wait_binlog_reader(6004).await;
+    wait_binlog_reader(name).await;
+    let start_state = std::fs::read_to_string(&state_file).unwrap();
     let mut r = Reader::new(&mytopic(name, "t"));
     db.query_drop("INSERT INTO t VALUES (1, 'x')")
         .await
         .unwrap();
     r.until(60, "row 1", |x| count_data(x) >= 1);
+    // the position stored after row 1's transaction (not the start position)
     wait_for(30, "a stored position after row 1", || {
         let f = state_file.clone();
+        let start = start_state.clone();
         async move {
             std::fs::read_to_string(&f)
-                .map(|s| s.contains("\"mysql\""))
+                .map(|s| s != start && s.contains("\"gtid\""))
                 .unwrap_or(false)
         }
     })
@@ -275,7 +279,7 @@ async fn my_large_transaction_streams_with_flat_memory() {
         .unwrap();
     state_dir(name);
     let rs = Rowstream::start(name, &myconfig(name, 6005, "", ""));
-    wait_binlog_reader(6005).await;
+    wait_binlog_reader(name).await;
     db.query_drop("INSERT INTO big SELECT seq, REPEAT('p', 100) FROM seq_1_to_200000")
         .await
         .unwrap();
@@ -413,7 +417,7 @@ async fn my_unread_ddl_is_a_query_record() {
         .unwrap();
     state_dir(name);
     let rs = Rowstream::start(name, &myconfig(name, 6009, "", ""));
-    wait_binlog_reader(6009).await;
+    wait_binlog_reader(name).await;
     let mut r = Reader::new(&mytopic(name, "t"));
     db.query_drop("CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.n = NEW.id * 2")
         .await

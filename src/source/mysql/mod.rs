@@ -560,6 +560,8 @@ impl Prepared {
             // GTID, GTID_LIST, BINLOG_CHECKPOINT and ANNOTATE_ROWS events instead of fakes
             conn.query_drop("SET @mariadb_slave_capability = 4").await?;
         }
+        let checksum: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_checksum").await?;
+        let checksummed = !checksum.unwrap_or_default().eq_ignore_ascii_case("NONE");
         // the server sends heartbeat events when idle: a dead connection is noticed
         conn.query_drop("SET @master_heartbeat_period = 5000000000")
             .await?;
@@ -630,7 +632,7 @@ impl Prepared {
             };
             match data {
                 EventData::RotateEvent(r) => {
-                    st.file = clean_binlog_name(&r.name());
+                    st.file = rotate_target(r.name_raw(), &st.file, end_pos == 0, checksummed);
                 }
                 EventData::GtidEvent(g) => {
                     st.gtids.mysql(g.sid(), g.gno());
@@ -892,21 +894,36 @@ pub fn parse_mariadb_gtid(d: &[u8]) -> Option<(u32, u64)> {
     Some((domain, seq))
 }
 
-/// A binlog file name (`base.000123`) from a ROTATE event. The fake ROTATE the server sends
-/// first arrives before the format description, so its CRC32 trails the name: cut at the end of
-/// the numeric extension.
-pub fn clean_binlog_name(raw: &str) -> String {
-    if let Some(dot) = raw.rfind('.') {
-        let digits = raw[dot + 1..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
-        if digits > 0 {
-            return raw[..dot + 1 + digits].to_string();
-        }
+/// Is `n` a binlog file name: printable ASCII `base.<digits>`?
+fn is_binlog_name(n: &[u8]) -> bool {
+    let Some(dot) = n.iter().rposition(|&c| c == b'.') else {
+        return false;
+    };
+    let ext = &n[dot + 1..];
+    dot > 0
+        && !ext.is_empty()
+        && ext.iter().all(u8::is_ascii_digit)
+        && n.iter().all(|c| c.is_ascii_graphic())
+}
+
+/// The file a ROTATE event switches to.
+///
+/// The fake ROTATE the server sends when a dump starts (log_pos 0) only repeats the file rowstream
+/// asked for, and it arrives before the format description, so whether its 4-byte CRC32 trails
+/// the name varies (seen both ways on MariaDB 10.11): it is not parsed, `current` stays. A real
+/// ROTATE names the next file; should a checksum still trail it, it is stripped.
+pub fn rotate_target(raw: &[u8], current: &str, fake: bool, checksummed: bool) -> String {
+    if fake {
+        return current.to_string();
     }
-    raw.trim_end_matches(|c: char| c.is_control() || !c.is_ascii())
-        .to_string()
+    if is_binlog_name(raw) {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    if checksummed && raw.len() > 4 && is_binlog_name(&raw[..raw.len() - 4]) {
+        return String::from_utf8_lossy(&raw[..raw.len() - 4]).into_owned();
+    }
+    tracing::warn!("unreadable binlog file name in a ROTATE event; keeping {current}");
+    current.to_string()
 }
 
 struct StreamState {
@@ -1008,13 +1025,29 @@ mod tests {
     }
 
     #[test]
-    fn binlog_names() {
+    fn rotate_names_with_trailing_checksums() {
+        let cur = "mysql-bin.000045";
+        // the fake ROTATE repeats the requested file, with or without a CRC that may look like
+        // digits or a dot: never parsed
+        for tail in [&b""[..], b"1234", b".\xfe\xa1T", b"\x00\x01\x02\x03"] {
+            let mut raw = cur.as_bytes().to_vec();
+            raw.extend_from_slice(tail);
+            assert_eq!(rotate_target(&raw, cur, true, true), cur, "tail {tail:?}");
+        }
+        // real ROTATE events carry the next file's name (a trailing checksum is stripped)
         assert_eq!(
-            clean_binlog_name("mysql-bin.000001\u{7f}\u{1b}x\u{3}"),
-            "mysql-bin.000001"
+            rotate_target(b"mysql-bin.000046", cur, false, true),
+            "mysql-bin.000046"
         );
-        assert_eq!(clean_binlog_name("mysql-bin.000012"), "mysql-bin.000012");
-        assert_eq!(clean_binlog_name("a.b.000003\u{0}"), "a.b.000003");
+        assert_eq!(
+            rotate_target(b"mysql-bin.000046\xfe\xa1.T", cur, false, true),
+            "mysql-bin.000046"
+        );
+        assert_eq!(
+            rotate_target(b"a.b.000003", cur, false, false),
+            "a.b.000003"
+        );
+        assert_eq!(rotate_target(b"\xff\xfe", cur, false, true), cur);
     }
 
     #[test]
