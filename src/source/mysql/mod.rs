@@ -836,44 +836,40 @@ impl Prepared {
                 continue;
             }
             let name = format!("{db}.{table}");
-            if op == DdlOp::Query {
-                if let Some(d) = self.history.at(&name, &st.file, end_pos).cloned() {
-                    let schema = self.table_schema(&d);
-                    st.batch.push(SourceEvent::Table(schema.clone()));
-                    st.batch.push(SourceEvent::Ddl(DdlEvent {
-                        table: schema,
-                        op,
-                        text: sql.to_string(),
-                        event_time_ms: ts_ms,
-                    }));
-                }
-                continue;
-            }
-            st.current.remove(&name);
-            // the schema after the change: from the history when this DDL was seen before
-            let def = match self.history.exactly(&name, &st.file, end_pos) {
-                Some(d) => Some(d.clone()),
-                None if op == DdlOp::Erase => None,
-                None => {
-                    let d = schema::load_table(&mut st.meta, &db, &table).await?;
-                    if let Some(d) = &d {
-                        self.history.append(&st.file, end_pos, d.clone())?;
-                    }
-                    d
-                }
-            };
-            let schema = match &def {
-                Some(d) => self.table_schema(d),
-                None => match self.history.at(&name, &st.file, end_pos.saturating_sub(1)) {
+            let schema = if op == DdlOp::Query {
+                // the statement does not change the table's columns
+                match self.history.at(&name, &st.file, end_pos) {
                     Some(d) => self.table_schema(&d.clone()),
-                    None => TableSchema::new(
-                        self.db_type,
-                        id.clone(),
-                        vec![],
-                        None,
-                        render_topic(&self.topic_template, &id),
-                    ),
-                },
+                    None => continue,
+                }
+            } else {
+                st.current.remove(&name);
+                // the schema after the change: from the history when this DDL was seen before
+                let def = match self.history.exactly(&name, &st.file, end_pos) {
+                    Some(d) => Some(d.clone()),
+                    None if op == DdlOp::Erase => None,
+                    None => {
+                        let d = schema::load_table(&mut st.meta, &db, &table).await?;
+                        if let Some(d) = &d {
+                            self.history.append(&st.file, end_pos, d.clone())?;
+                        }
+                        d
+                    }
+                };
+                match &def {
+                    Some(d) => self.table_schema(d),
+                    // a dropped table: the columns it had
+                    None => match self.history.at(&name, &st.file, end_pos.saturating_sub(1)) {
+                        Some(d) => self.table_schema(&d.clone()),
+                        None => TableSchema::new(
+                            self.db_type,
+                            id.clone(),
+                            vec![],
+                            None,
+                            render_topic(&self.topic_template, &id),
+                        ),
+                    },
+                }
             };
             st.batch.push(SourceEvent::Table(schema.clone()));
             st.batch.push(SourceEvent::Ddl(DdlEvent {
