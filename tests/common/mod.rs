@@ -89,7 +89,6 @@ pub fn state_dir(name: &str) -> PathBuf {
 /// A config for test `name`: database `name`, slot/publication `name`, topics
 /// `name.{schema}.{table}`; `source_extra` lands in [source], `rest` after the other sections.
 pub fn config(name: &str, source_extra: &str, rest: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}"));
     format!(
         r#"
 [source]
@@ -98,9 +97,18 @@ url = "{PG}/{name}"
 slot = "{name}"
 publication = "{name}"
 {source_extra}
-[kafka]
+{tail}"#,
+        tail = sink_sections(name, "{schema}", rest)
+    )
+}
+
+/// The [kafka], [heartbeat] and [state] sections every test config shares, then `rest`.
+fn sink_sections(name: &str, middle: &str, rest: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}"));
+    format!(
+        r#"[kafka]
 brokers = "{BROKER}"
-topic = "{name}-{run}.{{schema}}.{{table}}"
+topic = "{name}-{run}.{middle}.{{table}}"
 partitions = 3
 [heartbeat]
 interval_ms = 1000
@@ -454,7 +462,6 @@ pub async fn myconn(db: &str) -> mysql_async::Conn {
 
 /// A MySQL-source config for test `name` (database `name`), with its own replica id.
 pub fn myconfig(name: &str, server_id: u32, source_extra: &str, rest: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}"));
     format!(
         r#"
 [source]
@@ -462,19 +469,8 @@ type = "mysql"
 url = "{MY}/{name}"
 server_id = {server_id}
 {source_extra}
-[kafka]
-brokers = "{BROKER}"
-topic = "{name}-{run}.{{db}}.{{table}}"
-partitions = 3
-[heartbeat]
-interval_ms = 1000
-[state]
-dir = "{dir}"
-commit_interval_ms = 50
-{rest}
-"#,
-        dir = dir.display(),
-        run = run_id()
+{tail}"#,
+        tail = sink_sections(name, "{db}", rest)
     )
 }
 

@@ -58,6 +58,22 @@ pub struct MyTable {
 }
 
 impl MyCol {
+    /// A column with no modifiers (tests build on it).
+    pub fn plain(name: &str, data_type: &str) -> MyCol {
+        MyCol {
+            name: name.into(),
+            data_type: data_type.into(),
+            unsigned: false,
+            tiny1: false,
+            fsp: 0,
+            scale: 0,
+            charset: None,
+            labels: vec![],
+            bits: 0,
+            len: 0,
+        }
+    }
+
     pub fn logical(&self, tiny1_bool: bool) -> (LogicalType, u8) {
         match self.data_type.as_str() {
             "tinyint" if self.tiny1 && tiny1_bool => (LogicalType::Boolean, 0),
@@ -317,21 +333,7 @@ mod tests {
         MyTable {
             db: "d".into(),
             table: "t".into(),
-            columns: cols
-                .iter()
-                .map(|c| MyCol {
-                    name: c.to_string(),
-                    data_type: "int".into(),
-                    unsigned: false,
-                    tiny1: false,
-                    fsp: 0,
-                    scale: 0,
-                    charset: None,
-                    labels: vec![],
-                    bits: 0,
-                    len: 0,
-                })
-                .collect(),
+            columns: cols.iter().map(|c| MyCol::plain(c, "int")).collect(),
             pk: vec![],
         }
     }

@@ -222,18 +222,7 @@ mod tests {
     use super::*;
 
     fn col(dt: &str) -> MyCol {
-        MyCol {
-            name: "c".into(),
-            data_type: dt.into(),
-            unsigned: false,
-            tiny1: false,
-            fsp: 0,
-            scale: 0,
-            charset: None,
-            labels: vec![],
-            bits: 0,
-            len: 0,
-        }
+        MyCol::plain("c", dt)
     }
     const CTX: Ctx = Ctx {
         tz_offset_us: 0,
