@@ -3,7 +3,6 @@
 //!
 //!   cargo run --release --example produce_raw -- TOPIC N SIZE
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use rowstream::config::KafkaConfig;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -13,9 +12,7 @@ fn main() {
         a[2].parse::<usize>().unwrap(),
         a[3].parse::<usize>().unwrap(),
     );
-    let toml = "brokers = \"127.0.0.1:9092\"";
-    let cfg: KafkaConfig = toml::from_str(toml).unwrap();
-    let p: ThreadedProducer<_> = rowstream::sink::kafka::producer_config(&cfg)
+    let p: ThreadedProducer<_> = rowstream::producer_settings("127.0.0.1:9092")
         .create()
         .unwrap();
     let payload = vec![b'x'; size];

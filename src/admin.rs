@@ -16,10 +16,17 @@ struct Shared {
     tracker: Arc<Tracker>,
 }
 
-pub async fn serve(addr: &str, stats: Arc<Stats>, tracker: Arc<Tracker>) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("admin.listen {addr}: {e}"))?;
+pub(crate) async fn serve(
+    addr: &str,
+    stats: Arc<Stats>,
+    tracker: Arc<Tracker>,
+) -> Result<(), crate::error::Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        crate::error::Error::setup(
+            format!("admin.listen {addr}: {e}"),
+            "choose a free host:port for admin.listen, or remove it",
+        )
+    })?;
     let app = Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
@@ -92,7 +99,7 @@ async fn metrics(State(s): State<Shared>) -> String {
         "rowstream_render_failures_total",
         "counter",
         "Values that could not be rendered and were written as null.",
-        crate::source::postgres::tables::RENDER_FAILURES.load(Ordering::Relaxed) as i64,
+        crate::source::render::RENDER_FAILURES.load(Ordering::Relaxed) as i64,
     );
     let et = st.delivered_event_time.load(Ordering::Relaxed);
     m(
@@ -106,7 +113,7 @@ async fn metrics(State(s): State<Shared>) -> String {
             "rowstream_lag_ms",
             "gauge",
             "Now minus the commit time of the newest delivered position.",
-            crate::sequence::now_ms() - et,
+            crate::time::now_ms() - et,
         );
     }
     out

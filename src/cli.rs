@@ -1,29 +1,34 @@
-//! Command line: `run`, `check`, `validate`.
+//! Command line: `run`, `check`, `validate`; turns each outcome into the exit code.
+//!
+//! Exit codes: 0 success, 1 runtime failure or a failed check, 2 invalid config or usage.
+//! A failure is printed once, on stderr, with its fix when it has one.
+use crate::config::Config;
 use clap::{Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "rowstream",
     version,
-    about = "Stream every row change of Postgres into Kafka, in the DataWorks JSON format"
+    about = "Stream every row change of PostgreSQL or MySQL/MariaDB into Kafka, in the DataWorks JSON format"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ROWSTREAM_LOG_FORMAT")]
-    pub log_format: LogFormat,
+    log_format: LogFormat,
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Snapshot, then stream changes into Kafka until SIGTERM/SIGINT.
     Run {
         #[arg(short, long, env = "ROWSTREAM_CONFIG")]
@@ -42,4 +47,81 @@ pub enum Command {
         #[arg(short, long, env = "ROWSTREAM_CONFIG")]
         config: PathBuf,
     },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROWSTREAM_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,librdkafka=warn,rdkafka=warn,tokio_postgres=warn",
+            )
+        });
+    use std::io::IsTerminal as _;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Validate { config } => match load(&config) {
+            Ok(c) => {
+                println!("config is valid:\n{c:#?}");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match rt.block_on(crate::run::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(class = ?e.class(), "{e}");
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Check { config, fix } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let findings = rt.block_on(crate::source::check(&cfg, fix));
+            if crate::check::print_report(&findings) > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
 }

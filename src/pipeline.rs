@@ -15,11 +15,13 @@
 
 use crate::checkpoint::store::{Store, StoreError};
 use crate::checkpoint::tracker::Tracker;
-use crate::encode::dataworks::{self, RowOp, SequenceId, Times};
+use crate::encode::dataworks::{self, RowOp, Times};
+use crate::error::{Classify, ErrorClass};
 use crate::event::{Batch, ChangeEvent, Op, SourceEvent};
 use crate::schema::TableSchema;
-use crate::sequence::{now_ms, SequenceGen};
+use crate::sequence::{SequenceGen, SequenceId};
 use crate::sink::kafka::{KafkaSink, SinkError};
+use crate::time::now_ms;
 use crate::value::Value;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -33,6 +35,15 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error("cannot persist the sequenceId lease: {0}")]
     Store(#[from] StoreError),
+}
+
+impl Classify for PipelineError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PipelineError::Sink(e) => e.class(),
+            PipelineError::Store(e) => e.class(),
+        }
+    }
 }
 
 /// Counters other parts read (metrics, logs, tests).

@@ -21,12 +21,12 @@
 use crate::checkpoint::store::{State, Store};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::{Config, SourceType};
+use crate::error::{Error, ErrorClass, ResultExt as _};
 use crate::pipeline::{Pipeline, Stats};
 use crate::position::SourcePosition;
 use crate::sequence::SequenceGen;
 use crate::sink::kafka::KafkaSink;
 use crate::source::{mysql, postgres};
-use anyhow::Context as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 const CHANNEL_BATCHES: usize = 8;
 
 /// Run until SIGTERM/SIGINT, restarting after transient failures.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub(crate) async fn run(cfg: Config) -> Result<(), Error> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut term =
@@ -56,18 +56,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = std::time::Instant::now();
-        let res = run_once(&cfg, stop_rx.clone()).await;
-        let err = match res {
+        let err = match run_once(&cfg, stop_rx.clone()).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        if *stop_rx.borrow() || !is_transient(&err) {
+        if *stop_rx.borrow() || err.class() != ErrorClass::Transient {
             return Err(err);
         }
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }
-        tracing::warn!(error = %format!("{err:#}"), retry_in_secs = backoff.as_secs(), "transient failure: restarting from the stored position");
+        tracing::warn!(error = %err, retry_in_secs = backoff.as_secs(), "transient failure: restarting from the stored position");
         let mut stop = stop_rx.clone();
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -77,53 +76,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 }
 
-/// Failures worth a retry: lost connections, a restarting server, undelivered records.
-pub fn is_transient(e: &anyhow::Error) -> bool {
-    use crate::sink::kafka::SinkError;
-    use crate::source::postgres::replication::PgError;
-    use crate::source::postgres::SourceError;
-    for cause in e.chain() {
-        if let Some(se) = cause.downcast_ref::<SourceError>() {
-            return match se {
-                SourceError::Setup { .. } => false,
-                SourceError::Protocol(PgError::Io(_)) => true,
-                SourceError::Protocol(PgError::Server { code, .. }) => {
-                    code.starts_with("57") || code.starts_with("08")
-                }
-                SourceError::Protocol(_) => false,
-                SourceError::Query(q) => {
-                    q.is_closed()
-                        || q.code().is_none_or(|c| {
-                            c.code().starts_with("57") || c.code().starts_with("08")
-                        })
-                }
-                SourceError::Snapshot(_) => true,
-                SourceError::Closed => false,
-            };
-        }
-        if let Some(me) = cause.downcast_ref::<crate::source::mysql::MySqlError>() {
-            return match me {
-                crate::source::mysql::MySqlError::Driver(d) => {
-                    matches!(d, mysql_async::Error::Io(_))
-                        || matches!(d, mysql_async::Error::Server(s) if s.code == 1053 || s.code == 2013)
-                }
-                crate::source::mysql::MySqlError::Event(_) => true,
-                _ => false,
-            };
-        }
-        if let Some(se) = cause.downcast_ref::<SinkError>() {
-            return matches!(se, SinkError::Delivery(_) | SinkError::TopicNotReady { .. });
-        }
-        if cause
-            .downcast_ref::<crate::pipeline::PipelineError>()
-            .is_some()
-        {
-            continue;
-        }
-    }
-    false
-}
-
 /// A prepared source of either kind.
 enum Source {
     Pg(Box<postgres::Prepared>),
@@ -131,7 +83,7 @@ enum Source {
 }
 
 impl Source {
-    async fn prepare(cfg: &Config, state: &State) -> anyhow::Result<Source> {
+    async fn prepare(cfg: &Config, state: &State) -> Result<Source, Error> {
         Ok(match cfg.source.kind {
             SourceType::Postgres => Source::Pg(Box::new(postgres::prepare(cfg, state).await?)),
             SourceType::Mysql => Source::My(Box::new(mysql::prepare(cfg, state).await?)),
@@ -148,7 +100,7 @@ impl Source {
         tx: mpsc::Sender<crate::event::Batch>,
         acks: watch::Receiver<Option<SourcePosition>>,
         stop: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         match self {
             Source::Pg(p) => Ok(p.run(tx, acks, stop).await?),
             Source::My(p) => Ok(p.run(tx, acks, stop).await?),
@@ -156,7 +108,7 @@ impl Source {
     }
 }
 
-async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result<(), Error> {
     let cfg = cfg.clone();
     let store = Arc::new(Store::open(&cfg.state.dir)?);
     let sid = match cfg.source.kind {
@@ -166,11 +118,14 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
     let mut state = match store.load()? {
         Some(s) => {
             if s.source_id != sid {
-                anyhow::bail!(
-                    "state dir {} belongs to source `{}`, not `{sid}`: give this pipeline its own state.dir",
-                    cfg.state.dir.display(),
-                    s.source_id
-                );
+                return Err(Error::setup(
+                    format!(
+                        "state dir {} belongs to source `{}`, not `{sid}`",
+                        cfg.state.dir.display(),
+                        s.source_id
+                    ),
+                    "give this pipeline its own state.dir",
+                ));
             }
             s
         }
@@ -208,7 +163,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
         pipeline
             .table(s)
             .await
-            .with_context(|| format!("preparing the topic of {}", s.id))?;
+            .context_err(format!("preparing the topic of {}", s.id))?;
     }
     store.save(&state)?;
 
@@ -222,9 +177,9 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
     }
 
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.state.commit_interval_ms));
-    let mut source_result: Option<anyhow::Result<()>> = None;
+    let mut source_result: Option<Result<(), Error>> = None;
     let mut stopping = false;
-    let pipe_result: anyhow::Result<()> = loop {
+    let pipe_result: Result<(), Error> = loop {
         tokio::select! {
             r = outer_stop.wait_for(|s| *s), if !stopping => {
                 let _ = r;
@@ -234,19 +189,19 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
             r = &mut source, if source_result.is_none() => {
                 let r = flatten(r);
                 if let Err(e) = &r {
-                    tracing::error!(error = %format!("{e:#}"), "source failed");
+                    tracing::debug!(error = %e, "source stopped with an error");
                 }
                 source_result = Some(r);
                 let _ = stop_tx.send(true);
             }
             r = &mut pipe => {
-                break flatten(r.map(|x| x.map_err(anyhow::Error::from)));
+                break flatten(r.map(|x| x.map_err(Error::from)));
             }
             _ = tick.tick() => commit(&tracker, &store, &mut state, &stats, &ack_tx)?,
         }
     };
     if let Err(e) = &pipe_result {
-        tracing::error!(error = %format!("{e:#}"), "pipeline failed");
+        tracing::debug!(error = %e, "pipeline stopped with an error");
         let _ = stop_tx.send(true);
     }
     // the pipeline flushed: store the final position and let the source confirm it
@@ -256,7 +211,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
         Some(r) => r,
         None => match tokio::time::timeout(Duration::from_secs(40), source).await {
             Ok(r) => flatten(r),
-            Err(_) => Err(anyhow::anyhow!("the source did not stop in time")),
+            Err(_) => Err(Error::fatal("the source did not stop in time")),
         },
     };
     tracing::info!(
@@ -267,10 +222,10 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> anyhow
     pipe_result.and(source_result)
 }
 
-fn flatten(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+fn flatten(r: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), Error> {
     match r {
         Ok(x) => x,
-        Err(e) => Err(anyhow::anyhow!("task failed: {e}")),
+        Err(e) => Err(Error::fatal(format!("task failed: {e}"))),
     }
 }
 
@@ -280,7 +235,7 @@ fn commit(
     state: &mut State,
     stats: &Stats,
     ack: &watch::Sender<Option<SourcePosition>>,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let ready = tracker.drain_ready();
     let mut changed = false;
     for m in &ready {
@@ -302,37 +257,38 @@ fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::store::StoreError;
+    use crate::pipeline::PipelineError;
     use crate::sink::kafka::SinkError;
-    use crate::source::postgres::replication::PgError;
+    use crate::source::mysql::MySqlError;
     use crate::source::postgres::SourceError;
 
+    /// Errors as they really arrive in `run`: wrapped by the stages that carry them.
     #[test]
-    fn transient_or_permanent() {
-        let io = SourceError::Protocol(PgError::Io(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "reset",
-        )));
-        assert!(is_transient(&anyhow::Error::from(io).context("streaming")));
-        let shutdown = SourceError::Protocol(PgError::Server {
-            code: "57P01".into(),
-            message: "terminating".into(),
-            hint: None,
-        });
-        assert!(is_transient(&shutdown.into()));
-        let auth = SourceError::Protocol(PgError::Server {
-            code: "28P01".into(),
-            message: "auth".into(),
-            hint: None,
-        });
-        assert!(!is_transient(&auth.into()));
-        let setup = SourceError::Setup {
-            problem: "wal_level".into(),
-            fix: "x".into(),
-        };
-        assert!(!is_transient(&setup.into()));
-        assert!(is_transient(
-            &SinkError::Delivery("timed out".into()).into()
-        ));
-        assert!(!is_transient(&anyhow::anyhow!("config")));
+    fn classes_survive_the_real_wrapping() {
+        let delivery: Error = PipelineError::Sink(SinkError::Delivery("timed out".into())).into();
+        assert_eq!(delivery.class(), ErrorClass::Transient);
+        let delivery = delivery.context("pipeline");
+        assert_eq!(delivery.class(), ErrorClass::Transient);
+        let corrupt: Error = PipelineError::Store(StoreError::Corrupt {
+            path: "x".into(),
+            source: serde_json::from_str::<u8>("{").unwrap_err(),
+        })
+        .into();
+        assert_eq!(corrupt.class(), ErrorClass::Setup);
+        let gone: Error = SourceError::Protocol(crate::source::postgres::replication::PgError::Io(
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+        ))
+        .into();
+        assert_eq!(gone.context("streaming").class(), ErrorClass::Transient);
+        let purged: Error =
+            MySqlError::Driver(mysql_async::Error::Server(mysql_async::ServerError {
+                code: 1236,
+                message: "purged".into(),
+                state: "HY000".into(),
+            }))
+            .into();
+        assert_eq!(purged.class(), ErrorClass::Setup);
+        assert_eq!(Error::fatal("x").class(), ErrorClass::Fatal);
     }
 }

@@ -8,7 +8,7 @@
 //!   event always carries the schema it was decoded with.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The six logical types of the DataWorks format (spec §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,8 +94,9 @@ pub struct TableSchema {
     pub key: Option<Vec<usize>>,
     /// The Kafka topic this table's records go to.
     pub topic: String,
-    /// The encoded `"schema":{...}` member, computed once per schema version.
-    pub encoded_schema: Box<[u8]>,
+    /// A cache slot for an encoder's rendering of this schema version (the DataWorks encoder
+    /// keeps its `"schema":{...}` member here). This module never reads or writes it.
+    pub encoded: OnceLock<Box<[u8]>>,
 }
 
 impl TableSchema {
@@ -106,20 +107,14 @@ impl TableSchema {
         key: Option<Vec<usize>>,
         topic: String,
     ) -> Arc<Self> {
-        let mut s = TableSchema {
+        Arc::new(TableSchema {
             db_type,
             id,
             columns,
             key,
             topic,
-            encoded_schema: Box::new([]),
-        };
-        s.encoded_schema = crate::encode::dataworks::encode_schema(&s).into_boxed_slice();
-        Arc::new(s)
-    }
-
-    pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.name == name)
+            encoded: OnceLock::new(),
+        })
     }
 }
 

@@ -9,22 +9,28 @@
 //!   cannot reissue an id whatever happened after the last checkpoint.
 
 use crate::checkpoint::store::{Store, StoreError};
-use crate::encode::dataworks::SequenceId;
+use std::fmt;
 
 /// How far ahead the stored lease runs; one small fsync per this many ms of ids.
 pub const LEASE_MS: i64 = 10_000;
+
+/// The envelope's `sequenceId`: a 13-digit ms clock reading and a 6-digit counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SequenceId {
+    pub ms: i64,
+    pub counter: u32,
+}
+
+impl fmt::Display for SequenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:013}{:06}", self.ms, self.counter)
+    }
+}
 
 pub struct SequenceGen {
     ms: i64,
     counter: u32,
     lease: i64,
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl SequenceGen {
@@ -65,7 +71,7 @@ impl SequenceGen {
     }
 
     pub fn next(&mut self, store: &Store) -> Result<SequenceId, StoreError> {
-        self.next_with(now_ms(), |l| store.save_lease(l))
+        self.next_with(crate::time::now_ms(), |l| store.save_lease(l))
     }
 }
 

@@ -23,9 +23,9 @@ pub enum Value {
     Timestamp(i64),
     Bytes(Vec<u8>),
     Text(String),
-    /// Already-rendered JSON (e.g. an array as a JSON text is a `Text`; this is a raw JSON value
-    /// embedded as is). Used for nothing the sources produce today but kept for custom renderers.
-    RawJson(String),
+    /// An array (Postgres): elements are values of the column's element type, `Null`, or nested
+    /// arrays. The encoder decides how it renders (DataWorks: a STRING holding a JSON array).
+    Array(Vec<Value>),
 }
 
 impl Value {

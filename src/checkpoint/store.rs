@@ -9,6 +9,7 @@
 //! - `state.json` names its source (type, database, slot); starting against another source with
 //!   the same directory is refused rather than silently resuming from a foreign position.
 
+use crate::error::{Classify, ErrorClass};
 use crate::event::Marker;
 use crate::position::SourcePosition;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,16 @@ pub enum StoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // a disk that fails a write is not something a retry loop should hide
+            StoreError::Io { .. } => ErrorClass::Fatal,
+            StoreError::Corrupt { .. } => ErrorClass::Setup,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

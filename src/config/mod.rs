@@ -26,6 +26,12 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+impl crate::error::Classify for ConfigError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Setup
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Str,
@@ -360,6 +366,21 @@ impl fmt::Debug for Config {
             .field("encode", &self.encode)
             .field("admin", &self.admin)
             .finish()
+    }
+}
+
+impl KafkaConfig {
+    /// Defaults everywhere but the brokers.
+    pub(crate) fn with_brokers(brokers: &str) -> KafkaConfig {
+        KafkaConfig {
+            brokers: brokers.into(),
+            topic: default_topic(),
+            partitions: default_partitions(),
+            replication_factor: one(),
+            strict_order: false,
+            key_separator: default_sep(),
+            properties: BTreeMap::new(),
+        }
     }
 }
 

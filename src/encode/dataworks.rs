@@ -5,8 +5,8 @@
 //! - Output is compact JSON, keys in the spec's order:
 //!   `schema{dataColumn,primaryKey,source}`, `payload{before,after,sequenceId,timestamp{eventTime,
 //!   systemTime,checkpointTime},op,ddl}`, `version`.
-//! - The `schema` member of a table is encoded once per schema version ([`encode_schema`]) and
-//!   copied into each record; a record is written into a caller-owned, reused buffer.
+//! - The `schema` member of a table is encoded once per schema version (cached in the
+//!   schema's `encoded` slot) and copied into each record; a record is written into a caller-owned, reused buffer.
 //! - Values render per spec §2: integers exact, decimals as their exact text in a string, DATE as
 //!   integer ms (precision ≤ 3) or ms with exactly 6 decimals written as text (finer precision),
 //!   BYTES as padded standard base64, `Absent` columns left out of the image.
@@ -14,24 +14,11 @@
 
 use super::json::{write_f64, write_i64, write_str, write_str_body, write_u64};
 use crate::schema::{Column, TableSchema};
+use crate::sequence::SequenceId;
 use crate::value::Value;
 use base64::Engine as _;
-use std::fmt;
 
 pub const VERSION: &str = "0.0.1";
-
-/// The envelope's `sequenceId`: a 13-digit ms clock reading and a 6-digit counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SequenceId {
-    pub ms: i64,
-    pub counter: u32,
-}
-
-impl fmt::Display for SequenceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:013}{:06}", self.ms, self.counter)
-    }
-}
 
 /// Record operations (spec §1); DDL ops come from [`crate::event::DdlOp`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +48,14 @@ pub struct Times {
     pub checkpoint: i64,
 }
 
+/// `"schema":{...}` of a table, rendered once per schema version and cached in the schema.
+fn schema_member(t: &TableSchema) -> &[u8] {
+    t.encoded
+        .get_or_init(|| encode_schema(t).into_boxed_slice())
+}
+
 /// `"schema":{...}` for a table.
-pub fn encode_schema(t: &TableSchema) -> Vec<u8> {
+fn encode_schema(t: &TableSchema) -> Vec<u8> {
     let mut b = Vec::with_capacity(64 + t.columns.len() * 32);
     b.extend_from_slice(b"\"schema\":{\"dataColumn\":[");
     for (i, c) in t.columns.iter().enumerate() {
@@ -132,8 +125,31 @@ pub fn write_value(b: &mut Vec<u8>, col: &Column, v: &Value) {
             b.truncate(start + n);
             b.push(b'"');
         }
-        Value::RawJson(s) => b.extend_from_slice(s.as_bytes()),
+        Value::Array(items) => {
+            // a STRING holding the JSON array text (spec §2)
+            let mut text = Vec::with_capacity(16 * items.len());
+            write_array(&mut text, col, items);
+            b.push(b'"');
+            write_str_body(b, &text);
+            b.push(b'"');
+        }
     }
+}
+
+/// JSON array text: each element as the column's element type renders (`col.fsp` is the
+/// elements' precision), `null`, or a nested array.
+fn write_array(b: &mut Vec<u8>, col: &Column, items: &[Value]) {
+    b.push(b'[');
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        match v {
+            Value::Array(inner) => write_array(b, col, inner),
+            v => write_value(b, col, v),
+        }
+    }
+    b.push(b']');
 }
 
 /// DATE rendering: integer ms for precision ≤ 3, else ms with exactly 6 decimals (exact text).
@@ -189,7 +205,7 @@ pub fn encode_row(
     times: Times,
 ) {
     b.push(b'{');
-    b.extend_from_slice(&t.encoded_schema);
+    b.extend_from_slice(schema_member(t));
     b.extend_from_slice(b",\"payload\":{\"before\":");
     write_image(b, t, before);
     b.extend_from_slice(b",\"after\":");
@@ -222,7 +238,7 @@ pub fn encode_ddl(
 ) {
     use std::io::Write as _;
     b.push(b'{');
-    b.extend_from_slice(&t.encoded_schema);
+    b.extend_from_slice(schema_member(t));
     let _ = write!(
         b,
         ",\"payload\":{{\"before\":null,\"after\":null,\"sequenceId\":\"{seq}\","
@@ -271,9 +287,8 @@ pub fn write_key(out: &mut Vec<u8>, t: &TableSchema, row: &[Value], sep: &str) -
                 return false;
             }
             Value::Null => {}
-            Value::Decimal(s) | Value::Text(s) | Value::RawJson(s) => {
-                out.extend_from_slice(s.as_bytes())
-            }
+            Value::Decimal(s) | Value::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Array(items) => write_array(out, &t.columns[ci], items),
             Value::Bytes(_)
             | Value::Bool(_)
             | Value::Int(_)
@@ -291,11 +306,6 @@ pub fn write_key(out: &mut Vec<u8>, t: &TableSchema, row: &[Value], sep: &str) -
         }
     }
     true
-}
-
-/// Escape helper for callers building JSON text (array rendering).
-pub fn write_json_string_body(b: &mut Vec<u8>, s: &[u8]) {
-    write_str_body(b, s)
 }
 
 #[cfg(test)]
@@ -495,6 +505,56 @@ mod tests {
         assert_eq!(f(-1000, 0), "-1");
         assert_eq!(f(1731661114000000, 0), "1731661114000");
         assert_eq!(f(1731661114123000, 3), "1731661114123");
+    }
+
+    #[test]
+    fn arrays_render_as_json_text_strings() {
+        let col = |fsp| Column {
+            name: "a".into(),
+            ltype: LogicalType::String,
+            fsp,
+        };
+        let f = |c: &Column, v: Value| {
+            let mut b = Vec::new();
+            write_value(&mut b, c, &v);
+            String::from_utf8(b).unwrap()
+        };
+        let a = Value::Array;
+        let t = |s: &str| Value::Text(s.into());
+        assert_eq!(
+            f(&col(0), a(vec![Value::Int(1), Value::Int(2), Value::Null])),
+            r#""[1,2,null]""#
+        );
+        assert_eq!(
+            f(
+                &col(0),
+                a(vec![
+                    a(vec![Value::Int(1)]),
+                    a(vec![Value::Int(3), Value::Int(4)])
+                ])
+            ),
+            r#""[[1],[3,4]]""#
+        );
+        assert_eq!(f(&col(0), a(vec![])), r#""[]""#);
+        assert_eq!(
+            f(&col(0), a(vec![t("a"), t("q\"x"), Value::Null])),
+            r#""[\"a\",\"q\\\"x\",null]""#
+        );
+        assert_eq!(
+            f(
+                &col(0),
+                a(vec![Value::Decimal("1.50".into()), Value::Bool(true)])
+            ),
+            r#""[\"1.50\",true]""#
+        );
+        assert_eq!(
+            f(&col(6), a(vec![Value::Timestamp(1590315269123456)])),
+            r#""[1590315269123.456000]""#
+        );
+        assert_eq!(
+            f(&col(0), a(vec![Value::Bytes(vec![1, 2, 3, 255])])),
+            r#""[\"AQID/w==\"]""#
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 use crate::checkpoint::tracker::Tracker;
 use crate::config::KafkaConfig;
+use crate::error::{Classify, ErrorClass};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -29,7 +30,12 @@ pub enum SinkError {
     #[error("kafka client setup failed: {0} (check [kafka] and [kafka.properties])")]
     Setup(KafkaError),
     #[error("cannot create topic {topic}: {reason}")]
-    CreateTopic { topic: String, reason: String },
+    CreateTopic {
+        topic: String,
+        reason: String,
+        /// the broker may accept it later (timeouts, brokers unreachable)
+        transient: bool,
+    },
     #[error(
         "topic {topic} has no partitions after {secs}s: is the broker at {brokers} reachable?"
     )]
@@ -42,6 +48,39 @@ pub enum SinkError {
     Produce { topic: String, source: KafkaError },
     #[error("a record was not delivered: {0}; rowstream stops without moving its checkpoint past it (restart resumes there)")]
     Delivery(String),
+}
+
+/// Topic creation errors retrying cannot fix: the request itself is refused.
+fn refused_for_good(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::PolicyViolation
+            | C::InvalidReplicationFactor
+            | C::InvalidPartitions
+            | C::InvalidTopic
+            | C::InvalidConfig
+            | C::InvalidRequest
+    )
+}
+
+impl Classify for SinkError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SinkError::Setup(_) => ErrorClass::Setup,
+            SinkError::CreateTopic { transient, .. } => {
+                if *transient {
+                    ErrorClass::Transient
+                } else {
+                    ErrorClass::Setup
+                }
+            }
+            SinkError::TopicNotReady { .. } | SinkError::Delivery(_) => ErrorClass::Transient,
+            SinkError::Produce { .. } => ErrorClass::Fatal,
+        }
+    }
 }
 
 pub struct DeliveryCtx {
@@ -133,13 +172,6 @@ impl KafkaSink {
         })
     }
 
-    pub fn delivered_count(&self) -> u64 {
-        self.producer
-            .context()
-            .delivered
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Create `topic` if missing and learn its partition count.
     pub async fn ensure_topic(&mut self, topic: &str) -> Result<i32, SinkError> {
         if let Some(&n) = self.partitions.get(topic) {
@@ -163,6 +195,7 @@ impl KafkaSink {
                             return Err(SinkError::CreateTopic {
                                 topic: t,
                                 reason: code.to_string(),
+                                transient: !refused_for_good(code),
                             });
                         }
                     }
@@ -172,6 +205,7 @@ impl KafkaSink {
                 return Err(SinkError::CreateTopic {
                     topic: topic.into(),
                     reason: e.to_string(),
+                    transient: true,
                 })
             }
         }
@@ -259,5 +293,23 @@ impl KafkaSink {
     /// Wait until everything sent is acknowledged (or `timeout`).
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
+    }
+}
+
+/// `check`'s broker prerequisite: the brokers answer a metadata request with these settings.
+pub(crate) fn check(cfg: &KafkaConfig) -> crate::check::Finding {
+    use crate::check::Finding;
+    use rdkafka::producer::BaseProducer;
+    let p: Result<BaseProducer, _> = producer_config(cfg).create();
+    match p.map(|p| {
+        p.client()
+            .fetch_metadata(None, Duration::from_secs(5))
+            .map(|m| m.brokers().len())
+    }) {
+        Ok(Ok(n)) => Finding::ok(format!("kafka at {} answers ({n} broker(s))", cfg.brokers)),
+        Ok(Err(e)) | Err(e) => Finding::fail(
+            format!("kafka at {} does not answer: {e}", cfg.brokers),
+            "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
+        ),
     }
 }

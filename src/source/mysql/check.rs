@@ -3,9 +3,9 @@
 //! Invariant: every problem found is reported with its fix; `Fail` blocks running.
 
 use super::{connect, filter};
+use crate::check::{Finding, Level};
 use crate::config::{redact_url, Config};
 use crate::schema::TableId;
-use crate::source::postgres::check::{Finding, Level};
 use mysql_async::prelude::*;
 use mysql_async::Opts;
 

@@ -23,23 +23,26 @@
 
 pub mod check;
 pub mod ddl;
+pub(crate) mod error;
 pub mod schema;
 pub mod values;
 
 use crate::checkpoint::store::State;
 use crate::config::{Config, SnapshotMode};
+use crate::error::SetupError;
 use crate::event::{Batch, ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::position::SourcePosition;
 use crate::schema::{render_topic, DbType, TableFilter, TableId, TableSchema};
-use crate::source::postgres::tables::RENDER_FAILURES;
+use crate::source::render::RenderWarnings;
 use crate::value::Value;
+pub(crate) use error::MySqlError;
 use futures_util::StreamExt;
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStreamRequest, Conn, Opts};
 use schema::{History, MyTable};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -48,25 +51,8 @@ use values::{convert, Ctx, Origin};
 const BATCH: usize = 512;
 const CHUNK_ROWS: usize = 5000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum MySqlError {
-    #[error("mysql: {0}")]
-    Driver(#[from] mysql_async::Error),
-    #[error("{0}")]
-    History(#[from] schema::HistoryError),
-    #[error("binlog event could not be read: {0}")]
-    Event(#[from] std::io::Error),
-    #[error("{problem}\n  fix: {fix}")]
-    Setup { problem: String, fix: String },
-    #[error("the pipeline stopped")]
-    Closed,
-}
-
 fn setup(problem: impl Into<String>, fix: impl Into<String>) -> MySqlError {
-    MySqlError::Setup {
-        problem: problem.into(),
-        fix: fix.into(),
-    }
+    MySqlError::Setup(SetupError::new(problem, fix))
 }
 
 pub fn source_id(cfg: &Config) -> String {
@@ -374,23 +360,6 @@ fn snapshot_change(schema: &Arc<TableSchema>, row: Vec<Value>) -> SourceEvent {
     })
 }
 
-/// Warn once per column about values that cannot be rendered.
-struct Warned(HashSet<(String, String)>);
-
-impl Warned {
-    fn failed(&mut self, table: &str, col: &str, reason: &str) {
-        RENDER_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if self.0.insert((table.to_string(), col.to_string())) {
-            tracing::warn!(
-                table = %table,
-                column = %col,
-                reason,
-                "a value cannot be rendered and is written as null (logged once per column)"
-            );
-        }
-    }
-}
-
 impl Prepared {
     fn table_schema(&self, def: &MyTable) -> Arc<TableSchema> {
         let id = TableId {
@@ -424,7 +393,7 @@ impl Prepared {
         _acks: watch::Receiver<Option<SourcePosition>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), MySqlError> {
-        let mut warned = Warned(HashSet::new());
+        let mut warned = RenderWarnings::default();
         if let Some((mut sc, pos, defs)) = self.snapshot.take() {
             for def in &defs {
                 if *shutdown.borrow() {
@@ -445,7 +414,7 @@ impl Prepared {
         def: &MyTable,
         pos: &(String, u64),
         tx: &mpsc::Sender<Batch>,
-        warned: &mut Warned,
+        warned: &mut RenderWarnings,
     ) -> Result<(), MySqlError> {
         let started = Instant::now();
         let schema = self.table_schema(def);
@@ -535,17 +504,12 @@ impl Prepared {
         def: &MyTable,
         vals: Vec<mysql_async::Value>,
         name: &str,
-        warned: &mut Warned,
+        warned: &mut RenderWarnings,
     ) -> Vec<Value> {
         def.columns
             .iter()
             .zip(vals)
-            .map(|(c, v)| {
-                convert(c, v, Origin::Snapshot, &self.ctx).unwrap_or_else(|e| {
-                    warned.failed(name, &c.name, &e);
-                    Value::Null
-                })
-            })
+            .map(|(c, v)| warned.value(name, &c.name, convert(c, v, Origin::Snapshot, &self.ctx)))
             .collect()
     }
 
@@ -553,7 +517,7 @@ impl Prepared {
         &mut self,
         tx: &mpsc::Sender<Batch>,
         shutdown: &mut watch::Receiver<bool>,
-        warned: &mut Warned,
+        warned: &mut RenderWarnings,
     ) -> Result<(), MySqlError> {
         let mut conn = connect(&self.opts).await?;
         if self.db_type == DbType::MariaDb {
@@ -683,7 +647,7 @@ impl Prepared {
                     for r in rows.rows(tme) {
                         let (before, after) = r?;
                         let conv = |row: Option<mysql_async::binlog::row::BinlogRow>,
-                                    warned: &mut Warned|
+                                    warned: &mut RenderWarnings|
                          -> Option<Vec<Value>> {
                             let mut row = row?;
                             let mut out = Vec::with_capacity(def.columns.len());
@@ -693,19 +657,16 @@ impl Prepared {
                                     Some(BinlogValue::Value(v)) => {
                                         convert(c, v, Origin::Binlog, &self.ctx).unwrap_or_else(
                                             |e| {
-                                                warned.failed(&name, &c.name, &e);
-                                                Value::Null
+                                                warned.failed(&name, &c.name, &e)
                                             },
                                         )
                                     }
                                     Some(BinlogValue::Jsonb(j)) => values::jsonb_text(j)
                                         .unwrap_or_else(|e| {
-                                            warned.failed(&name, &c.name, &e);
-                                            Value::Null
+                                            warned.failed(&name, &c.name, &e)
                                         }),
                                     Some(BinlogValue::JsonDiff(_)) => {
-                                        warned.failed(&name, &c.name, "partial JSON update (binlog_row_value_options=PARTIAL_JSON): set it empty");
-                                        Value::Null
+                                        warned.failed(&name, &c.name, "partial JSON update (binlog_row_value_options=PARTIAL_JSON): set it empty")
                                     }
                                 };
                                 out.push(v);

@@ -59,6 +59,7 @@ pub struct MyTable {
 
 impl MyCol {
     /// A column with no modifiers (tests build on it).
+    #[cfg(test)]
     pub fn plain(name: &str, data_type: &str) -> MyCol {
         MyCol {
             name: name.into(),
@@ -242,6 +243,12 @@ pub struct History {
 pub struct HistoryError {
     path: PathBuf,
     source: std::io::Error,
+}
+
+impl crate::error::Classify for HistoryError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Fatal
+    }
 }
 
 impl History {

@@ -9,7 +9,7 @@
 //! never a plausible wrong value.
 
 use super::schema::MyCol;
-use crate::source::postgres::types::days_from_civil;
+use crate::time::days_from_civil;
 use crate::value::Value;
 use mysql_async::Value as MyValue;
 

@@ -8,51 +8,16 @@
 use super::catalog;
 use super::ddl;
 use super::replication::quote_ident;
+use crate::check::Finding;
 use crate::config::{redact_url, Config};
 use crate::schema::TableFilter;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-#[derive(Debug)]
-pub struct Finding {
-    pub level: Level,
-    pub what: String,
-    pub fix: Option<String>,
-}
-
-fn ok(what: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Ok,
-        what: what.into(),
-        fix: None,
-    }
-}
-fn warn(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Warn,
-        what: what.into(),
-        fix: Some(fix.into()),
-    }
-}
-fn fail(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Fail,
-        what: what.into(),
-        fix: Some(fix.into()),
-    }
-}
 
 pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let pg: tokio_postgres::Config = match cfg.source.url.parse() {
         Ok(c) => c,
         Err(e) => {
-            out.push(fail(
+            out.push(Finding::fail(
                 format!("source.url is not a Postgres URL: {e}"),
                 "postgres://user[:password]@host:5432/db",
             ));
@@ -63,7 +28,7 @@ pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
     let tls = match super::tls::PgTls::new(cfg.source.ssl_root_cert.as_deref()) {
         Ok(t) => t,
         Err(e) => {
-            out.push(fail(
+            out.push(Finding::fail(
                 e.to_string(),
                 "fix source.ssl_root_cert (a PEM CA file) or remove it",
             ));
@@ -73,16 +38,19 @@ pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
     let client = match catalog::connect(&pg, &tls, "rowstream-check").await {
         Ok(c) => c,
         Err(e) => {
-            out.push(fail(
+            out.push(Finding::fail(
                 format!("cannot connect to {}: {e}", redact_url(&cfg.source.url)),
                 "check source.url, that the server runs, and that pg_hba.conf admits this user",
             ));
             return out;
         }
     };
-    out.push(ok(format!("connected to {}", redact_url(&cfg.source.url))));
+    out.push(Finding::ok(format!(
+        "connected to {}",
+        redact_url(&cfg.source.url)
+    )));
     if let Err(e) = run_checks(cfg, &client, &user, apply_fixes, &mut out).await {
-        out.push(fail(
+        out.push(Finding::fail(
             format!("a check query failed: {e}"),
             "run check as a user that can read the catalogs",
         ));
@@ -102,16 +70,16 @@ async fn run_checks(
         .await?
         .get(0);
     if version < 140000 {
-        out.push(fail(
+        out.push(Finding::fail(
             format!("server version {version} is older than 14 (pgoutput messages need 14+)"),
             "upgrade postgres to 14 or newer",
         ));
     }
     let wal_level: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
     if wal_level == "logical" {
-        out.push(ok("wal_level = logical"));
+        out.push(Finding::ok("wal_level = logical"));
     } else {
-        out.push(fail(
+        out.push(Finding::fail(
             format!("wal_level = {wal_level}: logical replication needs wal_level = logical"),
             "ALTER SYSTEM SET wal_level = logical; then restart postgres",
         ));
@@ -132,13 +100,13 @@ async fn run_checks(
         )
         .await?;
     if slot_exists.is_none() && used >= max_slots {
-        out.push(fail(
+        out.push(Finding::fail(
             format!("all {max_slots} replication slots are in use"),
             "raise max_replication_slots in postgresql.conf and restart, or drop unused slots",
         ));
     }
     if senders < 1 {
-        out.push(fail(
+        out.push(Finding::fail(
             "max_wal_senders = 0",
             "ALTER SYSTEM SET max_wal_senders = 10; then restart postgres",
         ));
@@ -151,16 +119,16 @@ async fn run_checks(
         .await?;
     let (is_super, is_repl): (bool, bool) = (role.get(0), role.get(1));
     if is_super || is_repl {
-        out.push(ok(format!("role {user} may replicate")));
+        out.push(Finding::ok(format!("role {user} may replicate")));
     } else {
-        out.push(fail(
+        out.push(Finding::fail(
             format!("role {user} has neither REPLICATION nor SUPERUSER"),
             format!("ALTER ROLE {} WITH REPLICATION;", quote_ident(user)),
         ));
     }
     // slot
     match slot_exists {
-        None => out.push(ok(format!(
+        None => out.push(Finding::ok(format!(
             "slot {} will be created on first run",
             cfg.source.slot
         ))),
@@ -174,22 +142,25 @@ async fn run_checks(
                 .await?
                 .get::<_, String>(0);
             if plugin != "pgoutput" || db != want_db {
-                out.push(fail(
+                out.push(Finding::fail(
                     format!("slot {} exists for plugin {plugin} on database {db}", cfg.source.slot),
                     format!("set source.slot to another name, or SELECT pg_drop_replication_slot('{}');", cfg.source.slot),
                 ));
             } else if wal_status.as_deref() == Some("lost") {
-                out.push(fail(
+                out.push(Finding::fail(
                     format!("slot {} lost required WAL", cfg.source.slot),
                     format!("SELECT pg_drop_replication_slot('{}'); and remove state.dir to re-snapshot", cfg.source.slot),
                 ));
             } else if active {
-                out.push(warn(
+                out.push(Finding::warn(
                     format!("slot {} is in use by another connection", cfg.source.slot),
                     "stop the other rowstream (or consumer) using it, or set another source.slot",
                 ));
             } else {
-                out.push(ok(format!("slot {} exists (pgoutput)", cfg.source.slot)));
+                out.push(Finding::ok(format!(
+                    "slot {} exists (pgoutput)",
+                    cfg.source.slot
+                )));
             }
         }
     }
@@ -214,12 +185,15 @@ async fn run_checks(
         })
         .collect();
     if tables.is_empty() {
-        out.push(warn(
+        out.push(Finding::warn(
             format!("no table matches source.tables {:?}", cfg.source.tables),
             "fix source.tables / source.exclude (patterns over schema.table)",
         ));
     } else {
-        out.push(ok(format!("{} table(s) match source.tables", tables.len())));
+        out.push(Finding::ok(format!(
+            "{} table(s) match source.tables",
+            tables.len()
+        )));
     }
     for t in &tables {
         let q = format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name));
@@ -228,7 +202,7 @@ async fn run_checks(
             .await?
             .get(0);
         if !can {
-            out.push(fail(
+            out.push(Finding::fail(
                 format!("no SELECT privilege on {q} (needed for the snapshot)"),
                 format!("GRANT SELECT ON {q} TO {};", quote_ident(user)),
             ));
@@ -239,12 +213,12 @@ async fn run_checks(
             .contains_key(&format!("{}.{}", t.schema, t.name));
         if !t.has_pk && !custom {
             if t.replica_identity == 'f' {
-                out.push(warn(
+                out.push(Finding::warn(
                     format!("{q} has no primary key: its records get a null Kafka key (order kept only on a single-partition topic)"),
                     format!("add a primary key, or set source.keys.\"{}.{}\" = [\"col\", ...]", t.schema, t.name),
                 ));
             } else {
-                out.push(warn(
+                out.push(Finding::warn(
                     format!("{q} has no primary key: null Kafka keys, and postgres rejects its UPDATE/DELETE once published"),
                     format!("ALTER TABLE {q} ADD PRIMARY KEY (...); or ALTER TABLE {q} REPLICA IDENTITY FULL;"),
                 ));
@@ -262,7 +236,7 @@ async fn run_checks(
                 .map(|r| r.get(0))
                 .collect();
             if !toast.is_empty() {
-                out.push(warn(
+                out.push(Finding::warn(
                     format!(
                         "{q} has TOASTable column(s) {}: an UPDATE that leaves them unchanged carries no value, so rowstream writes source.toast_placeholder (\"{}\")",
                         toast.join(", "),
@@ -280,18 +254,18 @@ async fn run_checks(
     let pq = quote_ident(&cfg.source.publication);
     match pubrow {
         None if apply_fixes && is_super => match client.batch_execute(&format!("CREATE PUBLICATION {pq} FOR ALL TABLES")).await {
-            Ok(()) => out.push(ok(format!("created publication {pq} FOR ALL TABLES"))),
-            Err(e) => out.push(fail(format!("cannot create publication {pq}: {e}"), format!("CREATE PUBLICATION {pq} FOR ALL TABLES;"))),
+            Ok(()) => out.push(Finding::ok(format!("created publication {pq} FOR ALL TABLES"))),
+            Err(e) => out.push(Finding::fail(format!("cannot create publication {pq}: {e}"), format!("CREATE PUBLICATION {pq} FOR ALL TABLES;"))),
         },
-        None if is_super => out.push(ok(format!("publication {pq} will be created FOR ALL TABLES on first run"))),
-        None => out.push(warn(
+        None if is_super => out.push(Finding::ok(format!("publication {pq} will be created FOR ALL TABLES on first run"))),
+        None => out.push(Finding::warn(
             format!("publication {pq} is missing and {user} is not a superuser: rowstream will create it FOR TABLE over today's tables (tables created later are not published)"),
             format!("as a superuser: CREATE PUBLICATION {pq} FOR ALL TABLES;"),
         )),
         Some(r) => {
             let (all, i, u, d, tr): (bool, bool, bool, bool, bool) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
             if !(i && u && d && tr) {
-                out.push(fail(
+                out.push(Finding::fail(
                     format!("publication {pq} does not publish every operation (insert {i}, update {u}, delete {d}, truncate {tr})"),
                     format!("ALTER PUBLICATION {pq} SET (publish = 'insert, update, delete, truncate');"),
                 ));
@@ -305,14 +279,14 @@ async fn run_checks(
                     .collect();
                 for t in &tables {
                     if !published.iter().any(|(s, n)| s == &t.schema && n == &t.name) {
-                        out.push(fail(
+                        out.push(Finding::fail(
                             format!("{}.{} is not in publication {pq}: its changes would never arrive", t.schema, t.name),
                             format!("ALTER PUBLICATION {pq} ADD TABLE {}.{};", quote_ident(&t.schema), quote_ident(&t.name)),
                         ));
                     }
                 }
             }
-            out.push(ok(format!("publication {pq} exists")));
+            out.push(Finding::ok(format!("publication {pq} exists")));
         }
     }
     // DDL capture
@@ -320,21 +294,21 @@ async fn run_checks(
         let present =
             ddl::installed_version(client).await.as_deref() == Some(ddl::MIGRATION_VERSION);
         if present {
-            out.push(ok("DDL capture event triggers installed"));
+            out.push(Finding::ok("DDL capture event triggers installed"));
         } else if apply_fixes {
             match client.batch_execute(ddl::MIGRATION).await {
-                Ok(()) => out.push(ok("installed the DDL capture event triggers")),
-                Err(e) => out.push(warn(
+                Ok(()) => out.push(Finding::ok("installed the DDL capture event triggers")),
+                Err(e) => out.push(Finding::warn(
                     format!("cannot install the DDL capture event triggers: {e}"),
                     "as a superuser: psql -d <db> -f migrations/postgres/001_ddl_capture.sql",
                 )),
             }
         } else if is_super {
-            out.push(ok(
+            out.push(Finding::ok(
                 "DDL capture event triggers will be installed on first run",
             ));
         } else {
-            out.push(warn(
+            out.push(Finding::warn(
                 "DDL capture event triggers are missing and need a superuser to install: no DDL records",
                 "as a superuser: psql -d <db> -f migrations/postgres/001_ddl_capture.sql (or rowstream check --fix)",
             ));
@@ -345,7 +319,7 @@ async fn run_checks(
         .await?
         .get(0);
     if !can_emit {
-        out.push(warn(
+        out.push(Finding::warn(
             format!("{user} cannot call pg_logical_emit_message: an idle database's slot will not advance (WAL piles up)"),
             format!("GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean,text,text) TO {};", quote_ident(user)),
         ));

@@ -22,6 +22,7 @@
 pub mod catalog;
 pub mod check;
 pub mod ddl;
+pub(crate) mod error;
 pub mod pgoutput;
 pub mod replication;
 pub mod snapshot;
@@ -31,39 +32,24 @@ pub mod types;
 
 use crate::checkpoint::store::State;
 use crate::config::{Config, SnapshotMode};
+use crate::error::SetupError;
 use crate::event::{Batch, ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::position::{Lsn, SourcePosition};
 use crate::schema::{TableFilter, TableSchema};
 use crate::value::Value;
 use catalog::{Catalog, TableRow};
+pub(crate) use error::SourceError;
 use pgoutput::{CopyMessage, LogicalMessage, OldKind, Relation, Tuple, TupleValue};
 use replication::{pg_ts_to_unix_ms, quote_ident, quote_literal, PgError, ReplicationConn};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tables::{TableDecoder, Tables};
 use tokio::sync::{mpsc, watch};
 use types::DecodeCtx;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error(transparent)]
-    Protocol(#[from] PgError),
-    #[error("postgres query failed: {0}")]
-    Query(#[from] tokio_postgres::Error),
-    #[error("snapshot failed: {0}")]
-    Snapshot(#[from] snapshot::SnapshotError),
-    #[error("{problem}\n  fix: {fix}")]
-    Setup { problem: String, fix: String },
-    #[error("the pipeline stopped")]
-    Closed,
-}
-
 fn setup(problem: impl Into<String>, fix: impl Into<String>) -> SourceError {
-    SourceError::Setup {
-        problem: problem.into(),
-        fix: fix.into(),
-    }
+    SourceError::Setup(SetupError::new(problem, fix))
 }
 
 /// What `prepare` decided; `run` carries it out.
@@ -896,6 +882,3 @@ async fn ddl_message(st: &mut StreamState, content: &[u8]) -> Result<(), SourceE
     }
     Ok(())
 }
-
-/// Custom key columns by table, for `check`.
-pub type Keys = BTreeMap<String, Vec<String>>;

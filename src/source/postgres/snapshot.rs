@@ -15,6 +15,7 @@
 //! - Rows are `INSERT` events with `snapshot = true` (spec §4.5).
 
 use super::tables::{TableDecoder, Tables};
+use super::SourceError;
 use crate::event::{Batch, ChangeEvent, Marker, Op, SourceEvent};
 use crate::position::{Lsn, SourcePosition};
 use crate::value::Value;
@@ -23,14 +24,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub const BATCH: usize = 512;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("snapshot query failed: {0}")]
-    Pg(#[from] tokio_postgres::Error),
-    #[error("the pipeline stopped")]
-    Closed,
-}
 
 /// Undo COPY text escaping of one field; None for `\N`.
 pub fn unescape_copy(raw: &[u8], out: &mut Vec<u8>) -> bool {
@@ -104,12 +97,12 @@ fn parse_line(
     row
 }
 
-async fn send(tx: &mpsc::Sender<Batch>, batch: &mut Batch) -> Result<(), SnapshotError> {
+async fn send(tx: &mpsc::Sender<Batch>, batch: &mut Batch) -> Result<(), SourceError> {
     if batch.is_empty() {
         return Ok(());
     }
     let b = std::mem::replace(batch, Vec::with_capacity(BATCH));
-    tx.send(b).await.map_err(|_| SnapshotError::Closed)
+    tx.send(b).await.map_err(|_| SourceError::Closed)
 }
 
 /// Snapshot one table inside the caller's snapshot transaction on `tables.catalog.client`.
@@ -121,7 +114,7 @@ pub async fn snapshot_table(
     from: Lsn,
     tx: &mpsc::Sender<Batch>,
     shutdown: &tokio::sync::watch::Receiver<bool>,
-) -> Result<u64, SnapshotError> {
+) -> Result<u64, SourceError> {
     use super::replication::quote_ident;
     let started = Instant::now();
     let id = &t.schema.id;

@@ -10,13 +10,10 @@
 use super::catalog::Catalog;
 use super::types::{decode_text, DecodeCtx, PgKind};
 use crate::schema::{render_topic, DbType, TableFilter, TableId, TableSchema};
+use crate::source::render::RenderWarnings;
 use crate::value::Value;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Values that could not be rendered (null instead), over the process lifetime.
-pub static RENDER_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 pub struct Tables {
     pub catalog: Catalog,
@@ -26,7 +23,7 @@ pub struct Tables {
     pub keys: BTreeMap<String, Vec<String>>,
     pub ctx: DecodeCtx,
     pub toast_placeholder: String,
-    warned: HashSet<(String, String)>,
+    warnings: RenderWarnings,
 }
 
 /// A table's schema and how to read each column.
@@ -54,7 +51,7 @@ impl Tables {
             keys,
             ctx,
             toast_placeholder,
-            warned: HashSet::new(),
+            warnings: RenderWarnings::default(),
         }
     }
 
@@ -126,17 +123,7 @@ impl Tables {
     }
 
     pub fn render_failed(&mut self, s: &TableSchema, col: usize, reason: &str) {
-        RENDER_FAILURES.fetch_add(1, Ordering::Relaxed);
-        let cname = s
-            .columns
-            .get(col)
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
-        if self.warned.insert((s.id.pattern_name(), cname.clone())) {
-            tracing::warn!(
-                table = %s.id, column = %cname, reason,
-                "a value cannot be rendered and is written as null (logged once per column)"
-            );
-        }
+        let cname = s.columns.get(col).map(|c| c.name.as_str()).unwrap_or("");
+        self.warnings.failed(&s.id.pattern_name(), cname, reason);
     }
 }

@@ -9,10 +9,9 @@
 //!   warning upstream, never a made-up value).
 //! - Every type has a kind: unknown ones are their text form (`STRING`).
 
-use crate::encode::dataworks::{write_json_string_body, write_value};
 use crate::schema::{Column, LogicalType};
+use crate::time::days_from_civil;
 use crate::value::Value;
-use base64::Engine as _;
 
 /// How a Postgres type's text form is read.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +51,9 @@ impl PgKind {
             PgKind::Date => (LogicalType::Date, 0),
             PgKind::Timestamp { fsp } | PgKind::TimestampTz { fsp } => (LogicalType::Date, *fsp),
             PgKind::Bytea | PgKind::Bits => (LogicalType::Bytes, 0),
-            PgKind::Text | PgKind::Array { .. } => (LogicalType::String, 0),
+            PgKind::Text => (LogicalType::String, 0),
+            // a STRING holding a JSON array; `fsp` is the elements' (DATE elements render by it)
+            PgKind::Array { elem, .. } => (LogicalType::String, elem.column(name).fsp),
         };
         Column {
             name: name.to_string(),
@@ -152,7 +153,7 @@ pub fn decode_text(kind: &PgKind, b: &[u8], ctx: &DecodeCtx) -> Result<Value, St
         },
         PgKind::Bits => Value::Bytes(bits_to_bytes(b)?),
         PgKind::Text => Value::Text(utf8(b)?.to_string()),
-        PgKind::Array { elem, delim } => Value::Text(array_to_json(b, elem, *delim, ctx)?),
+        PgKind::Array { elem, delim } => parse_array_text(b, elem, *delim, ctx)?,
     })
 }
 
@@ -203,17 +204,6 @@ pub fn bits_to_bytes(b: &[u8]) -> Result<Vec<u8>, String> {
         out[nbytes - 1 - pos_from_lsb / 8] |= bit << (pos_from_lsb % 8);
     }
     Ok(out)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (any year).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn num(s: &str) -> Result<i64, String> {
@@ -291,14 +281,9 @@ pub fn parse_timestamp(s: &str, with_tz: bool) -> Result<i64, String> {
     Ok((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000 + us - offset_us)
 }
 
-/// Postgres array text → JSON array text. Elements render as they would as columns (numbers,
-/// booleans, strings, DATE ms, base64), NULL as null, nested arrays nested.
-pub fn array_to_json(
-    b: &[u8],
-    elem: &PgKind,
-    delim: u8,
-    ctx: &DecodeCtx,
-) -> Result<String, String> {
+/// Postgres array text → [`Value::Array`]: elements decode as their element kind would as a
+/// column, `NULL` is [`Value::Null`], nested arrays nest. Rendering is the encoder's business.
+fn parse_array_text(b: &[u8], elem: &PgKind, delim: u8, ctx: &DecodeCtx) -> Result<Value, String> {
     let mut i = 0;
     // optional dimension decoration: [1:3]={...}
     if b.first() == Some(&b'[') {
@@ -308,118 +293,101 @@ pub fn array_to_json(
             .ok_or("invalid array dimensions")?
             + 1;
     }
-    let mut out = Vec::with_capacity(b.len() + 8);
-    let col = elem.column("");
-    parse_array(b, &mut i, elem, &col, delim, ctx, &mut out)?;
-    String::from_utf8(out).map_err(|_| "array not UTF-8".into())
+    let arr = ArrayText {
+        b,
+        elem,
+        delim,
+        ctx,
+    };
+    arr.parse(&mut i)
 }
 
-fn parse_array(
-    b: &[u8],
-    i: &mut usize,
-    elem: &PgKind,
-    col: &Column,
+struct ArrayText<'a> {
+    b: &'a [u8],
+    elem: &'a PgKind,
     delim: u8,
-    ctx: &DecodeCtx,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    if b.get(*i) != Some(&b'{') {
-        return Err("array must start with {".into());
-    }
-    *i += 1;
-    out.push(b'[');
-    let mut first = true;
-    loop {
-        while b.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+    ctx: &'a DecodeCtx,
+}
+
+impl ArrayText<'_> {
+    fn skip_ws(&self, i: &mut usize) {
+        while self.b.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
             *i += 1;
         }
-        match b.get(*i) {
-            None => return Err("unterminated array".into()),
-            Some(b'}') if first => {
-                *i += 1;
-                break;
-            }
-            _ => {}
+    }
+
+    fn parse(&self, i: &mut usize) -> Result<Value, String> {
+        if self.b.get(*i) != Some(&b'{') {
+            return Err("array must start with {".into());
         }
-        if !first {
-            out.push(b',');
+        *i += 1;
+        let mut items = Vec::new();
+        self.skip_ws(i);
+        if self.b.get(*i) == Some(&b'}') {
+            *i += 1;
+            return Ok(Value::Array(items));
         }
-        first = false;
-        match b.get(*i) {
-            Some(b'{') => parse_array(b, i, elem, col, delim, ctx, out)?,
-            Some(b'"') => {
-                *i += 1;
-                let mut s = Vec::new();
-                loop {
-                    match b.get(*i) {
-                        None => return Err("unterminated quoted element".into()),
-                        Some(b'\\') => {
-                            s.push(*b.get(*i + 1).ok_or("dangling escape")?);
-                            *i += 2;
-                        }
-                        Some(b'"') => {
-                            *i += 1;
-                            break;
-                        }
-                        Some(&c) => {
-                            s.push(c);
-                            *i += 1;
-                        }
-                    }
+        loop {
+            self.skip_ws(i);
+            items.push(match self.b.get(*i) {
+                None => return Err("unterminated array".into()),
+                Some(b'{') => self.parse(i)?,
+                Some(b'"') => {
+                    let s = self.quoted(i)?;
+                    decode_text(self.elem, &s, self.ctx)?
                 }
-                element(&s, elem, col, ctx, out)?;
+                _ => self.bare(i)?,
+            });
+            self.skip_ws(i);
+            match self.b.get(*i) {
+                Some(&c) if c == self.delim => *i += 1,
+                Some(b'}') => {
+                    *i += 1;
+                    return Ok(Value::Array(items));
+                }
+                _ => return Err("malformed array".into()),
             }
-            _ => {
-                let start = *i;
-                while b.get(*i).is_some_and(|&c| c != delim && c != b'}') {
+        }
+    }
+
+    fn quoted(&self, i: &mut usize) -> Result<Vec<u8>, String> {
+        *i += 1;
+        let mut s = Vec::new();
+        loop {
+            match self.b.get(*i) {
+                None => return Err("unterminated quoted element".into()),
+                Some(b'\\') => {
+                    s.push(*self.b.get(*i + 1).ok_or("dangling escape")?);
+                    *i += 2;
+                }
+                Some(b'"') => {
+                    *i += 1;
+                    return Ok(s);
+                }
+                Some(&c) => {
+                    s.push(c);
                     *i += 1;
                 }
-                let raw = b[start..*i].trim_ascii();
-                if raw.eq_ignore_ascii_case(b"NULL") {
-                    out.extend_from_slice(b"null");
-                } else {
-                    element(raw, elem, col, ctx, out)?;
-                }
             }
         }
-        while b.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+    }
+
+    fn bare(&self, i: &mut usize) -> Result<Value, String> {
+        let start = *i;
+        while self
+            .b
+            .get(*i)
+            .is_some_and(|&c| c != self.delim && c != b'}')
+        {
             *i += 1;
         }
-        match b.get(*i) {
-            Some(&c) if c == delim => *i += 1,
-            Some(b'}') => {
-                *i += 1;
-                break;
-            }
-            _ => return Err("malformed array".into()),
+        let raw = self.b[start..*i].trim_ascii();
+        if raw.eq_ignore_ascii_case(b"NULL") {
+            Ok(Value::Null)
+        } else {
+            decode_text(self.elem, raw, self.ctx)
         }
     }
-    out.push(b']');
-    Ok(())
-}
-
-fn element(
-    s: &[u8],
-    elem: &PgKind,
-    col: &Column,
-    ctx: &DecodeCtx,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    match decode_text(elem, s, ctx)? {
-        // nested arrays of arrays are handled by the parser; a Text here is a plain string
-        Value::Text(t) => {
-            out.push(b'"');
-            write_json_string_body(out, t.as_bytes());
-            out.push(b'"');
-        }
-        v => write_value(out, col, &v),
-    }
-    Ok(())
-}
-
-/// Base64 of bytes (used in tests and by callers that need the text form of BYTES).
-pub fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 #[cfg(test)]
@@ -502,41 +470,45 @@ mod tests {
     fn arrays() {
         let ctx = DecodeCtx::default();
         let int = PgKind::Int;
+        let arr = |b: &[u8], k: &PgKind, d: u8| parse_array_text(b, k, d, &ctx);
+        let a = Value::Array;
+        let t = |s: &str| Value::Text(s.into());
         assert_eq!(
-            array_to_json(b"{1,2,NULL}", &int, b',', &ctx).unwrap(),
-            "[1,2,null]"
+            arr(b"{1,2,NULL}", &int, b',').unwrap(),
+            a(vec![Value::Int(1), Value::Int(2), Value::Null])
         );
         assert_eq!(
-            array_to_json(b"{{1,2},{3,4}}", &int, b',', &ctx).unwrap(),
-            "[[1,2],[3,4]]"
+            arr(b"{{1,2},{3,4}}", &int, b',').unwrap(),
+            a(vec![
+                a(vec![Value::Int(1), Value::Int(2)]),
+                a(vec![Value::Int(3), Value::Int(4)])
+            ])
         );
-        assert_eq!(array_to_json(b"{}", &int, b',', &ctx).unwrap(), "[]");
+        assert_eq!(arr(b"{}", &int, b',').unwrap(), a(vec![]));
         assert_eq!(
-            array_to_json(b"[0:1]={5,6}", &int, b',', &ctx).unwrap(),
-            "[5,6]"
-        );
-        assert_eq!(
-            array_to_json(
-                br#"{a,"b c","q\"x","NULL",NULL}"#,
-                &PgKind::Text,
-                b',',
-                &ctx
-            )
-            .unwrap(),
-            r#"["a","b c","q\"x","NULL",null]"#
+            arr(b"[0:1]={5,6}", &int, b',').unwrap(),
+            a(vec![Value::Int(5), Value::Int(6)])
         );
         assert_eq!(
-            array_to_json(b"{1.50,NaN}", &PgKind::Numeric, b',', &ctx).unwrap(),
-            r#"["1.50","NaN"]"#
+            arr(br#"{a,"b c","q\"x","NULL",NULL}"#, &PgKind::Text, b',').unwrap(),
+            a(vec![t("a"), t("b c"), t("q\"x"), t("NULL"), Value::Null])
         );
         assert_eq!(
-            array_to_json(b"{t,f}", &PgKind::Bool, b',', &ctx).unwrap(),
-            "[true,false]"
+            arr(b"{1.50,NaN}", &PgKind::Numeric, b',').unwrap(),
+            a(vec![
+                Value::Decimal("1.50".into()),
+                Value::Decimal("NaN".into())
+            ])
         );
         assert_eq!(
-            array_to_json(b"{(1,1),(0,0);(2,2),(1,1)}", &PgKind::Text, b';', &ctx).unwrap(),
-            r#"["(1,1),(0,0)","(2,2),(1,1)"]"#
+            arr(b"{(1,1),(0,0);(2,2),(1,1)}", &PgKind::Text, b';').unwrap(),
+            a(vec![t("(1,1),(0,0)"), t("(2,2),(1,1)")])
         );
-        assert!(array_to_json(b"{1,2", &int, b',', &ctx).is_err());
+        assert!(arr(b"{1,2", &int, b',').is_err());
+        let ts = PgKind::Array {
+            elem: Box::new(PgKind::Timestamp { fsp: 6 }),
+            delim: b',',
+        };
+        assert_eq!(ts.column("c").fsp, 6);
     }
 }

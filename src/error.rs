@@ -1,0 +1,161 @@
+//! One error policy for the whole process.
+//!
+//! Every error type of the crate knows its [`ErrorClass`] ([`Classify`]); the class is decided
+//! where the error is raised, by the module that understands it (a Postgres SQLSTATE, a MySQL
+//! error number, a Kafka error code), and travels with it. `run` reads nothing but the class:
+//!
+//! | class | meaning | what `run` does |
+//! |---|---|---|
+//! | `Transient` | the world may heal: a lost connection, a restarting server, records Kafka did not acknowledge in time | restart in-process from the stored position, backoff 1 s doubling to 30 s |
+//! | `Setup` | the user must change something: a prerequisite, a privilege, a config value | stop, exit 1, print the problem and its fix |
+//! | `Fatal` | a bug or an unexpected state rowstream cannot reason about | stop, exit 1, print the cause chain |
+//!
+//! Invariants:
+//! - Wrapping never changes the class: an [`Error`] built from a classified error keeps its
+//!   class through any added context, and module enums that wrap another module's error
+//!   delegate to it (a Kafka delivery failure inside a pipeline error is still transient).
+//! - A `Setup` error always carries a fix ([`SetupError`] has no constructor without one).
+//!
+//! (Modelled on supabase/etl's error policy and Materialize's definite/transient errors.)
+
+use std::fmt;
+
+/// What can be done about an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// Retry from the stored position after a backoff.
+    Transient,
+    /// Stop; the user must fix something (the error names the fix).
+    Setup,
+    /// Stop; nothing sensible to retry.
+    Fatal,
+}
+
+/// Errors that know their class.
+pub(crate) trait Classify {
+    fn class(&self) -> ErrorClass;
+}
+
+/// A problem the user must fix, with the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}\n  fix: {fix}")]
+pub(crate) struct SetupError {
+    pub(crate) problem: String,
+    pub(crate) fix: String,
+}
+
+impl SetupError {
+    pub(crate) fn new(problem: impl Into<String>, fix: impl Into<String>) -> SetupError {
+        SetupError {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl Classify for SetupError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Setup
+    }
+}
+
+/// An error on its way up to `run`: its class and its cause chain.
+pub(crate) struct Error {
+    class: ErrorClass,
+    inner: anyhow::Error,
+}
+
+impl Error {
+    pub(crate) fn class(&self) -> ErrorClass {
+        self.class
+    }
+
+    /// A setup problem raised outside any module error type.
+    pub(crate) fn setup(problem: impl Into<String>, fix: impl Into<String>) -> Error {
+        SetupError::new(problem, fix).into()
+    }
+
+    /// An unexpected state.
+    pub(crate) fn fatal(msg: impl fmt::Display) -> Error {
+        Error {
+            class: ErrorClass::Fatal,
+            inner: anyhow::anyhow!("{msg}"),
+        }
+    }
+
+    /// Add context; the class stays.
+    pub(crate) fn context(self, c: impl fmt::Display + Send + Sync + 'static) -> Error {
+        Error {
+            class: self.class,
+            inner: self.inner.context(c),
+        }
+    }
+}
+
+impl<E> From<E> for Error
+where
+    E: Classify + std::error::Error + Send + Sync + 'static,
+{
+    fn from(e: E) -> Error {
+        Error {
+            class: e.class(),
+            inner: anyhow::Error::new(e),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.inner)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} error: {:#}", self.class, self.inner)
+    }
+}
+
+/// `.context(..)` on results whose error converts into [`Error`].
+pub(crate) trait ResultExt<T> {
+    fn context_err(self, c: impl fmt::Display + Send + Sync + 'static) -> Result<T, Error>;
+}
+
+impl<T, E: Into<Error>> ResultExt<T> for Result<T, E> {
+    fn context_err(self, c: impl fmt::Display + Send + Sync + 'static) -> Result<T, Error> {
+        self.map_err(|e| e.into().context(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner(ErrorClass);
+    impl Classify for Inner {
+        fn class(&self) -> ErrorClass {
+            self.0
+        }
+    }
+
+    #[test]
+    fn class_survives_context_and_setup_shows_its_fix() {
+        let e: Error = Inner(ErrorClass::Transient).into();
+        let e = e.context("streaming").context("run");
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert_eq!(e.to_string(), "run: streaming: inner");
+        let s = Error::setup(
+            "wal_level is replica",
+            "ALTER SYSTEM SET wal_level = logical",
+        );
+        assert_eq!(s.class(), ErrorClass::Setup);
+        assert_eq!(
+            s.to_string(),
+            "wal_level is replica\n  fix: ALTER SYSTEM SET wal_level = logical"
+        );
+        let r: Result<(), Inner> = Err(Inner(ErrorClass::Fatal));
+        assert_eq!(r.context_err("x").unwrap_err().class(), ErrorClass::Fatal);
+    }
+}
