@@ -71,3 +71,17 @@ pub(crate) fn print_report(findings: &[Finding]) -> usize {
     }
     failed
 }
+
+impl Finding {
+    /// `run`'s reading of a prerequisite: a failed one stops it with the same words and fix
+    /// `check` prints.
+    pub(crate) fn required(self) -> Result<(), crate::error::SetupError> {
+        match self.level {
+            Level::Fail => Err(crate::error::SetupError::new(
+                self.what,
+                self.fix.unwrap_or_else(|| "run `rowstream check`".into()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}

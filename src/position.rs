@@ -68,6 +68,25 @@ pub enum SourcePosition {
 }
 
 impl SourcePosition {
+    /// The order of two positions of one log; `None` for positions of different sources.
+    /// (The GTID set is not part of the order: the file and offset place a MySQL position.)
+    pub(crate) fn cmp_in_log(&self, other: &SourcePosition) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (SourcePosition::Postgres { lsn: a }, SourcePosition::Postgres { lsn: b }) => {
+                Some(a.cmp(b))
+            }
+            (
+                SourcePosition::MySql {
+                    file: fa, pos: pa, ..
+                },
+                SourcePosition::MySql {
+                    file: fb, pos: pb, ..
+                },
+            ) => Some(Self::binlog_key(fa, *pa).cmp(&Self::binlog_key(fb, *pb))),
+            _ => None,
+        }
+    }
+
     /// Order key of a binlog position: (file sequence number, offset).
     pub fn binlog_key(file: &str, pos: u64) -> (u64, u64) {
         let seq = file
@@ -134,5 +153,17 @@ mod tests {
             SourcePosition::binlog_key("mysql-bin.000010", 4)
                 > SourcePosition::binlog_key("mysql-bin.000009", 99999)
         );
+        use std::cmp::Ordering;
+        let my = |f: &str, pos| SourcePosition::MySql {
+            file: f.into(),
+            pos,
+            gtid: None,
+        };
+        assert_eq!(
+            my("b.000010", 4).cmp_in_log(&my("b.000009", 9999)),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(p.cmp_in_log(&p), Some(Ordering::Equal));
+        assert_eq!(p.cmp_in_log(&my("b.000001", 4)), None);
     }
 }

@@ -20,13 +20,14 @@
 
 use crate::checkpoint::store::{State, Store};
 use crate::checkpoint::tracker::Tracker;
-use crate::config::{Config, SourceType};
+use crate::config::Config;
 use crate::error::{Error, ErrorClass, ResultExt as _};
 use crate::pipeline::{Pipeline, Stats};
 use crate::position::SourcePosition;
 use crate::sequence::SequenceGen;
 use crate::sink::kafka::KafkaSink;
-use crate::source::{mysql, postgres};
+use crate::source::batch::Batcher;
+use crate::source::{self, Source as _};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,45 +77,10 @@ pub(crate) async fn run(cfg: Config) -> Result<(), Error> {
     }
 }
 
-/// A prepared source of either kind.
-enum Source {
-    Pg(Box<postgres::Prepared>),
-    My(Box<mysql::Prepared>),
-}
-
-impl Source {
-    async fn prepare(cfg: &Config, state: &State) -> Result<Source, Error> {
-        Ok(match cfg.source.kind {
-            SourceType::Postgres => Source::Pg(Box::new(postgres::prepare(cfg, state).await?)),
-            SourceType::Mysql => Source::My(Box::new(mysql::prepare(cfg, state).await?)),
-        })
-    }
-    fn schemas(&self) -> &[Arc<crate::schema::TableSchema>] {
-        match self {
-            Source::Pg(p) => &p.schemas,
-            Source::My(p) => &p.schemas,
-        }
-    }
-    async fn run(
-        self,
-        tx: mpsc::Sender<crate::event::Batch>,
-        acks: watch::Receiver<Option<SourcePosition>>,
-        stop: watch::Receiver<bool>,
-    ) -> Result<(), Error> {
-        match self {
-            Source::Pg(p) => Ok(p.run(tx, acks, stop).await?),
-            Source::My(p) => Ok(p.run(tx, acks, stop).await?),
-        }
-    }
-}
-
 async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result<(), Error> {
     let cfg = cfg.clone();
     let store = Arc::new(Store::open(&cfg.state.dir)?);
-    let sid = match cfg.source.kind {
-        SourceType::Postgres => postgres::source_id(&cfg),
-        SourceType::Mysql => mysql::source_id(&cfg),
-    };
+    let sid = source::source_id(&cfg);
     let mut state = match store.load()? {
         Some(s) => {
             if s.source_id != sid {
@@ -143,7 +109,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result
     );
     let tracker = Arc::new(Tracker::new());
     let sink = KafkaSink::new(&cfg.kafka, tracker.clone())?;
-    let prepared = Source::prepare(&cfg, &state).await?;
+    let prepared = source::prepare(&cfg, &state).await?;
     let stats = Arc::new(Stats::default());
     stats
         .delivered_event_time
@@ -170,7 +136,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let (ack_tx, ack_rx) = watch::channel::<Option<SourcePosition>>(state.position.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut source = tokio::spawn(prepared.run(tx, ack_rx, stop_rx));
+    let mut source = tokio::spawn(prepared.run(Batcher::new(tx), ack_rx, stop_rx));
     let mut pipe = tokio::spawn(pipeline.run(rx));
     if let Some(addr) = &cfg.admin.listen {
         crate::admin::serve(addr, stats.clone(), tracker.clone()).await?;

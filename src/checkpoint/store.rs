@@ -63,15 +63,23 @@ pub struct State {
 }
 
 impl State {
-    /// Fold a released marker. Returns whether anything changed.
+    /// Fold a released marker. Returns whether anything changed. A checkpoint behind the
+    /// stored position is refused (logged): positions only move forward.
     pub fn apply(&mut self, m: &Marker) -> bool {
         match m {
             Marker::Checkpoint {
                 position,
                 event_time_ms,
             } => {
-                if self.position.as_ref() == Some(position) {
-                    return false;
+                if let Some(cur) = &self.position {
+                    match position.cmp_in_log(cur) {
+                        Some(std::cmp::Ordering::Less) => {
+                            tracing::warn!(stored = %cur, offered = %position, "a checkpoint behind the stored position was refused");
+                            return false;
+                        }
+                        _ if cur == position => return false,
+                        _ => {}
+                    }
                 }
                 self.position = Some(position.clone());
                 if *event_time_ms >= 0 {
@@ -182,6 +190,12 @@ mod tests {
             position: p.clone(),
             event_time_ms: 5
         }));
+        // positions only move forward
+        assert!(!st.apply(&Marker::Checkpoint {
+            position: SourcePosition::Postgres { lsn: Lsn(98) },
+            event_time_ms: 6
+        }));
+        assert_eq!(st.position, Some(p.clone()));
         assert!(st.apply(&Marker::SnapshotDone {
             table: "public.t".into(),
             from: p.clone()

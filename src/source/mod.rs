@@ -1,16 +1,129 @@
-//! Change sources: Postgres (logical replication, pgoutput) and MySQL/MariaDB (ROW binlog).
-pub mod mysql;
-pub mod postgres;
-pub mod render;
+//! Change sources and the contract every source keeps.
+//!
+//! A source turns a database's change log into [`SourceEvent`]s for the pipeline. Two exist:
+//! `postgres` (logical replication, pgoutput) and `mysql` (MySQL/MariaDB ROW binlog). A third
+//! (say SQL Server) implements the same contract and reuses the same shared parts.
+//!
+//! # The contract
+//!
+//! **Start-up** (`prepare(cfg, state)`, per source): connect, evaluate the source's
+//! prerequisites (its `prereq` module, the same definitions `rowstream check` prints) and stop
+//! with a setup error naming the fix when one fails; list the tables that match
+//! `source.tables`/`source.exclude`; decide which need a snapshot with
+//! [`plan::tables_to_snapshot`]; open a consistent read of them and learn the log position it
+//! corresponds to (the fence, [`plan::Fence`]); build every matched table's schema through
+//! [`schemas::SchemaFactory`] (one key policy: custom key, else primary key, else none; a bad
+//! `source.keys` entry is a setup error). The resume position is the stored one when there is
+//! one, else the snapshot's point, else the log's current end.
+//!
+//! **Running** ([`Source::run`]):
+//! 1. Snapshot first, with the shared driver [`snapshot::snapshot_tables`] and a
+//!    database-specific [`snapshot::TableReader`]: rows are `INSERT`s with `snapshot = true`,
+//!    each finished table is followed by `Marker::SnapshotDone { from: fence }`, and a stop
+//!    request is honoured at the next chunk boundary.
+//! 2. Then stream from the resume position. Events are sent **in log order**. A change of a
+//!    table whose record starts before that table's fence is dropped (it is in the snapshot).
+//! 3. `Marker::Checkpoint` is sent **only at transaction ends** (or at a heartbeat point outside
+//!    any transaction), after every event of that transaction: everything before a marker
+//!    belongs to positions at or before it. Positions only move forward (the store refuses a
+//!    step back).
+//! 4. `SourceEvent::Table` announces a table (or a new version of its schema) before its first
+//!    record, so its topic exists before anything is written to it; a DDL becomes a
+//!    `SourceEvent::Ddl` in log order, carrying the schema after the change.
+//! 5. Everything goes through [`batch::Batcher`]: bounded, so a slow broker slows the log reader.
+//!    While blocked, a source keeps its server connection alive (Postgres standby status
+//!    updates; MySQL's server heartbeats need nothing).
+//! 6. Positions in `acks` are stored (Kafka acknowledged everything before them): only those may
+//!    be confirmed to the database (Postgres flush LSN). Nothing else is ever confirmed.
+//! 7. On a stop request: finish the current chunk or event, flush the batcher, return `Ok`;
+//!    an open transaction is not marked, so it is replayed after a restart.
+//! 8. Errors carry their class (`crate::error`): a lost connection is transient (the run restarts
+//!    from the stored position), a missing privilege or prerequisite is a setup error with its
+//!    fix. A value that cannot be rendered is never an error: [`render::RenderWarnings`].
+//!
+//! **Database-specific, per source:** the connection and its session settings, log decoding,
+//! the chunk reader, the catalog (columns, types, primary keys), DDL capture, prerequisites.
+
+pub(crate) mod batch;
+pub(crate) mod mysql;
+pub(crate) mod plan;
+pub(crate) mod postgres;
+pub(crate) mod render;
+pub(crate) mod schemas;
+pub(crate) mod snapshot;
 
 use crate::check::Finding;
+use crate::checkpoint::store::State;
 use crate::config::{Config, SourceType};
+use crate::error::Error;
+use crate::position::SourcePosition;
+use crate::schema::TableSchema;
+use batch::Batcher;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// A prepared source, ready to run (see the module doc for what `run` must do).
+pub(crate) trait Source: Send + 'static {
+    /// Schemas of the tables matched at start: their topics are created before anything runs.
+    fn schemas(&self) -> &[Arc<TableSchema>];
+
+    /// Snapshot what was planned, then stream until `stop` turns true.
+    fn run(
+        self,
+        out: Batcher,
+        acks: watch::Receiver<Option<SourcePosition>>,
+        stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The source `source.type` names, prepared.
+pub(crate) enum AnySource {
+    Postgres(Box<postgres::Prepared>),
+    MySql(Box<mysql::Prepared>),
+}
+
+/// Identifies the source a state belongs to (`postgres:<db>:<slot>`, `mysql:<host>:<port>`).
+pub(crate) fn source_id(cfg: &Config) -> String {
+    match cfg.source.kind {
+        SourceType::Postgres => postgres::source_id(cfg),
+        SourceType::Mysql => mysql::source_id(cfg),
+    }
+}
+
+pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<AnySource, Error> {
+    Ok(match cfg.source.kind {
+        SourceType::Postgres => AnySource::Postgres(Box::new(postgres::prepare(cfg, state).await?)),
+        SourceType::Mysql => AnySource::MySql(Box::new(mysql::prepare(cfg, state).await?)),
+    })
+}
+
+impl Source for AnySource {
+    fn schemas(&self) -> &[Arc<TableSchema>] {
+        match self {
+            AnySource::Postgres(p) => p.schemas(),
+            AnySource::MySql(p) => p.schemas(),
+        }
+    }
+
+    async fn run(
+        self,
+        out: Batcher,
+        acks: watch::Receiver<Option<SourcePosition>>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        match self {
+            AnySource::Postgres(p) => p.run(out, acks, stop).await,
+            AnySource::MySql(p) => p.run(out, acks, stop).await,
+        }
+    }
+}
 
 /// `rowstream check`: the source's prerequisites, then the broker's.
 pub(crate) async fn check(cfg: &Config, fix: bool) -> Vec<Finding> {
     let mut findings = match cfg.source.kind {
         SourceType::Postgres => postgres::check::check(cfg, fix).await,
-        SourceType::Mysql => mysql::check::check(cfg).await,
+        SourceType::Mysql => mysql::check::check(cfg, fix).await,
     };
     findings.push(crate::sink::kafka::check(&cfg.kafka));
     findings

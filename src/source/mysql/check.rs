@@ -1,8 +1,10 @@
 //! `rowstream check` for MySQL/MariaDB: binlog settings, GTIDs, retention, grants, tables.
 //!
-//! Invariant: every problem found is reported with its fix; `Fail` blocks running.
+//! Invariant: every problem found is reported with its fix; `Fail` blocks running. The binlog
+//! settings are `prereq`'s definitions (the ones `run` enforces); `--fix` applies those a running
+//! server accepts.
 
-use super::{connect, filter};
+use super::{connect, filter, prereq, MySqlError};
 use crate::check::{Finding, Level};
 use crate::config::{redact_url, Config};
 use crate::schema::TableId;
@@ -17,7 +19,7 @@ fn f(level: Level, what: impl Into<String>, fix: Option<String>) -> Finding {
     }
 }
 
-pub async fn check(cfg: &Config) -> Vec<Finding> {
+pub(crate) async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let opts = match Opts::from_url(&cfg.source.url) {
         Ok(o) => o,
@@ -33,11 +35,7 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
     let mut conn = match connect(&opts).await {
         Ok(c) => c,
         Err(e) => {
-            out.push(f(
-                Level::Fail,
-                format!("cannot connect to {}: {e}", redact_url(&cfg.source.url)),
-                Some("check source.url, that the server runs, and the user's password and host grants".into()),
-            ));
+            out.push(prereq::connect_failed(&cfg.source.url, &e));
             return out;
         }
     };
@@ -46,7 +44,7 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
         format!("connected to {}", redact_url(&cfg.source.url)),
         None,
     ));
-    if let Err(e) = run_checks(cfg, &opts, &mut conn, &mut out).await {
+    if let Err(e) = run_checks(cfg, &opts, &mut conn, apply_fixes, &mut out).await {
         out.push(f(
             Level::Fail,
             format!("a check query failed: {e}"),
@@ -61,8 +59,9 @@ async fn run_checks(
     cfg: &Config,
     opts: &Opts,
     conn: &mut mysql_async::Conn,
+    apply_fixes: bool,
     out: &mut Vec<Finding>,
-) -> Result<(), mysql_async::Error> {
+) -> Result<(), MySqlError> {
     let version: String = conn
         .query_first("SELECT VERSION()")
         .await?
@@ -76,76 +75,11 @@ async fn run_checks(
         ),
         None,
     ));
-    let vars: Vec<(String, String)> = conn
-        .query(
-            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', \
-             'binlog_row_metadata', 'gtid_mode', 'enforce_gtid_consistency', 'gtid_strict_mode', 'expire_logs_days', \
-             'binlog_expire_logs_seconds', 'server_id', 'binlog_row_value_options')",
-        )
-        .await?;
-    let var = |n: &str| {
-        vars.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.clone())
-    };
-    let cnf = if mariadb {
-        "/etc/mysql/mariadb.conf.d/60-cdc.cnf"
-    } else {
-        "my.cnf [mysqld]"
-    };
-    match var("log_bin").as_deref() {
-        Some("ON") => out.push(f(Level::Ok, "log_bin = ON", None)),
-        other => out.push(f(
-            Level::Fail,
-            format!("log_bin = {}: the binary log is off", other.unwrap_or("?")),
-            Some(format!(
-                "set log_bin = mysql-bin and server_id = 1 in {cnf}, then restart the server"
-            )),
-        )),
-    }
-    match var("binlog_format").as_deref() {
-        Some("ROW") => out.push(f(Level::Ok, "binlog_format = ROW", None)),
-        other => out.push(f(
-            Level::Fail,
-            format!(
-                "binlog_format = {}: rowstream needs ROW",
-                other.unwrap_or("?")
-            ),
-            Some(format!(
-                "SET GLOBAL binlog_format = 'ROW'; and binlog_format = ROW in {cnf}"
-            )),
-        )),
-    }
-    match var("binlog_row_image").as_deref() {
-        Some("FULL") => out.push(f(Level::Ok, "binlog_row_image = FULL", None)),
-        other => out.push(f(
-            Level::Fail,
-            format!(
-                "binlog_row_image = {}: before images would lack columns",
-                other.unwrap_or("?")
-            ),
-            Some(format!(
-                "SET GLOBAL binlog_row_image = 'FULL'; and binlog_row_image = FULL in {cnf}"
-            )),
-        )),
-    }
-    match var("binlog_row_metadata").as_deref() {
-        Some("FULL") => out.push(f(Level::Ok, "binlog_row_metadata = FULL", None)),
-        None => out.push(f(Level::Warn, "binlog_row_metadata is not supported by this server (MySQL < 8.0.1 / MariaDB < 10.5): column names come from the schema history only", None)),
-        Some(other) => out.push(f(
-            Level::Warn,
-            format!("binlog_row_metadata = {other}: events do not carry column names; rowstream relies on its schema history alone"),
-            Some(format!("SET GLOBAL binlog_row_metadata = 'FULL'; and binlog_row_metadata = FULL in {cnf}")),
-        )),
-    }
-    if let Some(v) = var("binlog_row_value_options") {
-        if v.to_ascii_uppercase().contains("PARTIAL_JSON") {
-            out.push(f(
-                Level::Fail,
-                "binlog_row_value_options = PARTIAL_JSON: JSON updates would carry only diffs",
-                Some("SET GLOBAL binlog_row_value_options = '';".into()),
-            ));
-        }
+    let vars = prereq::variables(conn).await?;
+    let var = |n: &str| prereq::var(&vars, n).map(str::to_string);
+    out.extend(prereq::binlog_settings(&vars, mariadb));
+    if apply_fixes {
+        out.extend(prereq::fix_online(conn, &vars).await);
     }
     if mariadb {
         out.push(f(

@@ -9,6 +9,7 @@
 
 use super::schema::HistoryError;
 use crate::error::{Classify, ErrorClass, SetupError};
+use crate::source::batch::Closed;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MySqlError {
@@ -20,8 +21,8 @@ pub(crate) enum MySqlError {
     Event(#[from] std::io::Error),
     #[error(transparent)]
     Setup(#[from] SetupError),
-    #[error("the pipeline stopped")]
-    Closed,
+    #[error(transparent)]
+    Closed(#[from] Closed),
 }
 
 /// The class of a server error by its number.
@@ -52,7 +53,7 @@ impl Classify for MySqlError {
             // a stream cut mid-event: reconnect and resume from the stored position
             MySqlError::Event(_) => ErrorClass::Transient,
             MySqlError::Setup(_) => ErrorClass::Setup,
-            MySqlError::Closed => ErrorClass::Transient,
+            MySqlError::Closed(c) => c.class(),
         }
     }
 }

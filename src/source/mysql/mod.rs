@@ -1,7 +1,10 @@
 //! The MySQL / MariaDB source: snapshot, then the ROW binlog as a replica (mysql_async with its
 //! `binlog` feature), one binary for both flavours.
 //!
-//! Start-up (`prepare`): check the binlog settings, list the tables that match, open the schema
+//! It keeps the contract of `crate::source`; the snapshot's chunk reader is `snapshot`, the
+//! prerequisites `prereq`.
+//!
+//! Start-up (`prepare`): check the binlog settings (`prereq`), list the tables that match, open the schema
 //! history, and take a consistent snapshot position when tables need one: MariaDB reports the
 //! binlog position of a `START TRANSACTION WITH CONSISTENT SNAPSHOT` (`binlog_snapshot_file` /
 //! `binlog_snapshot_position`), no lock at all; MySQL takes `FLUSH TABLES WITH READ LOCK` just
@@ -12,7 +15,8 @@
 //! - Checkpoints are emitted only at transaction ends (XID, or a COMMIT / DDL query event),
 //!   carrying file + end offset and the GTID set executed so far; the stream resumes from the
 //!   stored file + offset, also after rotation.
-//! - A table snapshotted at position S drops binlog changes before S (they are in the snapshot).
+//! - A table snapshotted at position S (its fence) drops binlog events that start before S: their
+//!   transactions ended at or before S, so they are in the snapshot.
 //! - Events are decoded with the table's schema as of their position (see `schema`); a DDL
 //!   appends the new schema to the durable history before any later row is decoded.
 //! - Unparseable DDL is written as `QUERY` (or skipped when it names no table) and never stops
@@ -21,41 +25,45 @@
 //!   ANNOTATE_ROWS are read (the latter three carry nothing rowstream needs); MySQL's GTID,
 //!   ROWS_QUERY and TRANSACTION_PAYLOAD (compressed transactions, expanded by mysql_async) too.
 
-pub mod check;
-pub mod ddl;
+pub(crate) mod check;
+pub(crate) mod ddl;
 pub(crate) mod error;
-pub mod schema;
-pub mod values;
+pub(crate) mod prereq;
+pub(crate) mod schema;
+pub(crate) mod snapshot;
+pub(crate) mod values;
 
 use crate::checkpoint::store::State;
-use crate::config::{Config, SnapshotMode};
+use crate::config::Config;
 use crate::error::SetupError;
-use crate::event::{Batch, ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
+use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::position::SourcePosition;
-use crate::schema::{render_topic, DbType, TableFilter, TableId, TableSchema};
+use crate::schema::{DbType, TableFilter, TableId, TableSchema};
+use crate::source::batch::Batcher;
+use crate::source::plan::{tables_to_snapshot, Fence};
 use crate::source::render::RenderWarnings;
+use crate::source::schemas::SchemaFactory;
+use crate::source::snapshot::snapshot_tables;
+use crate::source::Source;
 use crate::value::Value;
 pub(crate) use error::MySqlError;
 use futures_util::StreamExt;
-use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::events::{EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::*;
-use mysql_async::{BinlogStreamRequest, Conn, Opts};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
 use schema::{History, MyTable};
+use snapshot::{MyTableReader, SnapTable, CHUNK_ROWS};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use values::{convert, Ctx, Origin};
-
-const BATCH: usize = 512;
-const CHUNK_ROWS: usize = 5000;
 
 fn setup(problem: impl Into<String>, fix: impl Into<String>) -> MySqlError {
     MySqlError::Setup(SetupError::new(problem, fix))
 }
 
-pub fn source_id(cfg: &Config) -> String {
+pub(crate) fn source_id(cfg: &Config) -> String {
     match Opts::from_url(&cfg.source.url) {
         Ok(o) => format!("mysql:{}:{}", o.ip_or_hostname(), o.tcp_port()),
         Err(_) => "mysql:?".into(),
@@ -84,22 +92,21 @@ pub async fn connect(opts: &Opts) -> Result<Conn, mysql_async::Error> {
     Ok(c)
 }
 
-pub struct Prepared {
+pub(crate) struct Prepared {
     opts: Opts,
     db_type: DbType,
     server_id: u32,
     filter: TableFilter,
-    topic_template: String,
-    keys: BTreeMap<String, Vec<String>>,
+    factory: SchemaFactory,
     ctx: Arc<Ctx>,
     history: History,
     start: (String, u64),
     gtid: Option<String>,
     /// tables to snapshot, with the open snapshot connection and its position
     snapshot: Option<(Conn, (String, u64), Vec<MyTable>)>,
-    /// per "db.table": drop binlog changes before this position
-    skip_before: HashMap<String, (u64, u64)>,
-    pub schemas: Vec<Arc<TableSchema>>,
+    /// per table: binlog events starting before this position are in its snapshot
+    fence: Fence,
+    schemas: Vec<Arc<TableSchema>>,
     chunk_rows: usize,
     /// no position stored yet: store the start position first, so a restart before the first
     /// transaction resumes here instead of at the server's newest position
@@ -122,7 +129,7 @@ async fn master_status(conn: &mut Conn) -> Result<(String, u64), MySqlError> {
     Ok((file, pos))
 }
 
-pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError> {
+pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError> {
     let opts = Opts::from_url(&cfg.source.url).map_err(|e| {
         setup(
             format!("source.url: {e}"),
@@ -130,12 +137,10 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
         )
     })?;
     let mut conn = connect(&opts).await.map_err(|e| {
-        setup(
-            format!(
-                "cannot connect to {}: {e}",
-                crate::config::redact_url(&cfg.source.url)
-            ),
-            "check source.url, that the server runs, and the user's password and host grants",
+        MySqlError::Setup(
+            prereq::connect_failed(&cfg.source.url, &e)
+                .required()
+                .unwrap_err(),
         )
     })?;
     let version: String = conn
@@ -147,32 +152,7 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
     } else {
         DbType::MySql
     };
-    let vars: Vec<(String, String)> = conn
-        .query("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image')")
-        .await?;
-    let var = |n: &str| {
-        vars.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.to_ascii_uppercase())
-    };
-    if var("log_bin").as_deref() != Some("ON") {
-        return Err(setup("the binary log is off (log_bin = OFF)", "set log_bin in the server config and restart (run `rowstream check` for every prerequisite)"));
-    }
-    if var("binlog_format").as_deref() != Some("ROW") {
-        return Err(setup(
-            format!(
-                "binlog_format is {}, rowstream needs ROW",
-                var("binlog_format").unwrap_or_default()
-            ),
-            "SET GLOBAL binlog_format = 'ROW'; and binlog_format = ROW in the server config",
-        ));
-    }
-    if var("binlog_row_image").as_deref() != Some("FULL") {
-        return Err(setup(
-            format!("binlog_row_image is {}, rowstream needs FULL", var("binlog_row_image").unwrap_or_default()),
-            "SET GLOBAL binlog_row_image = 'FULL'; and binlog_row_image = FULL in the server config",
-        ));
-    }
+    prereq::required_for_run(&mut conn, db_type == DbType::MariaDb).await?;
     let filter = filter(cfg, &opts);
     let tables: Vec<(String, String)> = conn
         .query(
@@ -192,21 +172,9 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
         .collect();
     std::fs::create_dir_all(&cfg.state.dir).map_err(MySqlError::Event)?;
     let mut history = History::open(&cfg.state.dir)?;
-    let need: Vec<(String, String)> = match cfg.snapshot.mode {
-        SnapshotMode::Never => vec![],
-        SnapshotMode::Always => matched.clone(),
-        SnapshotMode::Initial => matched
-            .iter()
-            .filter(|(d, t)| !state.tables.contains_key(&format!("{d}.{t}")))
-            .cloned()
-            .collect(),
-    };
-    let mut skip_before = HashMap::new();
-    for (name, ts) in &state.tables {
-        if let Some(SourcePosition::MySql { file, pos, .. }) = &ts.snapshot_from {
-            skip_before.insert(name.clone(), SourcePosition::binlog_key(file, *pos));
-        }
-    }
+    let ids: Vec<TableId> = matched.iter().map(|(d, t)| table_id(d, t)).collect();
+    let need: Vec<TableId> = tables_to_snapshot(cfg.snapshot.mode, &ids, state);
+    let mut fence = Fence::from_state(state);
     // the snapshot: a consistent read view and the binlog position it corresponds to
     let mut snapshot = None;
     let mut snap_pos = None;
@@ -257,15 +225,12 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
         };
         tracing::info!(file = %pos.0, pos = pos.1, tables = need.len(), "consistent snapshot opened");
         let mut defs = Vec::new();
-        for (d, t) in &need {
-            if let Some(def) = schema::load_table(&mut sc, d, t).await? {
-                skip_before.insert(
-                    format!("{d}.{t}"),
-                    SourcePosition::binlog_key(&pos.0, pos.1),
-                );
+        for id in &need {
+            if let Some(def) = schema::load_table(&mut sc, &id.db, &id.table).await? {
                 defs.push(def);
             }
         }
+        fence.set(&need, &binlog_position(&pos.0, pos.1));
         snap_pos = Some(pos.clone());
         snapshot = Some((sc, pos, defs));
     }
@@ -295,14 +260,13 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
         db_type,
         server_id: cfg.source.server_id.unwrap_or(5401),
         filter,
-        topic_template: cfg.kafka.topic.clone(),
-        keys: cfg.source.keys.clone(),
+        factory: SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source.keys),
         ctx,
         history,
         start,
         gtid,
         snapshot,
-        skip_before,
+        fence,
         schemas: vec![],
         chunk_rows: CHUNK_ROWS,
         store_start: state.position.is_none(),
@@ -313,7 +277,7 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
             .at(&format!("{d}.{t}"), &p.start.0, p.start.1)
             .cloned()
         {
-            let s = p.table_schema(&def);
+            let s = p.table_schema(&def)?;
             p.schemas.push(s);
         }
     }
@@ -321,204 +285,81 @@ pub async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError
     Ok(p)
 }
 
-/// Snapshot rows on their way out: batched, counted, progress logged every 5 s.
-struct SnapshotOut {
-    batch: Batch,
-    rows: u64,
-    last_log: Instant,
-}
+impl Source for Prepared {
+    fn schemas(&self) -> &[Arc<TableSchema>] {
+        &self.schemas
+    }
 
-impl SnapshotOut {
-    async fn push(
-        &mut self,
-        ev: SourceEvent,
-        tx: &mpsc::Sender<Batch>,
-        table: &str,
-    ) -> Result<(), MySqlError> {
-        self.batch.push(ev);
-        self.rows += 1;
-        if self.batch.len() >= BATCH {
-            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-            tx.send(b).await.map_err(|_| MySqlError::Closed)?;
-        }
-        if self.last_log.elapsed() > Duration::from_secs(5) {
-            tracing::info!(table, rows = self.rows, "snapshot progress");
-            self.last_log = Instant::now();
-        }
-        Ok(())
+    async fn run(
+        self,
+        out: Batcher,
+        _acks: watch::Receiver<Option<SourcePosition>>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), crate::error::Error> {
+        Ok(self.run_source(out, stop).await?)
     }
 }
 
-fn snapshot_change(schema: &Arc<TableSchema>, row: Vec<Value>) -> SourceEvent {
-    SourceEvent::Change(ChangeEvent {
-        table: schema.clone(),
-        op: Op::Insert,
-        before: None,
-        after: Some(row),
-        event_time_ms: -1,
-        snapshot: true,
-    })
+fn table_id(db: &str, table: &str) -> TableId {
+    TableId {
+        db: db.to_string(),
+        schema: None,
+        table: table.to_string(),
+    }
+}
+
+/// A binlog position without GTIDs (for fences).
+fn binlog_position(file: &str, pos: u64) -> SourcePosition {
+    SourcePosition::MySql {
+        file: file.to_string(),
+        pos,
+        gtid: None,
+    }
 }
 
 impl Prepared {
-    fn table_schema(&self, def: &MyTable) -> Arc<TableSchema> {
-        let id = TableId {
-            db: def.db.clone(),
-            schema: None,
-            table: def.table.clone(),
-        };
+    fn table_schema(&self, def: &MyTable) -> Result<Arc<TableSchema>, MySqlError> {
         let columns: Vec<_> = def
             .columns
             .iter()
             .map(|c| c.column(self.ctx.tiny1_bool))
             .collect();
-        let pname = id.pattern_name();
-        let key_names: Vec<String> = self
-            .keys
-            .get(&pname)
-            .cloned()
-            .unwrap_or_else(|| def.pk.clone());
-        let key: Option<Vec<usize>> = key_names
-            .iter()
-            .map(|k| columns.iter().position(|c| &c.name == k))
-            .collect::<Option<Vec<_>>>()
-            .filter(|k| !k.is_empty());
-        let topic = render_topic(&self.topic_template, &id);
-        TableSchema::new(self.db_type, id, columns, key, topic)
+        Ok(self
+            .factory
+            .build(table_id(&def.db, &def.table), columns, &def.pk)?)
     }
 
-    pub async fn run(
+    async fn run_source(
         mut self,
-        tx: mpsc::Sender<Batch>,
-        _acks: watch::Receiver<Option<SourcePosition>>,
-        mut shutdown: watch::Receiver<bool>,
+        mut out: Batcher,
+        mut stop: watch::Receiver<bool>,
     ) -> Result<(), MySqlError> {
-        let mut warned = RenderWarnings::default();
-        if let Some((mut sc, pos, defs)) = self.snapshot.take() {
-            for def in &defs {
-                if *shutdown.borrow() {
-                    return Ok(());
-                }
-                self.snapshot_table(&mut sc, def, &pos, &tx, &mut warned)
-                    .await?;
+        let mut warnings = RenderWarnings::default();
+        if let Some((mut conn, pos, defs)) = self.snapshot.take() {
+            let mut tables = Vec::with_capacity(defs.len());
+            for def in defs {
+                let schema = self.table_schema(&def)?;
+                tables.push(SnapTable { def, schema });
             }
-            let _ = sc.query_drop("COMMIT").await;
-            let _ = sc.disconnect().await;
-        }
-        self.stream(&tx, &mut shutdown, &mut warned).await
-    }
-
-    async fn snapshot_table(
-        &self,
-        sc: &mut Conn,
-        def: &MyTable,
-        pos: &(String, u64),
-        tx: &mpsc::Sender<Batch>,
-        warned: &mut RenderWarnings,
-    ) -> Result<(), MySqlError> {
-        let started = Instant::now();
-        let schema = self.table_schema(def);
-        let q = |s: &str| format!("`{}`", s.replace('`', "``"));
-        let cols: Vec<String> = def.columns.iter().map(|c| q(&c.name)).collect();
-        let from = format!("{}.{}", q(&def.db), q(&def.table));
-        let pk_idx: Vec<usize> = def
-            .pk
-            .iter()
-            .filter_map(|k| def.columns.iter().position(|c| &c.name == k))
-            .collect();
-        let name = format!("{}.{}", def.db, def.table);
-        tracing::info!(table = %name, "snapshot started");
-        let mut out_rows = SnapshotOut {
-            batch: Vec::with_capacity(BATCH),
-            rows: 0,
-            last_log: Instant::now(),
-        };
-        let mut last: Option<Vec<mysql_async::Value>> = None;
-        if pk_idx.is_empty() {
-            // no key to chunk by: one SELECT, streamed row by row (bounded memory)
-            let mut result = sc
-                .exec_iter(format!("SELECT {} FROM {from}", cols.join(",")), ())
-                .await?;
-            while let Some(row) = result.next().await? {
-                let out = self.row_values(def, row.unwrap(), &name, warned);
-                out_rows
-                    .push(snapshot_change(&schema, out), tx, &name)
-                    .await?;
-            }
-        }
-        // keyset chunks by primary key: each chunk holds at most chunk_rows rows
-        while !pk_idx.is_empty() {
-            let order = def.pk.iter().map(|k| q(k)).collect::<Vec<_>>().join(",");
-            let chunk: Vec<mysql_async::Row> = match &last {
-                None => {
-                    let sql = format!(
-                        "SELECT {} FROM {from} ORDER BY {order} LIMIT {}",
-                        cols.join(","),
-                        self.chunk_rows
-                    );
-                    sc.exec(sql, ()).await?
-                }
-                Some(k) => {
-                    let marks = vec!["?"; k.len()].join(",");
-                    let sql = format!(
-                        "SELECT {} FROM {from} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {}",
-                        cols.join(","),
-                        self.chunk_rows
-                    );
-                    sc.exec(sql, mysql_async::Params::Positional(k.clone()))
-                        .await?
-                }
+            let mut reader = MyTableReader {
+                conn: &mut conn,
+                ctx: &self.ctx,
+                warnings: &mut warnings,
+                chunk_rows: self.chunk_rows,
             };
-            let n = chunk.len();
-            for row in chunk {
-                let vals = row.unwrap();
-                last = Some(pk_idx.iter().map(|&i| vals[i].clone()).collect());
-                let out = self.row_values(def, vals, &name, warned);
-                out_rows
-                    .push(snapshot_change(&schema, out), tx, &name)
-                    .await?;
-            }
-            if n < self.chunk_rows {
-                break;
+            let at = binlog_position(&pos.0, pos.1);
+            let done = snapshot_tables(&mut reader, &tables, &at, &mut out, &stop).await?;
+            let _ = conn.query_drop("COMMIT").await;
+            let _ = conn.disconnect().await;
+            if !done {
+                return Ok(());
             }
         }
-        let rows = out_rows.rows;
-        let mut batch = out_rows.batch;
-        batch.push(SourceEvent::Marker(Marker::SnapshotDone {
-            table: name.clone(),
-            from: SourcePosition::MySql {
-                file: pos.0.clone(),
-                pos: pos.1,
-                gtid: None,
-            },
-        }));
-        tx.send(batch).await.map_err(|_| MySqlError::Closed)?;
-        let secs = started.elapsed().as_secs_f64();
-        tracing::info!(table = %name, rows, secs = format!("{secs:.2}"), rows_per_sec = (rows as f64 / secs.max(1e-6)) as u64, "snapshot finished");
-        Ok(())
+        self.stream(&mut out, &mut stop, &mut warnings).await
     }
 
-    /// A row of the snapshot as values; unrenderable ones are null (warned once per column).
-    fn row_values(
-        &self,
-        def: &MyTable,
-        vals: Vec<mysql_async::Value>,
-        name: &str,
-        warned: &mut RenderWarnings,
-    ) -> Vec<Value> {
-        def.columns
-            .iter()
-            .zip(vals)
-            .map(|(c, v)| warned.value(name, &c.name, convert(c, v, Origin::Snapshot, &self.ctx)))
-            .collect()
-    }
-
-    async fn stream(
-        &mut self,
-        tx: &mpsc::Sender<Batch>,
-        shutdown: &mut watch::Receiver<bool>,
-        warned: &mut RenderWarnings,
-    ) -> Result<(), MySqlError> {
+    /// Open the binlog dump at the resume position.
+    async fn open_stream(&self) -> Result<(BinlogStream, bool), MySqlError> {
         let mut conn = connect(&self.opts).await?;
         if self.db_type == DbType::MariaDb {
             // GTID, GTID_LIST, BINLOG_CHECKPOINT and ANNOTATE_ROWS events instead of fakes
@@ -529,37 +370,42 @@ impl Prepared {
         // the server sends heartbeat events when idle: a dead connection is noticed
         conn.query_drop("SET @master_heartbeat_period = 5000000000")
             .await?;
-        let meta_conn = connect(&self.opts).await?;
         let (file, pos) = self.start.clone();
         tracing::info!(%file, pos, "streaming binlog");
         let req = BinlogStreamRequest::new(self.server_id)
             .with_filename(file.as_bytes())
             .with_pos(pos);
-        let mut stream = conn.get_binlog_stream(req).await.map_err(|e| match e {
+        let stream = conn.get_binlog_stream(req).await.map_err(|e| match e {
             mysql_async::Error::Server(ref s) if s.code == 1236 => setup(
                 format!("binlog {file}:{pos} is no longer on the server: {}", s.message),
                 "the binlog was purged before rowstream read it; move state.dir away to re-snapshot, and keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days)",
             ),
             e => e.into(),
         })?;
+        Ok((stream, checksummed))
+    }
+
+    async fn stream(
+        &mut self,
+        out: &mut Batcher,
+        shutdown: &mut watch::Receiver<bool>,
+        warned: &mut RenderWarnings,
+    ) -> Result<(), MySqlError> {
+        let (mut stream, checksummed) = self.open_stream().await?;
         let mut st = StreamState {
-            file,
+            file: self.start.0.clone(),
             gtids: GtidSet::parse(self.gtid.as_deref()),
             txn_time: -1,
-            batch: Vec::with_capacity(BATCH),
-            meta: meta_conn,
+            out,
+            meta: connect(&self.opts).await?,
             current: HashMap::new(),
         };
         if self.store_start {
-            st.batch.push(SourceEvent::Marker(Marker::Checkpoint {
-                position: SourcePosition::MySql {
-                    file: self.start.0.clone(),
-                    pos: self.start.1,
-                    gtid: None,
-                },
+            st.out.add(SourceEvent::Marker(Marker::Checkpoint {
+                position: binlog_position(&self.start.0, self.start.1),
                 event_time_ms: -1,
             }));
-            flush(&mut st.batch, tx).await?;
+            st.out.flush().await?;
         }
         loop {
             let ev = tokio::select! {
@@ -575,137 +421,164 @@ impl Prepared {
             };
             let ev = ev?;
             let h = ev.header();
-            let end_pos = h.log_pos() as u64;
-            let ts_ms = h.timestamp() as i64 * 1000;
-            tracing::trace!(event_type = h.event_type_raw(), end_pos, "binlog event");
+            let at = EventAt {
+                end: h.log_pos() as u64,
+                start: (h.log_pos() as u64).saturating_sub(h.event_size() as u64),
+                ts_ms: h.timestamp() as i64 * 1000,
+            };
+            tracing::trace!(
+                event_type = h.event_type_raw(),
+                end_pos = at.end,
+                "binlog event"
+            );
             match h.event_type_raw() {
-                // MariaDB GTID: a transaction starts; data = seq_no u64, domain u32, flags u8
-                162 => {
+                MARIADB_GTID_EVENT => {
                     if let Some((domain, seq)) = parse_mariadb_gtid(ev.data()) {
                         st.gtids.mariadb(domain, h.server_id(), seq);
                     }
-                    st.txn_time = ts_ms;
+                    st.txn_time = at.ts_ms;
                     continue;
                 }
-                160 | 161 | 163 => continue,
+                MARIADB_ANNOTATE_ROWS_EVENT
+                | MARIADB_BINLOG_CHECKPOINT_EVENT
+                | MARIADB_GTID_LIST_EVENT => continue,
                 _ => {}
             }
             let Some(data) = ev.read_data()? else {
-                tracing::trace!("event without data");
                 continue;
             };
             match data {
                 EventData::RotateEvent(r) => {
-                    st.file = rotate_target(r.name_raw(), &st.file, end_pos == 0, checksummed);
+                    st.file = rotate_target(r.name_raw(), &st.file, at.end == 0, checksummed);
                 }
                 EventData::GtidEvent(g) => {
                     st.gtids.mysql(g.sid(), g.gno());
-                    st.txn_time = ts_ms;
+                    st.txn_time = at.ts_ms;
                 }
                 EventData::QueryEvent(q) => {
-                    let sql = q.query().into_owned();
-                    let upper = sql.trim().to_ascii_uppercase();
-                    if upper == "BEGIN" {
-                        st.txn_time = ts_ms;
-                    } else if upper == "COMMIT" {
-                        self.checkpoint(&mut st, end_pos, ts_ms);
-                        flush(&mut st.batch, tx).await?;
-                    } else if !ddl::is_dml_or_control(&sql) {
-                        self.ddl(&mut st, &q.schema(), &sql, end_pos, ts_ms).await?;
-                        self.checkpoint(&mut st, end_pos, ts_ms);
-                        flush(&mut st.batch, tx).await?;
-                    }
+                    self.query_event(&mut st, &q.schema(), q.query().into_owned(), &at)
+                        .await?
                 }
-                EventData::XidEvent(_) => {
-                    self.checkpoint(&mut st, end_pos, ts_ms);
-                    flush(&mut st.batch, tx).await?;
-                }
-                EventData::RowsEvent(rows) => {
-                    let Some(tme) = stream.get_tme(rows.table_id()) else {
-                        tracing::trace!(table_id = rows.table_id(), "rows event without table map");
-                        continue;
-                    };
-                    tracing::trace!(db = %tme.database_name(), table = %tme.table_name(), "rows event");
-                    let name = format!("{}.{}", tme.database_name(), tme.table_name());
-                    let id = TableId {
-                        db: tme.database_name().into_owned(),
-                        schema: None,
-                        table: tme.table_name().into_owned(),
-                    };
-                    if !self.filter.matches(&id) {
-                        continue;
+                EventData::XidEvent(_) => self.commit(&mut st, &at).await?,
+                EventData::RowsEvent(rows) => match stream.get_tme(rows.table_id()) {
+                    Some(tme) => self.rows_event(&mut st, &rows, tme, &at, warned).await?,
+                    None => {
+                        tracing::trace!(table_id = rows.table_id(), "rows event without table map")
                     }
-                    if let Some(skip) = self.skip_before.get(&name) {
-                        if SourcePosition::binlog_key(&st.file, end_pos) <= *skip {
-                            continue;
-                        }
-                    }
-                    let (def, schema) = self
-                        .schema_for(&mut st, &name, tme.columns_count() as usize, &id, end_pos)
-                        .await?;
-                    let t = if st.txn_time >= 0 { st.txn_time } else { ts_ms };
-                    for r in rows.rows(tme) {
-                        let (before, after) = r?;
-                        let conv = |row: Option<mysql_async::binlog::row::BinlogRow>,
-                                    warned: &mut RenderWarnings|
-                         -> Option<Vec<Value>> {
-                            let mut row = row?;
-                            let mut out = Vec::with_capacity(def.columns.len());
-                            for (i, c) in def.columns.iter().enumerate() {
-                                let v = match row.take(i) {
-                                    None => Value::Absent,
-                                    Some(BinlogValue::Value(v)) => {
-                                        convert(c, v, Origin::Binlog, &self.ctx).unwrap_or_else(
-                                            |e| {
-                                                warned.failed(&name, &c.name, &e)
-                                            },
-                                        )
-                                    }
-                                    Some(BinlogValue::Jsonb(j)) => values::jsonb_text(j)
-                                        .unwrap_or_else(|e| {
-                                            warned.failed(&name, &c.name, &e)
-                                        }),
-                                    Some(BinlogValue::JsonDiff(_)) => {
-                                        warned.failed(&name, &c.name, "partial JSON update (binlog_row_value_options=PARTIAL_JSON): set it empty")
-                                    }
-                                };
-                                out.push(v);
-                            }
-                            Some(out)
-                        };
-                        let op = match &rows {
-                            RowsEventData::WriteRowsEvent(_)
-                            | RowsEventData::WriteRowsEventV1(_) => Op::Insert,
-                            RowsEventData::DeleteRowsEvent(_)
-                            | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
-                            _ => Op::Update,
-                        };
-                        let before = conv(before, warned);
-                        let after = conv(after, warned);
-                        st.batch.push(SourceEvent::Change(ChangeEvent {
-                            table: schema.clone(),
-                            op,
-                            before,
-                            after,
-                            event_time_ms: t,
-                            snapshot: false,
-                        }));
-                        if st.batch.len() >= BATCH {
-                            flush(&mut st.batch, tx).await?;
-                        }
-                    }
-                }
+                },
                 other => tracing::trace!(?other, "other event"),
             }
         }
-        flush(&mut st.batch, tx).await?;
+        st.out.flush().await?;
         let _ = stream.close().await;
         Ok(())
     }
 
-    fn checkpoint(&self, st: &mut StreamState, end_pos: u64, ts_ms: i64) {
+    /// A transaction ends here: its checkpoint, and the batch goes out.
+    async fn commit(&self, st: &mut StreamState<'_>, at: &EventAt) -> Result<(), MySqlError> {
+        self.checkpoint(st, at.end, at.ts_ms);
+        Ok(st.out.flush().await?)
+    }
+
+    /// BEGIN, COMMIT (non-transactional engines), or a DDL statement.
+    async fn query_event(
+        &mut self,
+        st: &mut StreamState<'_>,
+        default_db: &str,
+        sql: String,
+        at: &EventAt,
+    ) -> Result<(), MySqlError> {
+        let upper = sql.trim().to_ascii_uppercase();
+        if upper == "BEGIN" {
+            st.txn_time = at.ts_ms;
+        } else if upper == "COMMIT" {
+            self.commit(st, at).await?;
+        } else if !ddl::is_dml_or_control(&sql) {
+            self.ddl(st, default_db, &sql, at.end, at.ts_ms).await?;
+            self.commit(st, at).await?;
+        }
+        Ok(())
+    }
+
+    /// The rows of a WRITE/UPDATE/DELETE_ROWS event, decoded with the table's schema as of here.
+    async fn rows_event(
+        &mut self,
+        st: &mut StreamState<'_>,
+        rows: &RowsEventData<'_>,
+        tme: &TableMapEvent<'_>,
+        at: &EventAt,
+        warned: &mut RenderWarnings,
+    ) -> Result<(), MySqlError> {
+        let id = table_id(&tme.database_name(), &tme.table_name());
+        let name = id.pattern_name();
+        if !self.filter.matches(&id)
+            || self
+                .fence
+                .covers(&name, &binlog_position(&st.file, at.start))
+        {
+            return Ok(());
+        }
+        let (def, schema) = self
+            .schema_for(st, &name, tme.columns_count() as usize, &id, at.end)
+            .await?;
+        let t = if st.txn_time >= 0 {
+            st.txn_time
+        } else {
+            at.ts_ms
+        };
+        let op = match rows {
+            RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => Op::Insert,
+            RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
+            _ => Op::Update,
+        };
+        for r in rows.rows(tme) {
+            let (before, after) = r?;
+            let before = before.map(|row| self.binlog_row(&def, &name, row, warned));
+            let after = after.map(|row| self.binlog_row(&def, &name, row, warned));
+            st.out.add(SourceEvent::Change(ChangeEvent {
+                table: schema.clone(),
+                op,
+                before,
+                after,
+                event_time_ms: t,
+                snapshot: false,
+            }));
+            if st.out.is_full() {
+                st.out.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One row image; a column the image does not carry is `Absent`.
+    fn binlog_row(
+        &self,
+        def: &MyTable,
+        name: &str,
+        mut row: mysql_async::binlog::row::BinlogRow,
+        warned: &mut RenderWarnings,
+    ) -> Vec<Value> {
+        let mut out = Vec::with_capacity(def.columns.len());
+        for (i, c) in def.columns.iter().enumerate() {
+            out.push(match row.take(i) {
+                None => Value::Absent,
+                Some(BinlogValue::Value(v)) => {
+                    warned.value(name, &c.name, convert(c, v, Origin::Binlog, &self.ctx))
+                }
+                Some(BinlogValue::Jsonb(j)) => warned.value(name, &c.name, values::jsonb_text(j)),
+                Some(BinlogValue::JsonDiff(_)) => warned.failed(
+                    name,
+                    &c.name,
+                    "partial JSON update (binlog_row_value_options=PARTIAL_JSON): set it empty",
+                ),
+            });
+        }
+        out
+    }
+
+    fn checkpoint(&self, st: &mut StreamState<'_>, end_pos: u64, ts_ms: i64) {
         let t = if st.txn_time >= 0 { st.txn_time } else { ts_ms };
-        st.batch.push(SourceEvent::Marker(Marker::Checkpoint {
+        st.out.add(SourceEvent::Marker(Marker::Checkpoint {
             position: SourcePosition::MySql {
                 file: st.file.clone(),
                 pos: end_pos,
@@ -719,7 +592,7 @@ impl Prepared {
     /// The schema to decode a rows event of `name` with, as of this position.
     async fn schema_for(
         &mut self,
-        st: &mut StreamState,
+        st: &mut StreamState<'_>,
         name: &str,
         ncols: usize,
         id: &TableId,
@@ -752,9 +625,9 @@ impl Prepared {
                 d
             }
         };
-        let schema = self.table_schema(&def);
+        let schema = self.table_schema(&def)?;
         let def = Arc::new(def);
-        st.batch.push(SourceEvent::Table(schema.clone()));
+        st.out.add(SourceEvent::Table(schema.clone()));
         st.current
             .insert(name.to_string(), (def.clone(), schema.clone()));
         Ok((def, schema))
@@ -762,7 +635,7 @@ impl Prepared {
 
     async fn ddl(
         &mut self,
-        st: &mut StreamState,
+        st: &mut StreamState<'_>,
         default_db: &str,
         sql: &str,
         end_pos: u64,
@@ -800,7 +673,7 @@ impl Prepared {
             let schema = if op == DdlOp::Query {
                 // the statement does not change the table's columns
                 match self.history.at(&name, &st.file, end_pos) {
-                    Some(d) => self.table_schema(&d.clone()),
+                    Some(d) => self.table_schema(&d.clone())?,
                     None => continue,
                 }
             } else {
@@ -818,22 +691,16 @@ impl Prepared {
                     }
                 };
                 match &def {
-                    Some(d) => self.table_schema(d),
+                    Some(d) => self.table_schema(d)?,
                     // a dropped table: the columns it had
                     None => match self.history.at(&name, &st.file, end_pos.saturating_sub(1)) {
-                        Some(d) => self.table_schema(&d.clone()),
-                        None => TableSchema::new(
-                            self.db_type,
-                            id.clone(),
-                            vec![],
-                            None,
-                            render_topic(&self.topic_template, &id),
-                        ),
+                        Some(d) => self.table_schema(&d.clone())?,
+                        None => self.factory.with_key(id.clone(), vec![], None),
                     },
                 }
             };
-            st.batch.push(SourceEvent::Table(schema.clone()));
-            st.batch.push(SourceEvent::Ddl(DdlEvent {
+            st.out.add(SourceEvent::Table(schema.clone()));
+            st.out.add(SourceEvent::Ddl(DdlEvent {
                 table: schema,
                 op,
                 text: sql.to_string(),
@@ -883,23 +750,30 @@ pub fn rotate_target(raw: &[u8], current: &str, fake: bool, checksummed: bool) -
     current.to_string()
 }
 
-struct StreamState {
+/// Where a binlog event lies and when it was written.
+struct EventAt {
+    /// offset just after the event (the server's `log_pos`)
+    end: u64,
+    /// offset of the event's first byte
+    start: u64,
+    ts_ms: i64,
+}
+
+/// MariaDB's own event types (mysql_async parses MySQL's; these are read by number).
+const MARIADB_ANNOTATE_ROWS_EVENT: u8 = 160;
+const MARIADB_BINLOG_CHECKPOINT_EVENT: u8 = 161;
+/// A transaction starts; body: seq_no u64, domain u32, flags u8.
+const MARIADB_GTID_EVENT: u8 = 162;
+const MARIADB_GTID_LIST_EVENT: u8 = 163;
+
+struct StreamState<'a> {
     file: String,
     gtids: GtidSet,
     /// commit time (ms) of the open transaction, -1 outside one
     txn_time: i64,
-    batch: Batch,
+    out: &'a mut Batcher,
     meta: Conn,
     current: HashMap<String, (Arc<MyTable>, Arc<TableSchema>)>,
-}
-
-async fn flush(batch: &mut Batch, tx: &mpsc::Sender<Batch>) -> Result<(), MySqlError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    tx.send(std::mem::replace(batch, Vec::with_capacity(BATCH)))
-        .await
-        .map_err(|_| MySqlError::Closed)
 }
 
 /// Executed GTIDs: MariaDB `domain-server-seq` per domain, MySQL `uuid:1-n` per source uuid.

@@ -7,12 +7,14 @@
 
 use super::catalog;
 use super::ddl;
+use super::prereq;
 use super::replication::quote_ident;
+use super::SourceError;
 use crate::check::Finding;
 use crate::config::{redact_url, Config};
 use crate::schema::TableFilter;
 
-pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
+pub(crate) async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let pg: tokio_postgres::Config = match cfg.source.url.parse() {
         Ok(c) => c,
@@ -28,20 +30,14 @@ pub async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
     let tls = match super::tls::PgTls::new(cfg.source.ssl_root_cert.as_deref()) {
         Ok(t) => t,
         Err(e) => {
-            out.push(Finding::fail(
-                e.to_string(),
-                "fix source.ssl_root_cert (a PEM CA file) or remove it",
-            ));
+            out.push(Finding::fail(e.to_string(), prereq::TLS_FIX));
             return out;
         }
     };
     let client = match catalog::connect(&pg, &tls, "rowstream-check").await {
         Ok(c) => c,
         Err(e) => {
-            out.push(Finding::fail(
-                format!("cannot connect to {}: {e}", redact_url(&cfg.source.url)),
-                "check source.url, that the server runs, and that pg_hba.conf admits this user",
-            ));
+            out.push(prereq::connect_finding(&cfg.source.url, &e));
             return out;
         }
     };
@@ -64,26 +60,9 @@ async fn run_checks(
     user: &str,
     apply_fixes: bool,
     out: &mut Vec<Finding>,
-) -> Result<(), tokio_postgres::Error> {
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await?
-        .get(0);
-    if version < 140000 {
-        out.push(Finding::fail(
-            format!("server version {version} is older than 14 (pgoutput messages need 14+)"),
-            "upgrade postgres to 14 or newer",
-        ));
-    }
-    let wal_level: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
-    if wal_level == "logical" {
-        out.push(Finding::ok("wal_level = logical"));
-    } else {
-        out.push(Finding::fail(
-            format!("wal_level = {wal_level}: logical replication needs wal_level = logical"),
-            "ALTER SYSTEM SET wal_level = logical; then restart postgres",
-        ));
-    }
+) -> Result<(), SourceError> {
+    out.push(prereq::server_version(client).await?);
+    out.push(prereq::wal_level(client).await?);
     let row = client
         .query_one(
             "SELECT current_setting('max_replication_slots')::int, \
@@ -118,14 +97,7 @@ async fn run_checks(
         )
         .await?;
     let (is_super, is_repl): (bool, bool) = (role.get(0), role.get(1));
-    if is_super || is_repl {
-        out.push(Finding::ok(format!("role {user} may replicate")));
-    } else {
-        out.push(Finding::fail(
-            format!("role {user} has neither REPLICATION nor SUPERUSER"),
-            format!("ALTER ROLE {} WITH REPLICATION;", quote_ident(user)),
-        ));
-    }
+    out.push(prereq::replication_role(user, is_super, is_repl));
     // slot
     match slot_exists {
         None => out.push(Finding::ok(format!(
@@ -133,35 +105,20 @@ async fn run_checks(
             cfg.source.slot
         ))),
         Some(r) => {
-            let plugin: String = r.get(0);
-            let db: String = r.get(1);
-            let active: bool = r.get(2);
-            let wal_status: Option<String> = r.get(3);
-            let want_db = client
+            let want_db: String = client
                 .query_one("SELECT current_database()::text", &[])
                 .await?
-                .get::<_, String>(0);
-            if plugin != "pgoutput" || db != want_db {
-                out.push(Finding::fail(
-                    format!("slot {} exists for plugin {plugin} on database {db}", cfg.source.slot),
-                    format!("set source.slot to another name, or SELECT pg_drop_replication_slot('{}');", cfg.source.slot),
-                ));
-            } else if wal_status.as_deref() == Some("lost") {
-                out.push(Finding::fail(
-                    format!("slot {} lost required WAL", cfg.source.slot),
-                    format!("SELECT pg_drop_replication_slot('{}'); and remove state.dir to re-snapshot", cfg.source.slot),
-                ));
-            } else if active {
-                out.push(Finding::warn(
-                    format!("slot {} is in use by another connection", cfg.source.slot),
-                    "stop the other rowstream (or consumer) using it, or set another source.slot",
-                ));
-            } else {
-                out.push(Finding::ok(format!(
-                    "slot {} exists (pgoutput)",
-                    cfg.source.slot
-                )));
-            }
+                .get(0);
+            let (plugin, db): (String, String) = (r.get(0), r.get(1));
+            let wal_status: Option<String> = r.get(3);
+            out.push(prereq::slot_state(
+                &cfg.source.slot,
+                &plugin,
+                &db,
+                &want_db,
+                wal_status.as_deref(),
+                r.get(2),
+            ));
         }
     }
     // tables

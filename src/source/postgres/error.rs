@@ -8,6 +8,7 @@
 
 use super::replication::PgError;
 use crate::error::{Classify, ErrorClass, SetupError};
+use crate::source::batch::Closed;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SourceError {
@@ -17,8 +18,8 @@ pub(crate) enum SourceError {
     Query(#[from] tokio_postgres::Error),
     #[error(transparent)]
     Setup(#[from] SetupError),
-    #[error("the pipeline stopped")]
-    Closed,
+    #[error(transparent)]
+    Closed(#[from] Closed),
 }
 
 /// The class of a server error by its SQLSTATE.
@@ -55,7 +56,7 @@ impl Classify for SourceError {
             },
             SourceError::Setup(_) => ErrorClass::Setup,
             // the pipeline's own error is the one that tells what happened
-            SourceError::Closed => ErrorClass::Transient,
+            SourceError::Closed(c) => c.class(),
         }
     }
 }

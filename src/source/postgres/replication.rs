@@ -47,8 +47,8 @@ impl PgError {
     }
 }
 
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// Session settings every rowstream Postgres connection uses (see module doc).
 pub const SESSION_SETTINGS: &[(&str, &str)] = &[

@@ -1,32 +1,31 @@
-//! Initial (and added-table) snapshots from an exported snapshot, read with
-//! `COPY (SELECT .. WHERE ctid range) TO STDOUT` in chunks of heap pages.
+//! The Postgres half of a snapshot (the shared driver is `crate::source::snapshot`): tables read
+//! from an exported snapshot with `COPY (SELECT .. WHERE ctid range) TO STDOUT`, in chunks of
+//! heap pages.
 //!
 //! Consistency: the reading session runs `SET TRANSACTION SNAPSHOT '<exported>'` in REPEATABLE
 //! READ, so it sees exactly the transactions committed before the slot's consistent point, and
-//! the stream (which starts at or before that point) drops this table's transactions that
-//! committed before it (`Marker::SnapshotDone` carries the point). No gap, no duplicate, and no
-//! lock beyond the ACCESS SHARE every SELECT takes.
+//! the stream drops this table's transactions that committed before it (the table's fence). No
+//! gap, no duplicate, and no lock beyond the ACCESS SHARE every SELECT takes.
 //!
 //! Invariants:
 //! - Memory is bounded whatever the table size: COPY output is parsed as it arrives and rows go
-//!   out in batches through the bounded channel; a slow broker stops the read.
-//! - Chunks are ctid page ranges (TID range scans), so progress is measurable (pages done / pages
-//!   total) and no chunk scans the whole table.
-//! - Rows are `INSERT` events with `snapshot = true` (spec §4.5).
+//!   out through the bounded batcher; a slow broker stops the read.
+//! - Chunks are ctid page ranges (TID range scans): no chunk scans the whole table, and the
+//!   cursor (the next page) is where an interrupted read would resume.
+//! - A permission error names the table and the GRANT that fixes it.
 
+use super::replication::quote_ident;
 use super::tables::{TableDecoder, Tables};
 use super::SourceError;
-use crate::event::{Batch, ChangeEvent, Marker, Op, SourceEvent};
-use crate::position::{Lsn, SourcePosition};
+use crate::error::SetupError;
+use crate::schema::TableSchema;
+use crate::source::snapshot::{RowOut, TableReader};
 use crate::value::Value;
 use futures_util::StreamExt;
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
-
-pub const BATCH: usize = 512;
+use std::sync::Arc;
 
 /// Undo COPY text escaping of one field; None for `\N`.
-pub fn unescape_copy(raw: &[u8], out: &mut Vec<u8>) -> bool {
+pub(crate) fn unescape_copy(raw: &[u8], out: &mut Vec<u8>) -> bool {
     if raw == b"\\N" {
         return false;
     }
@@ -74,156 +73,167 @@ pub fn unescape_copy(raw: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
-fn parse_line(
-    tables: &mut Tables,
-    t: &TableDecoder,
-    line: &[u8],
-    field: &mut Vec<u8>,
-) -> Vec<Value> {
-    let mut row = Vec::with_capacity(t.kinds.len());
-    for (i, raw) in line.split(|&c| c == b'\t').enumerate() {
-        if i >= t.kinds.len() {
-            break;
+/// A table to snapshot: its decoder and OID.
+pub(crate) struct SnapTable {
+    pub(crate) decoder: TableDecoder,
+    pub(crate) oid: u32,
+}
+
+/// Reads tables with `COPY` over ctid page ranges, inside the exported snapshot that
+/// `tables.catalog` (the snapshot session) has open.
+pub(crate) struct PgTableReader<'a> {
+    pub(crate) tables: &'a mut Tables,
+    pub(crate) chunk_pages: u32,
+    /// heap pages of the table being read
+    pages: i64,
+    field: Vec<u8>,
+    carry: Vec<u8>,
+}
+
+impl<'a> PgTableReader<'a> {
+    pub(crate) fn new(tables: &'a mut Tables, chunk_pages: u32) -> PgTableReader<'a> {
+        PgTableReader {
+            tables,
+            chunk_pages,
+            pages: 0,
+            field: Vec::new(),
+            carry: Vec::new(),
         }
-        if unescape_copy(raw, field) {
-            row.push(tables.decode(t, i, field));
-        } else {
+    }
+
+    fn parse_line(&mut self, t: &TableDecoder, line: &[u8]) -> Vec<Value> {
+        let mut row = Vec::with_capacity(t.kinds.len());
+        for (i, raw) in line.split(|&c| c == b'\t').enumerate() {
+            if i >= t.kinds.len() {
+                break;
+            }
+            if unescape_copy(raw, &mut self.field) {
+                row.push(self.tables.decode(t, i, &self.field));
+            } else {
+                row.push(Value::Null);
+            }
+        }
+        while row.len() < t.kinds.len() {
             row.push(Value::Null);
         }
+        row
     }
-    while row.len() < t.kinds.len() {
-        row.push(Value::Null);
-    }
-    row
-}
 
-async fn send(tx: &mpsc::Sender<Batch>, batch: &mut Batch) -> Result<(), SourceError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let b = std::mem::replace(batch, Vec::with_capacity(BATCH));
-    tx.send(b).await.map_err(|_| SourceError::Closed)
-}
-
-/// Snapshot one table inside the caller's snapshot transaction on `tables.catalog.client`.
-pub async fn snapshot_table(
-    tables: &mut Tables,
-    t: &TableDecoder,
-    oid: u32,
-    chunk_pages: u32,
-    from: Lsn,
-    tx: &mpsc::Sender<Batch>,
-    shutdown: &tokio::sync::watch::Receiver<bool>,
-) -> Result<u64, SourceError> {
-    use super::replication::quote_ident;
-    let started = Instant::now();
-    let id = &t.schema.id;
-    let qname = format!(
-        "{}.{}",
-        quote_ident(id.schema.as_deref().unwrap_or("public")),
-        quote_ident(&id.table)
-    );
-    let cols: Vec<String> = t
-        .schema
-        .columns
-        .iter()
-        .map(|c| quote_ident(&c.name))
-        .collect();
-    let pages: i64 = tables
-        .catalog
-        .client
-        .query_one(
-            "SELECT (pg_relation_size($1::oid) / current_setting('block_size')::bigint)::bigint",
-            &[&oid],
-        )
-        .await?
-        .get(0);
-    tracing::info!(table = %id, pages, "snapshot started");
-    let mut rows = 0u64;
-    let mut batch: Batch = Vec::with_capacity(BATCH);
-    let mut field = Vec::new();
-    let mut carry: Vec<u8> = Vec::new();
-    let mut last_log = Instant::now();
-    let mut start_page = 0i64;
-    let chunk = chunk_pages as i64;
-    loop {
-        let last = start_page + chunk >= pages;
-        let cond = if start_page == 0 && last {
-            String::new()
-        } else if last {
-            format!(" WHERE ctid >= '({start_page},0)'::tid")
-        } else {
-            format!(
-                " WHERE ctid >= '({start_page},0)'::tid AND ctid < '({},0)'::tid",
-                start_page + chunk
-            )
-        };
-        let sql = format!(
-            "COPY (SELECT {} FROM ONLY {qname}{cond}) TO STDOUT",
-            cols.join(",")
-        );
-        let stream = tables.catalog.client.copy_out(sql.as_str()).await?;
+    /// Rows of the COPY output, line by line (a line may span network chunks).
+    async fn copy_rows(
+        &mut self,
+        t: &TableDecoder,
+        sql: &str,
+        out: &mut RowOut<'_>,
+    ) -> Result<(), SourceError> {
+        let stream = self.tables.catalog.client.copy_out(sql).await?;
         futures_util::pin_mut!(stream);
+        self.carry.clear();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             let mut data: &[u8] = &chunk;
             while let Some(nl) = data.iter().position(|&c| c == b'\n') {
-                let line_owned;
-                let line: &[u8] = if carry.is_empty() {
-                    &data[..nl]
+                let row = if self.carry.is_empty() {
+                    self.parse_line(t, &data[..nl])
                 } else {
-                    carry.extend_from_slice(&data[..nl]);
-                    line_owned = std::mem::take(&mut carry);
-                    &line_owned
+                    let mut line = std::mem::take(&mut self.carry);
+                    line.extend_from_slice(&data[..nl]);
+                    let row = self.parse_line(t, &line);
+                    self.carry = line;
+                    self.carry.clear();
+                    row
                 };
-                let row = parse_line(tables, t, line, &mut field);
-                batch.push(SourceEvent::Change(ChangeEvent {
-                    table: t.schema.clone(),
-                    op: Op::Insert,
-                    before: None,
-                    after: Some(row),
-                    event_time_ms: -1,
-                    snapshot: true,
-                }));
-                rows += 1;
-                if batch.len() >= BATCH {
-                    send(tx, &mut batch).await?;
-                }
+                out.row(row).await?;
                 data = &data[nl + 1..];
             }
-            carry.extend_from_slice(data);
+            self.carry.extend_from_slice(data);
         }
-        if last_log.elapsed() > Duration::from_secs(5) {
-            let done = (start_page + chunk).min(pages.max(1));
-            tracing::info!(
-                table = %id, rows, pct = (done * 100 / pages.max(1)),
-                "snapshot progress"
-            );
-            last_log = Instant::now();
-        }
-        if last {
-            break;
-        }
-        if *shutdown.borrow() {
-            // no SnapshotDone marker: the next start snapshots this table again
-            send(tx, &mut batch).await?;
-            tracing::info!(table = %id, rows, "snapshot interrupted by shutdown; it restarts on the next run");
-            return Ok(rows);
-        }
-        start_page += chunk;
+        Ok(())
     }
-    batch.push(SourceEvent::Marker(Marker::SnapshotDone {
-        table: id.pattern_name(),
-        from: SourcePosition::Postgres { lsn: from },
-    }));
-    send(tx, &mut batch).await?;
-    let secs = started.elapsed().as_secs_f64();
-    tracing::info!(
-        table = %id, rows, secs = format!("{secs:.2}"),
-        rows_per_sec = (rows as f64 / secs.max(1e-6)) as u64,
-        "snapshot finished"
-    );
-    Ok(rows)
+}
+
+impl TableReader for PgTableReader<'_> {
+    type Table = SnapTable;
+    type Cursor = i64;
+    type Error = SourceError;
+
+    fn schema(t: &SnapTable) -> &Arc<TableSchema> {
+        &t.decoder.schema
+    }
+
+    async fn begin(&mut self, t: &SnapTable) -> Result<Option<u64>, SourceError> {
+        let row = self
+            .tables
+            .catalog
+            .client
+            .query_one(
+                "SELECT (pg_relation_size($1::oid) / current_setting('block_size')::bigint)::bigint, \
+                        reltuples::bigint FROM pg_class WHERE oid = $1::oid",
+                &[&t.oid],
+            )
+            .await
+            .map_err(|e| read_error(&t.decoder.schema, e))?;
+        self.pages = row.get(0);
+        let tuples: i64 = row.get(1);
+        Ok((tuples >= 0).then_some(tuples as u64))
+    }
+
+    async fn read_chunk(
+        &mut self,
+        t: &SnapTable,
+        cursor: Option<i64>,
+        out: &mut RowOut<'_>,
+    ) -> Result<Option<i64>, SourceError> {
+        let id = &t.decoder.schema.id;
+        let start = cursor.unwrap_or(0);
+        let chunk = self.chunk_pages as i64;
+        let last = start + chunk >= self.pages;
+        let cond = if start == 0 && last {
+            String::new()
+        } else if last {
+            format!(" WHERE ctid >= '({start},0)'::tid")
+        } else {
+            format!(
+                " WHERE ctid >= '({start},0)'::tid AND ctid < '({},0)'::tid",
+                start + chunk
+            )
+        };
+        let cols: Vec<String> = t
+            .decoder
+            .schema
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        let sql = format!(
+            "COPY (SELECT {} FROM ONLY {}.{}{cond}) TO STDOUT",
+            cols.join(","),
+            quote_ident(id.schema.as_deref().unwrap_or("public")),
+            quote_ident(&id.table)
+        );
+        match self.copy_rows(&t.decoder, &sql, out).await {
+            Err(SourceError::Query(e)) => return Err(read_error(&t.decoder.schema, e)),
+            r => r?,
+        }
+        Ok((!last).then_some(start + chunk))
+    }
+}
+
+/// A failed read of `table`: a missing privilege is a setup error with its GRANT.
+fn read_error(table: &TableSchema, e: tokio_postgres::Error) -> SourceError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        let id = &table.id;
+        let q = format!(
+            "{}.{}",
+            quote_ident(id.schema.as_deref().unwrap_or("public")),
+            quote_ident(&id.table)
+        );
+        return SourceError::Setup(SetupError::new(
+            format!("cannot snapshot {q}: permission denied (the snapshot reads every row)"),
+            format!("GRANT SELECT ON {q} TO <rowstream's user>; (run `rowstream check` to list every missing grant)"),
+        ));
+    }
+    SourceError::Query(e)
 }
 
 #[cfg(test)]

@@ -4,23 +4,23 @@
 //! Invariants:
 //! - A value that cannot be rendered becomes `Value::Null`, is counted, and is logged once per
 //!   (table, column), without the value itself.
-//! - The key is the configured custom key (`source.keys`) when given and valid, else the primary
-//!   key, else none.
+//! - Keys and topics come from the shared `SchemaFactory` (custom key, else primary key, else
+//!   none; a custom key naming a missing column is a setup error).
 
 use super::catalog::Catalog;
 use super::types::{decode_text, DecodeCtx, PgKind};
-use crate::schema::{render_topic, DbType, TableFilter, TableId, TableSchema};
+use super::SourceError;
+use crate::schema::{TableFilter, TableId, TableSchema};
 use crate::source::render::RenderWarnings;
+use crate::source::schemas::SchemaFactory;
 use crate::value::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub struct Tables {
     pub catalog: Catalog,
     pub db: String,
     pub filter: TableFilter,
-    pub topic_template: String,
-    pub keys: BTreeMap<String, Vec<String>>,
+    pub schemas: SchemaFactory,
     pub ctx: DecodeCtx,
     pub toast_placeholder: String,
     warnings: RenderWarnings,
@@ -38,8 +38,7 @@ impl Tables {
         catalog: Catalog,
         db: String,
         filter: TableFilter,
-        topic_template: String,
-        keys: BTreeMap<String, Vec<String>>,
+        schemas: SchemaFactory,
         ctx: DecodeCtx,
         toast_placeholder: String,
     ) -> Tables {
@@ -47,8 +46,7 @@ impl Tables {
             catalog,
             db,
             filter,
-            topic_template,
-            keys,
+            schemas,
             ctx,
             toast_placeholder,
             warnings: RenderWarnings::default(),
@@ -69,8 +67,7 @@ impl Tables {
         rel: u32,
         id: TableId,
         cols: &[(String, u32, i32)],
-        pk_hint: Option<Vec<String>>,
-    ) -> Result<TableDecoder, tokio_postgres::Error> {
+    ) -> Result<TableDecoder, SourceError> {
         let mut kinds = Vec::with_capacity(cols.len());
         let mut columns = Vec::with_capacity(cols.len());
         for (name, oid, typmod) in cols {
@@ -78,34 +75,9 @@ impl Tables {
             columns.push(k.column(name));
             kinds.push(k);
         }
-        let pname = id.pattern_name();
-        let mut key = None;
-        if let Some(custom) = self.keys.get(&pname) {
-            let idx: Option<Vec<usize>> = custom
-                .iter()
-                .map(|c| columns.iter().position(|x| &x.name == c))
-                .collect();
-            match idx {
-                Some(i) => key = Some(i),
-                None => {
-                    tracing::warn!(table = %pname, "source.keys names a column the table does not have; using the primary key")
-                }
-            }
-        }
-        if key.is_none() {
-            let pk = match pk_hint {
-                Some(p) => p,
-                None => self.catalog.primary_key(rel).await?,
-            };
-            let idx: Option<Vec<usize>> = pk
-                .iter()
-                .map(|c| columns.iter().position(|x| &x.name == c))
-                .collect();
-            key = idx.filter(|i| !i.is_empty());
-        }
-        let topic = render_topic(&self.topic_template, &id);
+        let pk = self.catalog.primary_key(rel).await?;
         Ok(TableDecoder {
-            schema: TableSchema::new(DbType::PostgreSql, id, columns, key, topic),
+            schema: self.schemas.build(id, columns, &pk)?,
             kinds,
         })
     }

@@ -1,0 +1,172 @@
+//! The MySQL/MariaDB half of a snapshot (the shared driver is `crate::source::snapshot`):
+//! tables read in primary-key order, keyset chunks of `CHUNK_ROWS` rows, inside the snapshot
+//! transaction `prepare` opened (`START TRANSACTION WITH CONSISTENT SNAPSHOT`).
+//!
+//! Invariants:
+//! - A keyed table is read in chunks `WHERE (pk) > (last key) ORDER BY pk LIMIT n`: each chunk
+//!   bounded, the cursor (the last key) is where an interrupted read would resume.
+//! - A table without a primary key has nothing to chunk by: it is one chunk, streamed row by
+//!   row from the server (memory stays bounded).
+//! - A missing privilege names the table and the GRANT that fixes it.
+
+use super::schema::MyTable;
+use super::values::{convert, Ctx, Origin};
+use super::MySqlError;
+use crate::error::SetupError;
+use crate::schema::TableSchema;
+use crate::source::render::RenderWarnings;
+use crate::source::snapshot::{RowOut, TableReader};
+use crate::value::Value;
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use std::sync::Arc;
+
+/// Rows per keyset chunk.
+pub(crate) const CHUNK_ROWS: usize = 5000;
+
+/// A table to snapshot: its definition and schema.
+pub(crate) struct SnapTable {
+    pub(crate) def: MyTable,
+    pub(crate) schema: Arc<TableSchema>,
+}
+
+pub(crate) struct MyTableReader<'a> {
+    pub(crate) conn: &'a mut Conn,
+    pub(crate) ctx: &'a Ctx,
+    pub(crate) warnings: &'a mut RenderWarnings,
+    pub(crate) chunk_rows: usize,
+}
+
+fn quote(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+impl MyTableReader<'_> {
+    /// A table without a key: every row in one pass.
+    async fn all_rows(
+        &mut self,
+        t: &SnapTable,
+        select: &str,
+        out: &mut RowOut<'_>,
+    ) -> Result<(), MySqlError> {
+        let name = t.schema.id.pattern_name();
+        let mut result = self.conn.exec_iter(select, ()).await?;
+        while let Some(row) = result.next().await? {
+            let v = values_of(&t.def, &name, row.unwrap(), self.ctx, self.warnings);
+            out.row(v).await?;
+        }
+        Ok(())
+    }
+}
+
+fn values_of(
+    def: &MyTable,
+    name: &str,
+    vals: Vec<mysql_async::Value>,
+    ctx: &Ctx,
+    warnings: &mut RenderWarnings,
+) -> Vec<Value> {
+    def.columns
+        .iter()
+        .zip(vals)
+        .map(|(c, v)| warnings.value(name, &c.name, convert(c, v, Origin::Snapshot, ctx)))
+        .collect()
+}
+
+impl TableReader for MyTableReader<'_> {
+    type Table = SnapTable;
+    /// the last key read
+    type Cursor = Vec<mysql_async::Value>;
+    type Error = MySqlError;
+
+    fn schema(t: &SnapTable) -> &Arc<TableSchema> {
+        &t.schema
+    }
+
+    async fn begin(&mut self, t: &SnapTable) -> Result<Option<u64>, MySqlError> {
+        let n: Option<Option<u64>> = self
+            .conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&t.def.db, &t.def.table),
+            )
+            .await?;
+        Ok(n.flatten())
+    }
+
+    async fn read_chunk(
+        &mut self,
+        t: &SnapTable,
+        cursor: Option<Self::Cursor>,
+        out: &mut RowOut<'_>,
+    ) -> Result<Option<Self::Cursor>, MySqlError> {
+        let def = &t.def;
+        let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+        let from = format!("{}.{}", quote(&def.db), quote(&def.table));
+        let select = format!("SELECT {} FROM {from}", cols.join(","));
+        let pk_idx: Vec<usize> = def
+            .pk
+            .iter()
+            .filter_map(|k| def.columns.iter().position(|c| &c.name == k))
+            .collect();
+        if pk_idx.is_empty() {
+            self.all_rows(t, &select, out)
+                .await
+                .map_err(|e| read_error(def, e))?;
+            return Ok(None);
+        }
+        let order = def
+            .pk
+            .iter()
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(",");
+        let chunk: Vec<mysql_async::Row> = match &cursor {
+            None => {
+                let sql = format!("{select} ORDER BY {order} LIMIT {}", self.chunk_rows);
+                self.conn.exec(sql, ()).await
+            }
+            Some(k) => {
+                let marks = vec!["?"; k.len()].join(",");
+                let sql = format!(
+                    "{select} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {}",
+                    self.chunk_rows
+                );
+                self.conn
+                    .exec(sql, mysql_async::Params::Positional(k.clone()))
+                    .await
+            }
+        }
+        .map_err(|e| read_error(def, e.into()))?;
+        let n = chunk.len();
+        let name = t.schema.id.pattern_name();
+        let mut last = None;
+        for row in chunk {
+            let vals = row.unwrap();
+            last = Some(pk_idx.iter().map(|&i| vals[i].clone()).collect());
+            let v = values_of(def, &name, vals, self.ctx, self.warnings);
+            out.row(v).await?;
+        }
+        Ok(if n < self.chunk_rows { None } else { last })
+    }
+}
+
+/// A failed read of `def`: a missing privilege is a setup error with its GRANT.
+fn read_error(def: &MyTable, e: MySqlError) -> MySqlError {
+    match &e {
+        MySqlError::Driver(mysql_async::Error::Server(s)) if s.code == 1142 => {
+            MySqlError::Setup(SetupError::new(
+                format!(
+                    "cannot snapshot {}.{}: {} (the snapshot reads every row)",
+                    def.db, def.table, s.message
+                ),
+                format!(
+                    "GRANT SELECT ON {}.{} TO <rowstream's user>; (run `rowstream check` to list every missing grant)",
+                    quote(&def.db),
+                    quote(&def.table)
+                ),
+            ))
+        }
+        _ => e,
+    }
+}

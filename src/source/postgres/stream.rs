@@ -1,0 +1,387 @@
+//! The Postgres change stream: pgoutput messages → events, in log order.
+//!
+//! Invariants:
+//! - Checkpoint markers only at commits and at heartbeat messages outside any transaction.
+//! - A change of a table whose commit record starts before the table's fence is dropped (it is
+//!   in the table's snapshot); relation messages pick the fence up for their table.
+//! - While the pipeline applies backpressure, standby status updates keep flowing (every 1 s),
+//!   so a slow broker never makes the server drop the connection for `wal_sender_timeout`.
+//! - The flush LSN reported to the server is only ever a position the committer stored.
+
+use super::ddl;
+use super::pgoutput::{self, CopyMessage, LogicalMessage, OldKind, Relation, Tuple, TupleValue};
+use super::replication::{pg_ts_to_unix_ms, quote_ident, PgError, ReplicationConn};
+use super::tables::{TableDecoder, Tables};
+use super::SourceError;
+use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
+use crate::position::{Lsn, SourcePosition};
+use crate::schema::TableSchema;
+use crate::source::batch::{Batcher, Closed};
+use crate::source::plan::{covered, Fence};
+use crate::value::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub(super) struct RelEntry {
+    decoder: Option<Arc<TableDecoder>>,
+    /// the table's snapshot fence: its changes committed before it are in the snapshot
+    fence: Option<SourcePosition>,
+    /// replica-identity flags per column
+    key_flags: Arc<[bool]>,
+}
+
+pub(super) struct StreamState {
+    pub(super) tables: Tables,
+    pub(super) rels: HashMap<u32, RelEntry>,
+    pub(super) fence: Fence,
+    pub(super) out: Batcher,
+    /// commit LSN and commit time (ms) of the open transaction
+    pub(super) txn: Option<(Lsn, i64)>,
+    pub(super) received: Lsn,
+    /// last position the committer stored (the slot's flush LSN)
+    pub(super) acked: Lsn,
+}
+
+async fn send_status(conn: &mut ReplicationConn, st: &StreamState) -> Result<(), PgError> {
+    conn.send_status(st.received.0.max(st.acked.0), st.acked.0, st.acked.0, false)
+        .await
+}
+
+/// Hand the batch to the pipeline, keeping the server's keepalive satisfied while we wait.
+async fn flush_batch(conn: &mut ReplicationConn, st: &mut StreamState) -> Result<(), SourceError> {
+    let (received, acked) = (st.received, st.acked);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            r = st.out.flush() => return Ok(r?),
+            _ = tick.tick() => conn.send_status(received.0.max(acked.0), acked.0, acked.0, false).await?,
+        }
+    }
+}
+
+pub(super) async fn stream_loop(
+    conn: &mut ReplicationConn,
+    st: &mut StreamState,
+    acks: &mut watch::Receiver<Option<SourcePosition>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), SourceError> {
+    let mut status_tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                // finish the open transaction's batch? No: an unfinished transaction is replayed
+                // after restart; only whole transactions were marked.
+                flush_batch(conn, st).await?;
+                return Ok(());
+            }
+            r = acks.changed() => {
+                if r.is_err() { return Err(Closed.into()); }
+                if let Some(SourcePosition::Postgres { lsn }) = acks.borrow_and_update().clone() {
+                    st.acked = st.acked.max(lsn);
+                }
+                send_status(conn, st).await?;
+            }
+            _ = status_tick.tick() => send_status(conn, st).await?,
+            data = conn.next_copy_data() => {
+                match pgoutput::parse_copy(data?)? {
+                    CopyMessage::Keepalive { wal_end, reply, .. } => {
+                        if st.txn.is_none() && st.out.is_empty() {
+                            st.received = st.received.max(wal_end);
+                        }
+                        if reply { send_status(conn, st).await?; }
+                    }
+                    CopyMessage::XLogData { wal_end, send_time, data, .. } => {
+                        let msg = pgoutput::parse_logical(data)?;
+                        let end_of_txn = handle(st, msg, send_time).await?;
+                        st.received = st.received.max(wal_end);
+                        if end_of_txn || st.out.is_full() {
+                            flush_batch(conn, st).await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Apply one pgoutput message; returns true at transaction ends (batch should be flushed).
+async fn handle(
+    st: &mut StreamState,
+    msg: LogicalMessage,
+    send_time: i64,
+) -> Result<bool, SourceError> {
+    match msg {
+        LogicalMessage::Begin {
+            final_lsn,
+            commit_ts,
+            ..
+        } => {
+            st.txn = Some((final_lsn, pg_ts_to_unix_ms(commit_ts)));
+        }
+        LogicalMessage::Commit {
+            end_lsn, commit_ts, ..
+        } => {
+            st.txn = None;
+            st.out.add(SourceEvent::Marker(Marker::Checkpoint {
+                position: SourcePosition::Postgres { lsn: end_lsn },
+                event_time_ms: pg_ts_to_unix_ms(commit_ts),
+            }));
+            return Ok(true);
+        }
+        LogicalMessage::Relation(rel) => relation(st, rel).await?,
+        LogicalMessage::Origin | LogicalMessage::Type { .. } => {}
+        LogicalMessage::Insert { rel, new } => {
+            if let Some((d, t)) = live(st, rel) {
+                let after = row(st, &d, &new, None);
+                st.out
+                    .add(change(d.schema.clone(), Op::Insert, None, Some(after), t));
+            }
+        }
+        LogicalMessage::Update { rel, old, new } => {
+            if let Some((d, t)) = live(st, rel) {
+                let flags = st
+                    .rels
+                    .get(&rel)
+                    .map(|e| e.key_flags.clone())
+                    .unwrap_or_default();
+                let old_full = match &old {
+                    Some((OldKind::Full, tup)) => Some(tup),
+                    _ => None,
+                };
+                let after = row(st, &d, &new, old_full);
+                let before = old.as_ref().map(|(k, tup)| old_row(st, &d, k, tup, &flags));
+                st.out
+                    .add(change(d.schema.clone(), Op::Update, before, Some(after), t));
+            }
+        }
+        LogicalMessage::Delete { rel, old: (k, tup) } => {
+            if let Some((d, t)) = live(st, rel) {
+                let flags = st
+                    .rels
+                    .get(&rel)
+                    .map(|e| e.key_flags.clone())
+                    .unwrap_or_default();
+                let before = old_row(st, &d, &k, &tup, &flags);
+                st.out
+                    .add(change(d.schema.clone(), Op::Delete, Some(before), None, t));
+            }
+        }
+        LogicalMessage::Truncate { options, rels } => {
+            for rel in rels {
+                if let Some((d, t)) = live(st, rel) {
+                    let id = &d.schema.id;
+                    let mut text = format!(
+                        "TRUNCATE TABLE {}.{}",
+                        quote_ident(id.schema.as_deref().unwrap_or("public")),
+                        quote_ident(&id.table)
+                    );
+                    if options & 2 != 0 {
+                        text.push_str(" RESTART IDENTITY");
+                    }
+                    if options & 1 != 0 {
+                        text.push_str(" CASCADE");
+                    }
+                    st.out.add(SourceEvent::Ddl(DdlEvent {
+                        table: d.schema.clone(),
+                        op: DdlOp::Truncate,
+                        text,
+                        event_time_ms: t,
+                    }));
+                }
+            }
+        }
+        LogicalMessage::Message {
+            transactional,
+            lsn,
+            prefix,
+            content,
+        } => {
+            if prefix == ddl::HEARTBEAT_PREFIX && !transactional {
+                if st.txn.is_none() {
+                    st.out.add(SourceEvent::Marker(Marker::Checkpoint {
+                        position: SourcePosition::Postgres { lsn },
+                        event_time_ms: pg_ts_to_unix_ms(send_time),
+                    }));
+                    return Ok(true);
+                }
+            } else if prefix == ddl::DDL_PREFIX {
+                ddl_message(st, &content).await?;
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn change(
+    table: Arc<TableSchema>,
+    op: Op,
+    before: Option<Vec<Value>>,
+    after: Option<Vec<Value>>,
+    t: i64,
+) -> SourceEvent {
+    SourceEvent::Change(ChangeEvent {
+        table,
+        op,
+        before,
+        after,
+        event_time_ms: t,
+        snapshot: false,
+    })
+}
+
+/// The decoder of a relation whose change must be emitted now, with the commit time.
+fn live(st: &StreamState, rel: u32) -> Option<(Arc<TableDecoder>, i64)> {
+    let e = st.rels.get(&rel)?;
+    let d = e.decoder.as_ref()?;
+    let (commit_lsn, t) = st.txn.unwrap_or((Lsn(u64::MAX), -1));
+    if let Some(fence) = &e.fence {
+        if covered(fence, &SourcePosition::Postgres { lsn: commit_lsn }) {
+            return None;
+        }
+    }
+    Some((Arc::clone(d), t))
+}
+
+fn row(
+    st: &mut StreamState,
+    d: &TableDecoder,
+    tup: &Tuple,
+    old_full: Option<&Tuple>,
+) -> Vec<Value> {
+    let mut out = Vec::with_capacity(d.kinds.len());
+    for i in 0..d.kinds.len() {
+        out.push(match tup.get(i) {
+            None | Some(TupleValue::Null) => Value::Null,
+            Some(TupleValue::Text(b)) => st.tables.decode(d, i, b),
+            Some(TupleValue::Unchanged) => match old_full.and_then(|o| o.get(i)) {
+                Some(TupleValue::Text(b)) => st.tables.decode(d, i, b),
+                _ => Value::Text(st.tables.toast_placeholder.clone()),
+            },
+            Some(TupleValue::Binary(_)) => {
+                st.tables
+                    .render_failed(&d.schema, i, "binary tuple value in text mode");
+                Value::Null
+            }
+        });
+    }
+    out
+}
+
+/// Old image as the log carries it: the whole row (`O`), or only the identity columns (`K`).
+fn old_row(
+    st: &mut StreamState,
+    d: &TableDecoder,
+    kind: &OldKind,
+    tup: &Tuple,
+    key_flags: &[bool],
+) -> Vec<Value> {
+    let full = row(st, d, tup, None);
+    match kind {
+        OldKind::Full => full,
+        OldKind::Key => full
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if key_flags.get(i).copied().unwrap_or(false) {
+                    v
+                } else {
+                    Value::Absent
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn relation(st: &mut StreamState, rel: Relation) -> Result<(), SourceError> {
+    let id = st.tables.table_id(&rel.namespace, &rel.name);
+    let key_flags: Arc<[bool]> = rel.columns.iter().map(|c| c.flags & 1 == 1).collect();
+    let decoder = if st.tables.filter.matches(&id) {
+        let cols: Vec<(String, u32, i32)> = rel
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.type_oid, c.typmod))
+            .collect();
+        let d = st.tables.decoder(rel.oid, id.clone(), &cols).await?;
+        if d.schema.key.is_none() && rel.replica_identity != b'f' {
+            tracing::warn!(table = %id, "table has no primary key: records carry a null key; UPDATE/DELETE need REPLICA IDENTITY FULL on the source");
+        }
+        st.out.add(SourceEvent::Table(d.schema.clone()));
+        Some(Arc::new(d))
+    } else {
+        None
+    };
+    let fence = st.fence.get(&id.pattern_name()).cloned();
+    st.rels.insert(
+        rel.oid,
+        RelEntry {
+            decoder,
+            fence,
+            key_flags,
+        },
+    );
+    Ok(())
+}
+
+async fn ddl_message(st: &mut StreamState, content: &[u8]) -> Result<(), SourceError> {
+    let msg: ddl::DdlMessage = match serde_json::from_slice(content) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable DDL capture message skipped");
+            return Ok(());
+        }
+    };
+    let op = ddl::ddl_op(&msg.tag, &msg.query);
+    let t = st.txn.map(|x| x.1).unwrap_or(-1);
+    let commit_lsn = st.txn.map(|x| x.0).unwrap_or(Lsn(u64::MAX));
+    for obj in msg.objects {
+        let id = st.tables.table_id(&obj.schema, &obj.table);
+        if !st.tables.filter.matches(&id) {
+            continue;
+        }
+        if st.fence.covers(
+            &id.pattern_name(),
+            &SourcePosition::Postgres { lsn: commit_lsn },
+        ) {
+            continue;
+        }
+        let schema = match &obj.columns {
+            Some(cols) => {
+                let cols: Vec<(String, u32, i32)> = cols
+                    .iter()
+                    .map(|c| (c.name.clone(), c.type_oid, c.typmod))
+                    .collect();
+                st.tables
+                    .decoder(obj.oid, id.clone(), &cols)
+                    .await
+                    .map(|d| d.schema)
+                    .ok()
+            }
+            None => None,
+        };
+        // dropped tables: the last schema we knew
+        let schema = match schema {
+            Some(s) => s,
+            None => match st
+                .rels
+                .values()
+                .filter_map(|e| e.decoder.as_ref())
+                .find(|d| d.schema.id == id)
+            {
+                Some(d) => d.schema.clone(),
+                None => st.tables.schemas.with_key(id.clone(), vec![], None),
+            },
+        };
+        st.out.add(SourceEvent::Table(schema.clone()));
+        st.out.add(SourceEvent::Ddl(DdlEvent {
+            table: schema,
+            op,
+            text: msg.query.clone(),
+            event_time_ms: t,
+        }));
+    }
+    Ok(())
+}
