@@ -105,8 +105,11 @@ pub(crate) fn main() -> ExitCode {
             match rt.block_on(crate::run::run(cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(class = ?e.class(), "{e}");
-                    eprintln!("error: {e}");
+                    // once: a JSON log line for machines, a plain line for people
+                    match cli.log_format {
+                        LogFormat::Json => tracing::error!(class = ?e.class(), "{e}"),
+                        LogFormat::Text => eprintln!("error: {e}"),
+                    }
                     ExitCode::from(1)
                 }
             }

@@ -794,3 +794,109 @@ async fn tls_sslmode_require() {
         assert!(stdout.contains("[FAIL] cannot connect"), "{stdout}");
     }
 }
+
+/// Records Kafka does not acknowledge within `message.timeout.ms` (the broker frozen longer
+/// than that) are a transient failure: the pipeline restarts in-process from the stored
+/// position, the process never exits, and every row arrives once the broker is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn delivery_timeout_restarts_in_process_and_loses_nothing() {
+    let name = "rs_deliv";
+    let broker = Broker::start(19093);
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE d(id int primary key)")
+        .await
+        .unwrap();
+    state_dir(name);
+    let cfg = config(
+        name,
+        "",
+        "[kafka.properties]\n\"message.timeout.ms\" = 2000\n",
+    )
+    .replace("127.0.0.1:9092", "127.0.0.1:19093");
+    let mut rs = Rowstream::start(name, &cfg);
+    let mut r = Reader::on("127.0.0.1:19093", &topic(name, "d"));
+    r.until(30, "topic", |_| true);
+    let admin = connect("postgres").await;
+    wait_streaming(&admin, name).await;
+    db.batch_execute("INSERT INTO d SELECT g FROM generate_series(1, 100) g")
+        .await
+        .unwrap();
+    r.until(30, "rows before the outage", |x| count_data(x) >= 100);
+    broker.pause();
+    db.batch_execute("INSERT INTO d SELECT g FROM generate_series(101, 300) g")
+        .await
+        .unwrap();
+    // the undelivered records time out: a transient failure, handled in-process
+    wait_for(
+        60,
+        "an in-process restart after the delivery timeout",
+        || {
+            let log = rs.log_text();
+            async move { log.contains("transient failure: restarting from the stored position") }
+        },
+    )
+    .await;
+    rs.assert_running();
+    broker.resume();
+    let recs = r.until(120, "every row", |x| {
+        x.iter()
+            .filter_map(|y| y.after()["id"].as_i64())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            >= 300
+    });
+    let ids: std::collections::HashSet<i64> = recs
+        .iter()
+        .filter_map(|y| y.after()["id"].as_i64())
+        .collect();
+    assert!((1..=300).all(|k| ids.contains(&k)));
+    rs.assert_running();
+    assert!(rs.log_text().contains("not delivered"), "{}", rs.log_text());
+    assert_eq!(rs.stop(), 0);
+}
+
+/// A snapshot the user may not read stops at once (no retry loop) with the GRANT that fixes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_permission_error_stops_with_its_fix() {
+    let name = "rs_perm";
+    let db = fresh_db(name).await;
+    db.batch_execute(&format!(
+        "DO $$ BEGIN CREATE ROLE {name}_user LOGIN REPLICATION; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         CREATE TABLE secret(id int primary key); INSERT INTO secret VALUES (1);
+         REVOKE ALL ON secret FROM PUBLIC;
+         CREATE PUBLICATION {name} FOR ALL TABLES;"
+    ))
+    .await
+    .unwrap();
+    state_dir(name);
+    let cfg = config(name, "", "").replace(
+        "postgres://postgres@127.0.0.1:5432",
+        &format!("postgres://{name}_user@127.0.0.1:5432"),
+    );
+    let mut rs = Rowstream::start(name, &cfg);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(s) = rs.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rowstream kept running:\n{}",
+            rs.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = rs.log_text();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("cannot snapshot \"public\".\"secret\": permission denied"),
+        "{log}"
+    );
+    assert!(
+        log.contains("fix: GRANT SELECT ON \"public\".\"secret\" TO"),
+        "{log}"
+    );
+    assert!(!log.contains("transient failure"), "{log}");
+    // printed once on stderr, not repeated by every layer
+    assert_eq!(log.matches("error: cannot snapshot").count(), 1, "{log}");
+}

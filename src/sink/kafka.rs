@@ -9,8 +9,9 @@
 //!   so a key lands where a Java producer would put it. Heartbeats name their partition.
 //! - Defaults: idempotent producer, `acks=all`; `strict_order` adds
 //!   `max.in.flight.requests.per.connection=1`. `kafka.properties` override everything else.
-//! - When librdkafka's queue is full, `send` waits (1 ms steps) instead of buffering: the source
-//!   is slowed, memory stays bounded by `queue.buffering.max.*`.
+//! - When librdkafka's queue is full, `send` waits until a delivery report frees room (it is
+//!   woken by the report, not by polling) instead of buffering: the source is slowed, memory
+//!   stays bounded by `queue.buffering.max.*`.
 
 use crate::checkpoint::tracker::Tracker;
 use crate::config::KafkaConfig;
@@ -85,7 +86,8 @@ impl Classify for SinkError {
 
 pub struct DeliveryCtx {
     tracker: Arc<Tracker>,
-    pub delivered: std::sync::atomic::AtomicU64,
+    /// signalled by every delivery report: room may have freed up in librdkafka's queue
+    space: tokio::sync::Notify,
 }
 
 impl ClientContext for DeliveryCtx {}
@@ -95,11 +97,7 @@ impl ProducerContext for DeliveryCtx {
 
     fn delivery(&self, r: &DeliveryResult<'_>, id: usize) {
         match r {
-            Ok(_) => {
-                self.delivered
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.tracker.delivered(id as u64, Ok(()))
-            }
+            Ok(_) => self.tracker.delivered(id as u64, Ok(())),
             Err((e, m)) => {
                 use rdkafka::Message as _;
                 let msg = format!("topic {} partition {}: {e}", m.topic(), m.partition());
@@ -107,6 +105,7 @@ impl ProducerContext for DeliveryCtx {
                 self.tracker.delivered(id as u64, Err(msg))
             }
         }
+        self.space.notify_one();
     }
 }
 
@@ -145,7 +144,7 @@ impl KafkaSink {
     pub fn new(cfg: &KafkaConfig, tracker: Arc<Tracker>) -> Result<KafkaSink, SinkError> {
         let ctx = DeliveryCtx {
             tracker: tracker.clone(),
-            delivered: Default::default(),
+            space: tokio::sync::Notify::new(),
         };
         let producer: ThreadedProducer<DeliveryCtx> = producer_config(cfg)
             .create_with_context(ctx)
@@ -269,6 +268,10 @@ impl KafkaSink {
             rec = rec.partition(p);
         }
         loop {
+            // registered before the attempt, so a report arriving in between is not missed
+            let space = self.producer.context().space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
             match self.producer.send(rec) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
@@ -277,7 +280,8 @@ impl KafkaSink {
                         self.tracker.cancel(id);
                         return Err(SinkError::Delivery(f));
                     }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    // woken by the next delivery report; the bound re-checks for a failure
+                    let _ = tokio::time::timeout(Duration::from_millis(100), space).await;
                 }
                 Err((e, _)) => {
                     self.tracker.cancel(id);

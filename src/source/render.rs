@@ -29,8 +29,8 @@ impl RenderWarnings {
         {
             self.warned.insert((table.to_string(), column.to_string()));
             tracing::warn!(
-                table,
-                column,
+                table = %table,
+                column = %column,
                 reason,
                 "a value cannot be rendered and is written as null (logged once per column)"
             );
