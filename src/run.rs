@@ -80,28 +80,7 @@ pub(crate) async fn run(cfg: Config) -> Result<(), Error> {
 async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result<(), Error> {
     let cfg = cfg.clone();
     let store = Arc::new(Store::open(&cfg.state.dir)?);
-    let sid = source::source_id(&cfg);
-    let mut state = match store.load()? {
-        Some(s) => {
-            if s.source_id != sid {
-                return Err(Error::setup(
-                    format!(
-                        "state dir {} belongs to source `{}`, not `{sid}`",
-                        cfg.state.dir.display(),
-                        s.source_id
-                    ),
-                    "give this pipeline its own state.dir",
-                ));
-            }
-            s
-        }
-        None => State {
-            version: 1,
-            source_id: sid,
-            event_time_ms: -1,
-            ..Default::default()
-        },
-    };
+    let mut state = load_state(&store, &cfg)?;
     tracing::info!(
         state = %cfg.state.dir.display(),
         position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
@@ -186,6 +165,28 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result
         "stopped"
     );
     pipe_result.and(source_result)
+}
+
+/// The stored state, or a fresh one; a state of another source is a setup error.
+fn load_state(store: &Store, cfg: &Config) -> Result<State, Error> {
+    let sid = source::source_id(cfg);
+    match store.load()? {
+        Some(s) if s.source_id != sid => Err(Error::setup(
+            format!(
+                "state dir {} belongs to source `{}`, not `{sid}`",
+                cfg.state.dir.display(),
+                s.source_id
+            ),
+            "give this pipeline its own state.dir",
+        )),
+        Some(s) => Ok(s),
+        None => Ok(State {
+            version: 1,
+            source_id: sid,
+            event_time_ms: -1,
+            ..Default::default()
+        }),
+    }
 }
 
 fn flatten(r: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), Error> {

@@ -54,10 +54,10 @@ pub(crate) mod snapshot;
 
 use crate::check::Finding;
 use crate::checkpoint::store::State;
-use crate::config::{Config, SourceType};
+use crate::config::{Config, SourceOptions};
 use crate::error::Error;
 use crate::position::SourcePosition;
-use crate::schema::TableSchema;
+use crate::schema::{TableFilter, TableSchema};
 use batch::Batcher;
 use std::future::Future;
 use std::sync::Arc;
@@ -85,16 +85,18 @@ pub(crate) enum AnySource {
 
 /// Identifies the source a state belongs to (`postgres:<db>:<slot>`, `mysql:<host>:<port>`).
 pub(crate) fn source_id(cfg: &Config) -> String {
-    match cfg.source.kind {
-        SourceType::Postgres => postgres::source_id(cfg),
-        SourceType::Mysql => mysql::source_id(cfg),
+    match &cfg.source.options {
+        SourceOptions::Postgres(o) => postgres::source_id(cfg, o),
+        SourceOptions::Mysql(_) => mysql::source_id(cfg),
     }
 }
 
 pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<AnySource, Error> {
-    Ok(match cfg.source.kind {
-        SourceType::Postgres => AnySource::Postgres(Box::new(postgres::prepare(cfg, state).await?)),
-        SourceType::Mysql => AnySource::MySql(Box::new(mysql::prepare(cfg, state).await?)),
+    Ok(match &cfg.source.options {
+        SourceOptions::Postgres(o) => {
+            AnySource::Postgres(Box::new(postgres::prepare(cfg, o, state).await?))
+        }
+        SourceOptions::Mysql(o) => AnySource::MySql(Box::new(mysql::prepare(cfg, o, state).await?)),
     })
 }
 
@@ -119,11 +121,19 @@ impl Source for AnySource {
     }
 }
 
+/// The tables `source.tables` / `source.exclude` select.
+pub(crate) fn table_filter(cfg: &Config) -> TableFilter {
+    TableFilter {
+        include: cfg.source.tables().to_vec(),
+        exclude: cfg.source.exclude.clone(),
+    }
+}
+
 /// `rowstream check`: the source's prerequisites, then the broker's.
 pub(crate) async fn check(cfg: &Config, fix: bool) -> Vec<Finding> {
-    let mut findings = match cfg.source.kind {
-        SourceType::Postgres => postgres::check::check(cfg, fix).await,
-        SourceType::Mysql => mysql::check::check(cfg, fix).await,
+    let mut findings = match &cfg.source.options {
+        SourceOptions::Postgres(o) => postgres::check::check(cfg, o, fix).await,
+        SourceOptions::Mysql(_) => mysql::check::check(cfg, fix).await,
     };
     findings.push(crate::sink::kafka::check(&cfg.kafka));
     findings

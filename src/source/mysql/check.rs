@@ -4,10 +4,9 @@
 //! settings are `prereq`'s definitions (the ones `run` enforces); `--fix` applies those a running
 //! server accepts.
 
-use super::{connect, filter, prereq, MySqlError};
+use super::{connect, prereq, MySqlError};
 use crate::check::{Finding, Level};
 use crate::config::{redact_url, Config};
-use crate::schema::TableId;
 use mysql_async::prelude::*;
 use mysql_async::Opts;
 
@@ -67,68 +66,75 @@ async fn run_checks(
         .await?
         .unwrap_or_default();
     let mariadb = version.to_ascii_lowercase().contains("mariadb");
-    out.push(f(
-        Level::Ok,
-        format!(
-            "server {version} ({})",
-            if mariadb { "MariaDB" } else { "MySQL" }
-        ),
-        None,
-    ));
+    let flavour = if mariadb { "MariaDB" } else { "MySQL" };
+    out.push(f(Level::Ok, format!("server {version} ({flavour})"), None));
     let vars = prereq::variables(conn).await?;
-    let var = |n: &str| prereq::var(&vars, n).map(str::to_string);
     out.extend(prereq::binlog_settings(&vars, mariadb));
     if apply_fixes {
         out.extend(prereq::fix_online(conn, &vars).await);
     }
+    let var = |n: &str| prereq::var(&vars, n).map(str::to_string);
+    out.push(gtids(mariadb, var));
+    out.push(retention(var));
+    let user = opts.user().unwrap_or("rowstream");
+    grants(conn, user, mariadb, out).await?;
+    tables(cfg, conn, out).await
+}
+
+fn gtids(mariadb: bool, var: impl Fn(&str) -> Option<String>) -> Finding {
     if mariadb {
-        out.push(f(
+        let strict = var("gtid_strict_mode").unwrap_or_default();
+        return f(
             Level::Ok,
-            format!(
-                "GTIDs: MariaDB domain-server-seq (gtid_strict_mode = {})",
-                var("gtid_strict_mode").unwrap_or_default()
-            ),
+            format!("GTIDs: MariaDB domain-server-seq (gtid_strict_mode = {strict})"),
             None,
-        ));
-    } else {
-        match var("gtid_mode").as_deref() {
-            Some("ON") => out.push(f(Level::Ok, "gtid_mode = ON", None)),
-            other => out.push(f(
-                Level::Warn,
-                format!("gtid_mode = {}: positions are file+offset only (no failover to another replica)", other.unwrap_or("OFF")),
-                Some("SET GLOBAL enforce_gtid_consistency = ON; then step gtid_mode to ON (OFF_PERMISSIVE, ON_PERMISSIVE, ON)".into()),
-            )),
-        }
+        );
     }
-    let days: f64 = var("expire_logs_days")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let secs: f64 = var("binlog_expire_logs_seconds")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
+    match var("gtid_mode").as_deref() {
+        Some("ON") => f(Level::Ok, "gtid_mode = ON", None),
+        other => f(
+            Level::Warn,
+            format!("gtid_mode = {}: positions are file+offset only (no failover to another replica)", other.unwrap_or("OFF")),
+            Some("SET GLOBAL enforce_gtid_consistency = ON; then step gtid_mode to ON (OFF_PERMISSIVE, ON_PERMISSIVE, ON)".into()),
+        ),
+    }
+}
+
+/// How long the server keeps binlogs: a rowstream stopped longer must re-snapshot.
+fn retention(var: impl Fn(&str) -> Option<String>) -> Finding {
+    let num = |n: &str| var(n).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let (days, secs) = (num("expire_logs_days"), num("binlog_expire_logs_seconds"));
     let retention = if secs > 0.0 { secs } else { days * 86400.0 };
     if retention > 0.0 && retention < 86400.0 {
-        out.push(f(
+        return f(
             Level::Warn,
             format!("binlogs are kept only {:.1} h: a rowstream stopped longer than that must re-snapshot", retention / 3600.0),
             Some("SET GLOBAL binlog_expire_logs_seconds = 604800; (expire_logs_days = 7 on MariaDB)".into()),
-        ));
-    } else {
-        out.push(f(
-            Level::Ok,
-            if retention == 0.0 {
-                "binlogs are never purged automatically".to_string()
-            } else {
-                format!("binlogs are kept {:.1} days", retention / 86400.0)
-            },
-            None,
-        ));
+        );
     }
-    // grants
+    let what = match retention == 0.0 {
+        true => "binlogs are never purged automatically".to_string(),
+        false => format!("binlogs are kept {:.1} days", retention / 86400.0),
+    };
+    f(Level::Ok, what, None)
+}
+
+async fn grants(
+    conn: &mut mysql_async::Conn,
+    user: &str,
+    mariadb: bool,
+    out: &mut Vec<Finding>,
+) -> Result<(), MySqlError> {
     let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
     let all = grants.join(" ").to_ascii_uppercase();
     let has = |p: &str| all.contains("ALL PRIVILEGES ON *.*") || all.contains(p);
-    let user = opts.user().unwrap_or("rowstream").to_string();
+    let lacks = |level, priv_: &str, why: &str| {
+        f(
+            level,
+            format!("{user} lacks {priv_} ({why})"),
+            Some(format!("GRANT {priv_} ON *.* TO '{user}'@'%';")),
+        )
+    };
     for (priv_, why) in [
         ("REPLICATION SLAVE", "to read the binlog"),
         ("SELECT", "for the snapshot"),
@@ -137,37 +143,33 @@ async fn run_checks(
             "for FLUSH TABLES WITH READ LOCK during a MySQL snapshot",
         ),
     ] {
-        if has(priv_) {
-            out.push(f(Level::Ok, format!("grant {priv_}"), None));
-        } else {
-            let level = if priv_ == "RELOAD" && mariadb {
-                Level::Warn
-            } else {
-                Level::Fail
-            };
-            out.push(f(
-                level,
-                format!("{user} lacks {priv_} ({why})"),
-                Some(format!("GRANT {priv_} ON *.* TO '{user}'@'%';")),
-            ));
-        }
+        out.push(match (has(priv_), priv_ == "RELOAD" && mariadb) {
+            (true, _) => f(Level::Ok, format!("grant {priv_}"), None),
+            (false, true) => lacks(Level::Warn, priv_, why),
+            (false, false) => lacks(Level::Fail, priv_, why),
+        });
     }
     let monitor = if mariadb {
         "BINLOG MONITOR"
     } else {
         "REPLICATION CLIENT"
     };
-    if has(monitor) || has("REPLICATION CLIENT") || has("SUPER") {
-        out.push(f(Level::Ok, format!("grant {monitor}"), None));
-    } else {
-        out.push(f(
-            Level::Fail,
-            format!("{user} lacks {monitor} (to read the binlog position)"),
-            Some(format!("GRANT {monitor} ON *.* TO '{user}'@'%';")),
-        ));
-    }
-    // tables
-    let flt = filter(cfg, opts);
+    out.push(
+        match has(monitor) || has("REPLICATION CLIENT") || has("SUPER") {
+            true => f(Level::Ok, format!("grant {monitor}"), None),
+            false => lacks(Level::Fail, monitor, "to read the binlog position"),
+        },
+    );
+    Ok(())
+}
+
+/// The tables `source.tables` selects, and those without a key.
+async fn tables(
+    cfg: &Config,
+    conn: &mut mysql_async::Conn,
+    out: &mut Vec<Finding>,
+) -> Result<(), MySqlError> {
+    let flt = crate::source::table_filter(cfg);
     let tables: Vec<(String, String, i64)> = conn
         .query(
             "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, (SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE k \
@@ -178,27 +180,16 @@ async fn run_checks(
         .await?;
     let matched: Vec<_> = tables
         .iter()
-        .filter(|(d, t, _)| {
-            flt.matches(&TableId {
-                db: d.clone(),
-                schema: None,
-                table: t.clone(),
-            })
-        })
+        .filter(|(d, t, _)| flt.matches(&super::table_id(d, t)))
         .collect();
-    if matched.is_empty() {
-        out.push(f(
+    out.push(match matched.len() {
+        0 => f(
             Level::Warn,
             format!("no table matches source.tables {:?}", flt.include),
             Some("fix source.tables / source.exclude (patterns over db.table)".into()),
-        ));
-    } else {
-        out.push(f(
-            Level::Ok,
-            format!("{} table(s) match source.tables", matched.len()),
-            None,
-        ));
-    }
+        ),
+        n => f(Level::Ok, format!("{n} table(s) match source.tables"), None),
+    });
     for (d, t, pk) in matched {
         if *pk == 0 && !cfg.source.keys.contains_key(&format!("{d}.{t}")) {
             out.push(f(

@@ -34,7 +34,7 @@ pub(crate) mod snapshot;
 pub(crate) mod values;
 
 use crate::checkpoint::store::State;
-use crate::config::Config;
+use crate::config::{Config, MysqlOptions};
 use crate::error::SetupError;
 use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::position::SourcePosition;
@@ -67,20 +67,6 @@ pub(crate) fn source_id(cfg: &Config) -> String {
     match Opts::from_url(&cfg.source.url) {
         Ok(o) => format!("mysql:{}:{}", o.ip_or_hostname(), o.tcp_port()),
         Err(_) => "mysql:?".into(),
-    }
-}
-
-/// The include patterns: the default `public.*` means "the URL's database" for MySQL.
-fn filter(cfg: &Config, opts: &Opts) -> TableFilter {
-    let mut include = cfg.source.tables.clone();
-    if include == ["public.*"] {
-        if let Some(db) = opts.db_name() {
-            include = vec![format!("{db}.*")];
-        }
-    }
-    TableFilter {
-        include,
-        exclude: cfg.source.exclude.clone(),
     }
 }
 
@@ -129,139 +115,54 @@ async fn master_status(conn: &mut Conn) -> Result<(String, u64), MySqlError> {
     Ok((file, pos))
 }
 
-pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MySqlError> {
-    let opts = Opts::from_url(&cfg.source.url).map_err(|e| {
-        setup(
-            format!("source.url: {e}"),
-            "mysql://user:password@host:3306/db",
-        )
-    })?;
-    let mut conn = connect(&opts).await.map_err(|e| {
-        MySqlError::Setup(
-            prereq::connect_failed(&cfg.source.url, &e)
-                .required()
-                .unwrap_err(),
-        )
-    })?;
-    let version: String = conn
-        .query_first("SELECT VERSION()")
-        .await?
-        .unwrap_or_default();
-    let db_type = if version.to_ascii_lowercase().contains("mariadb") {
-        DbType::MariaDb
-    } else {
-        DbType::MySql
-    };
+/// Connect, check what a run needs, plan the snapshot, open its read view, load the schemas.
+pub(crate) async fn prepare(
+    cfg: &Config,
+    my: &MysqlOptions,
+    state: &State,
+) -> Result<Prepared, MySqlError> {
+    let (opts, mut conn, db_type) = open(&cfg.source.url).await?;
     prereq::required_for_run(&mut conn, db_type == DbType::MariaDb).await?;
-    let filter = filter(cfg, &opts);
-    let tables: Vec<(String, String)> = conn
-        .query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
-             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2",
-        )
-        .await?;
-    let matched: Vec<(String, String)> = tables
-        .into_iter()
-        .filter(|(d, t)| {
-            filter.matches(&TableId {
-                db: d.clone(),
-                schema: None,
-                table: t.clone(),
-            })
-        })
-        .collect();
+    let filter = crate::source::table_filter(cfg);
+    let matched = matched_tables(&mut conn, &filter).await?;
     std::fs::create_dir_all(&cfg.state.dir).map_err(MySqlError::Event)?;
     let mut history = History::open(&cfg.state.dir)?;
-    let ids: Vec<TableId> = matched.iter().map(|(d, t)| table_id(d, t)).collect();
-    let need: Vec<TableId> = tables_to_snapshot(cfg.snapshot.mode, &ids, state);
+    let need: Vec<TableId> = tables_to_snapshot(cfg.snapshot.mode, &matched, state);
     let mut fence = Fence::from_state(state);
-    // the snapshot: a consistent read view and the binlog position it corresponds to
-    let mut snapshot = None;
-    let mut snap_pos = None;
-    if !need.is_empty() {
-        let mut sc = connect(&opts).await?;
-        sc.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .await?;
-        let pos = if db_type == DbType::MariaDb {
-            sc.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-                .await?;
-            let st: Vec<(String, String)> =
-                sc.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
-            let get = |n: &str| {
-                st.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                    .map(|(_, v)| v.clone())
-            };
-            match (
-                get("binlog_snapshot_file"),
-                get("binlog_snapshot_position").and_then(|p| p.parse().ok()),
-            ) {
-                (Some(f), Some(p)) if !f.is_empty() => (f, p),
-                _ => {
-                    return Err(setup(
-                        "the server reports no binlog_snapshot_file",
-                        "enable the binary log (log_bin)",
-                    ))
-                }
-            }
-        } else {
-            conn.query_drop("FLUSH TABLES WITH READ LOCK")
-                .await
-                .map_err(|e| {
-                    setup(
-                        format!("FLUSH TABLES WITH READ LOCK failed: {e}"),
-                        "GRANT RELOAD ON *.* TO the rowstream user",
-                    )
-                })?;
-            let res = async {
-                let pos = master_status(&mut conn).await?;
-                sc.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-                    .await?;
-                Ok::<_, MySqlError>(pos)
-            }
-            .await;
-            conn.query_drop("UNLOCK TABLES").await?;
-            res?
-        };
-        tracing::info!(file = %pos.0, pos = pos.1, tables = need.len(), "consistent snapshot opened");
-        let mut defs = Vec::new();
-        for id in &need {
-            if let Some(def) = schema::load_table(&mut sc, &id.db, &id.table).await? {
-                defs.push(def);
-            }
-        }
+    let snapshot = match need.is_empty() {
+        true => None,
+        false => Some(open_snapshot(&opts, &mut conn, db_type, &need).await?),
+    };
+    if let Some((_, pos, _)) = &snapshot {
         fence.set(&need, &binlog_position(&pos.0, pos.1));
-        snap_pos = Some(pos.clone());
-        snapshot = Some((sc, pos, defs));
     }
     let (start, gtid) = match &state.position {
         Some(SourcePosition::MySql { file, pos, gtid }) => ((file.clone(), *pos), gtid.clone()),
-        _ => match &snap_pos {
-            Some(p) => (p.clone(), None),
+        _ => match &snapshot {
+            Some((_, p, _)) => (p.clone(), None),
             None => (master_status(&mut conn).await?, None),
         },
     };
     // the history knows every matched table from the start position on
-    for (d, t) in &matched {
-        let name = format!("{d}.{t}");
-        if history.at(&name, &start.0, start.1).is_none() {
-            if let Some(def) = schema::load_table(&mut conn, d, t).await? {
+    for id in &matched {
+        if history.at(&id.to_string(), &start.0, start.1).is_none() {
+            if let Some(def) = schema::load_table(&mut conn, &id.db, &id.table).await? {
                 history.append(&start.0, start.1, def)?;
             }
         }
     }
+    let _ = conn.disconnect().await;
     let tz = cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000;
-    let ctx = Arc::new(Ctx {
-        tz_offset_us: tz,
-        tiny1_bool: cfg.source.tinyint1_as_boolean,
-    });
     let mut p = Prepared {
         opts,
         db_type,
-        server_id: cfg.source.server_id.unwrap_or(5401),
+        server_id: my.server_id.unwrap_or(5401),
         filter,
         factory: SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source.keys),
-        ctx,
+        ctx: Arc::new(Ctx {
+            tz_offset_us: tz,
+            tiny1_bool: my.tinyint1_as_boolean,
+        }),
         history,
         start,
         gtid,
@@ -271,18 +172,122 @@ pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, MyS
         chunk_rows: CHUNK_ROWS,
         store_start: state.position.is_none(),
     };
-    for (d, t) in &matched {
+    for id in &matched {
         if let Some(def) = p
             .history
-            .at(&format!("{d}.{t}"), &p.start.0, p.start.1)
+            .at(&id.to_string(), &p.start.0, p.start.1)
             .cloned()
         {
             let s = p.table_schema(&def)?;
             p.schemas.push(s);
         }
     }
-    let _ = conn.disconnect().await;
     Ok(p)
+}
+
+/// Parse the URL, connect, and tell MariaDB from MySQL.
+async fn open(url: &str) -> Result<(Opts, Conn, DbType), MySqlError> {
+    let opts = Opts::from_url(url).map_err(|e| {
+        setup(
+            format!("source.url: {e}"),
+            "mysql://user:password@host:3306/db",
+        )
+    })?;
+    let mut conn = connect(&opts)
+        .await
+        .map_err(|e| MySqlError::Setup(prereq::connect_failed(url, &e).required().unwrap_err()))?;
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await?
+        .unwrap_or_default();
+    let db_type = match version.to_ascii_lowercase().contains("mariadb") {
+        true => DbType::MariaDb,
+        false => DbType::MySql,
+    };
+    Ok((opts, conn, db_type))
+}
+
+/// The base tables `filter` selects, in name order.
+async fn matched_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Vec<TableId>, MySqlError> {
+    let tables: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2",
+        )
+        .await?;
+    Ok(tables
+        .iter()
+        .map(|(d, t)| table_id(d, t))
+        .filter(|id| filter.matches(id))
+        .collect())
+}
+
+/// A consistent read view for the snapshot, the binlog position it corresponds to, and the
+/// definitions of the tables it reads.
+async fn open_snapshot(
+    opts: &Opts,
+    conn: &mut Conn,
+    db_type: DbType,
+    need: &[TableId],
+) -> Result<(Conn, (String, u64), Vec<MyTable>), MySqlError> {
+    let mut sc = connect(opts).await?;
+    sc.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    let pos = match db_type {
+        DbType::MariaDb => mariadb_snapshot(&mut sc).await?,
+        _ => mysql_snapshot(conn, &mut sc).await?,
+    };
+    tracing::info!(file = %pos.0, pos = pos.1, tables = need.len(), "consistent snapshot opened");
+    let mut defs = Vec::new();
+    for id in need {
+        if let Some(def) = schema::load_table(&mut sc, &id.db, &id.table).await? {
+            defs.push(def);
+        }
+    }
+    Ok((sc, pos, defs))
+}
+
+/// MariaDB tells the binlog position of a consistent snapshot without a lock.
+async fn mariadb_snapshot(sc: &mut Conn) -> Result<(String, u64), MySqlError> {
+    sc.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await?;
+    let st: Vec<(String, String)> = sc.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+    let get = |n: &str| {
+        st.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    match (
+        get("binlog_snapshot_file"),
+        get("binlog_snapshot_position").and_then(|p| p.parse().ok()),
+    ) {
+        (Some(f), Some(p)) if !f.is_empty() => Ok((f, p)),
+        _ => Err(setup(
+            "the server reports no binlog_snapshot_file",
+            "enable the binary log (log_bin)",
+        )),
+    }
+}
+
+/// MySQL: the position read under a brief global read lock while the snapshot opens.
+async fn mysql_snapshot(conn: &mut Conn, sc: &mut Conn) -> Result<(String, u64), MySqlError> {
+    conn.query_drop("FLUSH TABLES WITH READ LOCK")
+        .await
+        .map_err(|e| {
+            setup(
+                format!("FLUSH TABLES WITH READ LOCK failed: {e}"),
+                "GRANT RELOAD ON *.* TO the rowstream user",
+            )
+        })?;
+    let res = async {
+        let pos = master_status(conn).await?;
+        sc.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await?;
+        Ok::<_, MySqlError>(pos)
+    }
+    .await;
+    conn.query_drop("UNLOCK TABLES").await?;
+    res
 }
 
 impl Source for Prepared {
@@ -290,13 +295,36 @@ impl Source for Prepared {
         &self.schemas
     }
 
+    /// Snapshot what was planned, then stream. MySQL has no acknowledgement to send: the
+    /// binlog is kept by the server's retention, not by the reader's progress.
     async fn run(
-        self,
-        out: Batcher,
+        mut self,
+        mut out: Batcher,
         _acks: watch::Receiver<Option<SourcePosition>>,
-        stop: watch::Receiver<bool>,
+        mut stop: watch::Receiver<bool>,
     ) -> Result<(), crate::error::Error> {
-        Ok(self.run_source(out, stop).await?)
+        let mut warnings = RenderWarnings::default();
+        if let Some((mut conn, pos, defs)) = self.snapshot.take() {
+            let mut tables = Vec::with_capacity(defs.len());
+            for def in defs {
+                let schema = self.table_schema(&def)?;
+                tables.push(SnapTable { def, schema });
+            }
+            let mut reader = MyTableReader {
+                conn: &mut conn,
+                ctx: &self.ctx,
+                warnings: &mut warnings,
+                chunk_rows: self.chunk_rows,
+            };
+            let at = binlog_position(&pos.0, pos.1);
+            let done = snapshot_tables(&mut reader, &tables, &at, &mut out, &stop).await?;
+            let _ = conn.query_drop("COMMIT").await;
+            let _ = conn.disconnect().await;
+            if !done {
+                return Ok(());
+            }
+        }
+        Ok(self.stream(&mut out, &mut stop, &mut warnings).await?)
     }
 }
 
@@ -327,35 +355,6 @@ impl Prepared {
         Ok(self
             .factory
             .build(table_id(&def.db, &def.table), columns, &def.pk)?)
-    }
-
-    async fn run_source(
-        mut self,
-        mut out: Batcher,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<(), MySqlError> {
-        let mut warnings = RenderWarnings::default();
-        if let Some((mut conn, pos, defs)) = self.snapshot.take() {
-            let mut tables = Vec::with_capacity(defs.len());
-            for def in defs {
-                let schema = self.table_schema(&def)?;
-                tables.push(SnapTable { def, schema });
-            }
-            let mut reader = MyTableReader {
-                conn: &mut conn,
-                ctx: &self.ctx,
-                warnings: &mut warnings,
-                chunk_rows: self.chunk_rows,
-            };
-            let at = binlog_position(&pos.0, pos.1);
-            let done = snapshot_tables(&mut reader, &tables, &at, &mut out, &stop).await?;
-            let _ = conn.query_drop("COMMIT").await;
-            let _ = conn.disconnect().await;
-            if !done {
-                return Ok(());
-            }
-        }
-        self.stream(&mut out, &mut stop, &mut warnings).await
     }
 
     /// Open the binlog dump at the resume position.
@@ -661,43 +660,12 @@ impl Prepared {
             }
         };
         for (db, table) in tables {
-            let id = TableId {
-                db: db.clone(),
-                schema: None,
-                table: table.clone(),
-            };
+            let id = table_id(&db, &table);
             if !self.filter.matches(&id) {
                 continue;
             }
-            let name = format!("{db}.{table}");
-            let schema = if op == DdlOp::Query {
-                // the statement does not change the table's columns
-                match self.history.at(&name, &st.file, end_pos) {
-                    Some(d) => self.table_schema(&d.clone())?,
-                    None => continue,
-                }
-            } else {
-                st.current.remove(&name);
-                // the schema after the change: from the history when this DDL was seen before
-                let def = match self.history.exactly(&name, &st.file, end_pos) {
-                    Some(d) => Some(d.clone()),
-                    None if op == DdlOp::Erase => None,
-                    None => {
-                        let d = schema::load_table(&mut st.meta, &db, &table).await?;
-                        if let Some(d) = &d {
-                            self.history.append(&st.file, end_pos, d.clone())?;
-                        }
-                        d
-                    }
-                };
-                match &def {
-                    Some(d) => self.table_schema(d)?,
-                    // a dropped table: the columns it had
-                    None => match self.history.at(&name, &st.file, end_pos.saturating_sub(1)) {
-                        Some(d) => self.table_schema(&d.clone())?,
-                        None => self.factory.with_key(id.clone(), vec![], None),
-                    },
-                }
+            let Some(schema) = self.schema_after(st, op, &id, end_pos).await? else {
+                continue;
             };
             st.out.add(SourceEvent::Table(schema.clone()));
             st.out.add(SourceEvent::Ddl(DdlEvent {
@@ -708,6 +676,47 @@ impl Prepared {
             }));
         }
         Ok(())
+    }
+
+    /// The schema a DDL record on `id` carries: the table's columns after the statement (from
+    /// the history when this DDL was read before, else from the server, then recorded), the
+    /// columns it had when dropped, or its current columns for a QUERY record; `None` for a
+    /// QUERY on a table the history does not know.
+    async fn schema_after(
+        &mut self,
+        st: &mut StreamState<'_>,
+        op: DdlOp,
+        id: &TableId,
+        end_pos: u64,
+    ) -> Result<Option<Arc<TableSchema>>, MySqlError> {
+        let name = id.to_string();
+        if op == DdlOp::Query {
+            // the statement does not change the table's columns
+            return match self.history.at(&name, &st.file, end_pos) {
+                Some(d) => Ok(Some(self.table_schema(&d.clone())?)),
+                None => Ok(None),
+            };
+        }
+        st.current.remove(&name);
+        let def = match self.history.exactly(&name, &st.file, end_pos) {
+            Some(d) => Some(d.clone()),
+            None if op == DdlOp::Erase => None,
+            None => {
+                let d = schema::load_table(&mut st.meta, &id.db, &id.table).await?;
+                if let Some(d) = &d {
+                    self.history.append(&st.file, end_pos, d.clone())?;
+                }
+                d
+            }
+        };
+        Ok(Some(match &def {
+            Some(d) => self.table_schema(d)?,
+            // a dropped table: the columns it had
+            None => match self.history.at(&name, &st.file, end_pos.saturating_sub(1)) {
+                Some(d) => self.table_schema(&d.clone())?,
+                None => self.factory.with_key(id.clone(), vec![], None),
+            },
+        }))
     }
 }
 

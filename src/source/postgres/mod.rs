@@ -34,10 +34,10 @@ pub(crate) mod tls;
 pub(crate) mod types;
 
 use crate::checkpoint::store::State;
-use crate::config::Config;
+use crate::config::{Config, PostgresOptions};
 use crate::error::SetupError;
 use crate::position::{Lsn, SourcePosition};
-use crate::schema::{DbType, TableFilter, TableSchema};
+use crate::schema::{DbType, TableId, TableSchema};
 use crate::source::batch::Batcher;
 use crate::source::plan::{tables_to_snapshot, Fence};
 use crate::source::schemas::SchemaFactory;
@@ -77,20 +77,19 @@ pub(crate) struct Prepared {
     schemas: Vec<Arc<TableSchema>>,
     slot: String,
     publication: String,
-    pg: tokio_postgres::Config,
-    tls: tls::PgTls,
+    server: Server,
     heartbeat: Duration,
     chunk_pages: u32,
 }
 
-pub(crate) fn source_id(cfg: &Config) -> String {
+pub(crate) fn source_id(cfg: &Config, o: &PostgresOptions) -> String {
     let db = cfg
         .source
         .url
         .parse::<tokio_postgres::Config>()
         .ok()
         .and_then(|c| c.get_dbname().map(str::to_string));
-    format!("postgres:{}:{}", db.unwrap_or_default(), cfg.source.slot)
+    format!("postgres:{}:{}", db.unwrap_or_default(), o.slot)
 }
 
 fn parse_lsn(s: &str) -> Result<Lsn, SourceError> {
@@ -99,40 +98,48 @@ fn parse_lsn(s: &str) -> Result<Lsn, SourceError> {
     })
 }
 
+/// Where and how to connect: the parsed URL, TLS, the database's name.
+struct Server {
+    pg: tokio_postgres::Config,
+    tls: tls::PgTls,
+    db: String,
+}
+
 /// The URL, TLS and a catalog session, with the prerequisites `run` needs checked.
-async fn connect(
-    cfg: &Config,
-) -> Result<(tokio_postgres::Config, tls::PgTls, Catalog), SourceError> {
+async fn connect(cfg: &Config, o: &PostgresOptions) -> Result<(Server, Catalog), SourceError> {
     let pg: tokio_postgres::Config = cfg.source.url.parse().map_err(|e| {
         setup(
             format!("source.url is not a Postgres URL: {e}"),
             "postgres://user[:password]@host:5432/db",
         )
     })?;
-    let tls = tls::PgTls::new(cfg.source.ssl_root_cert.as_deref())
+    let tls = tls::PgTls::new(o.ssl_root_cert.as_deref())
         .map_err(|e| setup(e.to_string(), prereq::TLS_FIX))?;
     let client = catalog::connect(&pg, &tls, "rowstream")
         .await
         .map_err(|e| prereq::connect_failed(&cfg.source.url, &e))?;
     prereq::required_for_run(&client).await?;
-    Ok((pg, tls, Catalog::new(client)))
+    let db = pg.get_dbname().unwrap_or("postgres").to_string();
+    Ok((Server { pg, tls, db }, Catalog::new(client)))
 }
 
-pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, SourceError> {
-    let (pg, tls, catalog) = connect(cfg).await?;
-    let db = pg.get_dbname().unwrap_or("postgres").to_string();
-    let filter = TableFilter {
-        include: cfg.source.tables.clone(),
-        exclude: cfg.source.exclude.clone(),
-    };
+/// Connect, check what a run needs, ensure publication and slot, plan and export the
+/// snapshot, load the schemas.
+pub(crate) async fn prepare(
+    cfg: &Config,
+    o: &PostgresOptions,
+    state: &State,
+) -> Result<Prepared, SourceError> {
+    let (server, catalog) = connect(cfg, o).await?;
+    let filter = crate::source::table_filter(cfg);
     let tz = cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000;
     let mut tables = Tables::new(
         catalog,
-        db.clone(),
+        server.db.clone(),
         filter.clone(),
         SchemaFactory::new(DbType::PostgreSql, &cfg.kafka.topic, &cfg.source.keys),
         DecodeCtx { tz_offset_us: tz },
-        cfg.source.toast_placeholder.clone(),
+        o.toast_placeholder.clone(),
     );
     let matched: Vec<TableRow> = tables
         .catalog
@@ -142,28 +149,23 @@ pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, Sou
         .filter(|t| filter.matches(&tables.table_id(&t.schema, &t.name)))
         .collect();
     if matched.is_empty() {
-        tracing::warn!(patterns = ?cfg.source.tables, "no table matches source.tables yet; streaming tables created later");
+        tracing::warn!(patterns = ?cfg.source.tables(), "no table matches source.tables yet; streaming tables created later");
     }
-    ensure_publication(&tables.catalog, &cfg.source.publication, &matched).await?;
-    if cfg.source.capture_ddl {
+    ensure_publication(&tables.catalog, &o.publication, &matched).await?;
+    if o.capture_ddl {
         install_ddl_capture(&tables.catalog).await;
     }
-    let ids: Vec<_> = matched
-        .iter()
-        .map(|t| tables.table_id(&t.schema, &t.name))
-        .collect();
-    let need_ids = tables_to_snapshot(cfg.snapshot.mode, &ids, state);
-    let need: Vec<TableRow> = matched
-        .iter()
-        .zip(&ids)
-        .filter(|(_, id)| need_ids.contains(id))
-        .map(|(t, _)| t.clone())
-        .collect();
+    let (need_ids, need) = plan(cfg, &tables, &matched, state);
     let mut fence = Fence::from_state(state);
-    let slot = cfg.source.slot.clone();
-    let mut repl = ReplicationConn::connect(&pg, &tls, &format!("rowstream:{slot}")).await?;
-    let (start, snapshot) =
-        open_slot(cfg, &tables.catalog, &mut repl, &pg, &tls, &db, state, need).await?;
+    let mut repl =
+        ReplicationConn::connect(&server.pg, &server.tls, &format!("rowstream:{}", o.slot)).await?;
+    let slot = Slot {
+        name: &o.slot,
+        state_dir: &cfg.state.dir,
+        catalog: &tables.catalog,
+        server: &server,
+    };
+    let (start, snapshot) = slot.open(&mut repl, state, need).await?;
     if let Some(s) = &snapshot {
         fence.set(&need_ids, &SourcePosition::Postgres { lsn: s.point });
     }
@@ -178,80 +180,109 @@ pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<Prepared, Sou
         tables,
         fence,
         schemas,
-        slot,
-        publication: cfg.source.publication.clone(),
-        pg,
-        tls,
+        slot: o.slot.clone(),
+        publication: o.publication.clone(),
+        server,
         heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
         chunk_pages: cfg.snapshot.chunk_pages,
     })
 }
 
+/// The tables to snapshot, as ids (for the fence) and as catalog rows (for the reader).
+fn plan(
+    cfg: &Config,
+    tables: &Tables,
+    matched: &[TableRow],
+    state: &State,
+) -> (Vec<TableId>, Vec<TableRow>) {
+    let ids: Vec<_> = matched
+        .iter()
+        .map(|t| tables.table_id(&t.schema, &t.name))
+        .collect();
+    let need_ids = tables_to_snapshot(cfg.snapshot.mode, &ids, state);
+    let need = matched
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| need_ids.contains(id))
+        .map(|(t, _)| t.clone())
+        .collect();
+    (need_ids, need)
+}
+
+/// The replication slot `prepare` streams from.
+struct Slot<'a> {
+    name: &'a str,
+    state_dir: &'a std::path::Path,
+    catalog: &'a Catalog,
+    server: &'a Server,
+}
+
 /// The slot to stream from (created when missing) and the resume LSN, and the snapshot exported
 /// for `need` (by the new slot, or by a temporary slot when the slot already exists).
-#[allow(clippy::too_many_arguments)]
-async fn open_slot(
-    cfg: &Config,
-    catalog: &Catalog,
-    repl: &mut ReplicationConn,
-    pg: &tokio_postgres::Config,
-    tls: &tls::PgTls,
-    db: &str,
-    state: &State,
-    need: Vec<TableRow>,
-) -> Result<(Lsn, Option<Exported>), SourceError> {
-    let slot = &cfg.source.slot;
-    let existing = catalog
+impl Slot<'_> {
+    async fn open(
+        &self,
+        repl: &mut ReplicationConn,
+        state: &State,
+        need: Vec<TableRow>,
+    ) -> Result<(Lsn, Option<Exported>), SourceError> {
+        let slot = self.name;
+        let existing = self
+        .catalog
         .client
         .query_opt(
             "SELECT plugin::text, database::text, confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1",
-            &[slot],
+            &[&slot],
         )
         .await?;
-    let Some(r) = existing else {
-        if state.position.is_some() {
-            return Err(setup(
-                format!("replication slot `{slot}` is gone but {} holds a position: changes since then are lost to rowstream", cfg.state.dir.display()),
+        let Some(r) = existing else {
+            if state.position.is_some() {
+                return Err(setup(
+                format!("replication slot `{slot}` is gone but {} holds a position: changes since then are lost to rowstream", self.state_dir.display()),
                 "to start over with a fresh snapshot, move the state directory away and run again",
             ));
+            }
+            let (point, name) = create_slot(repl, slot, "", !need.is_empty()).await?;
+            tracing::info!(slot, consistent_point = %point, "created replication slot");
+            let snapshot = name.map(|name| Exported {
+                name,
+                point,
+                tables: need,
+                _conn: None,
+            });
+            return Ok((point, snapshot));
+        };
+        let plugin: String = r.get(0);
+        let sdb: String = r.get(1);
+        let wal_status: Option<String> = r.get(3);
+        let db = &self.server.db;
+        prereq::slot_state(slot, &plugin, &sdb, db, wal_status.as_deref(), false).required()?;
+        let confirmed = parse_lsn(
+            &r.get::<_, Option<String>>(2)
+                .unwrap_or_else(|| "0/0".into()),
+        )?;
+        let start = match &state.position {
+            Some(SourcePosition::Postgres { lsn }) => (*lsn).max(confirmed),
+            _ => confirmed,
+        };
+        if need.is_empty() {
+            return Ok((start, None));
         }
-        let (point, name) = create_slot(repl, slot, "", !need.is_empty()).await?;
-        tracing::info!(slot, consistent_point = %point, "created replication slot");
-        let snapshot = name.map(|name| Exported {
-            name,
+        // a temporary slot exports a snapshot for the tables that need one
+        let mut c =
+            ReplicationConn::connect(&self.server.pg, &self.server.tls, "rowstream-snapshot")
+                .await?;
+        let tmp = format!("{}_snap_{}", slot, std::process::id());
+        let (point, name) = create_slot(&mut c, &tmp, "TEMPORARY", true).await?;
+        tracing::info!(tables = need.len(), consistent_point = %point, "snapshot of tables added since the last run");
+        let snapshot = Exported {
+            name: name.unwrap_or_default(),
             point,
             tables: need,
-            _conn: None,
-        });
-        return Ok((point, snapshot));
-    };
-    let plugin: String = r.get(0);
-    let sdb: String = r.get(1);
-    let wal_status: Option<String> = r.get(3);
-    prereq::slot_state(slot, &plugin, &sdb, db, wal_status.as_deref(), false).required()?;
-    let confirmed = parse_lsn(
-        &r.get::<_, Option<String>>(2)
-            .unwrap_or_else(|| "0/0".into()),
-    )?;
-    let start = match &state.position {
-        Some(SourcePosition::Postgres { lsn }) => (*lsn).max(confirmed),
-        _ => confirmed,
-    };
-    if need.is_empty() {
-        return Ok((start, None));
+            _conn: Some(c),
+        };
+        Ok((start, Some(snapshot)))
     }
-    // a temporary slot exports a snapshot for the tables that need one
-    let mut c = ReplicationConn::connect(pg, tls, "rowstream-snapshot").await?;
-    let tmp = format!("{}_snap_{}", slot, std::process::id());
-    let (point, name) = create_slot(&mut c, &tmp, "TEMPORARY", true).await?;
-    tracing::info!(tables = need.len(), consistent_point = %point, "snapshot of tables added since the last run");
-    let snapshot = Exported {
-        name: name.unwrap_or_default(),
-        point,
-        tables: need,
-        _conn: Some(c),
-    };
-    Ok((start, Some(snapshot)))
 }
 
 /// `CREATE_REPLICATION_SLOT`: the consistent point, and the exported snapshot's name.
@@ -291,7 +322,8 @@ impl Prepared {
         out: &mut Batcher,
         stop: &watch::Receiver<bool>,
     ) -> Result<bool, SourceError> {
-        let client = catalog::connect(&self.pg, &self.tls, "rowstream-snapshot").await?;
+        let client =
+            catalog::connect(&self.server.pg, &self.server.tls, "rowstream-snapshot").await?;
         client
             .batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
@@ -323,7 +355,8 @@ impl Prepared {
         &self,
         mut stop: watch::Receiver<bool>,
     ) -> Result<tokio::task::JoinHandle<()>, SourceError> {
-        let client = catalog::connect(&self.pg, &self.tls, "rowstream-heartbeat").await?;
+        let client =
+            catalog::connect(&self.server.pg, &self.server.tls, "rowstream-heartbeat").await?;
         let every = self.heartbeat;
         Ok(tokio::spawn(async move {
             let mut t = tokio::time::interval(every);
@@ -346,13 +379,19 @@ impl Prepared {
             }
         }))
     }
+}
 
-    async fn run_source(
+impl Source for Prepared {
+    fn schemas(&self) -> &[Arc<TableSchema>] {
+        &self.schemas
+    }
+
+    async fn run(
         mut self,
         mut out: Batcher,
         mut acks: watch::Receiver<Option<SourcePosition>>,
         mut stop: watch::Receiver<bool>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<(), crate::error::Error> {
         if let Some(snap) = self.snapshot.take() {
             if !self.snapshot(snap, &mut out, &stop).await? {
                 return Ok(());
@@ -403,22 +442,7 @@ impl Prepared {
             conn.send_copy_done().await.ok();
             tracing::info!(flushed = %acked, "replication stopped");
         }
-        res
-    }
-}
-
-impl Source for Prepared {
-    fn schemas(&self) -> &[Arc<TableSchema>] {
-        &self.schemas
-    }
-
-    async fn run(
-        self,
-        out: Batcher,
-        acks: watch::Receiver<Option<SourcePosition>>,
-        stop: watch::Receiver<bool>,
-    ) -> Result<(), crate::error::Error> {
-        Ok(self.run_source(out, acks, stop).await?)
+        Ok(res?)
     }
 }
 

@@ -143,29 +143,19 @@ async fn handle(
         }
         LogicalMessage::Update { rel, old, new } => {
             if let Some((d, t)) = live(st, rel) {
-                let flags = st
-                    .rels
-                    .get(&rel)
-                    .map(|e| e.key_flags.clone())
-                    .unwrap_or_default();
                 let old_full = match &old {
                     Some((OldKind::Full, tup)) => Some(tup),
                     _ => None,
                 };
                 let after = row(st, &d, &new, old_full);
-                let before = old.as_ref().map(|(k, tup)| old_row(st, &d, k, tup, &flags));
+                let before = old.as_ref().map(|(k, tup)| old_row(st, &d, rel, k, tup));
                 st.out
                     .add(change(d.schema.clone(), Op::Update, before, Some(after), t));
             }
         }
         LogicalMessage::Delete { rel, old: (k, tup) } => {
             if let Some((d, t)) = live(st, rel) {
-                let flags = st
-                    .rels
-                    .get(&rel)
-                    .map(|e| e.key_flags.clone())
-                    .unwrap_or_default();
-                let before = old_row(st, &d, &k, &tup, &flags);
+                let before = old_row(st, &d, rel, &k, &tup);
                 st.out
                     .add(change(d.schema.clone(), Op::Delete, Some(before), None, t));
             }
@@ -272,28 +262,27 @@ fn row(
 }
 
 /// Old image as the log carries it: the whole row (`O`), or only the identity columns (`K`).
+/// The old row an UPDATE or DELETE carries: the whole row (replica identity full) or only the
+/// key columns of relation `rel` (the others absent).
 fn old_row(
     st: &mut StreamState,
     d: &TableDecoder,
+    rel: u32,
     kind: &OldKind,
     tup: &Tuple,
-    key_flags: &[bool],
 ) -> Vec<Value> {
     let full = row(st, d, tup, None);
-    match kind {
-        OldKind::Full => full,
-        OldKind::Key => full
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                if key_flags.get(i).copied().unwrap_or(false) {
-                    v
-                } else {
-                    Value::Absent
-                }
-            })
-            .collect(),
+    if let OldKind::Full = kind {
+        return full;
     }
+    let key_flags = st.rels.get(&rel).map(|e| &e.key_flags[..]).unwrap_or(&[]);
+    full.into_iter()
+        .enumerate()
+        .map(|(i, v)| match key_flags.get(i) {
+            Some(true) => v,
+            _ => Value::Absent,
+        })
+        .collect()
 }
 
 async fn relation(st: &mut StreamState, rel: Relation) -> Result<(), SourceError> {

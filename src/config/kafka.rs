@@ -1,0 +1,145 @@
+//! The `[kafka]` section: brokers, topic template, topic creation, producer properties.
+//!
+//! Invariants:
+//! - `properties` values are strings (the loader turns TOML numbers and booleans into text,
+//!   as librdkafka takes them); `bootstrap.servers` is set through `brokers` only.
+//! - Secret properties (`*password*`, `*secret*`, key files) never reach `Debug` output.
+
+use super::push;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KafkaConfig {
+    pub(crate) brokers: String,
+    #[serde(default = "default_topic")]
+    pub(crate) topic: String,
+    /// Partitions of the topics rowstream creates.
+    #[serde(default = "default_partitions")]
+    pub(crate) partitions: i32,
+    #[serde(default = "one")]
+    pub(crate) replication_factor: i32,
+    /// One request in flight per connection: strict order even across retries.
+    #[serde(default)]
+    pub(crate) strict_order: bool,
+    #[serde(default = "default_sep")]
+    pub(crate) key_separator: String,
+    /// Passed to librdkafka as is (TLS, SASL, tuning).
+    #[serde(default)]
+    pub(crate) properties: BTreeMap<String, String>,
+}
+
+fn one() -> i32 {
+    1
+}
+fn default_topic() -> String {
+    "{db}.{schema}.{table}".into()
+}
+fn default_partitions() -> i32 {
+    3
+}
+fn default_sep() -> String {
+    ",".into()
+}
+
+pub(crate) fn is_secret_property(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("key.pem") || k.ends_with(".key")
+}
+
+impl KafkaConfig {
+    /// Defaults everywhere but the brokers.
+    pub(crate) fn with_brokers(brokers: &str) -> KafkaConfig {
+        KafkaConfig {
+            brokers: brokers.into(),
+            topic: default_topic(),
+            partitions: default_partitions(),
+            replication_factor: one(),
+            strict_order: false,
+            key_separator: default_sep(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn validate(&self, p: &mut Vec<String>) {
+        if self.brokers.trim().is_empty() {
+            push(p, "kafka.brokers", "empty; e.g. \"127.0.0.1:9092\"");
+        }
+        self.validate_topic(p);
+        if !(1..=10000).contains(&self.partitions) {
+            push(
+                p,
+                "kafka.partitions",
+                format!("{} is out of range 1..=10000", self.partitions),
+            );
+        }
+        if self.replication_factor < 1 {
+            push(
+                p,
+                "kafka.replication_factor",
+                format!("{} must be at least 1", self.replication_factor),
+            );
+        }
+        if self.properties.contains_key("bootstrap.servers") {
+            push(
+                p,
+                "kafka.properties.\"bootstrap.servers\"",
+                "set `kafka.brokers` instead",
+            );
+        }
+    }
+
+    fn validate_topic(&self, p: &mut Vec<String>) {
+        let t = &self.topic;
+        if t.trim().is_empty() {
+            push(p, "kafka.topic", "empty; e.g. \"{db}.{schema}.{table}\"");
+            return;
+        }
+        let stripped = t
+            .replace("{db}", "")
+            .replace("{schema}", "")
+            .replace("{table}", "");
+        if stripped.contains('{') || stripped.contains('}') {
+            push(
+                p,
+                "kafka.topic",
+                format!("`{t}` has a placeholder other than {{db}}, {{schema}}, {{table}}"),
+            );
+        }
+        if stripped
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'))
+        {
+            push(
+                p,
+                "kafka.topic",
+                format!("`{t}` has characters Kafka topic names cannot hold (allowed: a-z A-Z 0-9 . _ -)"),
+            );
+        }
+    }
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let props: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_property(k) { "***" } else { v };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("strict_order", &self.strict_order)
+            .field("key_separator", &self.key_separator)
+            .field("properties", &props)
+            .finish()
+    }
+}

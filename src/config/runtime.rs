@@ -1,0 +1,160 @@
+//! The sections that shape a run rather than a connection: `[snapshot]`, `[heartbeat]`,
+//! `[state]`, `[encode]`, `[admin]`. Every key has a default, so each section may be left out.
+//!
+//! Invariant: a value that passed `validate` is usable as is (intervals within their ranges,
+//! a non-empty state directory, a parseable admin address).
+
+use super::push;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SnapshotMode {
+    /// Snapshot each table once (tables added later get their own), then stream.
+    Initial,
+    /// Never snapshot: stream only.
+    Never,
+    /// Snapshot every table at every start, then stream.
+    Always,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SnapshotConfig {
+    #[serde(default = "default_mode")]
+    pub(crate) mode: SnapshotMode,
+    /// Postgres: heap pages per snapshot chunk (ctid ranges); bounds each COPY.
+    #[serde(default = "default_chunk_pages")]
+    pub(crate) chunk_pages: u32,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            mode: default_mode(),
+            chunk_pages: default_chunk_pages(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeartbeatConfig {
+    #[serde(default = "default_hb")]
+    pub(crate) interval_ms: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            interval_ms: default_hb(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StateConfig {
+    #[serde(default = "default_state_dir")]
+    pub(crate) dir: PathBuf,
+    /// How often delivered positions are stored (and acknowledged to the source).
+    #[serde(default = "default_commit")]
+    pub(crate) commit_interval_ms: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: default_state_dir(),
+            commit_interval_ms: default_commit(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EncodeConfig {
+    /// Emit UPDATE as UPDATE_BEFORE + UPDATE_AFTER sharing one sequenceId (spec §4.1).
+    #[serde(default)]
+    pub(crate) split_update: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminConfig {
+    /// `host:port` for /healthz, /readyz and /metrics; off when unset.
+    #[serde(default)]
+    pub(crate) listen: Option<String>,
+}
+
+fn default_mode() -> SnapshotMode {
+    SnapshotMode::Initial
+}
+fn default_chunk_pages() -> u32 {
+    4096
+}
+fn default_hb() -> u64 {
+    5000
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./rowstream-state")
+}
+fn default_commit() -> u64 {
+    200
+}
+
+impl SnapshotConfig {
+    pub(super) fn validate(&self, p: &mut Vec<String>) {
+        if self.chunk_pages == 0 {
+            push(p, "snapshot.chunk_pages", "must be at least 1");
+        }
+    }
+}
+
+impl HeartbeatConfig {
+    pub(super) fn validate(&self, p: &mut Vec<String>) {
+        if self.interval_ms < 100 {
+            push(
+                p,
+                "heartbeat.interval_ms",
+                format!("{} is below the minimum of 100", self.interval_ms),
+            );
+        }
+    }
+}
+
+impl StateConfig {
+    pub(super) fn validate(&self, p: &mut Vec<String>) {
+        if self.dir.as_os_str().is_empty() {
+            push(p, "state.dir", "empty; e.g. \"./rowstream-state\"");
+        }
+        if !(10..=60_000).contains(&self.commit_interval_ms) {
+            push(
+                p,
+                "state.commit_interval_ms",
+                format!("{} is out of range 10..=60000", self.commit_interval_ms),
+            );
+        }
+    }
+}
+
+impl AdminConfig {
+    pub(super) fn validate(&self, p: &mut Vec<String>) {
+        if let Some(l) = &self.listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                push(
+                    p,
+                    "admin.listen",
+                    format!("`{l}` is not host:port, e.g. 127.0.0.1:8080"),
+                );
+            }
+        }
+    }
+}
