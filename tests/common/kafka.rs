@@ -1,0 +1,283 @@
+//! Kafka side of the harness: reading topics from the beginning, the records as JSON, a private
+//! tansu broker to pause or kill, and the assertions over per-key histories.
+
+use super::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value as J;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BROKER: &str = "127.0.0.1:9092";
+
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: J,
+    /// the record exactly as written
+    pub raw: String,
+}
+
+impl Rec {
+    pub fn op(&self) -> &str {
+        self.value["payload"]["op"].as_str().unwrap_or("")
+    }
+    pub fn after(&self) -> &J {
+        &self.value["payload"]["after"]["dataColumn"]
+    }
+    pub fn before(&self) -> &J {
+        &self.value["payload"]["before"]["dataColumn"]
+    }
+    pub fn seq(&self) -> &str {
+        self.value["payload"]["sequenceId"].as_str().unwrap_or("")
+    }
+}
+
+/// Reads a topic from the beginning, all partitions, accumulating records.
+pub struct Reader {
+    consumer: BaseConsumer,
+    pub topic: String,
+    pub records: Vec<Rec>,
+    assigned: bool,
+}
+
+impl Reader {
+    pub fn new(topic: &str) -> Reader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", BROKER)
+            .set("group.id", format!("test-{topic}-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .unwrap();
+        Reader {
+            consumer,
+            topic: topic.to_string(),
+            records: vec![],
+            assigned: false,
+        }
+    }
+
+    fn assign(&self) -> bool {
+        let Ok(md) = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+        else {
+            return false;
+        };
+        let Some(t) = md.topics().iter().find(|t| t.name() == self.topic) else {
+            return false;
+        };
+        if t.error().is_some() || t.partitions().is_empty() {
+            return false;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in t.partitions() {
+            tpl.add_partition_offset(&self.topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+        self.consumer.assign(&tpl).is_ok()
+    }
+
+    /// Poll until `done(records)` or the deadline; panics with the records on timeout.
+    pub fn until(&mut self, secs: u64, what: &str, done: impl Fn(&[Rec]) -> bool) -> &[Rec] {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if !self.assigned {
+                self.assigned = self.assign();
+            }
+            if self.assigned {
+                while let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
+                    let m = m.expect("consume");
+                    let value: J = serde_json::from_slice(m.payload().unwrap_or(b"null"))
+                        .expect("record is JSON");
+                    let raw = String::from_utf8_lossy(m.payload().unwrap_or(b"")).into_owned();
+                    self.records.push(Rec {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                        value,
+                        raw,
+                    });
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if done(&self.records) {
+                return &self.records;
+            }
+            if Instant::now() > deadline {
+                let ops: Vec<String> = self
+                    .records
+                    .iter()
+                    .filter(|r| r.op() != "MHEARTBEAT")
+                    .map(|r| format!("{} {:?} {}", r.op(), r.key, r.value["payload"]["after"]))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what} on {}; {} records:\n{}",
+                    self.topic,
+                    self.records.len(),
+                    ops.join("\n")
+                );
+            }
+        }
+    }
+
+    /// Records other than heartbeats.
+    pub fn data(&self) -> Vec<Rec> {
+        self.records
+            .iter()
+            .filter(|r| r.op() != "MHEARTBEAT")
+            .cloned()
+            .collect()
+    }
+}
+
+pub fn count_data(r: &[Rec]) -> usize {
+    r.iter().filter(|r| r.op() != "MHEARTBEAT").count()
+}
+
+/// A private tansu broker on `port` (for tests that pause or kill the broker).
+pub struct Broker {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Broker {
+    pub fn start(port: u16) -> Broker {
+        let cache = std::env::var("ROWSTREAM_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                    .join(".cache/rowstream")
+            });
+        let bin = cache.join("tansu/bin/tansu");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("start {}: {e} (run scripts/services.sh up)", bin.display())
+            });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu on {port} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, port }
+    }
+    pub fn pause(&self) {
+        unsafe_kill(self.child.id(), "STOP");
+    }
+    pub fn resume(&self) {
+        unsafe_kill(self.child.id(), "CONT");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        unsafe_kill(self.child.id(), "CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Reader {
+    pub fn on(brokers: &str, topic: &str) -> Reader {
+        let mut r = Reader::new(topic);
+        r.consumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("test-{topic}-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        r
+    }
+}
+
+/// Has every key of `fin` reached its final `v`, and every other key been deleted?
+pub fn reached_final_state(recs: &[Rec], fin: &std::collections::HashMap<String, i64>) -> bool {
+    let mut last: std::collections::HashMap<String, Option<i64>> = std::collections::HashMap::new();
+    for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
+        let v = if x.op() == "DELETE" {
+            None
+        } else {
+            x.after()["v"].as_i64()
+        };
+        last.insert(x.key.clone().unwrap_or_default(), v);
+    }
+    last.values().filter(|v| v.is_some()).count() == fin.len()
+        && fin.iter().all(|(k, v)| last.get(k) == Some(&Some(*v)))
+}
+
+/// Each key's records, in partition order, are its exact history: all in one partition, an
+/// INSERT first (a snapshot row at most once), then UPDATE_AFTERs raising `v` by exactly 1 (no
+/// gap, no duplicate) whose before image, when carried, holds the previous `v`; DELETEs allowed.
+/// Returns how many keys start with a snapshot row.
+pub fn assert_exact_histories(recs: &[Rec]) -> usize {
+    let mut hist: std::collections::BTreeMap<String, Vec<&Rec>> = std::collections::BTreeMap::new();
+    for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
+        hist.entry(x.key.clone().expect("keyed table"))
+            .or_default()
+            .push(x);
+    }
+    let mut snapshot_rows = 0;
+    for (k, h) in &hist {
+        let parts: Vec<i32> = h.iter().map(|x| x.partition).collect();
+        assert!(
+            parts.windows(2).all(|w| w[0] == w[1]),
+            "key {k} spread over partitions {parts:?}"
+        );
+        assert_eq!(h[0].op(), "INSERT", "key {k} does not start with an INSERT");
+        if h[0].seq() == "-1" {
+            snapshot_rows += 1;
+            assert_eq!(
+                h[0].value["payload"]["timestamp"]["eventTime"],
+                serde_json::json!(-1)
+            );
+        }
+        assert!(
+            h.iter().filter(|x| x.seq() == "-1").count() <= 1,
+            "key {k} snapshotted twice"
+        );
+        let mut v = h[0].after()["v"].as_i64().unwrap();
+        for x in &h[1..] {
+            match x.op() {
+                "UPDATE_AFTER" => {
+                    let nv = x.after()["v"].as_i64().unwrap();
+                    assert_eq!(nv, v + 1, "key {k}: gap or duplicate ({v} -> {nv})");
+                    if let Some(bv) = x.before()["v"].as_i64() {
+                        assert_eq!(bv, v, "key {k}: before image");
+                    }
+                    v = nv;
+                }
+                "DELETE" => {}
+                op => panic!("key {k}: unexpected {op} after its first record"),
+            }
+        }
+    }
+    snapshot_rows
+}
+
+/// The `{"schema":..,"after":..}` part of a raw record, byte for byte.
+pub fn schema_and_after(raw: &str) -> String {
+    let s = raw.find("\"schema\":").unwrap();
+    let e = raw.find(",\"payload\"").unwrap();
+    let a = raw.find("\"after\":").unwrap();
+    let b = raw.find(",\"sequenceId\"").unwrap();
+    format!("{{{},{}}}", &raw[s..e], &raw[a..b])
+}

@@ -1,0 +1,156 @@
+//! The rowstream binary as a process: start with a config, stop (SIGTERM), kill -9, `check`,
+//! its log and its peak memory; each test's state dir and the config sections all tests share.
+
+use super::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rowstream")
+}
+
+/// The state file of test `name`'s rowstream.
+pub fn state_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("rowstream-test-{name}/state.json"))
+}
+
+/// The stored state of test `name`'s rowstream, as JSON.
+pub fn stored_state(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(state_file(name)).unwrap()).unwrap()
+}
+
+/// A clean state dir for test `name` (and no log of an earlier run).
+pub fn state_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rowstream-test-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("rowstream-test-{name}.log")));
+    d
+}
+
+/// The [kafka], [heartbeat] and [state] sections every test config shares, then `rest`.
+pub fn sink_sections(name: &str, middle: &str, rest: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}"));
+    format!(
+        r#"[kafka]
+brokers = "{BROKER}"
+topic = "{name}-{run}.{middle}.{{table}}"
+partitions = 3
+[heartbeat]
+interval_ms = 1000
+[state]
+dir = "{dir}"
+commit_interval_ms = 50
+{rest}
+"#,
+        dir = dir.display(),
+        run = run_id()
+    )
+}
+
+pub struct Rowstream {
+    pub child: Child,
+    pub log: PathBuf,
+    pub cfg: PathBuf,
+}
+
+impl Rowstream {
+    pub fn start(name: &str, cfg_text: &str) -> Rowstream {
+        let dir = std::env::temp_dir();
+        let cfg = dir.join(format!("rowstream-test-{name}.toml"));
+        std::fs::write(&cfg, cfg_text).unwrap();
+        let log = dir.join(format!("rowstream-test-{name}.log"));
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("ROWSTREAM_LOG", "info,rowstream=debug")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn rowstream");
+        Rowstream { child, log, cfg }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(mut self) -> i32 {
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rowstream did not stop on SIGTERM:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(s) = self.child.try_wait().unwrap() {
+            panic!("rowstream exited early ({s}):\n{}", self.log_text());
+        }
+    }
+}
+
+impl Drop for Rowstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn unsafe_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Peak RSS (VmHWM) of a process in KiB.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `rowstream check --config <text>`: exit code and stdout.
+pub fn run_check(name: &str, cfg: &str) -> (Option<i32>, String) {
+    run_check_with(name, cfg, &[])
+}
+
+/// `rowstream check --config <text> <extra...>`: exit code and stdout.
+pub fn run_check_with(name: &str, cfg: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let path = std::env::temp_dir().join(format!("rowstream-test-{name}-check.toml"));
+    std::fs::write(&path, cfg).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
