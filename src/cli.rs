@@ -119,7 +119,9 @@ pub(crate) fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let findings = rt.block_on(crate::source::check(&cfg, fix));
+            // the source's prerequisites, then the broker's
+            let mut findings = rt.block_on(crate::source::check(&cfg, fix));
+            findings.push(crate::sink::kafka::check(&cfg.kafka));
             if crate::check::print_report(&findings) > 0 {
                 ExitCode::from(1)
             } else {

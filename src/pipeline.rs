@@ -166,7 +166,7 @@ impl Pipeline {
                 SourceEvent::Change(c) => self.change(c).await?,
                 SourceEvent::Ddl(d) => {
                     self.table(&d.table).await?;
-                    let seq = self.seq.next(&self.store)?;
+                    let seq = self.seq.next(|l| self.store.save_lease(l))?;
                     self.buf.clear();
                     let times = Times {
                         event: d.event_time_ms,
@@ -242,26 +242,26 @@ impl Pipeline {
         let t = t.clone();
         match c.op {
             Op::Insert => {
-                let s = self.seq.next(&self.store)?;
+                let s = self.seq.next(|l| self.store.save_lease(l))?;
                 self.emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et)
                     .await
             }
             Op::Delete => {
-                let s = self.seq.next(&self.store)?;
+                let s = self.seq.next(|l| self.store.save_lease(l))?;
                 self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et)
                     .await
             }
             Op::Update => {
                 if key_changed(&t, c.before.as_deref(), c.after.as_deref()) {
-                    let s = self.seq.next(&self.store)?;
+                    let s = self.seq.next(|l| self.store.save_lease(l))?;
                     self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et)
                         .await?;
-                    let s = self.seq.next(&self.store)?;
+                    let s = self.seq.next(|l| self.store.save_lease(l))?;
                     return self
                         .emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et)
                         .await;
                 }
-                let s = self.seq.next(&self.store)?;
+                let s = self.seq.next(|l| self.store.save_lease(l))?;
                 if self.split_update {
                     self.emit(
                         &t,

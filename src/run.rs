@@ -88,12 +88,12 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result
     );
     let tracker = Arc::new(Tracker::new());
     let sink = KafkaSink::new(&cfg.kafka, tracker.clone())?;
-    let prepared = source::prepare(&cfg, &state).await?;
+    let ready = source::prepare(&cfg, &state).await?;
     let stats = Arc::new(Stats::default());
     stats
         .delivered_event_time
         .store(state.event_time_ms, Ordering::Relaxed);
-    let seq = SequenceGen::open(&store)?;
+    let seq = SequenceGen::resume(store.load_lease()?);
     let mut pipeline = Pipeline::new(
         sink,
         seq,
@@ -104,7 +104,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result
         Duration::from_millis(cfg.heartbeat.interval_ms),
         stats.clone(),
     );
-    for s in prepared.schemas() {
+    for s in &ready.schemas {
         pipeline
             .table(s)
             .await
@@ -115,7 +115,7 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let (ack_tx, ack_rx) = watch::channel::<Option<SourcePosition>>(state.position.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut source = tokio::spawn(prepared.run(Batcher::new(tx), ack_rx, stop_rx));
+    let mut source = tokio::spawn(ready.source.run(Batcher::new(tx), ack_rx, stop_rx));
     let mut pipe = tokio::spawn(pipeline.run(rx));
     if let Some(addr) = &cfg.admin.listen {
         crate::admin::serve(addr, stats.clone(), tracker.clone()).await?;

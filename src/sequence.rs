@@ -7,8 +7,9 @@
 //! - Across restarts: before issuing an id with ms ≥ the persisted lease, the lease is pushed
 //!   [`LEASE_MS`] ahead and stored (fsync'd). A restart starts at or above the stored lease, so it
 //!   cannot reissue an id whatever happened after the last checkpoint.
+//! - Where the lease is stored is the caller's business (`checkpoint::store`): this module
+//!   depends on nothing but the clock.
 
-use crate::checkpoint::store::{Store, StoreError};
 use std::fmt;
 
 /// How far ahead the stored lease runs; one small fsync per this many ms of ids.
@@ -34,22 +35,21 @@ pub struct SequenceGen {
 }
 
 impl SequenceGen {
-    /// Resume after whatever a previous run may have issued.
-    pub fn open(store: &Store) -> Result<SequenceGen, StoreError> {
-        let lease = store.load_lease()?;
-        Ok(SequenceGen {
+    /// Resume after whatever a previous run may have issued, given the stored `lease`.
+    pub fn resume(lease: i64) -> SequenceGen {
+        SequenceGen {
             ms: lease.max(0) - 1,
             counter: 999_999,
             lease,
-        })
+        }
     }
 
     /// The next id at wall-clock `now`; calls `persist` when the lease must move.
-    pub fn next_with(
+    pub fn next_with<E>(
         &mut self,
         now: i64,
-        persist: impl FnOnce(i64) -> Result<(), StoreError>,
-    ) -> Result<SequenceId, StoreError> {
+        persist: impl FnOnce(i64) -> Result<(), E>,
+    ) -> Result<SequenceId, E> {
         if now > self.ms {
             self.ms = now;
             self.counter = 0;
@@ -70,20 +70,22 @@ impl SequenceGen {
         })
     }
 
-    pub fn next(&mut self, store: &Store) -> Result<SequenceId, StoreError> {
-        self.next_with(crate::time::now_ms(), |l| store.save_lease(l))
+    /// The next id now; `persist` stores a new lease (fsync'd) before it is relied on.
+    pub fn next<E>(&mut self, persist: impl FnOnce(i64) -> Result<(), E>) -> Result<SequenceId, E> {
+        self.next_with(crate::time::now_ms(), persist)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::store::Store;
 
     #[test]
     fn strictly_increasing_and_restart_safe() {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(d.path()).unwrap();
-        let mut g = SequenceGen::open(&store).unwrap();
+        let mut g = SequenceGen::resume(store.load_lease().unwrap());
         let mut last = None;
         for now in [1000, 1000, 1000, 999, 1001, 1001] {
             let id = g.next_with(now, |l| store.save_lease(l)).unwrap();
@@ -96,7 +98,7 @@ mod tests {
         let id = g.next_with(1001, |l| store.save_lease(l)).unwrap();
         assert_eq!((id.ms, id.counter), (1002, 0));
         // a restart with the clock behind never reissues
-        let mut g2 = SequenceGen::open(&store).unwrap();
+        let mut g2 = SequenceGen::resume(store.load_lease().unwrap());
         let id2 = g2.next_with(500, |l| store.save_lease(l)).unwrap();
         assert!(id2 > id, "{id2:?} <= {id:?}");
         assert!(id2.ms >= 1000 + LEASE_MS);

@@ -6,7 +6,8 @@
 //!
 //! # The contract
 //!
-//! **Start-up** (`prepare(cfg, state)`, per source): connect, evaluate the source's
+//! **Start-up** (`prepare(cfg, options, state)`, per source, returning the source and the
+//! schemas of the matched tables; [`prepare`] dispatches on `source.type`): connect, evaluate the source's
 //! prerequisites (its `prereq` module, the same definitions `rowstream check` prints) and stop
 //! with a setup error naming the fix when one fails; list the tables that match
 //! `source.tables`/`source.exclude`; decide which need a snapshot with
@@ -65,9 +66,6 @@ use tokio::sync::watch;
 
 /// A prepared source, ready to run (see the module doc for what `run` must do).
 pub(crate) trait Source: Send + 'static {
-    /// Schemas of the tables matched at start: their topics are created before anything runs.
-    fn schemas(&self) -> &[Arc<TableSchema>];
-
     /// Snapshot what was planned, then stream until `stop` turns true.
     fn run(
         self,
@@ -91,23 +89,29 @@ pub(crate) fn source_id(cfg: &Config) -> String {
     }
 }
 
-pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<AnySource, Error> {
-    Ok(match &cfg.source.options {
+/// What start-up produced: the source, and the schemas of the tables matched at start (their
+/// topics are created before anything runs).
+pub(crate) struct Ready {
+    pub(crate) source: AnySource,
+    pub(crate) schemas: Vec<Arc<TableSchema>>,
+}
+
+/// Start-up of the source `source.type` names (the contract's first part).
+pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<Ready, Error> {
+    let (source, schemas) = match &cfg.source.options {
         SourceOptions::Postgres(o) => {
-            AnySource::Postgres(Box::new(postgres::prepare(cfg, o, state).await?))
+            let (p, schemas) = postgres::prepare(cfg, o, state).await?;
+            (AnySource::Postgres(Box::new(p)), schemas)
         }
-        SourceOptions::Mysql(o) => AnySource::MySql(Box::new(mysql::prepare(cfg, o, state).await?)),
-    })
+        SourceOptions::Mysql(o) => {
+            let (p, schemas) = mysql::prepare(cfg, o, state).await?;
+            (AnySource::MySql(Box::new(p)), schemas)
+        }
+    };
+    Ok(Ready { source, schemas })
 }
 
 impl Source for AnySource {
-    fn schemas(&self) -> &[Arc<TableSchema>] {
-        match self {
-            AnySource::Postgres(p) => p.schemas(),
-            AnySource::MySql(p) => p.schemas(),
-        }
-    }
-
     async fn run(
         self,
         out: Batcher,
@@ -129,12 +133,10 @@ pub(crate) fn table_filter(cfg: &Config) -> TableFilter {
     }
 }
 
-/// `rowstream check`: the source's prerequisites, then the broker's.
+/// `rowstream check` of the source: every prerequisite, each problem with its fix.
 pub(crate) async fn check(cfg: &Config, fix: bool) -> Vec<Finding> {
-    let mut findings = match &cfg.source.options {
+    match &cfg.source.options {
         SourceOptions::Postgres(o) => postgres::check::check(cfg, o, fix).await,
         SourceOptions::Mysql(_) => mysql::check::check(cfg, fix).await,
-    };
-    findings.push(crate::sink::kafka::check(&cfg.kafka));
-    findings
+    }
 }

@@ -92,7 +92,6 @@ pub(crate) struct Prepared {
     snapshot: Option<(Conn, (String, u64), Vec<MyTable>)>,
     /// per table: binlog events starting before this position are in its snapshot
     fence: Fence,
-    schemas: Vec<Arc<TableSchema>>,
     chunk_rows: usize,
     /// no position stored yet: store the start position first, so a restart before the first
     /// transaction resumes here instead of at the server's newest position
@@ -120,7 +119,7 @@ pub(crate) async fn prepare(
     cfg: &Config,
     my: &MysqlOptions,
     state: &State,
-) -> Result<Prepared, MySqlError> {
+) -> Result<(Prepared, Vec<Arc<TableSchema>>), MySqlError> {
     let (opts, mut conn, db_type) = open(&cfg.source.url).await?;
     prereq::required_for_run(&mut conn, db_type == DbType::MariaDb).await?;
     let filter = crate::source::table_filter(cfg);
@@ -153,7 +152,7 @@ pub(crate) async fn prepare(
     }
     let _ = conn.disconnect().await;
     let tz = cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000;
-    let mut p = Prepared {
+    let p = Prepared {
         opts,
         db_type,
         server_id: my.server_id.unwrap_or(5401),
@@ -168,10 +167,10 @@ pub(crate) async fn prepare(
         gtid,
         snapshot,
         fence,
-        schemas: vec![],
         chunk_rows: CHUNK_ROWS,
         store_start: state.position.is_none(),
     };
+    let mut schemas = Vec::with_capacity(matched.len());
     for id in &matched {
         if let Some(def) = p
             .history
@@ -179,10 +178,10 @@ pub(crate) async fn prepare(
             .cloned()
         {
             let s = p.table_schema(&def)?;
-            p.schemas.push(s);
+            schemas.push(s);
         }
     }
-    Ok(p)
+    Ok((p, schemas))
 }
 
 /// Parse the URL, connect, and tell MariaDB from MySQL.
@@ -291,10 +290,6 @@ async fn mysql_snapshot(conn: &mut Conn, sc: &mut Conn) -> Result<(String, u64),
 }
 
 impl Source for Prepared {
-    fn schemas(&self) -> &[Arc<TableSchema>] {
-        &self.schemas
-    }
-
     /// Snapshot what was planned, then stream. MySQL has no acknowledgement to send: the
     /// binlog is kept by the server's retention, not by the reader's progress.
     async fn run(

@@ -188,7 +188,7 @@ pub fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Result<Val
                 if dt == "time" {
                     Value::Text(s)
                 } else {
-                    let us = crate::source::postgres::types::parse_timestamp(
+                    let us = crate::time::parse_timestamp(
                         if s.len() == 10 {
                             format!("{s} 00:00:00")
                         } else {

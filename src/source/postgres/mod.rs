@@ -74,7 +74,6 @@ pub(crate) struct Prepared {
     start: Lsn,
     tables: Tables,
     fence: Fence,
-    schemas: Vec<Arc<TableSchema>>,
     slot: String,
     publication: String,
     server: Server,
@@ -129,7 +128,7 @@ pub(crate) async fn prepare(
     cfg: &Config,
     o: &PostgresOptions,
     state: &State,
-) -> Result<Prepared, SourceError> {
+) -> Result<(Prepared, Vec<Arc<TableSchema>>), SourceError> {
     let (server, catalog) = connect(cfg, o).await?;
     let filter = crate::source::table_filter(cfg);
     let tz = cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000;
@@ -173,19 +172,19 @@ pub(crate) async fn prepare(
     for t in &matched {
         schemas.push(decoder_for(&mut tables, t).await?.schema);
     }
-    Ok(Prepared {
+    let prepared = Prepared {
         repl,
         snapshot,
         start,
         tables,
         fence,
-        schemas,
         slot: o.slot.clone(),
         publication: o.publication.clone(),
         server,
         heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
         chunk_pages: cfg.snapshot.chunk_pages,
-    })
+    };
+    Ok((prepared, schemas))
 }
 
 /// The tables to snapshot, as ids (for the fence) and as catalog rows (for the reader).
@@ -382,10 +381,6 @@ impl Prepared {
 }
 
 impl Source for Prepared {
-    fn schemas(&self) -> &[Arc<TableSchema>] {
-        &self.schemas
-    }
-
     async fn run(
         mut self,
         mut out: Batcher,
