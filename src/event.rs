@@ -12,26 +12,26 @@ use crate::value::Row;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Insert,
     Update,
     Delete,
 }
 
 #[derive(Debug)]
-pub struct ChangeEvent {
-    pub table: Arc<TableSchema>,
-    pub op: Op,
-    pub before: Option<Row>,
-    pub after: Option<Row>,
+pub(crate) struct ChangeEvent {
+    pub(crate) table: Arc<TableSchema>,
+    pub(crate) op: Op,
+    pub(crate) before: Option<Row>,
+    pub(crate) after: Option<Row>,
     /// Commit time in ms since the epoch; -1 for snapshot rows.
-    pub event_time_ms: i64,
-    pub snapshot: bool,
+    pub(crate) event_time_ms: i64,
+    pub(crate) snapshot: bool,
 }
 
 /// DDL operations of the envelope (spec §1 `op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DdlOp {
+pub(crate) enum DdlOp {
     Create,
     Alter,
     Erase,
@@ -43,7 +43,7 @@ pub enum DdlOp {
 }
 
 impl DdlOp {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DdlOp::Create => "CREATE",
             DdlOp::Alter => "ALTER",
@@ -58,17 +58,17 @@ impl DdlOp {
 }
 
 #[derive(Debug)]
-pub struct DdlEvent {
+pub(crate) struct DdlEvent {
     /// The table as it is after the change.
-    pub table: Arc<TableSchema>,
-    pub op: DdlOp,
-    pub text: String,
-    pub event_time_ms: i64,
+    pub(crate) table: Arc<TableSchema>,
+    pub(crate) op: DdlOp,
+    pub(crate) text: String,
+    pub(crate) event_time_ms: i64,
 }
 
 /// Points the checkpoint store folds into its state once everything before them is delivered.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Marker {
+pub(crate) enum Marker {
     /// A transaction end or heartbeat position: safe to resume after it.
     Checkpoint {
         position: SourcePosition,
@@ -80,7 +80,7 @@ pub enum Marker {
 }
 
 #[derive(Debug)]
-pub enum SourceEvent {
+pub(crate) enum SourceEvent {
     Change(ChangeEvent),
     Ddl(DdlEvent),
     Marker(Marker),
@@ -89,4 +89,4 @@ pub enum SourceEvent {
 }
 
 /// Sources send events in batches to keep channel overhead off the per-row path.
-pub type Batch = Vec<SourceEvent>;
+pub(crate) type Batch = Vec<SourceEvent>;

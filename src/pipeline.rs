@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
+pub(crate) enum PipelineError {
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error("cannot persist the sequenceId lease: {0}")]
@@ -48,25 +48,25 @@ impl Classify for PipelineError {
 
 /// Counters other parts read (metrics, logs, tests).
 #[derive(Default)]
-pub struct Stats {
-    pub records: AtomicU64,
-    pub snapshot_rows: AtomicU64,
-    pub changes: AtomicU64,
-    pub heartbeats: AtomicU64,
-    pub ddl: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) records: AtomicU64,
+    pub(crate) snapshot_rows: AtomicU64,
+    pub(crate) changes: AtomicU64,
+    pub(crate) heartbeats: AtomicU64,
+    pub(crate) ddl: AtomicU64,
     /// commit time (ms) of the newest fully delivered position; -1 before the first
-    pub delivered_event_time: AtomicI64,
+    pub(crate) delivered_event_time: AtomicI64,
 }
 
-pub struct Pipeline {
-    pub sink: KafkaSink,
-    pub seq: SequenceGen,
-    pub store: Arc<Store>,
-    pub tracker: Arc<Tracker>,
-    pub split_update: bool,
-    pub key_sep: String,
-    pub heartbeat: Duration,
-    pub stats: Arc<Stats>,
+pub(crate) struct Pipeline {
+    sink: KafkaSink,
+    seq: SequenceGen,
+    store: Arc<Store>,
+    tracker: Arc<Tracker>,
+    split_update: bool,
+    key_sep: String,
+    heartbeat: Duration,
+    stats: Arc<Stats>,
     buf: Vec<u8>,
     key: Vec<u8>,
     keyless_warned: HashSet<String>,
@@ -74,7 +74,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         sink: KafkaSink,
         seq: SequenceGen,
         store: Arc<Store>,
@@ -100,7 +100,7 @@ impl Pipeline {
     }
 
     /// Make sure a table's topic exists; warn once when a keyless table goes to >1 partition.
-    pub async fn table(&mut self, t: &TableSchema) -> Result<(), PipelineError> {
+    pub(crate) async fn table(&mut self, t: &TableSchema) -> Result<(), PipelineError> {
         let n = self.sink.ensure_topic(&t.topic).await?;
         if t.key.is_none() && n > 1 && self.keyless_warned.insert(t.id.pattern_name()) {
             tracing::warn!(
@@ -111,7 +111,7 @@ impl Pipeline {
         Ok(())
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> Result<(), PipelineError> {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> Result<(), PipelineError> {
         let mut hb = tokio::time::interval(self.heartbeat);
         hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         hb.tick().await;
@@ -298,7 +298,11 @@ impl Pipeline {
 }
 
 /// Did an UPDATE change the key? Only when the before image carries every key column.
-pub fn key_changed(t: &TableSchema, before: Option<&[Value]>, after: Option<&[Value]>) -> bool {
+pub(crate) fn key_changed(
+    t: &TableSchema,
+    before: Option<&[Value]>,
+    after: Option<&[Value]>,
+) -> bool {
     let (Some(k), Some(b), Some(a)) = (&t.key, before, after) else {
         return false;
     };

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 /// A Postgres WAL location.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Lsn(pub u64);
+pub(crate) struct Lsn(pub u64);
 
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -24,7 +24,7 @@ impl fmt::Display for Lsn {
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid LSN `{0}`: expected the X/Y hex form, e.g. 0/16B3748")]
-pub struct LsnParseError(String);
+pub(crate) struct LsnParseError(String);
 
 impl FromStr for Lsn {
     type Err = LsnParseError;
@@ -53,7 +53,7 @@ impl<'de> Deserialize<'de> for Lsn {
 /// A resumable position in a source's log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SourcePosition {
+pub(crate) enum SourcePosition {
     /// Postgres: the end LSN of a commit (or a heartbeat message); streaming resumes after it.
     Postgres { lsn: Lsn },
     /// MySQL/MariaDB: the binlog file and the end offset of a transaction's last event, and the
@@ -88,7 +88,7 @@ impl SourcePosition {
     }
 
     /// Order key of a binlog position: (file sequence number, offset).
-    pub fn binlog_key(file: &str, pos: u64) -> (u64, u64) {
+    pub(crate) fn binlog_key(file: &str, pos: u64) -> (u64, u64) {
         let seq = file
             .rsplit('.')
             .next()

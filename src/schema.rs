@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 /// The six logical types of the DataWorks format (spec §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LogicalType {
+pub(crate) enum LogicalType {
     Long,
     Double,
     Date,
@@ -22,7 +22,7 @@ pub enum LogicalType {
 }
 
 impl LogicalType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogicalType::Long => "LONG",
             LogicalType::Double => "DOUBLE",
@@ -36,14 +36,14 @@ impl LogicalType {
 
 /// Which database product a table lives in (the `dbType` of the envelope).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DbType {
+pub(crate) enum DbType {
     PostgreSql,
     MySql,
     MariaDb,
 }
 
 impl DbType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DbType::PostgreSql => "PostgreSQL",
             DbType::MySql => "MySQL",
@@ -54,15 +54,15 @@ impl DbType {
 
 /// A table's identity: database, schema (Postgres only) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TableId {
-    pub db: String,
-    pub schema: Option<String>,
-    pub table: String,
+pub(crate) struct TableId {
+    pub(crate) db: String,
+    pub(crate) schema: Option<String>,
+    pub(crate) table: String,
 }
 
 impl TableId {
     /// The name patterns match against: `schema.table` (Postgres) or `db.table` (MySQL).
-    pub fn pattern_name(&self) -> String {
+    pub(crate) fn pattern_name(&self) -> String {
         match &self.schema {
             Some(s) => format!("{s}.{}", self.table),
             None => format!("{}.{}", self.db, self.table),
@@ -77,30 +77,30 @@ impl fmt::Display for TableId {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Column {
-    pub name: String,
-    pub ltype: LogicalType,
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) ltype: LogicalType,
     /// Fractional-second digits for `DATE` columns (0..=6): ≤ 3 renders integer ms,
     /// more renders ms with 6 decimals (spec §2).
-    pub fsp: u8,
+    pub(crate) fsp: u8,
 }
 
 #[derive(Debug)]
-pub struct TableSchema {
-    pub db_type: DbType,
-    pub id: TableId,
-    pub columns: Vec<Column>,
+pub(crate) struct TableSchema {
+    pub(crate) db_type: DbType,
+    pub(crate) id: TableId,
+    pub(crate) columns: Vec<Column>,
     /// Indexes of the key columns (primary key or configured custom key).
-    pub key: Option<Vec<usize>>,
+    pub(crate) key: Option<Vec<usize>>,
     /// The Kafka topic this table's records go to.
-    pub topic: String,
+    pub(crate) topic: String,
     /// A cache slot for an encoder's rendering of this schema version (the DataWorks encoder
     /// keeps its `"schema":{...}` member here). This module never reads or writes it.
-    pub encoded: OnceLock<Box<[u8]>>,
+    pub(crate) encoded: OnceLock<Box<[u8]>>,
 }
 
 impl TableSchema {
-    pub fn new(
+    pub(crate) fn new(
         db_type: DbType,
         id: TableId,
         columns: Vec<Column>,
@@ -119,7 +119,7 @@ impl TableSchema {
 }
 
 /// Resolve a topic template over `{db}`, `{schema}`, `{table}`.
-pub fn render_topic(template: &str, id: &TableId) -> String {
+pub(crate) fn render_topic(template: &str, id: &TableId) -> String {
     template
         .replace("{db}", &id.db)
         .replace("{schema}", id.schema.as_deref().unwrap_or(&id.db))
@@ -127,7 +127,7 @@ pub fn render_topic(template: &str, id: &TableId) -> String {
 }
 
 /// Glob matching with `*` (any run) and `?` (one character), case-sensitive.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let (mut pi, mut ni) = (0usize, 0usize);
@@ -156,13 +156,13 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// Include/exclude filter over pattern names.
 #[derive(Clone, Debug, Default)]
-pub struct TableFilter {
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
+pub(crate) struct TableFilter {
+    pub(crate) include: Vec<String>,
+    pub(crate) exclude: Vec<String>,
 }
 
 impl TableFilter {
-    pub fn matches(&self, id: &TableId) -> bool {
+    pub(crate) fn matches(&self, id: &TableId) -> bool {
         let name = id.pattern_name();
         self.include.iter().any(|p| glob_match(p, &name))
             && !self.exclude.iter().any(|p| glob_match(p, &name))

@@ -13,13 +13,13 @@
 use std::fmt;
 
 /// How far ahead the stored lease runs; one small fsync per this many ms of ids.
-pub const LEASE_MS: i64 = 10_000;
+pub(crate) const LEASE_MS: i64 = 10_000;
 
 /// The envelope's `sequenceId`: a 13-digit ms clock reading and a 6-digit counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SequenceId {
-    pub ms: i64,
-    pub counter: u32,
+pub(crate) struct SequenceId {
+    pub(crate) ms: i64,
+    pub(crate) counter: u32,
 }
 
 impl fmt::Display for SequenceId {
@@ -28,7 +28,7 @@ impl fmt::Display for SequenceId {
     }
 }
 
-pub struct SequenceGen {
+pub(crate) struct SequenceGen {
     ms: i64,
     counter: u32,
     lease: i64,
@@ -36,7 +36,7 @@ pub struct SequenceGen {
 
 impl SequenceGen {
     /// Resume after whatever a previous run may have issued, given the stored `lease`.
-    pub fn resume(lease: i64) -> SequenceGen {
+    pub(crate) fn resume(lease: i64) -> SequenceGen {
         SequenceGen {
             ms: lease.max(0) - 1,
             counter: 999_999,
@@ -45,7 +45,7 @@ impl SequenceGen {
     }
 
     /// The next id at wall-clock `now`; calls `persist` when the lease must move.
-    pub fn next_with<E>(
+    pub(crate) fn next_with<E>(
         &mut self,
         now: i64,
         persist: impl FnOnce(i64) -> Result<(), E>,
@@ -71,7 +71,10 @@ impl SequenceGen {
     }
 
     /// The next id now; `persist` stores a new lease (fsync'd) before it is relied on.
-    pub fn next<E>(&mut self, persist: impl FnOnce(i64) -> Result<(), E>) -> Result<SequenceId, E> {
+    pub(crate) fn next<E>(
+        &mut self,
+        persist: impl FnOnce(i64) -> Result<(), E>,
+    ) -> Result<SequenceId, E> {
         self.next_with(crate::time::now_ms(), persist)
     }
 }

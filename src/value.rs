@@ -8,7 +8,7 @@
 //!   encoder leaves it out instead of inventing a value.
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     Null,
     /// Not carried by the log: omitted from the row image.
     Absent,
@@ -29,10 +29,10 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn is_absent(&self) -> bool {
+    pub(crate) fn is_absent(&self) -> bool {
         matches!(self, Value::Absent)
     }
 }
 
 /// A row image: one value per table column, in table order.
-pub type Row = Vec<Value>;
+pub(crate) type Row = Vec<Value>;

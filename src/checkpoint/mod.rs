@@ -2,5 +2,5 @@
 //!
 //! `tracker` turns out-of-order Kafka delivery reports into an in-order stream of markers whose
 //! every preceding record is delivered; `store` persists the folded state atomically.
-pub mod store;
-pub mod tracker;
+pub(crate) mod store;
+pub(crate) mod tracker;

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("state dir {dir}: {source}")]
     Io {
         dir: PathBuf,
@@ -44,28 +44,28 @@ impl Classify for StoreError {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TableState {
+pub(crate) struct TableState {
     /// Changes committed before this position are covered by the table's snapshot.
-    pub snapshot_from: Option<SourcePosition>,
+    pub(crate) snapshot_from: Option<SourcePosition>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct State {
-    pub version: u32,
+pub(crate) struct State {
+    pub(crate) version: u32,
     /// `postgres:<db>:<slot>`; guards against reusing a directory for another source.
-    pub source_id: String,
+    pub(crate) source_id: String,
     /// Resume after this position; None until the first checkpoint.
-    pub position: Option<SourcePosition>,
+    pub(crate) position: Option<SourcePosition>,
     /// Commit time (ms) of `position`.
-    pub event_time_ms: i64,
+    pub(crate) event_time_ms: i64,
     /// Tables whose snapshot completed, by pattern name.
-    pub tables: BTreeMap<String, TableState>,
+    pub(crate) tables: BTreeMap<String, TableState>,
 }
 
 impl State {
     /// Fold a released marker. Returns whether anything changed. A checkpoint behind the
     /// stored position is refused (logged): positions only move forward.
-    pub fn apply(&mut self, m: &Marker) -> bool {
+    pub(crate) fn apply(&mut self, m: &Marker) -> bool {
         match m {
             Marker::Checkpoint {
                 position,
@@ -100,12 +100,12 @@ impl State {
     }
 }
 
-pub struct Store {
+pub(crate) struct Store {
     dir: PathBuf,
 }
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
             dir: dir.to_path_buf(),
             source: e,
@@ -122,7 +122,7 @@ impl Store {
         }
     }
 
-    pub fn load(&self) -> Result<Option<State>, StoreError> {
+    pub(crate) fn load(&self) -> Result<Option<State>, StoreError> {
         let path = self.dir.join("state.json");
         match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
@@ -133,14 +133,14 @@ impl Store {
         }
     }
 
-    pub fn save(&self, state: &State) -> Result<(), StoreError> {
+    pub(crate) fn save(&self, state: &State) -> Result<(), StoreError> {
         let body =
             serde_json::to_vec_pretty(state).map_err(|e| self.io(std::io::Error::other(e)))?;
         self.write_atomic("state.json", &body)
     }
 
     /// The sequenceId lease: no id at or above this ms was ever issued... below it may have been.
-    pub fn load_lease(&self) -> Result<i64, StoreError> {
+    pub(crate) fn load_lease(&self) -> Result<i64, StoreError> {
         match std::fs::read_to_string(self.dir.join("sequence.lease")) {
             Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
@@ -148,7 +148,7 @@ impl Store {
         }
     }
 
-    pub fn save_lease(&self, ms: i64) -> Result<(), StoreError> {
+    pub(crate) fn save_lease(&self, ms: i64) -> Result<(), StoreError> {
         self.write_atomic("sequence.lease", ms.to_string().as_bytes())
     }
 

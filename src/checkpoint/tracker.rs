@@ -31,7 +31,7 @@ struct Inner {
     in_flight: u64,
 }
 
-pub struct Tracker {
+pub(crate) struct Tracker {
     inner: Mutex<Inner>,
 }
 
@@ -42,7 +42,7 @@ impl Default for Tracker {
 }
 
 impl Tracker {
-    pub fn new() -> Tracker {
+    pub(crate) fn new() -> Tracker {
         let mut segs = VecDeque::new();
         segs.push_back(Segment::default());
         Tracker {
@@ -61,7 +61,7 @@ impl Tracker {
     }
 
     /// Register a record about to be sent; returns the id its delivery report must carry.
-    pub fn begin(&self) -> u64 {
+    pub(crate) fn begin(&self) -> u64 {
         let mut g = self.lock();
         g.in_flight += 1;
         let id = g.base + g.segs.len() as u64 - 1;
@@ -72,12 +72,12 @@ impl Tracker {
     }
 
     /// Undo a `begin` whose record was never handed to the producer.
-    pub fn cancel(&self, id: u64) {
+    pub(crate) fn cancel(&self, id: u64) {
         self.delivered(id, Ok(()));
     }
 
     /// A delivery report for a record of segment `id`.
-    pub fn delivered(&self, id: u64, result: Result<(), String>) {
+    pub(crate) fn delivered(&self, id: u64, result: Result<(), String>) {
         let mut g = self.lock();
         match result {
             Ok(()) => {
@@ -96,7 +96,7 @@ impl Tracker {
     }
 
     /// Close the open segment with `marker`.
-    pub fn mark(&self, marker: Marker) {
+    pub(crate) fn mark(&self, marker: Marker) {
         let mut g = self.lock();
         if let Some(s) = g.segs.back_mut() {
             s.marker = Some(marker);
@@ -106,7 +106,7 @@ impl Tracker {
     }
 
     /// Markers now safe, in order.
-    pub fn drain_ready(&self) -> Vec<Marker> {
+    pub(crate) fn drain_ready(&self) -> Vec<Marker> {
         let mut g = self.lock();
         let mut out = Vec::new();
         if g.failure.is_some() {
@@ -127,12 +127,12 @@ impl Tracker {
         out
     }
 
-    pub fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         self.lock().failure.clone()
     }
 
     /// Records sent and not yet acknowledged.
-    pub fn in_flight(&self) -> u64 {
+    pub(crate) fn in_flight(&self) -> u64 {
         self.lock().in_flight
     }
 }

@@ -18,11 +18,11 @@ use crate::sequence::SequenceId;
 use crate::value::Value;
 use base64::Engine as _;
 
-pub const VERSION: &str = "0.0.1";
+pub(crate) const VERSION: &str = "0.0.1";
 
 /// Record operations (spec §1); DDL ops come from [`crate::event::DdlOp`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RowOp {
+pub(crate) enum RowOp {
     Insert,
     UpdateBefore,
     UpdateAfter,
@@ -30,7 +30,7 @@ pub enum RowOp {
 }
 
 impl RowOp {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RowOp::Insert => "INSERT",
             RowOp::UpdateBefore => "UPDATE_BEFORE",
@@ -42,10 +42,10 @@ impl RowOp {
 
 /// Times of one record, ms since the epoch. Snapshot rows use -1 for event and checkpoint time.
 #[derive(Clone, Copy, Debug)]
-pub struct Times {
-    pub event: i64,
-    pub system: i64,
-    pub checkpoint: i64,
+pub(crate) struct Times {
+    pub(crate) event: i64,
+    pub(crate) system: i64,
+    pub(crate) checkpoint: i64,
 }
 
 /// `"schema":{...}` of a table, rendered once per schema version and cached in the schema.
@@ -107,7 +107,7 @@ fn write_times(b: &mut Vec<u8>, t: Times) {
 }
 
 /// Render one value for a column.
-pub fn write_value(b: &mut Vec<u8>, col: &Column, v: &Value) {
+pub(crate) fn write_value(b: &mut Vec<u8>, col: &Column, v: &Value) {
     match v {
         Value::Null | Value::Absent => b.extend_from_slice(b"null"),
         Value::Bool(x) => b.extend_from_slice(if *x { b"true" } else { b"false" }),
@@ -153,7 +153,7 @@ fn write_array(b: &mut Vec<u8>, col: &Column, items: &[Value]) {
 }
 
 /// DATE rendering: integer ms for precision ≤ 3, else ms with exactly 6 decimals (exact text).
-pub fn write_timestamp(b: &mut Vec<u8>, micros: i64, fsp: u8) {
+pub(crate) fn write_timestamp(b: &mut Vec<u8>, micros: i64, fsp: u8) {
     if fsp <= 3 {
         write_i64(b, micros.div_euclid(1000));
     } else {
@@ -195,7 +195,7 @@ fn write_image(b: &mut Vec<u8>, t: &TableSchema, row: Option<&[Value]>) {
 }
 
 /// A row record (INSERT, UPDATE_BEFORE, UPDATE_AFTER, DELETE).
-pub fn encode_row(
+pub(crate) fn encode_row(
     b: &mut Vec<u8>,
     t: &TableSchema,
     op: RowOp,
@@ -228,7 +228,7 @@ pub fn encode_row(
 }
 
 /// A DDL record: `before`/`after` null, `ddl` = `{"text":..,"ddlMeta":null}`.
-pub fn encode_ddl(
+pub(crate) fn encode_ddl(
     b: &mut Vec<u8>,
     t: &TableSchema,
     op: &str,
@@ -254,7 +254,7 @@ pub fn encode_ddl(
 }
 
 /// An `MHEARTBEAT` record (spec §4.7).
-pub fn encode_heartbeat(b: &mut Vec<u8>, event_time: i64, system_time: i64) {
+pub(crate) fn encode_heartbeat(b: &mut Vec<u8>, event_time: i64, system_time: i64) {
     b.extend_from_slice(
         b"{\"schema\":{\"dataColumn\":null,\"primaryKey\":null,\"source\":null},\"payload\":{\"before\":null,\"after\":null,\"sequenceId\":null,",
     );
@@ -273,7 +273,7 @@ pub fn encode_heartbeat(b: &mut Vec<u8>, event_time: i64, system_time: i64) {
 
 /// The Kafka key of a row: key columns' text forms joined by `sep`. Returns false (and leaves
 /// `out` empty) when the table has no key or a key column is absent from the image.
-pub fn write_key(out: &mut Vec<u8>, t: &TableSchema, row: &[Value], sep: &str) -> bool {
+pub(crate) fn write_key(out: &mut Vec<u8>, t: &TableSchema, row: &[Value], sep: &str) -> bool {
     out.clear();
     let Some(key) = &t.key else { return false };
     for (i, &ci) in key.iter().enumerate() {

@@ -6,14 +6,14 @@
 //! escaped per RFC 8259 (quote, backslash, control characters).
 
 /// Append `s` as a JSON string literal.
-pub fn write_str(buf: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
     write_str_body(buf, s.as_bytes());
     buf.push(b'"');
 }
 
 /// Append the escaped body of a JSON string (no quotes).
-pub fn write_str_body(buf: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_str_body(buf: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -42,17 +42,17 @@ pub fn write_str_body(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(&bytes[start..]);
 }
 
-pub fn write_i64(buf: &mut Vec<u8>, v: i64) {
+pub(crate) fn write_i64(buf: &mut Vec<u8>, v: i64) {
     buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-pub fn write_u64(buf: &mut Vec<u8>, v: u64) {
+pub(crate) fn write_u64(buf: &mut Vec<u8>, v: u64) {
     buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Finite floats as shortest round-trip numbers; NaN and infinities as the strings
 /// `"NaN"`, `"Infinity"`, `"-Infinity"` (spec §2).
-pub fn write_f64(buf: &mut Vec<u8>, v: f64) {
+pub(crate) fn write_f64(buf: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
         buf.extend_from_slice(b"\"NaN\"");
     } else if v.is_infinite() {

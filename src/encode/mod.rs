@@ -1,3 +1,3 @@
 //! Encoders from events to record bytes. One format today: DataWorks JSON.
-pub mod dataworks;
-pub mod json;
+pub(crate) mod dataworks;
+pub(crate) mod json;

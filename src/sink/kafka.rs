@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     #[error("kafka client setup failed: {0} (check [kafka] and [kafka.properties])")]
     Setup(KafkaError),
     #[error("cannot create topic {topic}: {reason}")]
@@ -84,7 +84,7 @@ impl Classify for SinkError {
     }
 }
 
-pub struct DeliveryCtx {
+pub(crate) struct DeliveryCtx {
     tracker: Arc<Tracker>,
     /// signalled by every delivery report: room may have freed up in librdkafka's queue
     space: tokio::sync::Notify,
@@ -109,7 +109,7 @@ impl ProducerContext for DeliveryCtx {
     }
 }
 
-pub struct KafkaSink {
+pub(crate) struct KafkaSink {
     producer: ThreadedProducer<DeliveryCtx>,
     admin: AdminClient<DefaultClientContext>,
     partitions: HashMap<String, i32>,
@@ -118,7 +118,7 @@ pub struct KafkaSink {
 }
 
 /// The producer settings rowstream uses, before `kafka.properties` are applied.
-pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers)
         .set("client.id", "rowstream")
@@ -141,7 +141,7 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
 }
 
 impl KafkaSink {
-    pub fn new(cfg: &KafkaConfig, tracker: Arc<Tracker>) -> Result<KafkaSink, SinkError> {
+    pub(crate) fn new(cfg: &KafkaConfig, tracker: Arc<Tracker>) -> Result<KafkaSink, SinkError> {
         let ctx = DeliveryCtx {
             tracker: tracker.clone(),
             space: tokio::sync::Notify::new(),
@@ -172,7 +172,7 @@ impl KafkaSink {
     }
 
     /// Create `topic` if missing and learn its partition count.
-    pub async fn ensure_topic(&mut self, topic: &str) -> Result<i32, SinkError> {
+    pub(crate) async fn ensure_topic(&mut self, topic: &str) -> Result<i32, SinkError> {
         if let Some(&n) = self.partitions.get(topic) {
             return Ok(n);
         }
@@ -246,12 +246,12 @@ impl KafkaSink {
     }
 
     /// Topics known to exist, with their partition counts.
-    pub fn topics(&self) -> impl Iterator<Item = (&str, i32)> {
+    pub(crate) fn topics(&self) -> impl Iterator<Item = (&str, i32)> {
         self.partitions.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
     /// Send one record, waiting while librdkafka's queue is full.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,
@@ -295,7 +295,7 @@ impl KafkaSink {
     }
 
     /// Wait until everything sent is acknowledged (or `timeout`).
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
     }
 }

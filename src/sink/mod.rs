@@ -1,2 +1,2 @@
 //! Sinks. One today: Kafka.
-pub mod kafka;
+pub(crate) mod kafka;

@@ -64,9 +64,28 @@ impl Batcher {
         self.batch.is_empty()
     }
 
+    /// Hand the pending events to the pipeline if the channel has room now; `false` when it
+    /// has none (nothing was sent). The per-transaction path: no timer, no waiting.
+    pub(crate) fn try_flush(&mut self) -> Result<bool, Closed> {
+        if self.batch.is_empty() {
+            return Ok(true);
+        }
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send(std::mem::replace(
+                    &mut self.batch,
+                    Vec::with_capacity(BATCH),
+                ));
+                Ok(true)
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(Closed),
+        }
+    }
+
     /// Hand the pending events to the pipeline (waits for room; cancellation safe).
     pub(crate) async fn flush(&mut self) -> Result<(), Closed> {
-        if self.batch.is_empty() {
+        if self.try_flush()? {
             return Ok(());
         }
         let permit = self.tx.reserve().await.map_err(|_| Closed)?;

@@ -7,7 +7,7 @@
 use crate::event::DdlOp;
 
 /// A table named by a statement: (database or the event's default, table).
-pub type TableRef = (String, String);
+pub(crate) type TableRef = (String, String);
 
 fn tokens(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -93,7 +93,7 @@ fn table_ref(tok: &str, default_db: &str) -> TableRef {
 }
 
 /// Classify a statement; returns None when it touches no table (GRANT, CREATE DATABASE, ...).
-pub fn classify(sql: &str, default_db: &str) -> Option<(DdlOp, Vec<TableRef>)> {
+pub(crate) fn classify(sql: &str, default_db: &str) -> Option<(DdlOp, Vec<TableRef>)> {
     let t = tokens(sql);
     let k: Vec<String> = t.iter().map(|x| kw(x)).collect();
     let at = |i: usize| k.get(i).map(String::as_str).unwrap_or("");
@@ -212,7 +212,7 @@ pub fn classify(sql: &str, default_db: &str) -> Option<(DdlOp, Vec<TableRef>)> {
 
 /// Every identifier of a statement that could name a table (`t`, `db.t`, quoted or not), as
 /// candidates for a `QUERY` record when `classify` cannot read the statement.
-pub fn mentioned_tables(sql: &str, default_db: &str) -> Vec<TableRef> {
+pub(crate) fn mentioned_tables(sql: &str, default_db: &str) -> Vec<TableRef> {
     let mut out: Vec<TableRef> = Vec::new();
     for tok in tokens(sql) {
         if tok == "," || tok == "(" || tok.starts_with('\'') || tok.starts_with('"') {
@@ -227,7 +227,7 @@ pub fn mentioned_tables(sql: &str, default_db: &str) -> Vec<TableRef> {
 }
 
 /// Statements that are transaction control or DML in a QUERY event, not DDL.
-pub fn is_dml_or_control(sql: &str) -> bool {
+pub(crate) fn is_dml_or_control(sql: &str) -> bool {
     let t = tokens(sql);
     let first = t.first().map(|x| kw(x)).unwrap_or_default();
     matches!(

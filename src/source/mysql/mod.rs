@@ -71,7 +71,7 @@ pub(crate) fn source_id(cfg: &Config) -> String {
 }
 
 /// Connect with session settings the value conversion relies on.
-pub async fn connect(opts: &Opts) -> Result<Conn, mysql_async::Error> {
+pub(crate) async fn connect(opts: &Opts) -> Result<Conn, mysql_async::Error> {
     let mut c = Conn::new(opts.clone()).await?;
     c.query_drop("SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = ''")
         .await?;
@@ -716,7 +716,7 @@ impl Prepared {
 }
 
 /// MariaDB GTID_EVENT body: seq_no u64 LE, domain_id u32 LE, flags u8 (+ optional XA data).
-pub fn parse_mariadb_gtid(d: &[u8]) -> Option<(u32, u64)> {
+pub(crate) fn parse_mariadb_gtid(d: &[u8]) -> Option<(u32, u64)> {
     let seq = u64::from_le_bytes(d.get(0..8)?.try_into().ok()?);
     let domain = u32::from_le_bytes(d.get(8..12)?.try_into().ok()?);
     Some((domain, seq))
@@ -740,7 +740,7 @@ fn is_binlog_name(n: &[u8]) -> bool {
 /// asked for, and it arrives before the format description, so whether its 4-byte CRC32 trails
 /// the name varies (seen both ways on MariaDB 10.11): it is not parsed, `current` stays. A real
 /// ROTATE names the next file; should a checksum still trail it, it is stripped.
-pub fn rotate_target(raw: &[u8], current: &str, fake: bool, checksummed: bool) -> String {
+pub(crate) fn rotate_target(raw: &[u8], current: &str, fake: bool, checksummed: bool) -> String {
     if fake {
         return current.to_string();
     }
@@ -782,13 +782,13 @@ struct StreamState<'a> {
 
 /// Executed GTIDs: MariaDB `domain-server-seq` per domain, MySQL `uuid:1-n` per source uuid.
 #[derive(Default, Debug, PartialEq)]
-pub struct GtidSet {
+pub(crate) struct GtidSet {
     mariadb: BTreeMap<u32, (u32, u64)>,
     mysql: BTreeMap<String, u64>,
 }
 
 impl GtidSet {
-    pub fn parse(s: Option<&str>) -> GtidSet {
+    pub(crate) fn parse(s: Option<&str>) -> GtidSet {
         let mut g = GtidSet::default();
         for part in s
             .unwrap_or("")
@@ -814,10 +814,10 @@ impl GtidSet {
         }
         g
     }
-    pub fn mariadb(&mut self, domain: u32, server: u32, seq: u64) {
+    pub(crate) fn mariadb(&mut self, domain: u32, server: u32, seq: u64) {
         self.mariadb.insert(domain, (server, seq));
     }
-    pub fn mysql(&mut self, sid: [u8; 16], gno: u64) {
+    pub(crate) fn mysql(&mut self, sid: [u8; 16], gno: u64) {
         let u = sid;
         let uuid = format!(
             "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
@@ -826,7 +826,7 @@ impl GtidSet {
         let e = self.mysql.entry(uuid).or_insert(0);
         *e = (*e).max(gno);
     }
-    pub fn render(&self) -> Option<String> {
+    pub(crate) fn render(&self) -> Option<String> {
         let mut parts: Vec<String> = self
             .mariadb
             .iter()

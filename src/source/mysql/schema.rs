@@ -20,47 +20,47 @@ use std::path::{Path, PathBuf};
 
 /// One column as rowstream needs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MyCol {
-    pub name: String,
+pub(crate) struct MyCol {
+    pub(crate) name: String,
     /// information_schema DATA_TYPE, lower case (`int`, `varchar`, `enum`, ...)
-    pub data_type: String,
+    pub(crate) data_type: String,
     #[serde(default)]
-    pub unsigned: bool,
+    pub(crate) unsigned: bool,
     /// TINYINT(1)
     #[serde(default)]
-    pub tiny1: bool,
+    pub(crate) tiny1: bool,
     /// fractional seconds digits (datetime, timestamp, time)
     #[serde(default)]
-    pub fsp: u8,
+    pub(crate) fsp: u8,
     /// DECIMAL scale
     #[serde(default)]
-    pub scale: u32,
+    pub(crate) scale: u32,
     /// `latin1`, `utf8mb4`, `binary`, ... (None for non-text)
     #[serde(default)]
-    pub charset: Option<String>,
+    pub(crate) charset: Option<String>,
     /// enum/set labels in definition order
     #[serde(default)]
-    pub labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
     /// BIT width
     #[serde(default)]
-    pub bits: u32,
+    pub(crate) bits: u32,
     /// BINARY(n) length
     #[serde(default)]
-    pub len: u32,
+    pub(crate) len: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MyTable {
-    pub db: String,
-    pub table: String,
-    pub columns: Vec<MyCol>,
-    pub pk: Vec<String>,
+pub(crate) struct MyTable {
+    pub(crate) db: String,
+    pub(crate) table: String,
+    pub(crate) columns: Vec<MyCol>,
+    pub(crate) pk: Vec<String>,
 }
 
 impl MyCol {
     /// A column with no modifiers (tests build on it).
     #[cfg(test)]
-    pub fn plain(name: &str, data_type: &str) -> MyCol {
+    pub(crate) fn plain(name: &str, data_type: &str) -> MyCol {
         MyCol {
             name: name.into(),
             data_type: data_type.into(),
@@ -75,7 +75,7 @@ impl MyCol {
         }
     }
 
-    pub fn logical(&self, tiny1_bool: bool) -> (LogicalType, u8) {
+    pub(crate) fn logical(&self, tiny1_bool: bool) -> (LogicalType, u8) {
         match self.data_type.as_str() {
             "tinyint" if self.tiny1 && tiny1_bool => (LogicalType::Boolean, 0),
             "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
@@ -94,7 +94,7 @@ impl MyCol {
         }
     }
 
-    pub fn column(&self, tiny1_bool: bool) -> Column {
+    pub(crate) fn column(&self, tiny1_bool: bool) -> Column {
         let (ltype, fsp) = self.logical(tiny1_bool);
         Column {
             name: self.name.clone(),
@@ -105,7 +105,7 @@ impl MyCol {
 }
 
 /// Parse `enum('a','b''c')` / `set(...)` labels from COLUMN_TYPE.
-pub fn parse_labels(column_type: &str) -> Vec<String> {
+pub(crate) fn parse_labels(column_type: &str) -> Vec<String> {
     let Some(start) = column_type.find('(') else {
         return vec![];
     };
@@ -150,7 +150,7 @@ type ColumnRow = (
 type Entries = Vec<((u64, u64), MyTable)>;
 
 /// Columns of one table from `information_schema` (None when the table does not exist).
-pub async fn load_table(
+pub(crate) async fn load_table(
     conn: &mut mysql_async::Conn,
     db: &str,
     table: &str,
@@ -232,7 +232,7 @@ struct Entry {
 }
 
 /// The durable schema history (see module doc).
-pub struct History {
+pub(crate) struct History {
     path: PathBuf,
     /// "db.table" → entries ordered by position
     entries: HashMap<String, Entries>,
@@ -240,7 +240,7 @@ pub struct History {
 
 #[derive(Debug, thiserror::Error)]
 #[error("schema history {path}: {source}")]
-pub struct HistoryError {
+pub(crate) struct HistoryError {
     path: PathBuf,
     source: std::io::Error,
 }
@@ -252,7 +252,7 @@ impl crate::error::Classify for HistoryError {
 }
 
 impl History {
-    pub fn open(dir: &Path) -> Result<History, HistoryError> {
+    pub(crate) fn open(dir: &Path) -> Result<History, HistoryError> {
         let path = dir.join("schema-history.jsonl");
         let err = |e| HistoryError {
             path: path.clone(),
@@ -281,7 +281,7 @@ impl History {
     }
 
     /// The table's columns as of `(file, pos)`.
-    pub fn at(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
+    pub(crate) fn at(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
         let key = SourcePosition::binlog_key(file, pos);
         self.entries
             .get(name)?
@@ -292,7 +292,7 @@ impl History {
     }
 
     /// Is there an entry for `name` exactly at `(file, pos)` (a DDL seen before)?
-    pub fn exactly(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
+    pub(crate) fn exactly(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
         let key = SourcePosition::binlog_key(file, pos);
         self.entries
             .get(name)?
@@ -301,7 +301,12 @@ impl History {
             .map(|(_, t)| t)
     }
 
-    pub fn append(&mut self, file: &str, pos: u64, table: MyTable) -> Result<(), HistoryError> {
+    pub(crate) fn append(
+        &mut self,
+        file: &str,
+        pos: u64,
+        table: MyTable,
+    ) -> Result<(), HistoryError> {
         let name = format!("{}.{}", table.db, table.table);
         let mut line = serde_json::to_vec(&Entry {
             file: file.into(),

@@ -15,14 +15,14 @@ use mysql_async::Value as MyValue;
 
 /// Where a value came from: the two protocols encode a few types differently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Binlog,
     Snapshot,
 }
 
-pub struct Ctx {
-    pub tz_offset_us: i64,
-    pub tiny1_bool: bool,
+pub(crate) struct Ctx {
+    pub(crate) tz_offset_us: i64,
+    pub(crate) tiny1_bool: bool,
 }
 
 fn text(col: &MyCol, b: &[u8], origin: Origin) -> String {
@@ -66,7 +66,7 @@ fn json_compact(s: &str) -> String {
 }
 
 /// Convert one value of column `col`.
-pub fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Result<Value, String> {
+pub(crate) fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Result<Value, String> {
     let dt = col.data_type.as_str();
     Ok(match v {
         MyValue::NULL => Value::Null,
@@ -210,7 +210,7 @@ pub fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Result<Val
 }
 
 /// Binary JSON of a MySQL binlog → compact JSON text.
-pub fn jsonb_text(v: mysql_async::binlog::jsonb::Value<'_>) -> Result<Value, String> {
+pub(crate) fn jsonb_text(v: mysql_async::binlog::jsonb::Value<'_>) -> Result<Value, String> {
     let j: serde_json::Value = v
         .try_into()
         .map_err(|e: mysql_async::binlog::jsonb::JsonbToJsonError| e.to_string())?;

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use tokio_postgres::Client;
 
 /// Connect a normal session with rowstream's session settings; the connection task is spawned.
-pub async fn connect(
+pub(crate) async fn connect(
     cfg: &tokio_postgres::Config,
     tls: &PgTls,
     app: &str,
@@ -42,36 +42,36 @@ pub async fn connect(
 }
 
 #[derive(Clone, Debug)]
-pub struct TableRow {
-    pub oid: u32,
-    pub schema: String,
-    pub name: String,
+pub(crate) struct TableRow {
+    pub(crate) oid: u32,
+    pub(crate) schema: String,
+    pub(crate) name: String,
     /// `d` default, `n` nothing, `f` full, `i` index
-    pub replica_identity: char,
-    pub has_pk: bool,
+    pub(crate) replica_identity: char,
+    pub(crate) has_pk: bool,
 }
 
 #[derive(Clone, Debug)]
-pub struct ColumnRow {
-    pub name: String,
-    pub type_oid: u32,
-    pub typmod: i32,
+pub(crate) struct ColumnRow {
+    pub(crate) name: String,
+    pub(crate) type_oid: u32,
+    pub(crate) typmod: i32,
 }
 
-pub struct Catalog {
-    pub client: Client,
+pub(crate) struct Catalog {
+    pub(crate) client: Client,
     kinds: HashMap<(u32, i32), PgKind>,
 }
 
 impl Catalog {
-    pub fn new(client: Client) -> Catalog {
+    pub(crate) fn new(client: Client) -> Catalog {
         Catalog {
             client,
             kinds: HashMap::new(),
         }
     }
 
-    pub fn kind<'a>(
+    pub(crate) fn kind<'a>(
         &'a mut self,
         oid: u32,
         typmod: i32,
@@ -120,7 +120,7 @@ impl Catalog {
     }
 
     /// Primary-key column names in key order; empty when the table has none.
-    pub async fn primary_key(&self, rel: u32) -> Result<Vec<String>, tokio_postgres::Error> {
+    pub(crate) async fn primary_key(&self, rel: u32) -> Result<Vec<String>, tokio_postgres::Error> {
         let rows = self
             .client
             .query(
@@ -135,12 +135,12 @@ impl Catalog {
     }
 
     /// Ordinary tables (leaf partitions included) outside system schemas.
-    pub async fn tables(&self) -> Result<Vec<TableRow>, tokio_postgres::Error> {
+    pub(crate) async fn tables(&self) -> Result<Vec<TableRow>, tokio_postgres::Error> {
         list_tables(&self.client).await
     }
 
     /// Columns as logical replication publishes them: not dropped, not generated.
-    pub async fn columns(&self, rel: u32) -> Result<Vec<ColumnRow>, tokio_postgres::Error> {
+    pub(crate) async fn columns(&self, rel: u32) -> Result<Vec<ColumnRow>, tokio_postgres::Error> {
         let rows = self
             .client
             .query(
@@ -162,7 +162,7 @@ impl Catalog {
 }
 
 /// Ordinary tables (leaf partitions included) outside system schemas.
-pub async fn list_tables(client: &Client) -> Result<Vec<TableRow>, tokio_postgres::Error> {
+pub(crate) async fn list_tables(client: &Client) -> Result<Vec<TableRow>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text, \

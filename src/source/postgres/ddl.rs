@@ -7,14 +7,14 @@
 use crate::event::DdlOp;
 use serde::Deserialize;
 
-pub const DDL_PREFIX: &str = "rowstream.ddl";
-pub const HEARTBEAT_PREFIX: &str = "rowstream.heartbeat";
-pub const MIGRATION: &str = include_str!("../../../migrations/postgres/001_ddl_capture.sql");
+pub(crate) const DDL_PREFIX: &str = "rowstream.ddl";
+pub(crate) const HEARTBEAT_PREFIX: &str = "rowstream.heartbeat";
+pub(crate) const MIGRATION: &str = include_str!("../../../migrations/postgres/001_ddl_capture.sql");
 /// The version the migration writes into the function's comment.
-pub const MIGRATION_VERSION: &str = "rowstream ddl capture v3";
+pub(crate) const MIGRATION_VERSION: &str = "rowstream ddl capture v3";
 
 /// The installed DDL capture version, if the triggers and function are there.
-pub async fn installed_version(c: &tokio_postgres::Client) -> Option<String> {
+pub(crate) async fn installed_version(c: &tokio_postgres::Client) -> Option<String> {
     let row = c
         .query_opt(
             "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
@@ -29,31 +29,31 @@ pub async fn installed_version(c: &tokio_postgres::Client) -> Option<String> {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct DdlMessage {
-    pub tag: String,
-    pub query: String,
-    pub objects: Vec<DdlObject>,
+pub(crate) struct DdlMessage {
+    pub(crate) tag: String,
+    pub(crate) query: String,
+    pub(crate) objects: Vec<DdlObject>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct DdlObject {
-    pub oid: u32,
-    pub schema: String,
-    pub table: String,
+pub(crate) struct DdlObject {
+    pub(crate) oid: u32,
+    pub(crate) schema: String,
+    pub(crate) table: String,
     #[serde(default)]
-    pub columns: Option<Vec<DdlColumn>>,
+    pub(crate) columns: Option<Vec<DdlColumn>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct DdlColumn {
-    pub name: String,
+pub(crate) struct DdlColumn {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub type_oid: u32,
-    pub typmod: i32,
+    pub(crate) type_oid: u32,
+    pub(crate) typmod: i32,
 }
 
 /// Is `query` an `ALTER TABLE .. RENAME TO ..` of the table itself (not of a column)?
-pub fn is_table_rename(query: &str) -> bool {
+pub(crate) fn is_table_rename(query: &str) -> bool {
     let up = query.to_ascii_uppercase();
     let toks: Vec<&str> = up
         .split(|c: char| c.is_whitespace() || c == ';')
@@ -62,7 +62,7 @@ pub fn is_table_rename(query: &str) -> bool {
     toks.windows(2).any(|w| w[0] == "RENAME" && w[1] == "TO")
 }
 
-pub fn ddl_op(tag: &str, query: &str) -> DdlOp {
+pub(crate) fn ddl_op(tag: &str, query: &str) -> DdlOp {
     match tag {
         "CREATE TABLE" | "CREATE TABLE AS" | "SELECT INTO" => DdlOp::Create,
         "ALTER TABLE" if is_table_rename(query) => DdlOp::Rename,

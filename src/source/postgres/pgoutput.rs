@@ -12,7 +12,7 @@ use crate::position::Lsn;
 use bytes::Bytes;
 
 #[derive(Debug, PartialEq)]
-pub enum CopyMessage {
+pub(crate) enum CopyMessage {
     XLogData {
         wal_start: Lsn,
         wal_end: Lsn,
@@ -26,7 +26,7 @@ pub enum CopyMessage {
     },
 }
 
-pub fn parse_copy(b: Bytes) -> Result<CopyMessage, PgError> {
+pub(crate) fn parse_copy(b: Bytes) -> Result<CopyMessage, PgError> {
     let mut r = Reader::new(b);
     match r.u8()? {
         b'w' => Ok(CopyMessage::XLogData {
@@ -48,7 +48,7 @@ pub fn parse_copy(b: Bytes) -> Result<CopyMessage, PgError> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum TupleValue {
+pub(crate) enum TupleValue {
     Null,
     /// An unchanged TOASTed value the log does not carry.
     Unchanged,
@@ -56,28 +56,28 @@ pub enum TupleValue {
     Binary(Bytes),
 }
 
-pub type Tuple = Vec<TupleValue>;
+pub(crate) type Tuple = Vec<TupleValue>;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct RelColumn {
+pub(crate) struct RelColumn {
     /// 1 = part of the replica identity (key)
-    pub flags: u8,
-    pub name: String,
-    pub type_oid: u32,
-    pub typmod: i32,
+    pub(crate) flags: u8,
+    pub(crate) name: String,
+    pub(crate) type_oid: u32,
+    pub(crate) typmod: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Relation {
-    pub oid: u32,
-    pub namespace: String,
-    pub name: String,
-    pub replica_identity: u8,
-    pub columns: Vec<RelColumn>,
+pub(crate) struct Relation {
+    pub(crate) oid: u32,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) replica_identity: u8,
+    pub(crate) columns: Vec<RelColumn>,
 }
 
 #[derive(Debug, PartialEq)]
-pub enum OldKind {
+pub(crate) enum OldKind {
     /// `K`: replica identity key columns only (others null)
     Key,
     /// `O`: the whole old row (REPLICA IDENTITY FULL)
@@ -85,7 +85,7 @@ pub enum OldKind {
 }
 
 #[derive(Debug, PartialEq)]
-pub enum LogicalMessage {
+pub(crate) enum LogicalMessage {
     Begin {
         final_lsn: Lsn,
         commit_ts: i64,
@@ -171,7 +171,7 @@ fn old_kind(k: u8) -> Option<OldKind> {
     }
 }
 
-pub fn parse_logical(data: Bytes) -> Result<LogicalMessage, PgError> {
+pub(crate) fn parse_logical(data: Bytes) -> Result<LogicalMessage, PgError> {
     let mut r = Reader::new(data);
     let tag = r.u8()?;
     Ok(match tag {

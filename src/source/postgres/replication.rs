@@ -23,7 +23,7 @@ use postgres_protocol::message::{backend, frontend};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[derive(Debug, thiserror::Error)]
-pub enum PgError {
+pub(crate) enum PgError {
     #[error("connection to postgres failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("postgres protocol error: {0}")]
@@ -39,7 +39,7 @@ pub enum PgError {
 }
 
 impl PgError {
-    pub fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<&str> {
         match self {
             PgError::Server { code, .. } => Some(code),
             _ => None,
@@ -47,11 +47,11 @@ impl PgError {
     }
 }
 
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// Session settings every rowstream Postgres connection uses (see module doc).
-pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+pub(crate) const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("client_encoding", "UTF8"),
     ("DateStyle", "ISO, YMD"),
     ("TimeZone", "UTC"),
@@ -66,14 +66,14 @@ enum Msg {
     Pg(backend::Message),
 }
 
-pub struct ReplicationConn {
+pub(crate) struct ReplicationConn {
     stream: Box<dyn Stream>,
     rbuf: BytesMut,
     wbuf: BytesMut,
 }
 
 /// One row of a simple-query result, as text.
-pub type TextRow = Vec<Option<String>>;
+pub(crate) type TextRow = Vec<Option<String>>;
 
 fn server_error(body: &backend::ErrorResponseBody) -> PgError {
     use fallible_iterator::FallibleIterator;
@@ -96,7 +96,7 @@ fn server_error(body: &backend::ErrorResponseBody) -> PgError {
 }
 
 impl ReplicationConn {
-    pub async fn connect(
+    pub(crate) async fn connect(
         cfg: &tokio_postgres::Config,
         tls: &super::tls::PgTls,
         application_name: &str,
@@ -228,7 +228,7 @@ impl ReplicationConn {
     }
 
     /// Next backend message (cancellation safe).
-    pub async fn read_message(&mut self) -> Result<backend::Message, PgError> {
+    pub(crate) async fn read_message(&mut self) -> Result<backend::Message, PgError> {
         match self.read_msg().await? {
             Msg::Pg(m) => Ok(m),
             Msg::CopyBoth => Err(PgError::Protocol("unexpected CopyBothResponse".into())),
@@ -263,7 +263,7 @@ impl ReplicationConn {
     }
 
     /// Run a simple query; returns its rows as text.
-    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<TextRow>, PgError> {
+    pub(crate) async fn simple_query(&mut self, sql: &str) -> Result<Vec<TextRow>, PgError> {
         frontend::query(sql, &mut self.wbuf)?;
         self.flush().await?;
         let mut rows = Vec::new();
@@ -292,7 +292,7 @@ impl ReplicationConn {
     }
 
     /// `START_REPLICATION SLOT .. LOGICAL ..`; on success the connection is in CopyBoth mode.
-    pub async fn start_replication(&mut self, sql: &str) -> Result<(), PgError> {
+    pub(crate) async fn start_replication(&mut self, sql: &str) -> Result<(), PgError> {
         frontend::query(sql, &mut self.wbuf)?;
         self.flush().await?;
         loop {
@@ -321,7 +321,7 @@ impl ReplicationConn {
     }
 
     /// Next CopyData payload of the replication stream.
-    pub async fn next_copy_data(&mut self) -> Result<Bytes, PgError> {
+    pub(crate) async fn next_copy_data(&mut self) -> Result<Bytes, PgError> {
         loop {
             match self.read_message().await? {
                 backend::Message::CopyData(body) => return Ok(body.into_bytes()),
@@ -342,7 +342,7 @@ impl ReplicationConn {
     }
 
     /// Standby status update: `write`/`flush`/`apply` positions, optionally asking for a reply.
-    pub async fn send_status(
+    pub(crate) async fn send_status(
         &mut self,
         write: u64,
         flush: u64,
@@ -361,7 +361,7 @@ impl ReplicationConn {
     }
 
     /// End CopyBoth mode politely (the server answers with CopyDone / CommandComplete).
-    pub async fn send_copy_done(&mut self) -> Result<(), PgError> {
+    pub(crate) async fn send_copy_done(&mut self) -> Result<(), PgError> {
         frontend::copy_done(&mut self.wbuf);
         self.flush().await
     }
@@ -402,9 +402,9 @@ async fn negotiate_tls(
 }
 
 /// Microseconds between 1970-01-01 and 2000-01-01 (Postgres' epoch).
-pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+pub(crate) const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
-pub fn pg_now_micros() -> i64 {
+pub(crate) fn pg_now_micros() -> i64 {
     let us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
@@ -413,27 +413,27 @@ pub fn pg_now_micros() -> i64 {
 }
 
 /// Postgres timestamp (µs since 2000) → ms since the Unix epoch.
-pub fn pg_ts_to_unix_ms(pg_us: i64) -> i64 {
+pub(crate) fn pg_ts_to_unix_ms(pg_us: i64) -> i64 {
     (pg_us + PG_EPOCH_OFFSET_US).div_euclid(1000)
 }
 
 /// Quote an identifier for SQL.
-pub fn quote_ident(s: &str) -> String {
+pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// Quote a string literal for SQL.
-pub fn quote_literal(s: &str) -> String {
+pub(crate) fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
 /// A buffer reader that never panics: every read checks the remaining length.
-pub struct Reader {
+pub(crate) struct Reader {
     b: Bytes,
 }
 
 impl Reader {
-    pub fn new(b: Bytes) -> Reader {
+    pub(crate) fn new(b: Bytes) -> Reader {
         Reader { b }
     }
     fn need(&self, n: usize, what: &str) -> Result<(), PgError> {
@@ -445,35 +445,35 @@ impl Reader {
             Ok(())
         }
     }
-    pub fn u8(&mut self) -> Result<u8, PgError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, PgError> {
         self.need(1, "u8")?;
         Ok(self.b.get_u8())
     }
-    pub fn i16(&mut self) -> Result<i16, PgError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, PgError> {
         self.need(2, "i16")?;
         Ok(self.b.get_i16())
     }
-    pub fn u32(&mut self) -> Result<u32, PgError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, PgError> {
         self.need(4, "u32")?;
         Ok(self.b.get_u32())
     }
-    pub fn i32(&mut self) -> Result<i32, PgError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, PgError> {
         self.need(4, "i32")?;
         Ok(self.b.get_i32())
     }
-    pub fn u64(&mut self) -> Result<u64, PgError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, PgError> {
         self.need(8, "u64")?;
         Ok(self.b.get_u64())
     }
-    pub fn i64(&mut self) -> Result<i64, PgError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, PgError> {
         self.need(8, "i64")?;
         Ok(self.b.get_i64())
     }
-    pub fn bytes(&mut self, n: usize) -> Result<Bytes, PgError> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, PgError> {
         self.need(n, "bytes")?;
         Ok(self.b.split_to(n))
     }
-    pub fn cstr(&mut self) -> Result<String, PgError> {
+    pub(crate) fn cstr(&mut self) -> Result<String, PgError> {
         let end = self
             .b
             .iter()
@@ -483,7 +483,7 @@ impl Reader {
         self.b.advance(end + 1);
         Ok(s)
     }
-    pub fn rest(&mut self) -> Bytes {
+    pub(crate) fn rest(&mut self) -> Bytes {
         self.b.split_to(self.b.len())
     }
 }

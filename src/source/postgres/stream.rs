@@ -50,7 +50,13 @@ async fn send_status(conn: &mut ReplicationConn, st: &StreamState) -> Result<(),
 }
 
 /// Hand the batch to the pipeline, keeping the server's keepalive satisfied while we wait.
+/// The usual case (room in the channel) takes no timer: a fresh interval's first tick waits for
+/// the timer wheel's next millisecond, which at one flush per transaction cost 2/3 of the
+/// streaming throughput.
 async fn flush_batch(conn: &mut ReplicationConn, st: &mut StreamState) -> Result<(), SourceError> {
+    if st.out.try_flush()? {
+        return Ok(());
+    }
     let (received, acked) = (st.received, st.acked);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;

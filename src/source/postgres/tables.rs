@@ -16,25 +16,25 @@ use crate::source::schemas::SchemaFactory;
 use crate::value::Value;
 use std::sync::Arc;
 
-pub struct Tables {
-    pub catalog: Catalog,
-    pub db: String,
-    pub filter: TableFilter,
-    pub schemas: SchemaFactory,
-    pub ctx: DecodeCtx,
-    pub toast_placeholder: String,
+pub(crate) struct Tables {
+    pub(super) catalog: Catalog,
+    db: String,
+    pub(super) filter: TableFilter,
+    pub(super) schemas: SchemaFactory,
+    ctx: DecodeCtx,
+    pub(super) toast_placeholder: String,
     warnings: RenderWarnings,
 }
 
 /// A table's schema and how to read each column.
 #[derive(Clone)]
-pub struct TableDecoder {
-    pub schema: Arc<TableSchema>,
-    pub kinds: Vec<PgKind>,
+pub(crate) struct TableDecoder {
+    pub(crate) schema: Arc<TableSchema>,
+    pub(crate) kinds: Vec<PgKind>,
 }
 
 impl Tables {
-    pub fn new(
+    pub(crate) fn new(
         catalog: Catalog,
         db: String,
         filter: TableFilter,
@@ -53,7 +53,7 @@ impl Tables {
         }
     }
 
-    pub fn table_id(&self, schema: &str, name: &str) -> TableId {
+    pub(crate) fn table_id(&self, schema: &str, name: &str) -> TableId {
         TableId {
             db: self.db.clone(),
             schema: Some(schema.to_string()),
@@ -62,7 +62,7 @@ impl Tables {
     }
 
     /// Build a decoder from column names and types; `rel` is the table OID (for the primary key).
-    pub async fn decoder(
+    pub(crate) async fn decoder(
         &mut self,
         rel: u32,
         id: TableId,
@@ -83,7 +83,7 @@ impl Tables {
     }
 
     /// Decode one text value, null (counted, logged once per column) when it cannot be rendered.
-    pub fn decode(&mut self, t: &TableDecoder, col: usize, text: &[u8]) -> Value {
+    pub(crate) fn decode(&mut self, t: &TableDecoder, col: usize, text: &[u8]) -> Value {
         match t.kinds.get(col).map(|k| decode_text(k, text, &self.ctx)) {
             Some(Ok(v)) => v,
             Some(Err(reason)) => {
@@ -94,7 +94,7 @@ impl Tables {
         }
     }
 
-    pub fn render_failed(&mut self, s: &TableSchema, col: usize, reason: &str) {
+    pub(crate) fn render_failed(&mut self, s: &TableSchema, col: usize, reason: &str) {
         let cname = s.columns.get(col).map(|c| c.name.as_str()).unwrap_or("");
         self.warnings.failed(&s.id.pattern_name(), cname, reason);
     }

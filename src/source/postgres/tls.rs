@@ -10,13 +10,13 @@ use native_tls::{Certificate, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
 
 #[derive(Clone)]
-pub struct PgTls {
-    pub native: TlsConnector,
-    pub make: MakeTlsConnector,
+pub(crate) struct PgTls {
+    pub(crate) native: TlsConnector,
+    pub(crate) make: MakeTlsConnector,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("cannot read source.ssl_root_cert {path}: {source}")]
     Read {
         path: String,
@@ -32,7 +32,7 @@ pub enum TlsError {
 }
 
 impl PgTls {
-    pub fn new(root_cert: Option<&str>) -> Result<PgTls, TlsError> {
+    pub(crate) fn new(root_cert: Option<&str>) -> Result<PgTls, TlsError> {
         let mut b = TlsConnector::builder();
         match root_cert {
             Some(path) => {

@@ -15,7 +15,7 @@ use crate::value::Value;
 
 /// How a Postgres type's text form is read.
 #[derive(Clone, Debug, PartialEq)]
-pub enum PgKind {
+pub(crate) enum PgKind {
     Bool,
     Int,
     Float,
@@ -43,7 +43,7 @@ pub enum PgKind {
 }
 
 impl PgKind {
-    pub fn column(&self, name: &str) -> Column {
+    pub(crate) fn column(&self, name: &str) -> Column {
         let (ltype, fsp) = match self {
             PgKind::Bool | PgKind::Bit1 => (LogicalType::Boolean, 0),
             PgKind::Int => (LogicalType::Long, 0),
@@ -72,7 +72,7 @@ fn fsp_of(typmod: i32) -> u8 {
 }
 
 /// Kinds of built-in scalar types, by OID. `None`: ask the catalog (arrays, domains, enums, ...).
-pub fn builtin_kind(oid: u32, typmod: i32) -> Option<PgKind> {
+pub(crate) fn builtin_kind(oid: u32, typmod: i32) -> Option<PgKind> {
     Some(match oid {
         16 => PgKind::Bool,
         20 | 21 | 23 | 26 | 28 | 29 => PgKind::Int, // int8 int2 int4 oid xid cid
@@ -102,9 +102,9 @@ pub fn builtin_kind(oid: u32, typmod: i32) -> Option<PgKind> {
 
 /// Decoding settings shared by stream and snapshot.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct DecodeCtx {
+pub(crate) struct DecodeCtx {
     /// Offset of the zone timestamps without time zone are read in, in µs east of UTC.
-    pub tz_offset_us: i64,
+    pub(crate) tz_offset_us: i64,
 }
 
 fn utf8(b: &[u8]) -> Result<&str, String> {
@@ -112,7 +112,7 @@ fn utf8(b: &[u8]) -> Result<&str, String> {
 }
 
 /// Decode one value's text form.
-pub fn decode_text(kind: &PgKind, b: &[u8], ctx: &DecodeCtx) -> Result<Value, String> {
+pub(crate) fn decode_text(kind: &PgKind, b: &[u8], ctx: &DecodeCtx) -> Result<Value, String> {
     Ok(match kind {
         PgKind::Bool => match b {
             b"t" | b"true" => Value::Bool(true),
@@ -189,7 +189,7 @@ fn decode_bytea(b: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// A bit string as an unsigned big-endian integer in ceil(n/8) bytes (MySQL's BIT layout).
-pub fn bits_to_bytes(b: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn bits_to_bytes(b: &[u8]) -> Result<Vec<u8>, String> {
     let n = b.len();
     let nbytes = n.div_ceil(8);
     let mut out = vec![0u8; nbytes];
