@@ -6,6 +6,7 @@
 #   BENCH_DEBEZIUM=0 scripts/bench.sh   skip Debezium
 #   BENCH_ONLY=postgres|mysql            one source only
 #   BENCH_SSLMODE=require                Postgres over TLS (default disable), the same for every peer
+#   BENCH_BIN=/path/to/rowstream         measure another build (before/after a change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream/target}"
@@ -17,7 +18,7 @@ export PGSSLMODE=$SSLMODE
 RUN="b$(date +%s)"
 scripts/services.sh up
 cargo build --release --bin rowstream --example produce_raw >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw
-BIN="$CARGO_TARGET_DIR/release/rowstream"
+BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/rowstream}"   # BENCH_BIN: compare another build
 PSQL=(psql -qAt -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
 WORK=$(mktemp -d)
 now() { date +%s.%N; }
