@@ -15,6 +15,7 @@
 
 use crate::checkpoint::store::{Store, StoreError};
 use crate::checkpoint::tracker::Tracker;
+use crate::config::Config;
 use crate::encode::dataworks::{self, RowOp, Times};
 use crate::error::{Classify, ErrorClass};
 use crate::event::{Batch, ChangeEvent, Op, SourceEvent};
@@ -58,41 +59,54 @@ pub(crate) struct Stats {
     pub(crate) delivered_event_time: AtomicI64,
 }
 
+/// How records are shaped and how often heartbeats go out (from `[encode]`, `[kafka]`,
+/// `[heartbeat]`).
+pub(crate) struct Settings {
+    /// UPDATE as UPDATE_BEFORE + UPDATE_AFTER
+    pub(crate) split_update: bool,
+    /// joins the text forms of multi-column keys
+    pub(crate) key_sep: String,
+    pub(crate) heartbeat: Duration,
+}
+
+impl Settings {
+    pub(crate) fn from_config(cfg: &Config) -> Settings {
+        Settings {
+            split_update: cfg.encode.split_update,
+            key_sep: cfg.kafka.key_separator.clone(),
+            heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
+        }
+    }
+}
+
 pub(crate) struct Pipeline {
     sink: KafkaSink,
     seq: SequenceGen,
     store: Arc<Store>,
     tracker: Arc<Tracker>,
-    split_update: bool,
-    key_sep: String,
-    heartbeat: Duration,
     stats: Arc<Stats>,
+    settings: Settings,
     buf: Vec<u8>,
     key: Vec<u8>,
     keyless_warned: HashSet<String>,
 }
 
 impl Pipeline {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         sink: KafkaSink,
         seq: SequenceGen,
         store: Arc<Store>,
         tracker: Arc<Tracker>,
-        split_update: bool,
-        key_sep: String,
-        heartbeat: Duration,
         stats: Arc<Stats>,
+        settings: Settings,
     ) -> Pipeline {
         Pipeline {
             sink,
             seq,
             store,
             tracker,
-            split_update,
-            key_sep,
-            heartbeat,
             stats,
+            settings,
             buf: Vec::with_capacity(4096),
             key: Vec::with_capacity(64),
             keyless_warned: HashSet::new(),
@@ -112,7 +126,7 @@ impl Pipeline {
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> Result<(), PipelineError> {
-        let mut hb = tokio::time::interval(self.heartbeat);
+        let mut hb = tokio::time::interval(self.settings.heartbeat);
         hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         hb.tick().await;
         let res = loop {
@@ -204,7 +218,7 @@ impl Pipeline {
         event_time: i64,
     ) -> Result<(), PipelineError> {
         let keyrow = after.or(before).unwrap_or(&[]);
-        let has_key = dataworks::write_key(&mut self.key, t, keyrow, &self.key_sep);
+        let has_key = dataworks::write_key(&mut self.key, t, keyrow, &self.settings.key_sep);
         self.buf.clear();
         let times = Times {
             event: event_time,
@@ -262,7 +276,7 @@ impl Pipeline {
                         .await;
                 }
                 let s = self.seq.next(|l| self.store.save_lease(l))?;
-                if self.split_update {
+                if self.settings.split_update {
                     self.emit(
                         &t,
                         RowOp::UpdateBefore,

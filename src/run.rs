@@ -22,7 +22,7 @@ use crate::checkpoint::store::{State, Store};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::Config;
 use crate::error::{Error, ErrorClass, ResultExt as _};
-use crate::pipeline::{Pipeline, Stats};
+use crate::pipeline::{Pipeline, Settings, Stats};
 use crate::position::SourcePosition;
 use crate::sequence::SequenceGen;
 use crate::sink::kafka::KafkaSink;
@@ -99,10 +99,8 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result
         seq,
         store.clone(),
         tracker.clone(),
-        cfg.encode.split_update,
-        cfg.kafka.key_separator.clone(),
-        Duration::from_millis(cfg.heartbeat.interval_ms),
         stats.clone(),
+        Settings::from_config(&cfg),
     );
     for s in &ready.schemas {
         pipeline
