@@ -48,7 +48,10 @@ impl Finding {
 
 /// Print findings as `[ok  ] …` / `[WARN] …` / `[FAIL] …` lines with their fixes; returns the
 /// number of failures.
-pub(crate) fn print_report(findings: &[Finding]) -> usize {
+pub(crate) fn print_report(
+    findings: &[Finding],
+    out: &mut impl std::io::Write,
+) -> std::io::Result<usize> {
     let mut failed = 0;
     for f in findings {
         let tag = match f.level {
@@ -59,17 +62,17 @@ pub(crate) fn print_report(findings: &[Finding]) -> usize {
                 "FAIL"
             }
         };
-        println!("[{tag}] {}", f.what);
+        writeln!(out, "[{tag}] {}", f.what)?;
         if let Some(fix) = &f.fix {
-            println!("       fix: {fix}");
+            writeln!(out, "       fix: {fix}")?;
         }
     }
     if failed > 0 {
-        println!("{failed} problem(s) block running rowstream");
+        writeln!(out, "{failed} problem(s) block running rowstream")?;
     } else {
-        println!("ready to run");
+        writeln!(out, "ready to run")?;
     }
-    failed
+    Ok(failed)
 }
 
 impl Finding {

@@ -4,6 +4,7 @@
 //! A failure is printed once, on stderr, with its fix when it has one.
 use crate::config::Config;
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -92,8 +93,8 @@ pub(crate) fn main() -> ExitCode {
     match cli.command {
         Command::Validate { config } => match load(&config) {
             Ok(c) => {
-                println!("config is valid:\n{c:#?}");
-                ExitCode::SUCCESS
+                let mut out = std::io::stdout().lock();
+                stdout_done(writeln!(out, "config is valid:\n{c:#?}"), ExitCode::SUCCESS)
             }
             Err(code) => code,
         },
@@ -122,11 +123,30 @@ pub(crate) fn main() -> ExitCode {
             // the source's prerequisites, then the broker's
             let mut findings = rt.block_on(crate::source::check(&cfg, fix));
             findings.push(crate::sink::kafka::check(&cfg.kafka));
-            if crate::check::print_report(&findings) > 0 {
+            let failed = findings
+                .iter()
+                .filter(|f| f.level == crate::check::Level::Fail)
+                .count();
+            let code = if failed > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
-            }
+            };
+            let mut out = std::io::stdout().lock();
+            stdout_done(crate::check::print_report(&findings, &mut out), code)
+        }
+    }
+}
+
+/// The exit code after writing to stdout: a reader that went away (`rowstream validate | head`)
+/// is not an error; any other write failure is reported in one line.
+fn stdout_done<T>(written: std::io::Result<T>, code: ExitCode) -> ExitCode {
+    match written {
+        Ok(_) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -117,6 +117,22 @@ impl fmt::Debug for Error {
 }
 
 /// `.context(..)` on results whose error converts into [`Error`].
+/// An error and its causes in one line (`db error: FATAL: database "shop" does not exist`), each
+/// cause once: for errors whose own text says little (tokio-postgres prints "db error").
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cur = c.source();
+    }
+    text
+}
+
 pub(crate) trait ResultExt<T> {
     fn context_err(self, c: impl fmt::Display + Send + Sync + 'static) -> Result<T, Error>;
 }

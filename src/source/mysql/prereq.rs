@@ -65,7 +65,11 @@ fn cnf(mariadb: bool) -> &'static str {
 
 pub(crate) fn connect_failed(url: &str, e: &mysql_async::Error) -> Finding {
     Finding::fail(
-        format!("cannot connect to {}: {e}", redact_url(url)),
+        format!(
+            "cannot connect to {}: {}",
+            redact_url(url),
+            crate::error::chain(e)
+        ),
         "check source.url, that the server runs, and the user's password and host grants",
     )
 }

@@ -18,7 +18,11 @@ pub(crate) fn connect_failed(url: &str, e: &tokio_postgres::Error) -> SourceErro
 
 pub(crate) fn connect_finding(url: &str, e: &tokio_postgres::Error) -> Finding {
     Finding::fail(
-        format!("cannot connect to postgres at {}: {e}", redact_url(url)),
+        format!(
+            "cannot connect to postgres at {}: {}",
+            redact_url(url),
+            crate::error::chain(e)
+        ),
         "check source.url, that the server runs, and that pg_hba.conf admits this user",
     )
 }
