@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(delivery.class(), ErrorClass::Transient);
         let corrupt: Error = PipelineError::Store(StoreError::Corrupt {
             path: "x".into(),
-            source: serde_json::from_str::<u8>("{").unwrap_err(),
+            err: serde_json::from_str::<u8>("{").unwrap_err(),
         })
         .into();
         assert_eq!(corrupt.class(), ErrorClass::Setup);

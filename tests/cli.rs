@@ -58,3 +58,25 @@ fn missing_database_is_named() {
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("Connection refused"), "{stdout}");
 }
+
+/// A state directory that cannot be created stops the run at once (before a slot is made),
+/// with the cause once and the fix.
+#[test]
+fn unusable_state_dir_is_a_clear_error() {
+    let cfg = write_config(
+        "cli_state",
+        &format!("{MINIMAL}[state]\ndir = \"/etc/passwd/rowstream-state\"\n"),
+    );
+    let out = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: state dir /etc/passwd/rowstream-state cannot be created or written: Not a directory (os error 20)\n  fix: set state.dir to a directory rowstream can create and write"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
+}

@@ -19,17 +19,17 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    #[error("state dir {dir}: {source}")]
-    Io {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    // the causes are part of the text (not `source`s), so a printed chain says them once
+    #[error("state dir {dir}: {err}")]
+    Io { dir: PathBuf, err: std::io::Error },
+    #[error("state dir {dir} cannot be created or written: {err}\n  fix: set state.dir to a directory rowstream can create and write")]
+    Unusable { dir: PathBuf, err: std::io::Error },
     #[error(
-        "state file {path} is not valid ({source}); move it away to start over (this re-snapshots)"
+        "state file {path} is not valid ({err}); move it away to start over (this re-snapshots)"
     )]
     Corrupt {
         path: PathBuf,
-        source: serde_json::Error,
+        err: serde_json::Error,
     },
 }
 
@@ -38,7 +38,7 @@ impl Classify for StoreError {
         match self {
             // a disk that fails a write is not something a retry loop should hide
             StoreError::Io { .. } => ErrorClass::Fatal,
-            StoreError::Corrupt { .. } => ErrorClass::Setup,
+            StoreError::Unusable { .. } | StoreError::Corrupt { .. } => ErrorClass::Setup,
         }
     }
 }
@@ -105,11 +105,17 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// Open (creating it) a state directory, and prove it writable before anything else
+    /// happens: a run must not create a slot it then cannot record.
     pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+        let unusable = |err| StoreError::Unusable {
             dir: dir.to_path_buf(),
-            source: e,
-        })?;
+            err,
+        };
+        std::fs::create_dir_all(dir).map_err(unusable)?;
+        let probe = dir.join(".write-probe");
+        std::fs::write(&probe, b"").map_err(unusable)?;
+        let _ = std::fs::remove_file(&probe);
         Ok(Store {
             dir: dir.to_path_buf(),
         })
@@ -118,7 +124,7 @@ impl Store {
     fn io(&self, e: std::io::Error) -> StoreError {
         StoreError::Io {
             dir: self.dir.clone(),
-            source: e,
+            err: e,
         }
     }
 
@@ -127,7 +133,7 @@ impl Store {
         match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt { path, source: e }),
+                .map_err(|e| StoreError::Corrupt { path, err: e }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io(e)),
         }
