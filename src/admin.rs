@@ -84,6 +84,12 @@ async fn metrics(State(s): State<Shared>) -> String {
         st.ddl.load(Ordering::Relaxed) as i64,
     );
     m(
+        "rowstream_oversized_records_total",
+        "counter",
+        "Records over message.max.bytes (left out or shrunk by kafka.oversized).",
+        st.oversized.load(Ordering::Relaxed) as i64,
+    );
+    m(
         "rowstream_heartbeats_total",
         "counter",
         "MHEARTBEAT records written.",

@@ -15,7 +15,7 @@
 
 use crate::checkpoint::store::{Store, StoreError};
 use crate::checkpoint::tracker::Tracker;
-use crate::config::Config;
+use crate::config::{Config, KafkaConfig, Oversized};
 use crate::encode::dataworks::{self, RowOp, Times};
 use crate::error::{Classify, ErrorClass};
 use crate::event::{Batch, ChangeEvent, Op, SourceEvent};
@@ -36,6 +36,13 @@ pub(crate) enum PipelineError {
     Sink(#[from] SinkError),
     #[error("cannot persist the sequenceId lease: {0}")]
     Store(#[from] StoreError),
+    #[error("a record of {table} (key {key}) is {size} bytes, over the producer's message.max.bytes ({limit})\n  fix: raise kafka.properties.\"message.max.bytes\" and the broker's message.max.bytes (or the topic's max.message.bytes), or set kafka.oversized = \"skip\" or \"placeholder\" (per table: kafka.oversized_tables)")]
+    Oversized {
+        table: String,
+        key: String,
+        size: usize,
+        limit: usize,
+    },
 }
 
 impl Classify for PipelineError {
@@ -43,6 +50,7 @@ impl Classify for PipelineError {
         match self {
             PipelineError::Sink(e) => e.class(),
             PipelineError::Store(e) => e.class(),
+            PipelineError::Oversized { .. } => ErrorClass::Setup,
         }
     }
 }
@@ -55,6 +63,8 @@ pub(crate) struct Stats {
     pub(crate) changes: AtomicU64,
     pub(crate) heartbeats: AtomicU64,
     pub(crate) ddl: AtomicU64,
+    /// records over message.max.bytes (skipped, shrunk, or the one that stopped the run)
+    pub(crate) oversized: AtomicU64,
     /// commit time (ms) of the newest fully delivered position; -1 before the first
     pub(crate) delivered_event_time: AtomicI64,
 }
@@ -67,6 +77,10 @@ pub(crate) struct Settings {
     /// joins the text forms of multi-column keys
     pub(crate) key_sep: String,
     pub(crate) heartbeat: Duration,
+    /// the largest record (value + key) the producer accepts
+    pub(crate) max_record_bytes: usize,
+    /// the oversized-record policy, per table
+    pub(crate) kafka: KafkaConfig,
 }
 
 impl Settings {
@@ -75,7 +89,40 @@ impl Settings {
             split_update: cfg.encode.split_update,
             key_sep: cfg.kafka.key_separator.clone(),
             heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
+            max_record_bytes: cfg.kafka.message_max_bytes(),
+            kafka: cfg.kafka.clone(),
         }
+    }
+}
+
+/// Written instead of a value too large for a Kafka record (`kafka.oversized = "placeholder"`).
+pub(crate) const OVERSIZED_PLACEHOLDER: &str = "__rowstream_oversized_value__";
+
+/// Roughly how many bytes a value takes in the record (text as is, bytes as base64).
+fn rendered_len(v: &Value) -> usize {
+    match v {
+        Value::Text(s) | Value::Decimal(s) => s.len(),
+        Value::Bytes(b) => b.len() / 3 * 4 + 4,
+        Value::Array(a) => a.iter().map(rendered_len).sum::<usize>() + a.len() + 2,
+        _ => 8,
+    }
+}
+
+/// Replace the largest value of `before`/`after` by the placeholder; false when none is left
+/// worth replacing.
+fn replace_largest(before: &mut Option<Vec<Value>>, after: &mut Option<Vec<Value>>) -> bool {
+    let largest = before
+        .iter_mut()
+        .chain(after.iter_mut())
+        .flat_map(|row| row.iter_mut())
+        .filter(|v| !matches!(v, Value::Text(s) if s == OVERSIZED_PLACEHOLDER))
+        .max_by_key(|v| rendered_len(v));
+    match largest {
+        Some(v) if rendered_len(v) > OVERSIZED_PLACEHOLDER.len() => {
+            *v = Value::Text(OVERSIZED_PLACEHOLDER.into());
+            true
+        }
+        _ => false,
     }
 }
 
@@ -226,10 +273,73 @@ impl Pipeline {
             checkpoint: event_time,
         };
         dataworks::encode_row(&mut self.buf, t, op, before, after, seq, times);
+        let key_len = if has_key { self.key.len() } else { 0 };
+        if self.buf.len() + key_len > self.settings.max_record_bytes
+            && !self.oversized(t, has_key, op, before, after, seq, times)?
+        {
+            return Ok(()); // skipped by policy
+        }
         let key = if has_key { Some(&self.key[..]) } else { None };
         self.sink.send(&t.topic, key, &self.buf, None).await?;
         self.stats.records.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// A record over `message.max.bytes` in `buf`: apply the table's policy. `Ok(true)`: `buf`
+    /// now holds a record that fits (values replaced); `Ok(false)`: leave it out.
+    #[allow(clippy::too_many_arguments)]
+    fn oversized(
+        &mut self,
+        t: &TableSchema,
+        has_key: bool,
+        op: RowOp,
+        before: Option<&[Value]>,
+        after: Option<&[Value]>,
+        seq: Option<SequenceId>,
+        times: Times,
+    ) -> Result<bool, PipelineError> {
+        let table = t.id.pattern_name();
+        let limit = self.settings.max_record_bytes;
+        let key_len = if has_key { self.key.len() } else { 0 };
+        let size = self.buf.len() + key_len;
+        let policy = self.settings.kafka.oversized_for(&table);
+        self.stats.oversized.fetch_add(1, Ordering::Relaxed);
+        let too_large = |key: &[u8]| PipelineError::Oversized {
+            table: table.clone(),
+            key: match has_key {
+                true => String::from_utf8_lossy(key).into_owned(),
+                false => "none".into(),
+            },
+            size,
+            limit,
+        };
+        match policy {
+            Oversized::Fail => Err(too_large(&self.key)),
+            Oversized::Skip => {
+                tracing::warn!(table = %table, size, limit, "record over message.max.bytes left out (kafka.oversized = skip)");
+                Ok(false)
+            }
+            Oversized::Placeholder => {
+                let (mut b, mut a) = (before.map(<[Value]>::to_vec), after.map(<[Value]>::to_vec));
+                while self.buf.len() + key_len > limit {
+                    if !replace_largest(&mut b, &mut a) {
+                        return Err(too_large(&self.key));
+                    }
+                    self.buf.clear();
+                    dataworks::encode_row(
+                        &mut self.buf,
+                        t,
+                        op,
+                        b.as_deref(),
+                        a.as_deref(),
+                        seq,
+                        times,
+                    );
+                }
+                tracing::warn!(table = %table, size, limit, "values over message.max.bytes replaced by a placeholder (kafka.oversized = placeholder)");
+                Ok(true)
+            }
+        }
     }
 
     async fn change(&mut self, c: ChangeEvent) -> Result<(), PipelineError> {

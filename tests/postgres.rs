@@ -628,18 +628,7 @@ async fn snapshot_permission_error_stops_with_its_fix() {
         &format!("postgres://{name}_user@127.0.0.1:5432"),
     );
     let mut rs = Rowstream::start(name, &cfg);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let code = loop {
-        if let Some(s) = rs.child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "rowstream kept running:\n{}",
-            rs.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let code = rs.wait_exit(60).await;
     let log = rs.log_text();
     assert_eq!(code, Some(1), "{log}");
     assert!(
@@ -653,4 +642,82 @@ async fn snapshot_permission_error_stops_with_its_fix() {
     assert!(!log.contains("transient failure"), "{log}");
     // printed once on stderr, not repeated by every layer
     assert_eq!(log.matches("error: cannot snapshot").count(), 1, "{log}");
+}
+
+/// Records over `message.max.bytes` follow their table's `kafka.oversized` policy: a
+/// placeholder replaces the large value, a skipped record is left out, and the default stops
+/// the run naming the table, key, size and the settings to raise.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_records_follow_their_policy() {
+    let name = "rs_big";
+    let db = fresh_db(name).await;
+    db.batch_execute(
+        "CREATE TABLE docs(id int primary key, body text);
+         CREATE TABLE skipme(id int primary key, body text);
+         CREATE TABLE strict(id int primary key, body text);",
+    )
+    .await
+    .unwrap();
+    state_dir(name);
+    let cfg = config(
+        name,
+        "",
+        "[kafka.properties]\n\"message.max.bytes\" = 200000\n",
+    )
+    .replace(
+        "[kafka]",
+        "[kafka]\noversized_tables = { \"public.docs\" = \"placeholder\", \"public.skipme\" = \"skip\" }",
+    );
+    let mut rs = Rowstream::start(name, &cfg);
+    wait_streaming(&connect("postgres").await, name).await;
+    // 300 kB that does not compress away: md5 text
+    let big = "SELECT string_agg(md5(g::text), '') FROM generate_series(1, 9400) g";
+    db.batch_execute(&format!(
+        "INSERT INTO docs VALUES (1, ({big})), (2, 'small');
+         INSERT INTO skipme VALUES (1, ({big})), (2, 'small');"
+    ))
+    .await
+    .unwrap();
+    let mut rd = Reader::new(&topic(name, "docs"));
+    let d = rd.until(60, "both docs", |x| count_data(x) >= 2).to_vec();
+    let by_key = |k: &str| d.iter().find(|x| x.key.as_deref() == Some(k)).unwrap();
+    assert_eq!(
+        *by_key("1").after(),
+        json!({"id": 1, "body": "__rowstream_oversized_value__"})
+    );
+    assert_eq!(*by_key("2").after(), json!({"id": 2, "body": "small"}));
+    let mut rk = Reader::new(&topic(name, "skipme"));
+    // the record after the skipped one arrives; the skipped one never does
+    let k = rk
+        .until(60, "skipme's small row", |x| count_data(x) >= 1)
+        .to_vec();
+    db.batch_execute("INSERT INTO skipme VALUES (3, 'after')")
+        .await
+        .unwrap();
+    let k2 = rk
+        .until(60, "skipme's third row", |x| count_data(x) >= 2)
+        .to_vec();
+    let mut ids: Vec<i64> = k2
+        .iter()
+        .filter(|x| x.op() == "INSERT")
+        .filter_map(|x| x.after()["id"].as_i64())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![2, 3], "{k:?}");
+    rs.assert_running();
+    db.batch_execute(&format!("INSERT INTO strict VALUES (7, ({big}))"))
+        .await
+        .unwrap();
+    let code = rs.wait_exit(60).await;
+    let log = rs.log_text();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("a record of public.strict (key 7) is 30"),
+        "{log}"
+    );
+    assert!(
+        log.contains("bytes, over the producer's message.max.bytes (200000)\n  fix: raise kafka.properties.\"message.max.bytes\""),
+        "{log}"
+    );
+    assert!(!log.contains("transient failure"), "{log}");
 }

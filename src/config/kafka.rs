@@ -30,7 +30,41 @@ pub(crate) struct KafkaConfig {
     /// Passed to librdkafka as is (TLS, SASL, tuning).
     #[serde(default)]
     pub(crate) properties: BTreeMap<String, String>,
+    /// A record larger than `message.max.bytes`: fail (the default), skip, or placeholder.
+    #[serde(default)]
+    pub(crate) oversized: Oversized,
+    /// Per-table overrides of `oversized` (`"schema.table" = "skip"`).
+    #[serde(default)]
+    pub(crate) oversized_tables: BTreeMap<String, String>,
 }
+
+/// What to do with a record larger than the producer's `message.max.bytes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Oversized {
+    /// Stop with an error naming the table, key, size and the settings to raise.
+    #[default]
+    Fail,
+    /// Leave the record out, counted (`rowstream_oversized_records_total`) and logged.
+    Skip,
+    /// Replace the largest values by a placeholder until the record fits.
+    Placeholder,
+}
+
+impl Oversized {
+    fn parse(s: &str) -> Option<Oversized> {
+        match s {
+            "fail" => Some(Oversized::Fail),
+            "skip" => Some(Oversized::Skip),
+            "placeholder" => Some(Oversized::Placeholder),
+            _ => None,
+        }
+    }
+}
+
+/// librdkafka's `message.max.bytes` as rowstream sets it (see `sink::kafka::producer_config`).
+pub(crate) const DEFAULT_MESSAGE_MAX_BYTES: usize = 10_000_000;
 
 fn one() -> i32 {
     1
@@ -61,7 +95,25 @@ impl KafkaConfig {
             strict_order: false,
             key_separator: default_sep(),
             properties: BTreeMap::new(),
+            oversized: Oversized::Fail,
+            oversized_tables: BTreeMap::new(),
         }
+    }
+
+    /// The largest record (value + key) the producer accepts.
+    pub(crate) fn message_max_bytes(&self) -> usize {
+        self.properties
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
+    }
+
+    /// The oversized-record policy of `table` (`schema.table` / `db.table`).
+    pub(crate) fn oversized_for(&self, table: &str) -> Oversized {
+        self.oversized_tables
+            .get(table)
+            .and_then(|p| Oversized::parse(p))
+            .unwrap_or(self.oversized)
     }
 
     pub(super) fn validate(&self, p: &mut Vec<String>) {
@@ -82,6 +134,15 @@ impl KafkaConfig {
                 "kafka.replication_factor",
                 format!("{} must be at least 1", self.replication_factor),
             );
+        }
+        for (t, policy) in &self.oversized_tables {
+            if Oversized::parse(policy).is_none() {
+                push(
+                    p,
+                    &format!("kafka.oversized_tables.\"{t}\""),
+                    format!("`{policy}` is not fail, skip or placeholder"),
+                );
+            }
         }
         if self.properties.contains_key("bootstrap.servers") {
             push(
@@ -140,6 +201,8 @@ impl fmt::Debug for KafkaConfig {
             .field("strict_order", &self.strict_order)
             .field("key_separator", &self.key_separator)
             .field("properties", &props)
+            .field("oversized", &self.oversized)
+            .field("oversized_tables", &self.oversized_tables)
             .finish()
     }
 }

@@ -71,6 +71,8 @@ pub(super) const KEYS: &[Key] = &[
     key("kafka.strict_order", Kind::Bool, false, ALL),
     key("kafka.key_separator", Kind::Str, false, ALL),
     key("kafka.properties", Kind::ScalarMap, false, ALL),
+    key("kafka.oversized", Kind::Str, false, ALL),
+    key("kafka.oversized_tables", Kind::ScalarMap, false, ALL),
     key("snapshot.mode", Kind::Str, false, ALL),
     key("snapshot.chunk_pages", Kind::Int, false, PG),
     key("heartbeat.interval_ms", Kind::Int, false, ALL),

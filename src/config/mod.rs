@@ -22,7 +22,7 @@ mod keys;
 mod runtime;
 mod source;
 
-pub(crate) use kafka::KafkaConfig;
+pub(crate) use kafka::{KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
 pub(crate) use runtime::{
     AdminConfig, EncodeConfig, HeartbeatConfig, SnapshotConfig, SnapshotMode, StateConfig,
 };

@@ -130,7 +130,10 @@ pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "50000")
         .set("queue.buffering.max.kbytes", "16384")
-        .set("message.max.bytes", "10000000");
+        .set(
+            "message.max.bytes",
+            crate::config::DEFAULT_MESSAGE_MAX_BYTES.to_string(),
+        );
     if cfg.strict_order {
         c.set("max.in.flight.requests.per.connection", "1");
     }
