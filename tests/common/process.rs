@@ -113,6 +113,19 @@ impl Rowstream {
         }
     }
 
+    /// The run stops by itself with a setup error: exit 1, every one of `needles` in its log,
+    /// no in-process retry on the way. Returns the log.
+    pub async fn expect_setup_stop(&mut self, needles: &[&str]) -> String {
+        let code = self.wait_exit(60).await;
+        let log = self.log_text();
+        assert_eq!(code, Some(1), "{log}");
+        for n in needles {
+            assert!(log.contains(n), "missing `{n}` in:\n{log}");
+        }
+        assert!(!log.contains("transient failure"), "{log}");
+        log
+    }
+
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
