@@ -398,19 +398,35 @@ async fn split_update_and_custom_keys() {
     assert_eq!(rs.stop(), 0);
 }
 
+/// A private broker on `port` (to pause), a fresh database with `ddl` run, and a config that
+/// points at that broker with `rest` appended.
+async fn with_private_broker(
+    name: &str,
+    port: u16,
+    ddl: &str,
+    rest: &str,
+) -> (Broker, tokio_postgres::Client, String) {
+    let broker = Broker::start(port);
+    let db = fresh_db(name).await;
+    db.batch_execute(ddl).await.unwrap();
+    state_dir(name);
+    let cfg = config(name, "", rest).replace("127.0.0.1:9092", &format!("127.0.0.1:{port}"));
+    (broker, db, cfg)
+}
+
 /// The broker stalls for longer than wal_sender_timeout while the database keeps writing:
 /// rowstream holds back (bounded memory), keeps its replication connection alive, and delivers
 /// everything once the broker is back, without restarting.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_outage_slows_the_source_and_loses_nothing() {
     let name = "rs_outage";
-    let broker = Broker::start(19092);
-    let db = fresh_db(name).await;
-    db.batch_execute("CREATE TABLE o(id int primary key, pad text)")
-        .await
-        .unwrap();
-    state_dir(name);
-    let cfg = config(name, "", "").replace("127.0.0.1:9092", "127.0.0.1:19092");
+    let (broker, db, cfg) = with_private_broker(
+        name,
+        19092,
+        "CREATE TABLE o(id int primary key, pad text)",
+        "",
+    )
+    .await;
     let mut rs = Rowstream::start(name, &cfg);
     let brokers = "127.0.0.1:19092";
     let mut r = Reader::on(brokers, &topic(name, "o"));
@@ -555,18 +571,13 @@ async fn tls_sslmode_require() {
 #[tokio::test(flavor = "multi_thread")]
 async fn delivery_timeout_restarts_in_process_and_loses_nothing() {
     let name = "rs_deliv";
-    let broker = Broker::start(19093);
-    let db = fresh_db(name).await;
-    db.batch_execute("CREATE TABLE d(id int primary key)")
-        .await
-        .unwrap();
-    state_dir(name);
-    let cfg = config(
+    let (broker, db, cfg) = with_private_broker(
         name,
-        "",
+        19093,
+        "CREATE TABLE d(id int primary key)",
         "[kafka.properties]\n\"message.timeout.ms\" = 2000\n",
     )
-    .replace("127.0.0.1:9092", "127.0.0.1:19093");
+    .await;
     let mut rs = Rowstream::start(name, &cfg);
     let mut r = Reader::on("127.0.0.1:19093", &topic(name, "d"));
     r.until(30, "topic", |_| true);
