@@ -1,26 +1,60 @@
 //! The admin HTTP endpoint (`admin.listen`): `/healthz` (alive, and no delivery failure),
-//! `/metrics` (Prometheus text). Metric names are declared here, in one place.
+//! `/metrics` (Prometheus text), `POST /snapshot` (`{"tables": ["schema.table", ...]}`:
+//! snapshot tables again while streaming; what `rowstream snapshot` sends). Metric names are
+//! declared here, in one place.
 //!
-//! Invariant: metrics carry counts and times only, never row values or secrets.
+//! Invariants:
+//! - The listener is bound once per process and outlives in-process restarts: each run of the
+//!   pipeline installs its handles ([`Admin::set`]); between runs the endpoints say so (503).
+//! - Metrics carry counts and times only, never row values or secrets.
 
 use crate::checkpoint::tracker::Tracker;
 use crate::pipeline::Stats;
-use axum::{extract::State, http::StatusCode, routing::get, Router};
+use crate::source::SnapshotRequest;
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+    Router,
+};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
 
+/// The running pipeline's handles.
 #[derive(Clone)]
-struct Shared {
-    stats: Arc<Stats>,
-    tracker: Arc<Tracker>,
+pub(crate) struct Handles {
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) snapshots: mpsc::Sender<SnapshotRequest>,
 }
 
-pub(crate) async fn serve(
-    addr: &str,
-    stats: Arc<Stats>,
-    tracker: Arc<Tracker>,
-) -> Result<(), crate::error::Error> {
+/// What the endpoints read: the current run's handles, if one is running.
+#[derive(Clone, Default)]
+pub(crate) struct Admin(Arc<Mutex<Option<Handles>>>);
+
+impl Admin {
+    pub(crate) fn set(&self, h: Option<Handles>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = h;
+    }
+
+    fn get(&self) -> Option<Handles> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+type Reply = (StatusCode, String);
+
+fn not_running() -> Reply {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the pipeline is (re)starting\n".into(),
+    )
+}
+
+pub(crate) async fn serve(addr: &str, admin: Admin) -> Result<(), crate::error::Error> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         crate::error::Error::setup(
             format!("admin.listen {addr}: {e}"),
@@ -30,8 +64,12 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
-        .with_state(Shared { stats, tracker });
-    tracing::info!(addr, "admin endpoint listening (/healthz, /metrics)");
+        .route("/snapshot", post(snapshot))
+        .with_state(admin);
+    tracing::info!(
+        addr,
+        "admin endpoint listening (/healthz, /metrics, POST /snapshot)"
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "admin endpoint stopped");
@@ -40,7 +78,10 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-async fn health(State(s): State<Shared>) -> (StatusCode, String) {
+async fn health(State(a): State<Admin>) -> Reply {
+    let Some(s) = a.get() else {
+        return not_running();
+    };
     match s.tracker.failure() {
         None => (StatusCode::OK, "ok\n".into()),
         Some(f) => (
@@ -50,7 +91,81 @@ async fn health(State(s): State<Shared>) -> (StatusCode, String) {
     }
 }
 
-async fn metrics(State(s): State<Shared>) -> String {
+/// `POST /snapshot` `{"tables": [...]}`: 202 when queued, 400 with the reasons when not.
+async fn snapshot(State(a): State<Admin>, body: String) -> Reply {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        tables: Vec<String>,
+    }
+    let tables = match serde_json::from_str::<Body>(&body) {
+        Ok(b) if !b.tables.is_empty() => b.tables,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "expected a JSON body {\"tables\": [\"schema.table\", ...]}\n".into(),
+            )
+        }
+    };
+    let Some(h) = a.get() else {
+        return not_running();
+    };
+    let (req, answer) = SnapshotRequest::new(tables.clone());
+    if h.snapshots.send(req).await.is_err() {
+        return not_running();
+    }
+    match tokio::time::timeout(Duration::from_secs(30), answer).await {
+        Ok(Ok(Ok(()))) => (
+            StatusCode::ACCEPTED,
+            format!("snapshot queued: {}\n", tables.join(", ")),
+        ),
+        Ok(Ok(Err(problems))) => (
+            StatusCode::BAD_REQUEST,
+            format!("nothing queued:\n  {}\n", problems.join("\n  ")),
+        ),
+        _ => not_running(),
+    }
+}
+
+/// The client half of `POST /snapshot`, for `rowstream snapshot`: the server's answer, or why
+/// there is none. (One request to rowstream's own listener: HTTP/1.1 written by hand rather
+/// than a client crate for a single call.)
+pub(crate) async fn request_snapshot(listen: &str, tables: &[String]) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // a wildcard listener is reached on loopback
+    let addr = listen
+        .replace("0.0.0.0:", "127.0.0.1:")
+        .replace("[::]:", "[::1]:");
+    let body = serde_json::json!({ "tables": tables }).to_string();
+    let req = format!(
+        "POST /snapshot HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let io = async {
+        let mut c = tokio::net::TcpStream::connect(&addr).await?;
+        c.write_all(req.as_bytes()).await?;
+        let mut resp = Vec::new();
+        c.read_to_end(&mut resp).await?;
+        Ok::<_, std::io::Error>(resp)
+    };
+    let resp = match tokio::time::timeout(Duration::from_secs(60), io).await {
+        Ok(Ok(r)) => String::from_utf8_lossy(&r).into_owned(),
+        Ok(Err(e)) => return Err(format!("cannot reach the running rowstream at admin.listen {addr}: {e}\n  fix: start `rowstream run` with this config first (admin.listen must be set)")),
+        Err(_) => return Err(format!("no answer from {addr} within 60 s")),
+    };
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let ok = head.split_whitespace().nth(1) == Some("202");
+    let body = body.trim().to_string();
+    if ok {
+        Ok(body)
+    } else {
+        Err(body)
+    }
+}
+
+async fn metrics(State(a): State<Admin>) -> Reply {
+    let Some(s) = a.get() else {
+        return not_running();
+    };
     let st = &s.stats;
     let mut out = String::new();
     let mut m = |name: &str, kind: &str, help: &str, v: i64| {
@@ -122,5 +237,5 @@ async fn metrics(State(s): State<Shared>) -> String {
             crate::time::now_ms() - et,
         );
     }
-    out
+    (StatusCode::OK, out)
 }

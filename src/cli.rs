@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `validate`; turns each outcome into the exit code.
+//! Command line: `run`, `check`, `validate`, `snapshot`; turns each outcome into the exit code.
 //!
 //! Exit codes: 0 success, 1 runtime failure or a failed check, 2 invalid config or usage.
 //! A failure is printed once, on stderr, with its fix when it has one.
@@ -42,6 +42,15 @@ pub(crate) enum Command {
         /// Apply the safe fixes (publication, DDL capture triggers).
         #[arg(long)]
         fix: bool,
+    },
+    /// Snapshot tables again while `run` streams: no lock, every key's changes kept in order.
+    /// Asks the running process through its admin listener (admin.listen).
+    Snapshot {
+        #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+        config: PathBuf,
+        /// Tables as `schema.table` (Postgres) or `db.table` (MySQL), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tables: Vec<String>,
     },
     /// Validate the config file (and ROWSTREAM_* overrides) and print it with secrets redacted.
     Validate {
@@ -111,6 +120,26 @@ pub(crate) fn main() -> ExitCode {
                         LogFormat::Json => tracing::error!(class = ?e.class(), "{e}"),
                         LogFormat::Text => eprintln!("error: {e}"),
                     }
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Snapshot { config, tables } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let Some(listen) = &cfg.admin.listen else {
+                eprintln!("error: `rowstream snapshot` asks the running process through its admin listener, and admin.listen is not set\n  fix: set admin.listen (e.g. \"127.0.0.1:8081\") and restart `rowstream run`");
+                return ExitCode::from(2);
+            };
+            match rt.block_on(crate::admin::request_snapshot(listen, &tables)) {
+                Ok(msg) => {
+                    let mut out = std::io::stdout().lock();
+                    stdout_done(writeln!(out, "{msg}"), ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
                     ExitCode::from(1)
                 }
             }

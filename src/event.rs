@@ -74,9 +74,24 @@ pub(crate) enum Marker {
         position: SourcePosition,
         event_time_ms: i64,
     },
-    /// A table's snapshot is complete; the stream must drop its changes that committed before
-    /// `from` (the snapshot's consistent point).
-    SnapshotDone { table: String, from: SourcePosition },
+    /// A table's snapshot advanced (`step`): every row before the step was delivered. `fence`,
+    /// when set, is the position the stream drops the table's earlier changes before (a
+    /// consistent snapshot's point); an incremental snapshot keeps the stored fence (`None`).
+    Snapshot {
+        table: String,
+        fence: Option<SourcePosition>,
+        step: SnapshotStep,
+    },
+}
+
+/// How far a table's snapshot got.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum SnapshotStep {
+    /// Rows up to this cursor are delivered; the snapshot resumes after it. The cursor is the
+    /// source's own (a Postgres page, a MySQL key), as JSON; `null` is the table's start.
+    At(serde_json::Value),
+    /// Every row was delivered.
+    Done,
 }
 
 #[derive(Debug)]

@@ -54,10 +54,16 @@ pub(crate) async fn run(cfg: Config) -> Result<(), Error> {
         }
         let _ = stop_tx.send(true);
     });
+    let admin = crate::admin::Admin::default();
+    if let Some(addr) = &cfg.admin.listen {
+        crate::admin::serve(addr, admin.clone()).await?;
+    }
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = std::time::Instant::now();
-        let err = match run_once(&cfg, stop_rx.clone()).await {
+        let res = run_once(&cfg, stop_rx.clone(), &admin).await;
+        admin.set(None);
+        let err = match res {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -77,7 +83,11 @@ pub(crate) async fn run(cfg: Config) -> Result<(), Error> {
     }
 }
 
-async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result<(), Error> {
+async fn run_once(
+    cfg: &Config,
+    mut outer_stop: watch::Receiver<bool>,
+    admin: &crate::admin::Admin,
+) -> Result<(), Error> {
     let cfg = cfg.clone();
     let store = Arc::new(Store::open(&cfg.state.dir)?);
     let mut state = load_state(&store, &cfg)?;
@@ -108,16 +118,23 @@ async fn run_once(cfg: &Config, mut outer_stop: watch::Receiver<bool>) -> Result
             .await
             .context_err(format!("preparing the topic of {}", s.id))?;
     }
+    // the snapshots about to start are on disk before their first row is sent
+    for m in ready.source.started() {
+        state.apply(&m);
+    }
     store.save(&state)?;
 
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let (ack_tx, ack_rx) = watch::channel::<Option<SourcePosition>>(state.position.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut source = tokio::spawn(ready.source.run(Batcher::new(tx), ack_rx, stop_rx));
+    let (snap_tx, snap_rx) = mpsc::channel(4);
+    let mut source = tokio::spawn(ready.source.run(Batcher::new(tx), ack_rx, stop_rx, snap_rx));
     let mut pipe = tokio::spawn(pipeline.run(rx));
-    if let Some(addr) = &cfg.admin.listen {
-        crate::admin::serve(addr, stats.clone(), tracker.clone()).await?;
-    }
+    admin.set(Some(crate::admin::Handles {
+        stats: stats.clone(),
+        tracker: tracker.clone(),
+        snapshots: snap_tx,
+    }));
 
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.state.commit_interval_ms));
     let mut source_result: Option<Result<(), Error>> = None;

@@ -100,6 +100,21 @@ pub(crate) struct TableSchema {
 }
 
 impl TableSchema {
+    /// A row's identity for matching images of one table against each other (not a Kafka
+    /// key): the key columns' values, `None` without a key or when a key column is absent.
+    pub(crate) fn key_bytes(&self, row: &[crate::value::Value]) -> Option<Vec<u8>> {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        for &i in self.key.as_ref()? {
+            let v = row.get(i)?;
+            if v.is_absent() {
+                return None;
+            }
+            let _ = write!(s, "{v:?}\u{0}");
+        }
+        Some(s.into_bytes())
+    }
+
     pub(crate) fn new(
         db_type: DbType,
         id: TableId,

@@ -33,6 +33,161 @@ both!(kill9_and_restart_loses_nothing, 6102);
 both!(keyless_tables_and_custom_keys, 6103);
 both!(alter_add_column_mid_stream, 6104);
 both!(heartbeats_on_every_partition, 6105);
+both!(interrupted_snapshot_resumes, 6106);
+both!(resnapshot_while_streaming, 6107);
+
+/// Rows of the resume scenario's table.
+const RESUME_ROWS: i64 = 100_000;
+
+/// kill -9 a fifth of the way into a snapshot; while rowstream is down, rows it already sent
+/// are deleted and updated; the restart resumes after the last stored chunk (not from the
+/// start) and the topic ends exactly at the table's state: no phantom row, no key going back.
+async fn interrupted_snapshot_resumes(db: Db) {
+    db.exec(&format!(
+        "CREATE TABLE acct (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(100));
+         INSERT INTO acct SELECT g, 0, REPEAT('n', 100) FROM {};",
+        db.series(1, RESUME_ROWS)
+    ))
+    .await;
+    let cfg = db.config("", db.small_chunks());
+    let rs = Rowstream::start(&db.name, &cfg);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let at = loop {
+        match db.snapshot_progress("acct", RESUME_ROWS).await {
+            Some(f) if f >= 0.2 => break f,
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot progress stored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    rs.kill9();
+    let stored = db.snapshot_progress("acct", RESUME_ROWS).await.unwrap();
+    assert!(stored < 1.0, "the snapshot finished before the kill ({at})");
+    // rows the first run sent, changed behind its back: deleted, updated; and new ones
+    db.exec("DELETE FROM acct WHERE id <= 500 AND id % 5 = 0")
+        .await;
+    db.exec("UPDATE acct SET v = v + 1 WHERE id <= 1000 AND id % 7 = 0")
+        .await;
+    db.exec("UPDATE acct SET v = v + 2 WHERE id > 90000 AND id % 11 = 0")
+        .await;
+    db.exec(&format!(
+        "INSERT INTO acct SELECT g, 3, 'new' FROM {}",
+        db.series(RESUME_ROWS + 1, RESUME_ROWS + 100)
+    ))
+    .await;
+    let rs = Rowstream::start(&db.name, &cfg);
+    let fin = db.final_state("SELECT id, v FROM acct").await;
+    let mut r = Reader::new(&db.topic("acct"));
+    let recs = r
+        .until(180, "the table's final state", |x| {
+            reached_final_state(x, &fin)
+        })
+        .to_vec();
+    let (snapshot_records, twice) = assert_never_older(&recs);
+    eprintln!(
+        "{}: killed at {:.0}% (stored {:.0}%), {snapshot_records} snapshot records for {RESUME_ROWS} rows, {twice} rows read twice",
+        db.name,
+        at * 100.0,
+        stored * 100.0
+    );
+    // resumed, not restarted: the rows before the stored cursor were not read again
+    assert!(
+        (twice as f64) < RESUME_ROWS as f64 * stored,
+        "{twice} rows read twice: the snapshot started over"
+    );
+    wait_for(60, "the snapshot stored as complete", || async {
+        db.snapshot_progress("acct", RESUME_ROWS).await == Some(1.0)
+    })
+    .await;
+    assert!(rs.log_text().contains("incremental snapshot finished"));
+    assert_eq!(rs.stop(), 0);
+}
+
+/// `rowstream snapshot --tables` while a writer keeps raising `v`: the table is read again
+/// without stopping the stream, every key's records keep their order (v never goes back), and
+/// the topic ends at the table's state. Unknown tables are refused with the reason.
+async fn resnapshot_while_streaming(db: Db) {
+    db.exec(&format!(
+        "CREATE TABLE acct (id INT PRIMARY KEY, v INT NOT NULL);
+         INSERT INTO acct SELECT g, 0 FROM {};",
+        db.series(1, 20000)
+    ))
+    .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rest = format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n");
+    let rs = Rowstream::start(&db.name, &db.config("", &rest));
+    let mut r = Reader::new(&db.topic("acct"));
+    r.until(60, "the initial snapshot", |x| count_data(x) >= 20000);
+    db.wait_streaming().await;
+    let w = db.open().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_w = stop.clone();
+    let writer = tokio::spawn(async move {
+        let mut i = 0i64;
+        while !stop_w.load(std::sync::atomic::Ordering::Relaxed) || i < 300 {
+            let id = (i * 7919) % 20000 + 1;
+            w.exec(&format!("UPDATE acct SET v = v + 1 WHERE id = {id}"))
+                .await;
+            if i % 25 == 0 {
+                w.exec(&format!(
+                    "DELETE FROM acct WHERE id = {}",
+                    (i * 31) % 20000 + 1
+                ))
+                .await;
+            }
+            i += 1;
+        }
+    });
+    let snapshot = |tables: &str| {
+        std::process::Command::new(bin())
+            .args(["snapshot", "--config"])
+            .arg(&rs.cfg)
+            .args(["--tables", tables])
+            .output()
+            .unwrap()
+    };
+    let bad = snapshot(&format!(
+        "{},{}",
+        db.qualified("acct"),
+        db.qualified("nope")
+    ));
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("nope: no such table"), "{err}");
+    let ok = snapshot(&db.qualified("acct"));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("snapshot queued"));
+    wait_for(120, "the re-snapshot to finish", || async {
+        rs.log_text().contains("incremental snapshot finished")
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let fin = db.final_state("SELECT id, v FROM acct").await;
+    let recs = r
+        .until(120, "the table's final state", |x| {
+            reached_final_state(x, &fin)
+        })
+        .to_vec();
+    let (snapshot_records, _) = assert_never_older(&recs);
+    assert!(
+        snapshot_records >= 20000 + 19000,
+        "only {snapshot_records} snapshot records: the table was not read again"
+    );
+    assert_eq!(rs.stop(), 0);
+}
 
 /// Snapshot + stream of two tables (one with a composite key) while another session writes to
 /// them during the snapshot: every key's records form its exact history (no gap, no

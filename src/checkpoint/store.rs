@@ -10,7 +10,7 @@
 //!   the same directory is refused rather than silently resuming from a foreign position.
 
 use crate::error::{Classify, ErrorClass};
-use crate::event::Marker;
+use crate::event::{Marker, SnapshotStep};
 use crate::position::SourcePosition;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -47,6 +47,15 @@ impl Classify for StoreError {
 pub(crate) struct TableState {
     /// Changes committed before this position are covered by the table's snapshot.
     pub(crate) snapshot_from: Option<SourcePosition>,
+    /// Set while the table's snapshot is unfinished: where it resumes. Absent: complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) resume: Option<Resume>,
+}
+
+/// Where an unfinished snapshot resumes: after `cursor` (the source's own, `null` = the start).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Resume {
+    pub(crate) cursor: serde_json::Value,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -58,7 +67,7 @@ pub(crate) struct State {
     pub(crate) position: Option<SourcePosition>,
     /// Commit time (ms) of `position`.
     pub(crate) event_time_ms: i64,
-    /// Tables whose snapshot completed, by pattern name.
+    /// Tables whose snapshot started (complete unless `resume` is set), by pattern name.
     pub(crate) tables: BTreeMap<String, TableState>,
 }
 
@@ -87,14 +96,22 @@ impl State {
                 }
                 true
             }
-            Marker::SnapshotDone { table, from } => {
-                self.tables.insert(
-                    table.clone(),
-                    TableState {
-                        snapshot_from: Some(from.clone()),
-                    },
-                );
-                true
+            Marker::Snapshot { table, fence, step } => {
+                // nothing stored yet: the stream starts at the snapshot's point, also after a
+                // crash in the middle of the snapshot
+                if self.position.is_none() {
+                    self.position = fence.clone();
+                }
+                let t = self.tables.entry(table.clone()).or_default();
+                let before = t.clone();
+                if let Some(f) = fence {
+                    t.snapshot_from = Some(f.clone());
+                }
+                t.resume = match step {
+                    SnapshotStep::At(c) => Some(Resume { cursor: c.clone() }),
+                    SnapshotStep::Done => None,
+                };
+                *t != before
             }
         }
     }
@@ -202,10 +219,31 @@ mod tests {
             event_time_ms: 6
         }));
         assert_eq!(st.position, Some(p.clone()));
-        assert!(st.apply(&Marker::SnapshotDone {
+        let snap = |fence: Option<SourcePosition>, step| Marker::Snapshot {
             table: "public.t".into(),
-            from: p.clone()
-        }));
+            fence,
+            step,
+        };
+        assert!(st.apply(&snap(
+            Some(p.clone()),
+            SnapshotStep::At(serde_json::Value::Null)
+        )));
+        assert_eq!(st.tables["public.t"].resume, Some(Resume::default()));
+        assert!(st.apply(&snap(None, SnapshotStep::At(serde_json::json!(8)))));
+        assert_eq!(st.tables["public.t"].snapshot_from, Some(p.clone()));
+        assert!(st.apply(&snap(None, SnapshotStep::Done)));
+        // a fresh state starts streaming at the first snapshot's point
+        let mut fresh = State::default();
+        let f = SourcePosition::Postgres { lsn: Lsn(7) };
+        fresh.apply(&snap(
+            Some(f.clone()),
+            SnapshotStep::At(serde_json::Value::Null),
+        ));
+        assert_eq!(fresh.position, Some(f));
+        assert_eq!(st.tables["public.t"].resume, None);
+        // a state written before `resume` existed reads as complete
+        let old: TableState = serde_json::from_str(r#"{"snapshot_from":null}"#).unwrap();
+        assert_eq!(old.resume, None);
         s.save(&st).unwrap();
         assert_eq!(s.load().unwrap(), Some(st));
         s.save_lease(123).unwrap();

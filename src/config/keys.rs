@@ -75,6 +75,7 @@ pub(super) const KEYS: &[Key] = &[
     key("kafka.oversized_tables", Kind::ScalarMap, false, ALL),
     key("snapshot.mode", Kind::Str, false, ALL),
     key("snapshot.chunk_pages", Kind::Int, false, PG),
+    key("snapshot.chunk_rows", Kind::Int, false, MY),
     key("heartbeat.interval_ms", Kind::Int, false, ALL),
     key("state.dir", Kind::Str, false, ALL),
     key("state.commit_interval_ms", Kind::Int, false, ALL),

@@ -29,6 +29,9 @@ pub(crate) struct SnapshotConfig {
     /// Postgres: heap pages per snapshot chunk (ctid ranges); bounds each COPY.
     #[serde(default = "default_chunk_pages")]
     pub(crate) chunk_pages: u32,
+    /// MySQL/MariaDB: rows per snapshot chunk (keyset ranges of the primary key).
+    #[serde(default = "default_chunk_rows")]
+    pub(crate) chunk_rows: u32,
 }
 
 impl Default for SnapshotConfig {
@@ -36,6 +39,7 @@ impl Default for SnapshotConfig {
         SnapshotConfig {
             mode: default_mode(),
             chunk_pages: default_chunk_pages(),
+            chunk_rows: default_chunk_rows(),
         }
     }
 }
@@ -100,6 +104,9 @@ fn default_mode() -> SnapshotMode {
 fn default_chunk_pages() -> u32 {
     4096
 }
+fn default_chunk_rows() -> u32 {
+    5000
+}
 fn default_hb() -> u64 {
     5000
 }
@@ -114,6 +121,9 @@ impl SnapshotConfig {
     pub(super) fn validate(&self, p: &mut Vec<String>) {
         if self.chunk_pages == 0 {
             push(p, "snapshot.chunk_pages", "must be at least 1");
+        }
+        if self.chunk_rows == 0 {
+            push(p, "snapshot.chunk_rows", "must be at least 1");
         }
     }
 }

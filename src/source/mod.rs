@@ -20,8 +20,13 @@
 //! **Running** ([`Source::run`]):
 //! 1. Snapshot first, with the shared driver [`snapshot::snapshot_tables`] and a
 //!    database-specific [`snapshot::TableReader`]: rows are `INSERT`s with `snapshot = true`,
-//!    each finished table is followed by `Marker::SnapshotDone { from: fence }`, and a stop
-//!    request is honoured at the next chunk boundary.
+//!    each chunk is followed by `Marker::Snapshot { fence, step }` (its progress, `Done` at the
+//!    table's end), and a stop request is honoured at the next chunk boundary. Before any row,
+//!    [`Source::started`] names the snapshots about to start; `run` stores them first, so a
+//!    crash mid-snapshot resumes behind the same fence.
+//! 1b. A table whose snapshot started and did not finish ([`plan::tables_to_resume`]), or that
+//!    a [`SnapshotRequest`] names, is read by [`incremental`] while streaming: chunks held until
+//!    the source's high watermark, keys changed in the window dropped from the chunk.
 //! 2. Then stream from the resume position. Events are sent **in log order**. A change of a
 //!    table whose record starts before that table's fence is dropped (it is in the snapshot).
 //! 3. `Marker::Checkpoint` is sent **only at transaction ends** (or at a heartbeat point outside
@@ -46,6 +51,7 @@
 //! the chunk reader, the catalog (columns, types, primary keys), DDL capture, prerequisites.
 
 pub(crate) mod batch;
+pub(crate) mod incremental;
 pub(crate) mod mysql;
 pub(crate) mod plan;
 pub(crate) mod postgres;
@@ -57,22 +63,61 @@ use crate::check::Finding;
 use crate::checkpoint::store::State;
 use crate::config::{Config, SourceOptions};
 use crate::error::Error;
+use crate::event::{Marker, SnapshotStep};
 use crate::position::SourcePosition;
-use crate::schema::{TableFilter, TableSchema};
+use crate::schema::{TableFilter, TableId, TableSchema};
 use batch::Batcher;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// A prepared source, ready to run (see the module doc for what `run` must do).
 pub(crate) trait Source: Send + 'static {
-    /// Snapshot what was planned, then stream until `stop` turns true.
+    /// Snapshot what was planned, then stream until `stop` turns true, snapshotting tables
+    /// again incrementally as `requests` ask.
     fn run(
         self,
         out: Batcher,
         acks: watch::Receiver<Option<SourcePosition>>,
         stop: watch::Receiver<bool>,
+        requests: mpsc::Receiver<SnapshotRequest>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Markers to store before the source runs: the snapshots it is about to start (so a crash
+    /// mid-snapshot resumes behind the same fence instead of starting over).
+    fn started(&self) -> Vec<Marker>;
+}
+
+/// "Snapshot these tables (pattern names) again while streaming": answered with the reasons
+/// any cannot be (then none is queued).
+pub(crate) struct SnapshotRequest {
+    pub(crate) tables: Vec<String>,
+    reply: oneshot::Sender<Result<(), Vec<String>>>,
+}
+
+impl SnapshotRequest {
+    pub(crate) fn new(tables: Vec<String>) -> (Self, oneshot::Receiver<Result<(), Vec<String>>>) {
+        let (reply, rx) = oneshot::channel();
+        (SnapshotRequest { tables, reply }, rx)
+    }
+
+    /// Queued when `problems` is empty.
+    pub(crate) fn answer(self, problems: Vec<String>) {
+        let r = match problems.is_empty() {
+            true => Ok(()),
+            false => Err(problems),
+        };
+        let _ = self.reply.send(r);
+    }
+}
+
+/// The marker that says a table's snapshot starts behind `fence`.
+pub(crate) fn started_marker(table: &TableId, fence: &SourcePosition) -> Marker {
+    Marker::Snapshot {
+        table: table.pattern_name(),
+        fence: Some(fence.clone()),
+        step: SnapshotStep::At(serde_json::Value::Null),
+    }
 }
 
 /// The source `source.type` names, prepared.
@@ -117,10 +162,18 @@ impl Source for AnySource {
         out: Batcher,
         acks: watch::Receiver<Option<SourcePosition>>,
         stop: watch::Receiver<bool>,
+        requests: mpsc::Receiver<SnapshotRequest>,
     ) -> Result<(), Error> {
         match self {
-            AnySource::Postgres(p) => p.run(out, acks, stop).await,
-            AnySource::MySql(p) => p.run(out, acks, stop).await,
+            AnySource::Postgres(p) => p.run(out, acks, stop, requests).await,
+            AnySource::MySql(p) => p.run(out, acks, stop, requests).await,
+        }
+    }
+
+    fn started(&self) -> Vec<Marker> {
+        match self {
+            AnySource::Postgres(p) => p.started(),
+            AnySource::MySql(p) => p.started(),
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - A table snapshotted at position F (the snapshot's consistent point) has the fence F: a
 //!   change of that table whose log record starts before F is already in the snapshot and is
 //!   dropped from the stream; one starting at or after F is emitted. The fence of a completed
-//!   snapshot is stored with it (`Marker::SnapshotDone`), so it holds across restarts.
+//!   snapshot is stored with it (`Marker::Snapshot`, before the table's first row), so it holds
+//!   across restarts, also when the snapshot was interrupted and resumes.
 //!   (Postgres compares the commit record's position, which orders transactions; MySQL the row
 //!   event's start, which lies before F exactly when its transaction ended at or before F.)
 
@@ -33,6 +34,24 @@ pub(crate) fn tables_to_snapshot(
             .cloned()
             .collect(),
     }
+}
+
+/// The matched tables whose snapshot started and did not finish (a stop, a crash), with the
+/// cursor it resumes after; they continue incrementally while the stream runs, behind the fence
+/// their snapshot started with. Tables snapshotted afresh now (`snapshot`) are left out.
+pub(crate) fn tables_to_resume(
+    matched: &[TableId],
+    state: &State,
+    snapshot: &[TableId],
+) -> Vec<(TableId, serde_json::Value)> {
+    matched
+        .iter()
+        .filter(|t| !snapshot.contains(t))
+        .filter_map(|t| {
+            let r = state.tables.get(&t.pattern_name())?.resume.as_ref()?;
+            Some((t.clone(), r.cursor.clone()))
+        })
+        .collect()
 }
 
 /// Per table (pattern name): the position its snapshot covers the stream up to.
@@ -96,6 +115,7 @@ mod tests {
             "public.a".into(),
             TableState {
                 snapshot_from: Some(pg(100)),
+                resume: None,
             },
         );
         let matched = vec![id("a"), id("b")];
@@ -108,6 +128,24 @@ mod tests {
             matched
         );
         assert!(tables_to_snapshot(SnapshotMode::Never, &matched, &state).is_empty());
+        assert!(tables_to_resume(&matched, &state, &[]).is_empty());
+        // a started, unfinished snapshot resumes (unless the table is snapshotted afresh)
+        state.tables.insert(
+            "public.b".into(),
+            TableState {
+                snapshot_from: Some(pg(90)),
+                resume: Some(crate::checkpoint::store::Resume {
+                    cursor: serde_json::json!(12),
+                }),
+            },
+        );
+        assert!(tables_to_snapshot(SnapshotMode::Initial, &matched, &state).is_empty());
+        assert_eq!(
+            tables_to_resume(&matched, &state, &[]),
+            vec![(id("b"), serde_json::json!(12))]
+        );
+        assert!(tables_to_resume(&matched, &state, &matched).is_empty());
+        state.tables.remove("public.b");
         let mut f = Fence::from_state(&state);
         assert!(f.covers("public.a", &pg(99)));
         assert!(!f.covers("public.a", &pg(100)));

@@ -1,21 +1,22 @@
 //! The snapshot driver both sources use: tables one after another, each read in chunks by a
 //! source-specific [`TableReader`], rows batched out as snapshot `INSERT`s, progress logged,
-//! shutdown honoured at every chunk boundary, and a `SnapshotDone` marker per finished table.
+//! shutdown honoured at every chunk boundary, and `Marker::Snapshot` progress after every chunk.
 //!
 //! Invariants:
 //! - Rows are `ChangeEvent`s with `snapshot = true`, `op = Insert`, `event_time_ms = -1`
 //!   (spec §4.5), in the order the reader yields them, through the bounded batcher: memory is
 //!   bounded by one chunk's rows in flight, whatever the table size.
-//! - `Marker::SnapshotDone { table, from }` follows the table's last row, so the table's snapshot
-//!   counts as complete only once every one of its rows was delivered; `from` is the snapshot's
-//!   consistent point (the table's fence, see `plan`).
-//! - A stop request is honoured after the chunk being read: the rows read so far are flushed,
-//!   no `SnapshotDone` is written, and the table is snapshotted again on the next start.
+//! - `Marker::Snapshot { fence, step: At(cursor) }` follows each chunk but the last, and
+//!   `step: Done` the table's last row: stored once every row before it was delivered, so a
+//!   restart resumes after the last delivered chunk (`fence` is the snapshot's consistent point,
+//!   see `plan`; the rest of the table is then read by `incremental` while streaming).
+//! - A stop request is honoured after the chunk being read: the rows read so far and their
+//!   progress marker are flushed, and the table resumes after that chunk on the next start.
 //! - The reader runs inside the caller's consistent read (an exported Postgres snapshot, a MySQL
 //!   `START TRANSACTION WITH CONSISTENT SNAPSHOT`); the driver never opens or ends it.
 
 use super::batch::{Batcher, Closed};
-use crate::event::{ChangeEvent, Marker, Op, SourceEvent};
+use crate::event::{ChangeEvent, Marker, Op, SnapshotStep, SourceEvent};
 use crate::position::SourcePosition;
 use crate::schema::TableSchema;
 use crate::value::Row;
@@ -31,8 +32,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 pub(crate) trait TableReader: Send {
     /// A table to read, as the reader knows it (its schema and how to query it).
     type Table: Send + Sync;
-    /// Where the next chunk starts (a page, a key).
-    type Cursor: Send;
+    /// Where the next chunk starts (a page, a key); stored as JSON in the snapshot's progress.
+    type Cursor: Send + serde::Serialize;
     type Error: From<Closed> + Send;
 
     fn schema(table: &Self::Table) -> &Arc<TableSchema>;
@@ -53,28 +54,67 @@ pub(crate) trait TableReader: Send {
     ) -> impl Future<Output = Result<Option<Self::Cursor>, Self::Error>> + Send;
 }
 
-/// Where a reader hands its rows.
+/// Where a reader hands its rows: out as snapshot records, or into a chunk buffer (an
+/// incremental snapshot holds a chunk until its high watermark).
 pub(crate) struct RowOut<'a> {
-    batcher: &'a mut Batcher,
+    dest: Dest<'a>,
     schema: Arc<TableSchema>,
     rows: u64,
 }
 
-impl RowOut<'_> {
+enum Dest<'a> {
+    Out(&'a mut Batcher),
+    Buffer(&'a mut Vec<Row>),
+}
+
+impl<'a> RowOut<'a> {
+    /// Rows of `schema`'s table into `buf`.
+    pub(crate) fn buffer(schema: Arc<TableSchema>, buf: &'a mut Vec<Row>) -> RowOut<'a> {
+        RowOut {
+            dest: Dest::Buffer(buf),
+            schema,
+            rows: 0,
+        }
+    }
+
+    /// A marker after the rows so far (a buffer holds rows only).
+    async fn marker(&mut self, ev: SourceEvent) -> Result<(), Closed> {
+        match &mut self.dest {
+            Dest::Out(out) => out.push(ev).await,
+            Dest::Buffer(_) => Ok(()),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Closed> {
+        match &mut self.dest {
+            Dest::Out(out) => out.flush().await,
+            Dest::Buffer(_) => Ok(()),
+        }
+    }
+
     /// One snapshot row, its values in table column order.
     pub(crate) async fn row(&mut self, after: Row) -> Result<(), Closed> {
         self.rows += 1;
-        self.batcher
-            .push(SourceEvent::Change(ChangeEvent {
-                table: self.schema.clone(),
-                op: Op::Insert,
-                before: None,
-                after: Some(after),
-                event_time_ms: -1,
-                snapshot: true,
-            }))
-            .await
+        match &mut self.dest {
+            Dest::Buffer(b) => {
+                b.push(after);
+                Ok(())
+            }
+            Dest::Out(out) => out.push(snapshot_row(self.schema.clone(), after)).await,
+        }
     }
+}
+
+/// A snapshot row as the stream carries it: an `INSERT` with `snapshot = true`, no commit time.
+pub(crate) fn snapshot_row(table: Arc<TableSchema>, after: Row) -> SourceEvent {
+    SourceEvent::Change(ChangeEvent {
+        table,
+        op: Op::Insert,
+        before: None,
+        after: Some(after),
+        event_time_ms: -1,
+        snapshot: true,
+    })
 }
 
 /// Snapshot `tables` at consistent point `at`. Returns `false` when a stop request ended it
@@ -107,7 +147,7 @@ async fn snapshot_table<R: TableReader>(
     let estimate = reader.begin(table).await?;
     tracing::info!(table = %name, estimated_rows = ?estimate, "snapshot started");
     let mut rows = RowOut {
-        batcher: out,
+        dest: Dest::Out(out),
         schema,
         rows: 0,
     };
@@ -119,19 +159,19 @@ async fn snapshot_table<R: TableReader>(
             progress(&name, rows.rows, estimate, started);
             last_log = Instant::now();
         }
-        if cursor.is_none() {
-            break;
-        }
+        let Some(c) = &cursor else { break };
+        rows.marker(progress_marker(&name, at, c)).await?;
         if *stop.borrow() {
-            rows.batcher.flush().await?;
-            tracing::info!(table = %name, rows = rows.rows, "snapshot interrupted by shutdown; the table is snapshotted again on the next run");
+            rows.flush().await?;
+            tracing::info!(table = %name, rows = rows.rows, "snapshot interrupted by shutdown; the table resumes after its last chunk on the next run");
             return Ok(false);
         }
     }
     let n = rows.rows;
-    out.push(SourceEvent::Marker(Marker::SnapshotDone {
+    out.push(SourceEvent::Marker(Marker::Snapshot {
         table: name.clone(),
-        from: at.clone(),
+        fence: Some(at.clone()),
+        step: SnapshotStep::Done,
     }))
     .await?;
     out.flush().await?;
@@ -142,6 +182,19 @@ async fn snapshot_table<R: TableReader>(
         "snapshot finished"
     );
     Ok(true)
+}
+
+/// "Rows before `cursor` are delivered": stored once they are, so a restart resumes there.
+fn progress_marker<C: serde::Serialize>(
+    table: &str,
+    at: &SourcePosition,
+    cursor: &C,
+) -> SourceEvent {
+    SourceEvent::Marker(Marker::Snapshot {
+        table: table.to_string(),
+        fence: Some(at.clone()),
+        step: SnapshotStep::At(serde_json::to_value(cursor).unwrap_or_default()),
+    })
 }
 
 fn progress(table: &str, rows: u64, estimate: Option<u64>, started: Instant) {
@@ -244,24 +297,41 @@ mod tests {
             .unwrap();
         assert!(done);
         let evs = drain(&mut rx);
-        assert_eq!(evs.len(), 12);
-        for (i, e) in evs.iter().enumerate() {
-            match (i % 6, e) {
-                (5, SourceEvent::Marker(Marker::SnapshotDone { table, from })) => {
-                    assert_eq!(table, if i < 6 { "s.a" } else { "s.b" });
-                    assert_eq!(from, &at);
-                }
-                (k, SourceEvent::Change(c)) if k < 5 => {
+        // per table: 2 rows, progress (next chunk at row 2), 2 rows, progress (4), 1 row, done
+        let shape: Vec<String> = evs
+            .iter()
+            .map(|e| match e {
+                SourceEvent::Change(c) => {
                     assert!(c.snapshot && c.op == Op::Insert && c.event_time_ms == -1);
-                    assert_eq!(c.after.as_ref().unwrap()[0], Value::Int(k as i64));
+                    format!("{:?}", c.after.as_ref().unwrap()[0])
                 }
-                _ => panic!("unexpected event {i}: {e:?}"),
-            }
-        }
+                SourceEvent::Marker(Marker::Snapshot { table, fence, step }) => {
+                    assert_eq!(fence.as_ref(), Some(&at));
+                    match step {
+                        SnapshotStep::At(c) => format!("{table}@{c}"),
+                        SnapshotStep::Done => format!("{table} done"),
+                    }
+                }
+                e => panic!("unexpected {e:?}"),
+            })
+            .collect();
+        let per = |t: &str| {
+            vec![
+                "Int(0)".to_string(),
+                "Int(1)".into(),
+                format!("s.{t}@2"),
+                "Int(2)".into(),
+                "Int(3)".into(),
+                format!("s.{t}@4"),
+                "Int(4)".into(),
+                format!("s.{t} done"),
+            ]
+        };
+        assert_eq!(shape, [per("a"), per("b")].concat());
     }
 
     #[tokio::test]
-    async fn a_stop_ends_at_the_chunk_boundary_without_a_done_marker() {
+    async fn a_stop_ends_at_the_chunk_boundary_after_its_progress() {
         let (tx, mut rx) = mpsc::channel(64);
         let mut out = Batcher::new(tx);
         let (stop_tx, stop) = watch::channel(false);
@@ -278,9 +348,19 @@ mod tests {
         let evs = drain(&mut rx);
         assert_eq!(
             evs.len(),
-            4,
-            "two chunks of two rows, flushed, nothing else"
+            6,
+            "two chunks of two rows and their progress, flushed"
         );
-        assert!(evs.iter().all(|e| matches!(e, SourceEvent::Change(_))));
+        assert!(matches!(
+            &evs[5],
+            SourceEvent::Marker(Marker::Snapshot { step: SnapshotStep::At(c), .. }) if c == &serde_json::json!(4)
+        ));
+        assert!(!evs.iter().any(|e| matches!(
+            e,
+            SourceEvent::Marker(Marker::Snapshot {
+                step: SnapshotStep::Done,
+                ..
+            })
+        )));
     }
 }

@@ -127,12 +127,12 @@ impl Db {
         }
     }
 
-    /// Settings that make a snapshot take many chunks (Postgres counts heap pages; MariaDB's
-    /// chunks are a fixed number of rows).
+    /// Settings that make a snapshot take many chunks (Postgres counts heap pages, MariaDB
+    /// rows).
     pub fn small_chunks(&self) -> &'static str {
         match self.flavor {
             Flavor::Postgres => "[snapshot]\nchunk_pages = 20\n",
-            Flavor::MariaDb => "",
+            Flavor::MariaDb => "[snapshot]\nchunk_rows = 1000\n",
         }
     }
 
@@ -168,6 +168,34 @@ impl Db {
         if self.flavor == Flavor::Postgres {
             self.exec(&format!("ALTER TABLE {table} REPLICA IDENTITY FULL"))
                 .await;
+        }
+    }
+
+    /// How far `table`'s snapshot got by the stored state: `None` before its first chunk was
+    /// stored, `Some(1.0)` once complete, else the fraction of the table (`rows` rows) behind
+    /// the stored cursor (Postgres: heap pages; MariaDB: an integer key).
+    pub async fn snapshot_progress(&self, table: &str, rows: i64) -> Option<f64> {
+        let state: J = serde_json::from_slice(&std::fs::read(state_file(&self.name)).ok()?).ok()?;
+        let t = &state["tables"][self.qualified(table)];
+        if t.is_null() {
+            return None;
+        }
+        let Some(resume) = t.get("resume") else {
+            return Some(1.0);
+        };
+        let cursor = &resume["cursor"];
+        match self.flavor {
+            Flavor::Postgres => {
+                let page = cursor.as_f64()?;
+                let pages = self
+                    .rows(&format!("SELECT pg_relation_size('{table}') / 8192"))
+                    .await[0][0]
+                    .clone()?
+                    .parse::<f64>()
+                    .ok()?;
+                Some(page / pages)
+            }
+            Flavor::MariaDb => Some(cursor[0]["int"].as_f64()? / rows as f64),
         }
     }
 

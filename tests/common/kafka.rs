@@ -273,6 +273,39 @@ pub fn assert_exact_histories(recs: &[Rec]) -> usize {
     snapshot_rows
 }
 
+/// What at-least-once with order allows: each key's records in one partition, its `v` never
+/// going back (a record delivered again is equal or newer, never older). Returns how many
+/// snapshot records there are and how many keys have more than one.
+pub fn assert_never_older(recs: &[Rec]) -> (usize, usize) {
+    let mut last: std::collections::HashMap<String, (i32, i64)> = Default::default();
+    let mut snaps: std::collections::HashMap<String, usize> = Default::default();
+    for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
+        let k = x.key.clone().expect("keyed table");
+        if x.seq() == "-1" {
+            *snaps.entry(k.clone()).or_default() += 1;
+        }
+        if x.op() == "DELETE" {
+            last.remove(&k);
+            continue;
+        }
+        let v = x.after()["v"].as_i64().expect("v");
+        if let Some((p, prev)) = last.get(&k) {
+            assert_eq!(*p, x.partition, "key {k} spread over partitions");
+            assert!(
+                v >= *prev,
+                "key {k} went back from v={prev} to v={v} ({} at offset {})",
+                x.op(),
+                x.offset
+            );
+        }
+        last.insert(k, (x.partition, v));
+    }
+    (
+        snaps.values().sum(),
+        snaps.values().filter(|&&n| n > 1).count(),
+    )
+}
+
 /// The `{"schema":..,"after":..}` part of a raw record, byte for byte.
 pub fn schema_and_after(raw: &str) -> String {
     let s = raw.find("\"schema\":").unwrap();

@@ -28,6 +28,7 @@
 pub(crate) mod check;
 pub(crate) mod ddl;
 pub(crate) mod error;
+pub(crate) mod incremental;
 pub(crate) mod prereq;
 pub(crate) mod schema;
 pub(crate) mod snapshot;
@@ -40,10 +41,12 @@ use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::position::SourcePosition;
 use crate::schema::{DbType, TableFilter, TableId, TableSchema};
 use crate::source::batch::Batcher;
-use crate::source::plan::{tables_to_snapshot, Fence};
+use crate::source::incremental::{Incremental, Job};
+use crate::source::plan::{tables_to_resume, tables_to_snapshot, Fence};
 use crate::source::render::RenderWarnings;
 use crate::source::schemas::SchemaFactory;
 use crate::source::snapshot::snapshot_tables;
+use crate::source::SnapshotRequest;
 use crate::source::Source;
 use crate::value::Value;
 pub(crate) use error::MySqlError;
@@ -53,7 +56,7 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
 use schema::{History, MyTable};
-use snapshot::{MyTableReader, SnapTable, CHUNK_ROWS};
+use snapshot::{MyTableReader, SnapTable};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -96,6 +99,8 @@ pub(crate) struct Prepared {
     /// no position stored yet: store the start position first, so a restart before the first
     /// transaction resumes here instead of at the server's newest position
     store_start: bool,
+    /// tables whose snapshot resumes incrementally, after their stored cursor
+    resume: Vec<(TableId, serde_json::Value)>,
 }
 
 async fn master_status(conn: &mut Conn) -> Result<(String, u64), MySqlError> {
@@ -151,6 +156,7 @@ pub(crate) async fn prepare(
         }
     }
     let _ = conn.disconnect().await;
+    let resume = tables_to_resume(&matched, state, &need);
     let tz = cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000;
     let p = Prepared {
         opts,
@@ -167,8 +173,9 @@ pub(crate) async fn prepare(
         gtid,
         snapshot,
         fence,
-        chunk_rows: CHUNK_ROWS,
+        chunk_rows: cfg.snapshot.chunk_rows as usize,
         store_start: state.position.is_none(),
+        resume,
     };
     let mut schemas = Vec::with_capacity(matched.len());
     for id in &matched {
@@ -290,6 +297,16 @@ async fn mysql_snapshot(conn: &mut Conn, sc: &mut Conn) -> Result<(String, u64),
 }
 
 impl Source for Prepared {
+    fn started(&self) -> Vec<Marker> {
+        let Some((_, pos, defs)) = &self.snapshot else {
+            return vec![];
+        };
+        let at = binlog_position(&pos.0, pos.1);
+        defs.iter()
+            .map(|d| crate::source::started_marker(&table_id(&d.db, &d.table), &at))
+            .collect()
+    }
+
     /// Snapshot what was planned, then stream. MySQL has no acknowledgement to send: the
     /// binlog is kept by the server's retention, not by the reader's progress.
     async fn run(
@@ -297,6 +314,7 @@ impl Source for Prepared {
         mut out: Batcher,
         _acks: watch::Receiver<Option<SourcePosition>>,
         mut stop: watch::Receiver<bool>,
+        mut requests: tokio::sync::mpsc::Receiver<SnapshotRequest>,
     ) -> Result<(), crate::error::Error> {
         let mut warnings = RenderWarnings::default();
         if let Some((mut conn, pos, defs)) = self.snapshot.take() {
@@ -319,7 +337,9 @@ impl Source for Prepared {
                 return Ok(());
             }
         }
-        Ok(self.stream(&mut out, &mut stop, &mut warnings).await?)
+        Ok(self
+            .stream(&mut out, &mut stop, &mut requests, &mut warnings)
+            .await?)
     }
 }
 
@@ -383,17 +403,23 @@ impl Prepared {
         &mut self,
         out: &mut Batcher,
         shutdown: &mut watch::Receiver<bool>,
+        requests: &mut tokio::sync::mpsc::Receiver<SnapshotRequest>,
         warned: &mut RenderWarnings,
     ) -> Result<(), MySqlError> {
         let (mut stream, checksummed) = self.open_stream().await?;
         let mut st = StreamState {
             file: self.start.0.clone(),
+            pos: self.start.1,
             gtids: GtidSet::parse(self.gtid.as_deref()),
             txn_time: -1,
             out,
             meta: connect(&self.opts).await?,
             current: HashMap::new(),
+            inc: Incremental::default(),
         };
+        for (id, cursor) in std::mem::take(&mut self.resume) {
+            st.inc.add(Job::new(id.pattern_name(), cursor));
+        }
         if self.store_start {
             st.out.add(SourceEvent::Marker(Marker::Checkpoint {
                 position: binlog_position(&self.start.0, self.start.1),
@@ -402,9 +428,22 @@ impl Prepared {
             st.out.flush().await?;
         }
         loop {
+            if st.txn_time < 0 && !*shutdown.borrow() {
+                if st.inc.waiting_for().is_some_and(|h| st.passed(h)) {
+                    st.inc.close(st.out).await?;
+                }
+                if let Some(job) = st.inc.next_job().cloned() {
+                    self.read_chunk(&mut st, &job, warned).await?;
+                    continue;
+                }
+            }
             let ev = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                Some(req) = requests.recv() => {
+                    self.snapshot_request(&mut st, req).await?;
+                    continue;
+                }
                 ev = stream.next() => ev,
             };
             let Some(ev) = ev else {
@@ -425,6 +464,7 @@ impl Prepared {
                 end_pos = at.end,
                 "binlog event"
             );
+            st.pos = st.pos.max(at.end);
             match h.event_type_raw() {
                 MARIADB_GTID_EVENT => {
                     if let Some((domain, seq)) = parse_mariadb_gtid(ev.data()) {
@@ -443,7 +483,11 @@ impl Prepared {
             };
             match data {
                 EventData::RotateEvent(r) => {
-                    st.file = rotate_target(r.name_raw(), &st.file, at.end == 0, checksummed);
+                    let file = rotate_target(r.name_raw(), &st.file, at.end == 0, checksummed);
+                    if file != st.file {
+                        st.file = file;
+                        st.pos = r.position();
+                    }
                 }
                 EventData::GtidEvent(g) => {
                     st.gtids.mysql(g.sid(), g.gno());
@@ -529,14 +573,17 @@ impl Prepared {
             let (before, after) = r?;
             let before = before.map(|row| self.binlog_row(&def, &name, row, warned));
             let after = after.map(|row| self.binlog_row(&def, &name, row, warned));
-            st.out.add(SourceEvent::Change(ChangeEvent {
+            let ev = ChangeEvent {
                 table: schema.clone(),
                 op,
                 before,
                 after,
                 event_time_ms: t,
                 snapshot: false,
-            }));
+            };
+            // every change streamed while a chunk is open may be missing from its read
+            st.inc.touched(&ev);
+            st.out.add(SourceEvent::Change(ev));
             if st.out.is_full() {
                 st.out.flush().await?;
             }
@@ -659,6 +706,7 @@ impl Prepared {
             if !self.filter.matches(&id) {
                 continue;
             }
+            st.inc.reread(&id);
             let Some(schema) = self.schema_after(st, op, &id, end_pos).await? else {
                 continue;
             };
@@ -772,12 +820,24 @@ const MARIADB_GTID_LIST_EVENT: u8 = 163;
 
 struct StreamState<'a> {
     file: String,
+    /// end offset in `file` of the last event read
+    pos: u64,
+    /// incremental snapshots: queued tables, and the chunk waiting for the binlog end its read
+    /// saw (file, offset)
+    inc: Incremental<(String, u64)>,
     gtids: GtidSet,
     /// commit time (ms) of the open transaction, -1 outside one
     txn_time: i64,
     out: &'a mut Batcher,
     meta: Conn,
     current: HashMap<String, (Arc<MyTable>, Arc<TableSchema>)>,
+}
+
+impl StreamState<'_> {
+    /// Has the stream read up to binlog position `h`?
+    fn passed(&self, h: &(String, u64)) -> bool {
+        SourcePosition::binlog_key(&self.file, self.pos) >= SourcePosition::binlog_key(&h.0, h.1)
+    }
 }
 
 /// Executed GTIDs: MariaDB `domain-server-seq` per domain, MySQL `uuid:1-n` per source uuid.

@@ -1,5 +1,5 @@
 //! The MySQL/MariaDB half of a snapshot (the shared driver is `crate::source::snapshot`):
-//! tables read in primary-key order, keyset chunks of `CHUNK_ROWS` rows, inside the snapshot
+//! tables read in primary-key order, keyset chunks of `snapshot.chunk_rows` rows, inside the snapshot
 //! transaction `prepare` opened (`START TRANSACTION WITH CONSISTENT SNAPSHOT`).
 //!
 //! Invariants:
@@ -20,9 +20,6 @@ use crate::value::Value;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use std::sync::Arc;
-
-/// Rows per keyset chunk.
-pub(crate) const CHUNK_ROWS: usize = 5000;
 
 /// A table to snapshot: its definition and schema.
 pub(crate) struct SnapTable {
@@ -76,7 +73,7 @@ fn values_of(
 impl TableReader for MyTableReader<'_> {
     type Table = SnapTable;
     /// the last key read
-    type Cursor = Vec<mysql_async::Value>;
+    type Cursor = Vec<KeyPart>;
     type Error = MySqlError;
 
     fn schema(t: &SnapTable) -> &Arc<TableSchema> {
@@ -132,8 +129,9 @@ impl TableReader for MyTableReader<'_> {
                     "{select} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {}",
                     self.chunk_rows
                 );
+                let params = k.iter().map(KeyPart::to_value).collect();
                 self.conn
-                    .exec(sql, mysql_async::Params::Positional(k.clone()))
+                    .exec(sql, mysql_async::Params::Positional(params))
                     .await
             }
         }
@@ -143,11 +141,69 @@ impl TableReader for MyTableReader<'_> {
         let mut last = None;
         for row in chunk {
             let vals = row.unwrap();
-            last = Some(pk_idx.iter().map(|&i| vals[i].clone()).collect());
+            last = Some(pk_idx.iter().map(|&i| KeyPart::of(&vals[i])).collect());
             let v = values_of(def, &name, vals, self.ctx, self.warnings);
             out.row(v).await?;
         }
         Ok(if n < self.chunk_rows { None } else { last })
+    }
+}
+
+/// One key column's value in a stored cursor: the server's value, exactly (text keys readable).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum KeyPart {
+    Null,
+    Text(String),
+    /// base64
+    Bytes(String),
+    Int(i64),
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    Date(u16, u8, u8, u8, u8, u8, u32),
+    Time(bool, u32, u8, u8, u8, u32),
+}
+
+impl KeyPart {
+    pub(crate) fn of(v: &mysql_async::Value) -> KeyPart {
+        use base64::Engine as _;
+        use mysql_async::Value as V;
+        match v.clone() {
+            V::NULL => KeyPart::Null,
+            V::Bytes(b) => match String::from_utf8(b) {
+                Ok(s) => KeyPart::Text(s),
+                Err(e) => {
+                    KeyPart::Bytes(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()))
+                }
+            },
+            V::Int(i) => KeyPart::Int(i),
+            V::UInt(u) => KeyPart::UInt(u),
+            V::Float(f) => KeyPart::Float(f),
+            V::Double(f) => KeyPart::Double(f),
+            V::Date(y, mo, d, h, mi, s, us) => KeyPart::Date(y, mo, d, h, mi, s, us),
+            V::Time(n, d, h, mi, s, us) => KeyPart::Time(n, d, h, mi, s, us),
+        }
+    }
+
+    pub(crate) fn to_value(&self) -> mysql_async::Value {
+        use base64::Engine as _;
+        use mysql_async::Value as V;
+        match self.clone() {
+            KeyPart::Null => V::NULL,
+            KeyPart::Text(s) => V::Bytes(s.into_bytes()),
+            KeyPart::Bytes(b) => V::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .unwrap_or_default(),
+            ),
+            KeyPart::Int(i) => V::Int(i),
+            KeyPart::UInt(u) => V::UInt(u),
+            KeyPart::Float(f) => V::Float(f),
+            KeyPart::Double(f) => V::Double(f),
+            KeyPart::Date(y, mo, d, h, mi, s, us) => V::Date(y, mo, d, h, mi, s, us),
+            KeyPart::Time(n, d, h, mi, s, us) => V::Time(n, d, h, mi, s, us),
+        }
     }
 }
 

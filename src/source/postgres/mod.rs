@@ -24,6 +24,7 @@ pub(crate) mod catalog;
 pub(crate) mod check;
 pub(crate) mod ddl;
 pub(crate) mod error;
+pub(crate) mod incremental;
 pub(crate) mod pgoutput;
 pub(crate) mod prereq;
 pub(crate) mod replication;
@@ -39,7 +40,8 @@ use crate::error::SetupError;
 use crate::position::{Lsn, SourcePosition};
 use crate::schema::{DbType, TableId, TableSchema};
 use crate::source::batch::Batcher;
-use crate::source::plan::{tables_to_snapshot, Fence};
+use crate::source::incremental::{Incremental, Job};
+use crate::source::plan::{tables_to_resume, tables_to_snapshot, Fence};
 use crate::source::schemas::SchemaFactory;
 use crate::source::snapshot::snapshot_tables;
 use crate::source::Source;
@@ -79,6 +81,8 @@ pub(crate) struct Prepared {
     server: Server,
     heartbeat: Duration,
     chunk_pages: u32,
+    /// tables whose snapshot resumes incrementally, after their stored cursor
+    resume: Vec<(TableId, serde_json::Value)>,
 }
 
 pub(crate) fn source_id(cfg: &Config, o: &PostgresOptions) -> String {
@@ -169,9 +173,12 @@ pub(crate) async fn prepare(
         fence.set(&need_ids, &SourcePosition::Postgres { lsn: s.point });
     }
     let mut schemas = Vec::new();
+    let mut ids = Vec::new();
     for t in &matched {
         schemas.push(decoder_for(&mut tables, t).await?.schema);
+        ids.push(tables.table_id(&t.schema, &t.name));
     }
+    let resume = tables_to_resume(&ids, state, &need_ids);
     let prepared = Prepared {
         repl,
         snapshot,
@@ -183,6 +190,7 @@ pub(crate) async fn prepare(
         server,
         heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
         chunk_pages: cfg.snapshot.chunk_pages,
+        resume,
     };
     Ok((prepared, schemas))
 }
@@ -381,11 +389,23 @@ impl Prepared {
 }
 
 impl Source for Prepared {
+    fn started(&self) -> Vec<crate::event::Marker> {
+        let Some(s) = &self.snapshot else {
+            return vec![];
+        };
+        let at = SourcePosition::Postgres { lsn: s.point };
+        s.tables
+            .iter()
+            .map(|t| crate::source::started_marker(&self.tables.table_id(&t.schema, &t.name), &at))
+            .collect()
+    }
+
     async fn run(
         mut self,
         mut out: Batcher,
         mut acks: watch::Receiver<Option<SourcePosition>>,
         mut stop: watch::Receiver<bool>,
+        mut requests: tokio::sync::mpsc::Receiver<crate::source::SnapshotRequest>,
     ) -> Result<(), crate::error::Error> {
         if let Some(snap) = self.snapshot.take() {
             if !self.snapshot(snap, &mut out, &stop).await? {
@@ -409,9 +429,17 @@ impl Source for Prepared {
             txn: None,
             received: self.start,
             acked: self.start,
+            xid: 0,
+            inc: Incremental::default(),
+            recent: Default::default(),
+            chunks: 0,
         };
+        for (id, cursor) in self.resume {
+            st.inc.add(Job::new(id.pattern_name(), cursor));
+        }
         let mut conn = self.repl;
-        let res = stream::stream_loop(&mut conn, &mut st, &mut acks, &mut stop).await;
+        let res =
+            stream::stream_loop(&mut conn, &mut st, &mut acks, &mut stop, &mut requests).await;
         hb.abort();
         if res.is_ok() {
             let stream::StreamState {

@@ -9,6 +9,7 @@
 //! - The flush LSN reported to the server is only ever a position the committer stored.
 
 use super::ddl;
+use super::incremental::{self, Watermark};
 use super::pgoutput::{self, CopyMessage, LogicalMessage, OldKind, Relation, Tuple, TupleValue};
 use super::replication::{pg_ts_to_unix_ms, quote_ident, PgError, ReplicationConn};
 use super::tables::{TableDecoder, Tables};
@@ -17,12 +18,14 @@ use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::position::{Lsn, SourcePosition};
 use crate::schema::TableSchema;
 use crate::source::batch::{Batcher, Closed};
+use crate::source::incremental::{Incremental, Job};
 use crate::source::plan::{covered, Fence};
+use crate::source::SnapshotRequest;
 use crate::value::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 pub(super) struct RelEntry {
     decoder: Option<Arc<TableDecoder>>,
@@ -42,6 +45,12 @@ pub(super) struct StreamState {
     pub(super) received: Lsn,
     /// last position the committer stored (the slot's flush LSN)
     pub(super) acked: Lsn,
+    /// the open transaction's id
+    pub(super) xid: u32,
+    /// incremental snapshots: queued tables and the chunk waiting for its watermark
+    pub(super) inc: Incremental<Watermark>,
+    pub(super) recent: incremental::Recent,
+    pub(super) chunks: u64,
 }
 
 async fn send_status(conn: &mut ReplicationConn, st: &StreamState) -> Result<(), PgError> {
@@ -73,9 +82,16 @@ pub(super) async fn stream_loop(
     st: &mut StreamState,
     acks: &mut watch::Receiver<Option<SourcePosition>>,
     shutdown: &mut watch::Receiver<bool>,
+    requests: &mut mpsc::Receiver<SnapshotRequest>,
 ) -> Result<(), SourceError> {
     let mut status_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        if st.txn.is_none() && !*shutdown.borrow() {
+            if let Some(job) = st.inc.next_job().cloned() {
+                st.chunks += 1;
+                incremental::read_chunk(st, &job, st.chunks).await?;
+            }
+        }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -92,6 +108,7 @@ pub(super) async fn stream_loop(
                 send_status(conn, st).await?;
             }
             _ = status_tick.tick() => send_status(conn, st).await?,
+            Some(req) = requests.recv() => snapshot_request(st, req).await?,
             data = conn.next_copy_data() => {
                 match pgoutput::parse_copy(data?)? {
                     CopyMessage::Keepalive { wal_end, reply, .. } => {
@@ -114,6 +131,23 @@ pub(super) async fn stream_loop(
     }
 }
 
+/// "Snapshot these tables again": queued when every one can be, else refused with the reasons.
+async fn snapshot_request(st: &mut StreamState, req: SnapshotRequest) -> Result<(), SourceError> {
+    let mut problems = Vec::new();
+    for t in &req.tables {
+        if let Some(p) = incremental::refuse(st, t).await? {
+            problems.push(p);
+        }
+    }
+    if problems.is_empty() {
+        for t in &req.tables {
+            st.inc.add(Job::new(t.clone(), serde_json::Value::Null));
+        }
+    }
+    req.answer(problems);
+    Ok(())
+}
+
 /// Apply one pgoutput message; returns true at transaction ends (batch should be flushed).
 async fn handle(
     st: &mut StreamState,
@@ -124,14 +158,16 @@ async fn handle(
         LogicalMessage::Begin {
             final_lsn,
             commit_ts,
-            ..
+            xid,
         } => {
             st.txn = Some((final_lsn, pg_ts_to_unix_ms(commit_ts)));
+            st.xid = xid;
         }
         LogicalMessage::Commit {
             end_lsn, commit_ts, ..
         } => {
             st.txn = None;
+            st.recent.push(st.xid);
             st.out.add(SourceEvent::Marker(Marker::Checkpoint {
                 position: SourcePosition::Postgres { lsn: end_lsn },
                 event_time_ms: pg_ts_to_unix_ms(commit_ts),
@@ -143,8 +179,10 @@ async fn handle(
         LogicalMessage::Insert { rel, new } => {
             if let Some((d, t)) = live(st, rel) {
                 let after = row(st, &d, &new, None);
-                st.out
-                    .add(change(d.schema.clone(), Op::Insert, None, Some(after), t));
+                emit(
+                    st,
+                    change(d.schema.clone(), Op::Insert, None, Some(after), t),
+                );
             }
         }
         LogicalMessage::Update { rel, old, new } => {
@@ -155,21 +193,26 @@ async fn handle(
                 };
                 let after = row(st, &d, &new, old_full);
                 let before = old.as_ref().map(|(k, tup)| old_row(st, &d, rel, k, tup));
-                st.out
-                    .add(change(d.schema.clone(), Op::Update, before, Some(after), t));
+                emit(
+                    st,
+                    change(d.schema.clone(), Op::Update, before, Some(after), t),
+                );
             }
         }
         LogicalMessage::Delete { rel, old: (k, tup) } => {
             if let Some((d, t)) = live(st, rel) {
                 let before = old_row(st, &d, rel, &k, &tup);
-                st.out
-                    .add(change(d.schema.clone(), Op::Delete, Some(before), None, t));
+                emit(
+                    st,
+                    change(d.schema.clone(), Op::Delete, Some(before), None, t),
+                );
             }
         }
         LogicalMessage::Truncate { options, rels } => {
             for rel in rels {
                 if let Some((d, t)) = live(st, rel) {
                     let id = &d.schema.id;
+                    st.inc.reread(id);
                     let mut text = format!(
                         "TRUNCATE TABLE {}.{}",
                         quote_ident(id.schema.as_deref().unwrap_or("public")),
@@ -204,6 +247,15 @@ async fn handle(
                     }));
                     return Ok(true);
                 }
+            } else if prefix == incremental::WATERMARK_PREFIX {
+                if st
+                    .inc
+                    .waiting_for()
+                    .is_some_and(|w| w.token.as_bytes() == &content[..])
+                {
+                    st.inc.close(&mut st.out).await?;
+                    return Ok(true);
+                }
             } else if prefix == ddl::DDL_PREFIX {
                 ddl_message(st, &content).await?;
             }
@@ -218,15 +270,23 @@ fn change(
     before: Option<Vec<Value>>,
     after: Option<Vec<Value>>,
     t: i64,
-) -> SourceEvent {
-    SourceEvent::Change(ChangeEvent {
+) -> ChangeEvent {
+    ChangeEvent {
         table,
         op,
         before,
         after,
         event_time_ms: t,
         snapshot: false,
-    })
+    }
+}
+
+/// Out with a streamed change; a chunk whose read did not see its transaction loses its keys.
+fn emit(st: &mut StreamState, ev: ChangeEvent) {
+    if st.inc.waiting_for().is_some_and(|w| w.touches(st.xid)) {
+        st.inc.touched(&ev);
+    }
+    st.out.add(SourceEvent::Change(ev));
 }
 
 /// The decoder of a relation whose change must be emitted now, with the commit time.
@@ -337,6 +397,7 @@ async fn ddl_message(st: &mut StreamState, content: &[u8]) -> Result<(), SourceE
         if !st.tables.filter.matches(&id) {
             continue;
         }
+        st.inc.reread(&id);
         if st.fence.covers(
             &id.pattern_name(),
             &SourcePosition::Postgres { lsn: commit_lsn },
