@@ -23,10 +23,10 @@
 //!    each chunk is followed by `Marker::Snapshot { fence, step }` (its progress, `Done` at the
 //!    table's end), and a stop request is honoured at the next chunk boundary. Before any row,
 //!    [`Source::started`] names the snapshots about to start; `run` stores them first, so a
-//!    crash mid-snapshot resumes behind the same fence.
-//! 1b. A table whose snapshot started and did not finish ([`plan::tables_to_resume`]), or that
-//!    a [`SnapshotRequest`] names, is read by [`incremental`] while streaming: chunks held until
-//!    the source's high watermark, keys changed in the window dropped from the chunk.
+//!    crash mid-snapshot resumes behind the same fence. A table whose snapshot started and did
+//!    not finish ([`plan::tables_to_resume`]), or that a [`SnapshotRequest`] names, is read by
+//!    [`incremental`] while streaming: chunks held until the source's high watermark, keys
+//!    changed in the window dropped from the chunk.
 //! 2. Then stream from the resume position. Events are sent **in log order**. A change of a
 //!    table whose record starts before that table's fence is dropped (it is in the snapshot).
 //! 3. `Marker::Checkpoint` is sent **only at transaction ends** (or at a heartbeat point outside
