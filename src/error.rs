@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `Transient` | the world may heal: a lost connection, a restarting server, records Kafka did not acknowledge in time | restart in-process from the stored position, backoff 1 s doubling to 30 s |
 //! | `Setup` | the user must change something: a prerequisite, a privilege, a config value | stop, exit 1, print the problem and its fix |
+//! | `Unreachable` | the database cannot be reached (refused, reset, timed out, starting up) | at the first start: as `Setup` (a wrong host is a config problem); once rowstream has streamed: as `Transient` (the server is restarting) |
 //! | `Fatal` | a bug or an unexpected state rowstream cannot reason about | stop, exit 1, print the cause chain |
 //!
 //! Invariants:
@@ -27,6 +28,8 @@ pub(crate) enum ErrorClass {
     Transient,
     /// Stop; the user must fix something (the error names the fix).
     Setup,
+    /// The database cannot be reached: `Setup` at the first start, `Transient` once streamed.
+    Unreachable,
     /// Stop; nothing sensible to retry.
     Fatal,
 }

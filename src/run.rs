@@ -15,8 +15,10 @@
 //! - Any stage failing stops the others the same way. A transient failure (connection lost,
 //!   server restarting, records not delivered in time) restarts the pipeline in-process from the
 //!   stored position after a backoff (1 s doubling to 30 s); nothing is lost because nothing
-//!   after the stored position was acknowledged to the database. Permanent failures (config,
-//!   auth, missing prerequisites) stop the process non-zero with their fix.
+//!   after the stored position was acknowledged to the database. So does an unreachable
+//!   database once a run got as far as streaming (a server restarting); at the first start it
+//!   is a setup problem. Permanent failures (config, auth, missing prerequisites) stop the
+//!   process non-zero with their fix.
 
 use crate::checkpoint::store::{State, Store};
 use crate::checkpoint::tracker::Tracker;
@@ -59,15 +61,22 @@ pub(crate) async fn run(cfg: Config) -> Result<(), Error> {
         crate::admin::serve(addr, admin.clone()).await?;
     }
     let mut backoff = Duration::from_secs(1);
+    // whether a run got as far as streaming: from then on an unreachable database is retried
+    let mut streamed = false;
     loop {
         let started = std::time::Instant::now();
-        let res = run_once(&cfg, stop_rx.clone(), &admin).await;
+        let res = run_once(&cfg, stop_rx.clone(), &admin, &mut streamed).await;
         admin.set(None);
         let err = match res {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        if *stop_rx.borrow() || err.class() != ErrorClass::Transient {
+        let retry = match err.class() {
+            ErrorClass::Transient => true,
+            ErrorClass::Unreachable => streamed,
+            ErrorClass::Setup | ErrorClass::Fatal => false,
+        };
+        if *stop_rx.borrow() || !retry {
             return Err(err);
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -87,6 +96,7 @@ async fn run_once(
     cfg: &Config,
     mut outer_stop: watch::Receiver<bool>,
     admin: &crate::admin::Admin,
+    streamed: &mut bool,
 ) -> Result<(), Error> {
     let cfg = cfg.clone();
     let store = Arc::new(Store::open(&cfg.state.dir)?);
@@ -99,6 +109,7 @@ async fn run_once(
     let tracker = Arc::new(Tracker::new());
     let sink = KafkaSink::new(&cfg.kafka, tracker.clone())?;
     let ready = source::prepare(&cfg, &state).await?;
+    *streamed = true;
     let stats = Arc::new(Stats::default());
     stats
         .delivered_event_time

@@ -199,6 +199,26 @@ impl Db {
         }
     }
 
+    /// The config of this test's rowstream with the database reached through `proxy`.
+    pub fn config_via(&self, proxy: &Proxy, rest: &str) -> String {
+        let (from, to) = match self.flavor {
+            Flavor::Postgres => ("@127.0.0.1:5432/", format!("@127.0.0.1:{}/", proxy.port)),
+            Flavor::MariaDb => ("@127.0.0.1:3306/", format!("@127.0.0.1:{}/", proxy.port)),
+        };
+        let cfg = self.config("", rest).replace(from, &to);
+        // mysql_async moves loopback connections to the server's Unix socket unless told not to
+        let db = format!("/{}\"", self.name);
+        cfg.replace(&db, &format!("/{}?prefer_socket=false\"", self.name))
+    }
+
+    /// The server's address.
+    pub fn server_addr(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Postgres => "127.0.0.1:5432",
+            Flavor::MariaDb => "127.0.0.1:3306",
+        }
+    }
+
     /// Wait until this test's rowstream streams changes.
     pub async fn wait_streaming(&self) {
         match self.flavor {

@@ -14,12 +14,14 @@ pub mod kafka;
 pub mod my;
 pub mod pg;
 pub mod process;
+pub mod proxy;
 
 pub use db::*;
 pub use kafka::*;
 pub use my::*;
 pub use pg::*;
 pub use process::*;
+pub use proxy::*;
 
 use std::time::{Duration, Instant};
 

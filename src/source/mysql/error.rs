@@ -21,6 +21,9 @@ pub(crate) enum MySqlError {
     Event(#[from] std::io::Error),
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// The server cannot be reached (see `ErrorClass::Unreachable`).
+    #[error(transparent)]
+    Unreachable(SetupError),
     #[error(transparent)]
     Closed(#[from] Closed),
 }
@@ -53,6 +56,7 @@ impl Classify for MySqlError {
             // a stream cut mid-event: reconnect and resume from the stored position
             MySqlError::Event(_) => ErrorClass::Transient,
             MySqlError::Setup(_) => ErrorClass::Setup,
+            MySqlError::Unreachable(_) => ErrorClass::Unreachable,
             MySqlError::Closed(c) => c.class(),
         }
     }

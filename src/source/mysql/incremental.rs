@@ -9,7 +9,8 @@
 //! chunk goes out after it.
 //!
 //! Invariants:
-//! - Chunks are the initial snapshot's (`WHERE (pk) > (cursor) ORDER BY pk LIMIT n`), so an
+//! - Chunks are the initial snapshot's (`snapshot.chunk_rows` rows, held in memory until the
+//!   watermark) (`WHERE (pk) > (cursor) ORDER BY pk LIMIT n`), so an
 //!   interrupted initial snapshot resumes after its stored key.
 //! - A table without a primary key cannot be chunked: a request for it is refused.
 
@@ -20,9 +21,6 @@ use crate::source::incremental::Job;
 use crate::source::render::RenderWarnings;
 use crate::source::snapshot::{RowOut, TableReader};
 use crate::source::SnapshotRequest;
-
-/// Rows per incremental chunk (a chunk is held in memory until its watermark).
-pub(crate) const CHUNK_ROWS: usize = 2048;
 
 impl Prepared {
     /// The current definition of pattern name `name` (`db.table`), if it exists.
@@ -89,7 +87,7 @@ impl Prepared {
             conn: &mut st.meta,
             ctx: &self.ctx,
             warnings,
-            chunk_rows: CHUNK_ROWS,
+            chunk_rows: self.chunk_rows,
         };
         let next = reader
             .read_chunk(

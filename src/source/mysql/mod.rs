@@ -36,7 +36,7 @@ pub(crate) mod values;
 
 use crate::checkpoint::store::State;
 use crate::config::{Config, MysqlOptions};
-use crate::error::SetupError;
+use crate::error::{Classify as _, SetupError};
 use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::position::SourcePosition;
 use crate::schema::{DbType, TableFilter, TableId, TableSchema};
@@ -199,9 +199,16 @@ async fn open(url: &str) -> Result<(Opts, Conn, DbType), MySqlError> {
             "mysql://user:password@host:3306/db",
         )
     })?;
-    let mut conn = connect(&opts)
-        .await
-        .map_err(|e| MySqlError::Setup(prereq::connect_failed(url, &e).required().unwrap_err()))?;
+    let mut conn = connect(&opts).await.map_err(|e| {
+        let f = prereq::connect_failed(url, &e);
+        let err = SetupError::new(f.what, f.fix.unwrap_or_default());
+        // no answer, or a server stopping or full: it may come back; a refusal of the user
+        // (access denied, unknown database) will not
+        match e.class() {
+            crate::error::ErrorClass::Transient => MySqlError::Unreachable(err),
+            _ => MySqlError::Setup(err),
+        }
+    })?;
     let version: String = conn
         .query_first("SELECT VERSION()")
         .await?

@@ -18,6 +18,9 @@ pub(crate) enum SourceError {
     Query(#[from] tokio_postgres::Error),
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// The server cannot be reached (see `ErrorClass::Unreachable`).
+    #[error(transparent)]
+    Unreachable(SetupError),
     #[error(transparent)]
     Closed(#[from] Closed),
 }
@@ -55,6 +58,7 @@ impl Classify for SourceError {
                 None => ErrorClass::Transient,
             },
             SourceError::Setup(_) => ErrorClass::Setup,
+            SourceError::Unreachable(_) => ErrorClass::Unreachable,
             // the pipeline's own error is the one that tells what happened
             SourceError::Closed(c) => c.class(),
         }

@@ -27,8 +27,9 @@ use crate::source::incremental::Job;
 use crate::source::snapshot::{RowOut, TableReader};
 use std::collections::VecDeque;
 
-/// Heap pages per incremental chunk (a chunk is held in memory until its watermark).
-pub(crate) const CHUNK_PAGES: u32 = 64;
+/// At most this many heap pages per incremental chunk (`snapshot.chunk_pages` when smaller): a
+/// chunk is held in memory until its watermark.
+pub(crate) const MAX_CHUNK_PAGES: u32 = 256;
 /// The logical-message prefix of high watermarks.
 pub(crate) const WATERMARK_PREFIX: &str = "rowstream_watermark";
 /// How many recently streamed transaction ids are checked against a chunk's snapshot.
@@ -162,7 +163,7 @@ pub(super) async fn read_chunk(
             .await?
             .get(0);
         let mut rows = Vec::new();
-        let mut reader = PgTableReader::new(&mut st.tables, CHUNK_PAGES);
+        let mut reader = PgTableReader::new(&mut st.tables, st.chunk_pages.min(MAX_CHUNK_PAGES));
         reader.begin(&target).await?;
         let next = reader
             .read_chunk(

@@ -433,6 +433,7 @@ impl Source for Prepared {
             inc: Incremental::default(),
             recent: Default::default(),
             chunks: 0,
+            chunk_pages: self.chunk_pages,
         };
         for (id, cursor) in self.resume {
             st.inc.add(Job::new(id.pattern_name(), cursor));

@@ -8,12 +8,20 @@ use super::replication::quote_ident;
 use super::SourceError;
 use crate::check::Finding;
 use crate::config::redact_url;
+use crate::error::SetupError;
 
 pub(crate) const TLS_FIX: &str = "fix source.ssl_root_cert (a PEM CA file) or remove it";
 
 /// The server cannot be reached or refuses the login.
+/// A failed connection: unreachable (no answer, or a server starting, stopping or full), or a
+/// setup problem (authentication, a missing database).
 pub(crate) fn connect_failed(url: &str, e: &tokio_postgres::Error) -> SourceError {
-    SourceError::Setup(connect_finding(url, e).required().unwrap_err())
+    let f = connect_finding(url, e);
+    let err = SetupError::new(f.what, f.fix.unwrap_or_default());
+    match e.code().map(|c| c.code()) {
+        None | Some("57P01" | "57P02" | "57P03" | "53300") => SourceError::Unreachable(err),
+        Some(_) => SourceError::Setup(err),
+    }
 }
 
 pub(crate) fn connect_finding(url: &str, e: &tokio_postgres::Error) -> Finding {

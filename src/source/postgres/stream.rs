@@ -51,6 +51,8 @@ pub(super) struct StreamState {
     pub(super) inc: Incremental<Watermark>,
     pub(super) recent: incremental::Recent,
     pub(super) chunks: u64,
+    /// `snapshot.chunk_pages`
+    pub(super) chunk_pages: u32,
 }
 
 async fn send_status(conn: &mut ReplicationConn, st: &StreamState) -> Result<(), PgError> {
