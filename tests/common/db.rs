@@ -206,6 +206,9 @@ impl Db {
             Flavor::MariaDb => ("@127.0.0.1:3306/", format!("@127.0.0.1:{}/", proxy.port)),
         };
         let cfg = self.config("", rest).replace(from, &to);
+        if self.flavor == Flavor::Postgres {
+            return cfg;
+        }
         // mysql_async moves loopback connections to the server's Unix socket unless told not to
         let db = format!("/{}\"", self.name);
         cfg.replace(&db, &format!("/{}?prefer_socket=false\"", self.name))
