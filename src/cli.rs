@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `validate`, `snapshot`; turns each outcome into the exit code.
+//! Command line: `run`, `check`, `validate`, `snapshot`, `verify`; turns each outcome into the exit code.
 //!
 //! Exit codes: 0 success, 1 runtime failure or a failed check, 2 invalid config or usage.
 //! A failure is printed once, on stderr, with its fix when it has one.
@@ -51,6 +51,19 @@ pub(crate) enum Command {
         /// Tables as `schema.table` (Postgres) or `db.table` (MySQL), comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         tables: Vec<String>,
+    },
+    /// Check the topics against the database: rebuild every matched table from its topic
+    /// (latest image per key) and compare. Waits until `run` has delivered every change made
+    /// before the check; pause writes for an exact answer. Exit 0: equal; 1: differences.
+    Verify {
+        #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+        config: PathBuf,
+        /// Rows to print per table and kind of difference.
+        #[arg(long, default_value_t = 10)]
+        show: usize,
+        /// How long to wait for `run` to catch up with the database.
+        #[arg(long, default_value_t = 300)]
+        wait_secs: u64,
     },
     /// Validate the config file (and ROWSTREAM_* overrides) and print it with secrets redacted.
     Validate {
@@ -120,6 +133,28 @@ pub(crate) fn main() -> ExitCode {
                         LogFormat::Json => tracing::error!(class = ?e.class(), "{e}"),
                         LogFormat::Text => eprintln!("error: {e}"),
                     }
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Verify {
+            config,
+            show,
+            wait_secs,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let opts = crate::verify::Options {
+                show,
+                wait: std::time::Duration::from_secs(wait_secs),
+            };
+            match rt.block_on(crate::verify::verify(&cfg, &opts)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e}");
                     ExitCode::from(1)
                 }
             }

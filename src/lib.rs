@@ -24,6 +24,7 @@ pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod time;
 pub(crate) mod value;
+pub(crate) mod verify;
 
 /// The `rowstream` command: parse the command line, run the subcommand, return its exit code.
 pub fn main() -> std::process::ExitCode {

@@ -36,6 +36,87 @@ both!(heartbeats_on_every_partition, 6105);
 both!(interrupted_snapshot_resumes, 6106);
 both!(resnapshot_while_streaming, 6107);
 both!(database_restart_mid_stream, 6108);
+both!(verify_finds_planted_differences, 6109);
+
+/// `rowstream verify` on a replica built under changes: zero differences. Then records that
+/// contradict the database are planted in the topic (a row changed, a row deleted, a row that
+/// never existed) and verify names each by key and exits 1.
+async fn verify_finds_planted_differences(db: Db) {
+    db.exec(&format!(
+        "CREATE TABLE acct (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20));
+         INSERT INTO acct SELECT g, 0, 'n' FROM {};
+         CREATE TABLE nk (a INT, b VARCHAR(5)); INSERT INTO nk VALUES (1, 'x'), (1, 'x'), (2, 'y');",
+        db.series(1, 3000)
+    ))
+    .await;
+    db.log_whole_rows("nk").await;
+    let rs = Rowstream::start(&db.name, &db.config("", ""));
+    let mut r = Reader::new(&db.topic("acct"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 3000);
+    db.wait_streaming().await;
+    db.exec("UPDATE acct SET v = v + 1 WHERE id % 10 = 0").await;
+    db.exec("DELETE FROM acct WHERE id % 99 = 0").await;
+    db.exec("INSERT INTO acct VALUES (5000, 1, 'late')").await;
+    db.exec("UPDATE acct SET id = 6000 WHERE id = 17").await;
+    db.exec("DELETE FROM nk WHERE a = 2; INSERT INTO nk VALUES (3, 'z');")
+        .await;
+    let verify = || {
+        std::process::Command::new(bin())
+            .args(["verify", "--config"])
+            .arg(&rs.cfg)
+            .args(["--wait-secs", "120"])
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    let out = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains("3 rows in the database"), "{out}");
+    assert!(out.contains("missing 0, extra 0, different 0"), "{out}");
+    assert!(out.contains("the topics match the database"), "{out}");
+    // plant: key 5 changed, key 7 deleted, key 999999 invented (all after the real records)
+    let recs = r.until(60, "the id=5 record", |x| {
+        x.iter().any(|x| x.key.as_deref() == Some("5"))
+    });
+    let mut base = recs
+        .iter()
+        .find(|x| x.key.as_deref() == Some("5"))
+        .unwrap()
+        .value
+        .clone();
+    base["payload"]["sequenceId"] = json!("9999999999999999");
+    base["payload"]["timestamp"]["eventTime"] = json!(1);
+    let topic = db.topic("acct");
+    let mut changed = base.clone();
+    changed["payload"]["op"] = json!("UPDATE_AFTER");
+    changed["payload"]["after"]["dataColumn"]["v"] = json!(42);
+    produce(&topic, "5", &changed);
+    let mut deleted = base.clone();
+    deleted["payload"]["op"] = json!("DELETE");
+    deleted["payload"]["before"] = base["payload"]["after"].clone();
+    deleted["payload"]["before"]["dataColumn"]["id"] = json!(7);
+    deleted["payload"]["after"] = json!(null);
+    produce(&topic, "7", &deleted);
+    let mut invented = base.clone();
+    invented["payload"]["after"]["dataColumn"]["id"] = json!(999999);
+    produce(&topic, "999999", &invented);
+    let bad = verify();
+    let out = String::from_utf8_lossy(&bad.stdout).to_string();
+    assert_eq!(bad.status.code(), Some(1), "{out}");
+    let t = db.qualified("acct");
+    assert!(out.contains("missing 1, extra 1, different 1"), "{out}");
+    assert!(out.contains(&format!("missing   {t} key 7")), "{out}");
+    assert!(out.contains(&format!("extra     {t} key 999999")), "{out}");
+    assert!(out.contains(&format!("different {t} key 5: v")), "{out}");
+    assert!(out.contains("DIFFERENCES FOUND"), "{out}");
+    assert!(!out.contains("late"), "verify never prints row values");
+    assert_eq!(rs.stop(), 0);
+}
 
 /// The database "restarts" mid-stream under writes: every connection is cut, new ones are
 /// refused for a few seconds, then accepted again. rowstream keeps running, reconnects with

@@ -172,7 +172,8 @@ pub(crate) fn write_timestamp(b: &mut Vec<u8>, micros: i64, fsp: u8) {
     }
 }
 
-fn write_image(b: &mut Vec<u8>, t: &TableSchema, row: Option<&[Value]>) {
+/// A row image as records carry it: `{"dataColumn":{...}}` (or `null`).
+pub(crate) fn write_image(b: &mut Vec<u8>, t: &TableSchema, row: Option<&[Value]>) {
     let Some(row) = row else {
         b.extend_from_slice(b"null");
         return;

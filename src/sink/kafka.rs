@@ -143,6 +143,119 @@ pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// The brokers and the connection/security settings of `kafka.properties`: what any client
+/// other than the producer (the admin client, `verify`'s consumer) needs.
+pub(crate) fn connection_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in &cfg.properties {
+        if k.starts_with("security.")
+            || k.starts_with("sasl.")
+            || k.starts_with("ssl.")
+            || k.starts_with("socket.")
+        {
+            c.set(k, v);
+        }
+    }
+    c
+}
+
+/// One record read back from a topic.
+pub(crate) struct Record<'a> {
+    pub(crate) partition: i32,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: &'a [u8],
+}
+
+/// Read `topic` from the beginning to its end (blocking): every partition up to its high
+/// watermark, then, `settle` later, up to the watermarks then (a broker's watermark may trail
+/// what it acknowledged). Returns the number of records.
+pub(crate) fn read_topic(
+    cfg: &KafkaConfig,
+    topic: &str,
+    settle: Duration,
+    f: &mut dyn FnMut(Record<'_>) -> Result<(), crate::error::Error>,
+) -> Result<u64, crate::error::Error> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::{Message as _, Offset, TopicPartitionList};
+    let setup = |e: KafkaError| {
+        crate::error::Error::setup(
+            format!("cannot read topic {topic}: {e}"),
+            "check kafka.brokers and the kafka.properties security settings",
+        )
+    };
+    let consumer: BaseConsumer = connection_config(cfg)
+        .set(
+            "group.id",
+            format!("rowstream-verify-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(setup)?;
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(setup)?;
+    let parts: Vec<i32> = md
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if parts.is_empty() {
+        return Ok(0);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .map_err(setup)?;
+    }
+    consumer.assign(&tpl).map_err(setup)?;
+    let ends = |c: &BaseConsumer| -> Result<Vec<i64>, crate::error::Error> {
+        parts
+            .iter()
+            .map(|p| {
+                c.fetch_watermarks(topic, *p, Duration::from_secs(10))
+                    .map(|(_, hi)| hi)
+                    .map_err(setup)
+            })
+            .collect()
+    };
+    // the watermarks now, and once more after `settle` (a broker's watermark may trail what it
+    // acknowledged); records written later (heartbeats) are not waited for
+    let mut end = ends(&consumer)?;
+    let mut next = vec![0i64; parts.len()];
+    let mut n = 0u64;
+    let mut rounds = 0;
+    let mut reached_at: Option<std::time::Instant> = None;
+    loop {
+        if next.iter().zip(&end).all(|(a, b)| a >= b) {
+            let at = *reached_at.get_or_insert_with(std::time::Instant::now);
+            if rounds == 1 {
+                return Ok(n);
+            }
+            if at.elapsed() >= settle {
+                end = ends(&consumer)?;
+                rounds = 1;
+                reached_at = None;
+            }
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let i = parts.iter().position(|p| *p == m.partition()).unwrap_or(0);
+                next[i] = m.offset() + 1;
+                n += 1;
+                f(Record {
+                    partition: m.partition(),
+                    key: m.key(),
+                    value: m.payload().unwrap_or_default(),
+                })?;
+            }
+            Some(Err(e)) => return Err(setup(e)),
+            None => {}
+        }
+    }
+}
+
 impl KafkaSink {
     pub(crate) fn new(cfg: &KafkaConfig, tracker: Arc<Tracker>) -> Result<KafkaSink, SinkError> {
         let ctx = DeliveryCtx {
@@ -152,19 +265,7 @@ impl KafkaSink {
         let producer: ThreadedProducer<DeliveryCtx> = producer_config(cfg)
             .create_with_context(ctx)
             .map_err(SinkError::Setup)?;
-        let mut ac = ClientConfig::new();
-        ac.set("bootstrap.servers", &cfg.brokers);
-        for (k, v) in &cfg.properties {
-            // only connection/security settings make sense for the admin client
-            if k.starts_with("security.")
-                || k.starts_with("sasl.")
-                || k.starts_with("ssl.")
-                || k.starts_with("socket.")
-            {
-                ac.set(k, v);
-            }
-        }
-        let admin = ac.create().map_err(SinkError::Setup)?;
+        let admin = connection_config(cfg).create().map_err(SinkError::Setup)?;
         Ok(KafkaSink {
             producer,
             admin,

@@ -178,6 +178,51 @@ impl Source for AnySource {
     }
 }
 
+/// The matched tables' current rows and the log's end, read-only (for `verify`).
+pub(crate) enum Dump {
+    Postgres(Box<postgres::PgDump>),
+    MySql(Box<mysql::MyDump>),
+}
+
+impl Dump {
+    pub(crate) async fn open(cfg: &Config) -> Result<Dump, Error> {
+        Ok(match &cfg.source.options {
+            SourceOptions::Postgres(o) => {
+                Dump::Postgres(Box::new(postgres::PgDump::open(cfg, o).await?))
+            }
+            SourceOptions::Mysql(o) => Dump::MySql(Box::new(mysql::MyDump::open(cfg, o).await?)),
+        })
+    }
+
+    /// The matched tables, in name order.
+    pub(crate) async fn schemas(&mut self) -> Result<Vec<Arc<TableSchema>>, Error> {
+        Ok(match self {
+            Dump::Postgres(d) => d.schemas().await?,
+            Dump::MySql(d) => d.schemas(),
+        })
+    }
+
+    /// The end of the source's log now.
+    pub(crate) async fn position(&mut self) -> Result<SourcePosition, Error> {
+        Ok(match self {
+            Dump::Postgres(d) => d.position().await?,
+            Dump::MySql(d) => d.position().await?,
+        })
+    }
+
+    /// The rows of the `i`th table of [`Dump::schemas`], a chunk at a time.
+    pub(crate) async fn rows(
+        &mut self,
+        i: usize,
+        f: &mut (dyn FnMut(&[crate::value::Row]) -> Result<(), Error> + Send),
+    ) -> Result<(), Error> {
+        match self {
+            Dump::Postgres(d) => d.rows(i, f).await,
+            Dump::MySql(d) => d.rows(i, f).await,
+        }
+    }
+}
+
 /// The tables `source.tables` / `source.exclude` select.
 pub(crate) fn table_filter(cfg: &Config) -> TableFilter {
     TableFilter {

@@ -273,6 +273,22 @@ pub fn assert_exact_histories(recs: &[Rec]) -> usize {
     snapshot_rows
 }
 
+/// Write a record into `topic` as rowstream would place it (murmur2 on the key), e.g. to plant
+/// a difference for `verify`.
+pub fn produce(topic: &str, key: &str, value: &J) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("partitioner", "murmur2_random")
+        .create()
+        .unwrap();
+    let body = value.to_string();
+    p.send(BaseRecord::to(topic).key(key).payload(&body))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
 /// What at-least-once with order allows: each key's records in one partition, its `v` never
 /// going back (a record delivered again is equal or newer, never older). Returns how many
 /// snapshot records there are and how many keys have more than one.

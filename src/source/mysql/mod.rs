@@ -157,17 +157,13 @@ pub(crate) async fn prepare(
     }
     let _ = conn.disconnect().await;
     let resume = tables_to_resume(&matched, state, &need);
-    let tz = cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000;
     let p = Prepared {
         opts,
         db_type,
         server_id: my.server_id.unwrap_or(5401),
         filter,
         factory: SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source.keys),
-        ctx: Arc::new(Ctx {
-            tz_offset_us: tz,
-            tiny1_bool: my.tinyint1_as_boolean,
-        }),
+        ctx: Arc::new(ctx_of(cfg, my)),
         history,
         start,
         gtid,
@@ -367,16 +363,110 @@ fn binlog_position(file: &str, pos: u64) -> SourcePosition {
     }
 }
 
+/// The schema of a table definition (columns, key, topic).
+fn schema_of(
+    factory: &SchemaFactory,
+    ctx: &Ctx,
+    def: &MyTable,
+) -> Result<Arc<TableSchema>, MySqlError> {
+    let columns: Vec<_> = def
+        .columns
+        .iter()
+        .map(|c| c.column(ctx.tiny1_bool))
+        .collect();
+    Ok(factory.build(table_id(&def.db, &def.table), columns, &def.pk)?)
+}
+
+fn ctx_of(cfg: &Config, my: &MysqlOptions) -> Ctx {
+    Ctx {
+        tz_offset_us: cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000,
+        tiny1_bool: my.tinyint1_as_boolean,
+    }
+}
+
+/// Every matched table's current rows, chunk by chunk (for `verify`).
+pub(crate) struct MyDump {
+    conn: Conn,
+    defs: Vec<MyTable>,
+    schemas: Vec<Arc<TableSchema>>,
+    ctx: Ctx,
+    chunk_rows: usize,
+}
+
+impl MyDump {
+    pub(crate) async fn open(cfg: &Config, my: &MysqlOptions) -> Result<MyDump, MySqlError> {
+        let (_, mut conn, db_type) = open(&cfg.source.url).await?;
+        let filter = crate::source::table_filter(cfg);
+        let factory = SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source.keys);
+        let ctx = ctx_of(cfg, my);
+        let (mut defs, mut schemas) = (Vec::new(), Vec::new());
+        for id in matched_tables(&mut conn, &filter).await? {
+            if let Some(def) = schema::load_table(&mut conn, &id.db, &id.table).await? {
+                schemas.push(schema_of(&factory, &ctx, &def)?);
+                defs.push(def);
+            }
+        }
+        Ok(MyDump {
+            conn,
+            defs,
+            schemas,
+            ctx,
+            chunk_rows: cfg.snapshot.chunk_rows as usize,
+        })
+    }
+
+    pub(crate) fn schemas(&self) -> Vec<Arc<TableSchema>> {
+        self.schemas.clone()
+    }
+
+    /// The binlog end now.
+    pub(crate) async fn position(&mut self) -> Result<SourcePosition, MySqlError> {
+        let (file, pos) = master_status(&mut self.conn).await?;
+        Ok(binlog_position(&file, pos))
+    }
+
+    /// The rows of the `i`th matched table, a chunk at a time.
+    pub(crate) async fn rows(
+        &mut self,
+        i: usize,
+        f: &mut (dyn FnMut(&[crate::value::Row]) -> Result<(), crate::error::Error> + Send),
+    ) -> Result<(), crate::error::Error> {
+        use crate::source::snapshot::{RowOut, TableReader as _};
+        let (Some(def), Some(schema)) = (self.defs.get(i), self.schemas.get(i)) else {
+            return Ok(());
+        };
+        let target = SnapTable {
+            def: def.clone(),
+            schema: schema.clone(),
+        };
+        let mut warnings = RenderWarnings::default();
+        let mut reader = MyTableReader {
+            conn: &mut self.conn,
+            ctx: &self.ctx,
+            warnings: &mut warnings,
+            chunk_rows: self.chunk_rows,
+        };
+        let mut cursor = None;
+        loop {
+            let mut rows = Vec::new();
+            cursor = reader
+                .read_chunk(
+                    &target,
+                    cursor,
+                    &mut RowOut::buffer(schema.clone(), &mut rows),
+                )
+                .await?;
+            f(&rows)?;
+            if cursor.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
 impl Prepared {
     fn table_schema(&self, def: &MyTable) -> Result<Arc<TableSchema>, MySqlError> {
-        let columns: Vec<_> = def
-            .columns
-            .iter()
-            .map(|c| c.column(self.ctx.tiny1_bool))
-            .collect();
-        Ok(self
-            .factory
-            .build(table_id(&def.db, &def.table), columns, &def.pk)?)
+        schema_of(&self.factory, &self.ctx, def)
     }
 
     /// Open the binlog dump at the resume position.

@@ -126,17 +126,15 @@ async fn connect(cfg: &Config, o: &PostgresOptions) -> Result<(Server, Catalog),
     Ok((Server { pg, tls, db }, Catalog::new(client)))
 }
 
-/// Connect, check what a run needs, ensure publication and slot, plan and export the
-/// snapshot, load the schemas.
-pub(crate) async fn prepare(
+/// Connect (checking what a run needs) and list the matched tables.
+async fn open_tables(
     cfg: &Config,
     o: &PostgresOptions,
-    state: &State,
-) -> Result<(Prepared, Vec<Arc<TableSchema>>), SourceError> {
+) -> Result<(Server, Tables, Vec<TableRow>), SourceError> {
     let (server, catalog) = connect(cfg, o).await?;
     let filter = crate::source::table_filter(cfg);
     let tz = cfg.source.tz_offset_secs().unwrap_or(0) as i64 * 1_000_000;
-    let mut tables = Tables::new(
+    let tables = Tables::new(
         catalog,
         server.db.clone(),
         filter.clone(),
@@ -151,6 +149,91 @@ pub(crate) async fn prepare(
         .into_iter()
         .filter(|t| filter.matches(&tables.table_id(&t.schema, &t.name)))
         .collect();
+    Ok((server, tables, matched))
+}
+
+/// Every matched table's current rows, chunk by chunk (for `verify`).
+pub(crate) struct PgDump {
+    tables: Tables,
+    matched: Vec<TableRow>,
+    chunk_pages: u32,
+}
+
+impl PgDump {
+    pub(crate) async fn open(cfg: &Config, o: &PostgresOptions) -> Result<PgDump, SourceError> {
+        let (_, tables, matched) = open_tables(cfg, o).await?;
+        Ok(PgDump {
+            tables,
+            matched,
+            chunk_pages: cfg.snapshot.chunk_pages,
+        })
+    }
+
+    pub(crate) async fn schemas(&mut self) -> Result<Vec<Arc<TableSchema>>, SourceError> {
+        let mut out = Vec::with_capacity(self.matched.len());
+        for t in &self.matched {
+            out.push(decoder_for(&mut self.tables, t).await?.schema);
+        }
+        Ok(out)
+    }
+
+    /// The end of the WAL now.
+    pub(crate) async fn position(&self) -> Result<SourcePosition, SourceError> {
+        let l: String = self
+            .tables
+            .catalog
+            .client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await?
+            .get(0);
+        Ok(SourcePosition::Postgres {
+            lsn: parse_lsn(&l)?,
+        })
+    }
+
+    /// The rows of the `i`th matched table, a chunk at a time.
+    pub(crate) async fn rows(
+        &mut self,
+        i: usize,
+        f: &mut (dyn FnMut(&[crate::value::Row]) -> Result<(), crate::error::Error> + Send),
+    ) -> Result<(), crate::error::Error> {
+        use crate::source::snapshot::{RowOut, TableReader as _};
+        let Some(t) = self.matched.get(i).cloned() else {
+            return Ok(());
+        };
+        let target = SnapTable {
+            decoder: decoder_for(&mut self.tables, &t).await?,
+            oid: t.oid,
+        };
+        let schema = target.decoder.schema.clone();
+        let mut reader = PgTableReader::new(&mut self.tables, self.chunk_pages.min(1024));
+        reader.begin(&target).await?;
+        let mut cursor = None;
+        loop {
+            let mut rows = Vec::new();
+            cursor = reader
+                .read_chunk(
+                    &target,
+                    cursor,
+                    &mut RowOut::buffer(schema.clone(), &mut rows),
+                )
+                .await?;
+            f(&rows)?;
+            if cursor.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Connect, check what a run needs, ensure publication and slot, plan and export the
+/// snapshot, load the schemas.
+pub(crate) async fn prepare(
+    cfg: &Config,
+    o: &PostgresOptions,
+    state: &State,
+) -> Result<(Prepared, Vec<Arc<TableSchema>>), SourceError> {
+    let (server, mut tables, matched) = open_tables(cfg, o).await?;
     if matched.is_empty() {
         tracing::warn!(patterns = ?cfg.source.tables(), "no table matches source.tables yet; streaming tables created later");
     }
