@@ -105,6 +105,47 @@ impl<'a> RowOut<'a> {
     }
 }
 
+/// One chunk of `table` into memory: its rows, and where the next chunk starts (`None`: the
+/// table is done). Incremental snapshots hold a chunk until its watermark; `verify` compares it.
+pub(crate) async fn read_chunk_into<R: TableReader>(
+    reader: &mut R,
+    table: &R::Table,
+    cursor: Option<R::Cursor>,
+) -> Result<(Vec<Row>, Option<R::Cursor>), R::Error> {
+    let mut rows = Vec::new();
+    let next = reader
+        .read_chunk(
+            table,
+            cursor,
+            &mut RowOut::buffer(R::schema(table).clone(), &mut rows),
+        )
+        .await?;
+    Ok((rows, next))
+}
+
+/// Every row of `table`, a chunk at a time into `f` (for `verify`; no markers).
+pub(crate) async fn read_all<R: TableReader>(
+    reader: &mut R,
+    table: &R::Table,
+    f: &mut (dyn FnMut(&[Row]) -> Result<(), crate::error::Error> + Send),
+) -> Result<(), crate::error::Error>
+where
+    R::Error: Into<crate::error::Error>,
+{
+    reader.begin(table).await.map_err(Into::into)?;
+    let mut cursor = None;
+    loop {
+        let (rows, next) = read_chunk_into(reader, table, cursor)
+            .await
+            .map_err(Into::into)?;
+        f(&rows)?;
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// A snapshot row as the stream carries it: an `INSERT` with `snapshot = true`, no commit time.
 pub(crate) fn snapshot_row(table: Arc<TableSchema>, after: Row) -> SourceEvent {
     SourceEvent::Change(ChangeEvent {

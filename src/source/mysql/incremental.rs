@@ -19,7 +19,7 @@ use super::snapshot::{KeyPart, MyTableReader, SnapTable};
 use super::{master_status, MySqlError, Prepared, StreamState};
 use crate::source::incremental::Job;
 use crate::source::render::RenderWarnings;
-use crate::source::snapshot::{RowOut, TableReader};
+use crate::source::snapshot::read_chunk_into;
 use crate::source::SnapshotRequest;
 
 impl Prepared {
@@ -82,20 +82,13 @@ impl Prepared {
         };
         let cursor: Option<Vec<KeyPart>> =
             serde_json::from_value(job.cursor.clone()).unwrap_or(None);
-        let mut rows = Vec::new();
         let mut reader = MyTableReader {
             conn: &mut st.meta,
             ctx: &self.ctx,
             warnings,
             chunk_rows: self.chunk_rows,
         };
-        let next = reader
-            .read_chunk(
-                &target,
-                cursor,
-                &mut RowOut::buffer(schema.clone(), &mut rows),
-            )
-            .await?;
+        let (rows, next) = read_chunk_into(&mut reader, &target, cursor).await?;
         let high = master_status(&mut st.meta).await?;
         let next = next.map(|k| serde_json::to_value(k).unwrap_or_default());
         st.inc.open(schema, rows, next, high);

@@ -431,7 +431,6 @@ impl MyDump {
         i: usize,
         f: &mut (dyn FnMut(&[crate::value::Row]) -> Result<(), crate::error::Error> + Send),
     ) -> Result<(), crate::error::Error> {
-        use crate::source::snapshot::{RowOut, TableReader as _};
         let (Some(def), Some(schema)) = (self.defs.get(i), self.schemas.get(i)) else {
             return Ok(());
         };
@@ -446,21 +445,7 @@ impl MyDump {
             warnings: &mut warnings,
             chunk_rows: self.chunk_rows,
         };
-        let mut cursor = None;
-        loop {
-            let mut rows = Vec::new();
-            cursor = reader
-                .read_chunk(
-                    &target,
-                    cursor,
-                    &mut RowOut::buffer(schema.clone(), &mut rows),
-                )
-                .await?;
-            f(&rows)?;
-            if cursor.is_none() {
-                return Ok(());
-            }
-        }
+        crate::source::snapshot::read_all(&mut reader, &target, f).await
     }
 }
 

@@ -24,7 +24,7 @@ use super::snapshot::{PgTableReader, SnapTable};
 use super::stream::StreamState;
 use super::{decoder_for, setup, SourceError};
 use crate::source::incremental::Job;
-use crate::source::snapshot::{RowOut, TableReader};
+use crate::source::snapshot::{read_chunk_into, TableReader};
 use std::collections::VecDeque;
 
 /// At most this many heap pages per incremental chunk (`snapshot.chunk_pages` when smaller): a
@@ -162,16 +162,9 @@ pub(super) async fn read_chunk(
             .query_one("SELECT txid_current_snapshot()::text", &[])
             .await?
             .get(0);
-        let mut rows = Vec::new();
         let mut reader = PgTableReader::new(&mut st.tables, st.chunk_pages.min(MAX_CHUNK_PAGES));
         reader.begin(&target).await?;
-        let next = reader
-            .read_chunk(
-                &target,
-                cursor,
-                &mut RowOut::buffer(schema.clone(), &mut rows),
-            )
-            .await?;
+        let (rows, next) = read_chunk_into(&mut reader, &target, cursor).await?;
         Ok::<_, SourceError>((snap, rows, next))
     }
     .await;

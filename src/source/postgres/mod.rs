@@ -197,7 +197,6 @@ impl PgDump {
         i: usize,
         f: &mut (dyn FnMut(&[crate::value::Row]) -> Result<(), crate::error::Error> + Send),
     ) -> Result<(), crate::error::Error> {
-        use crate::source::snapshot::{RowOut, TableReader as _};
         let Some(t) = self.matched.get(i).cloned() else {
             return Ok(());
         };
@@ -205,24 +204,8 @@ impl PgDump {
             decoder: decoder_for(&mut self.tables, &t).await?,
             oid: t.oid,
         };
-        let schema = target.decoder.schema.clone();
         let mut reader = PgTableReader::new(&mut self.tables, self.chunk_pages.min(1024));
-        reader.begin(&target).await?;
-        let mut cursor = None;
-        loop {
-            let mut rows = Vec::new();
-            cursor = reader
-                .read_chunk(
-                    &target,
-                    cursor,
-                    &mut RowOut::buffer(schema.clone(), &mut rows),
-                )
-                .await?;
-            f(&rows)?;
-            if cursor.is_none() {
-                return Ok(());
-            }
-        }
+        crate::source::snapshot::read_all(&mut reader, &target, f).await
     }
 }
 
