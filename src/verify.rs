@@ -66,6 +66,8 @@ pub(crate) struct TableReport {
     /// key and the columns that differ
     pub(crate) different: Vec<(String, Vec<String>)>,
     pub(crate) counts: [u64; 3],
+    /// snapshot rows delivered for a key that already had one (resumed or repeated snapshots)
+    pub(crate) repeated: u64,
 }
 
 impl TableReport {
@@ -114,10 +116,11 @@ pub(crate) async fn verify(cfg: &Config, opts: &Options) -> Result<bool, Error> 
 fn print_report(t: &TableSchema, r: &TableReport, took: Duration) {
     let name = t.id.pattern_name();
     outln!(
-        "{name}: {} rows in the database, {} records in {}; missing {}, extra {}, different {} ({:.1} s)",
+        "{name}: {} rows in the database, {} records in {} ({} snapshot rows repeated); missing {}, extra {}, different {} ({:.1} s)",
         r.rows,
         r.records,
         t.topic,
+        r.repeated,
         r.counts[0],
         r.counts[1],
         r.counts[2],
@@ -281,7 +284,8 @@ async fn check_table(
         match (p["op"].as_str().unwrap_or(""), keyed) {
             ("INSERT" | "UPDATE_AFTER", true) => {
                 let k = key.unwrap_or_default();
-                spill.put(&k, &Entry(at, 'U', Some(k.clone()), after))?;
+                let op = if seq < 0 { 'S' } else { 'U' };
+                spill.put(&k, &Entry(at, op, Some(k.clone()), after))?;
             }
             ("DELETE", true) => {
                 let k = key.unwrap_or_default();
@@ -361,11 +365,16 @@ fn compare_bucket(
 ) -> Result<(), Error> {
     if keyed {
         let mut latest: HashMap<String, (i64, Option<String>)> = HashMap::new();
+        let mut snapshotted: HashMap<String, u64> = HashMap::new();
         for Entry(at, op, k, img) in read_entries(topic)? {
-            latest.insert(
-                k.unwrap_or_default(),
-                (at, if op == 'U' { img } else { None }),
-            );
+            let k = k.unwrap_or_default();
+            if op == 'S' {
+                let n = snapshotted.entry(k.clone()).or_default();
+                r.repeated += (*n > 0) as u64;
+                *n += 1;
+            }
+            let upsert = op == 'U' || op == 'S';
+            latest.insert(k, (at, if upsert { img } else { None }));
         }
         latest.retain(|_, (at, img)| img.is_some() && *at >= truncated);
         for Entry(_, _, k, img) in read_entries(db)? {
@@ -478,7 +487,8 @@ mod tests {
             d.path(),
             "t",
             &[
-                Entry(-1, 'U', k("1"), img(0)),
+                Entry(-1, 'S', k("1"), img(0)),
+                Entry(-1, 'S', k("1"), img(0)),
                 Entry(9, 'U', k("1"), img(1)),
                 Entry(5, 'U', k("2"), img(0)),
                 Entry(6, 'D', k("2"), None),
@@ -505,6 +515,7 @@ mod tests {
         missing.sort();
         assert_eq!(missing, vec!["3", "6"]);
         assert_eq!(r.different, vec![("1".to_string(), vec!["v".to_string()])]);
+        assert_eq!(r.repeated, 1, "key 1 was snapshotted twice");
         // without the TRUNCATE, 4 is extra and 3 matches
         let mut r = TableReport::default();
         compare_bucket(&topic, &db, i64::MIN, true, 10, &mut r).unwrap();
