@@ -34,6 +34,11 @@ pub(crate) enum Command {
     Run {
         #[arg(short, long, env = "ROWSTREAM_CONFIG")]
         config: PathBuf,
+        /// Start over: forget the stored position and snapshot state, drop and recreate the
+        /// Postgres slot, snapshot every table again. The way out when the log rowstream needs
+        /// is gone (slot dropped or lost, binlog purged). Consumers see every row again.
+        #[arg(long)]
+        resnapshot: bool,
     },
     /// Report every missing prerequisite on the database and the broker, with its fix.
     Check {
@@ -120,12 +125,12 @@ pub(crate) fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run { config } => {
+        Command::Run { config, resnapshot } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match rt.block_on(crate::run::run(cfg)) {
+            match rt.block_on(crate::run::run(cfg, resnapshot)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     // once: a JSON log line for machines, a plain line for people

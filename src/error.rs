@@ -107,9 +107,22 @@ where
     }
 }
 
+/// The error and its causes in one line, each text once (a driver error that repeats its
+/// cause's text in its own is not printed three times over).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.inner)
+        let mut text = String::new();
+        for c in self.inner.chain() {
+            let t = c.to_string();
+            if text.contains(&t) {
+                continue;
+            }
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&t);
+        }
+        f.write_str(&text)
     }
 }
 

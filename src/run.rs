@@ -39,7 +39,8 @@ use tokio::sync::{mpsc, watch};
 const CHANNEL_BATCHES: usize = 8;
 
 /// Run until SIGTERM/SIGINT, restarting after transient failures.
-pub(crate) async fn run(cfg: Config) -> Result<(), Error> {
+/// With `resnapshot`, the first attempt starts over (see `rowstream run --resnapshot`).
+pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut term =
@@ -65,7 +66,9 @@ pub(crate) async fn run(cfg: Config) -> Result<(), Error> {
     let mut streamed = false;
     loop {
         let started = std::time::Instant::now();
-        let res = run_once(&cfg, stop_rx.clone(), &admin, &mut streamed).await;
+        // only the first attempt starts over; later ones resume what it stored
+        let fresh = resnapshot && !streamed;
+        let res = run_once(&cfg, stop_rx.clone(), &admin, &mut streamed, fresh).await;
         admin.set(None);
         let err = match res {
             Ok(()) => return Ok(()),
@@ -97,10 +100,20 @@ async fn run_once(
     mut outer_stop: watch::Receiver<bool>,
     admin: &crate::admin::Admin,
     streamed: &mut bool,
+    fresh: bool,
 ) -> Result<(), Error> {
     let cfg = cfg.clone();
     let store = Arc::new(Store::open(&cfg.state.dir)?);
     let mut state = load_state(&store, &cfg)?;
+    if fresh {
+        tracing::warn!(
+            previous_position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
+            "--resnapshot: starting over (the stored position and snapshot state are forgotten; every table is snapshotted again)"
+        );
+        state.position = None;
+        state.tables.clear();
+        state.event_time_ms = -1;
+    }
     tracing::info!(
         state = %cfg.state.dir.display(),
         position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
@@ -108,7 +121,7 @@ async fn run_once(
     );
     let tracker = Arc::new(Tracker::new());
     let sink = KafkaSink::new(&cfg.kafka, tracker.clone())?;
-    let ready = source::prepare(&cfg, &state).await?;
+    let ready = source::prepare(&cfg, &state, fresh).await?;
     *streamed = true;
     let stats = Arc::new(Stats::default());
     stats

@@ -37,6 +37,50 @@ both!(interrupted_snapshot_resumes, 6106);
 both!(resnapshot_while_streaming, 6107);
 both!(database_restart_mid_stream, 6108);
 both!(verify_finds_planted_differences, 6109);
+both!(lost_log_stops_then_resnapshot_starts_over, 6110);
+
+/// The log at the stored position is gone (Postgres: the slot was dropped; MariaDB: the binlog
+/// is not on the server): rowstream stops once, with one error line naming the way out, and
+/// never silently restarts from elsewhere. `run --resnapshot` starts over: every row again.
+async fn lost_log_stops_then_resnapshot_starts_over(db: Db) {
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL); INSERT INTO t VALUES (1, 0), (2, 0), (3, 0);")
+        .await;
+    let cfg = db.config("", "");
+    let rs = Rowstream::start(&db.name, &cfg);
+    let mut r = Reader::new(&db.topic("t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 3);
+    db.wait_streaming().await;
+    assert_eq!(rs.stop(), 0);
+    db.lose_log_position().await;
+    db.exec("INSERT INTO t VALUES (4, 0), (5, 0)").await;
+    let mut rs = Rowstream::start(&db.name, &cfg);
+    let log = rs.expect_setup_stop(&["--resnapshot"]).await;
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{log}");
+    let printed = &log[log.find("\nerror:").unwrap()..];
+    assert_eq!(
+        printed.matches("--resnapshot").count(),
+        1,
+        "the fix is printed once:\n{printed}"
+    );
+    let rs = Rowstream::start_with(&db.name, &cfg, &["--resnapshot"]);
+    let recs = r.until(60, "every row snapshotted again", |x| {
+        x.iter().filter(|x| x.seq() == "-1").count() >= 3 + 5
+    });
+    let again: HashSet<i64> = recs
+        .iter()
+        .skip(3)
+        .filter(|x| x.seq() == "-1")
+        .filter_map(|x| x.after()["id"].as_i64())
+        .collect();
+    assert_eq!(again, HashSet::from([1, 2, 3, 4, 5]));
+    db.exec("INSERT INTO t VALUES (6, 0)").await;
+    r.until(60, "streaming after the resnapshot", |x| {
+        x.iter().any(|x| x.after()["id"] == json!(6))
+    });
+    assert!(rs.log_text().contains("--resnapshot: starting over"));
+    assert_eq!(rs.stop(), 0);
+}
 
 /// `rowstream verify` on a replica built under changes: zero differences. Then records that
 /// contradict the database are planted in the topic (a row changed, a row deleted, a row that

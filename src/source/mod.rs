@@ -141,11 +141,12 @@ pub(crate) struct Ready {
     pub(crate) schemas: Vec<Arc<TableSchema>>,
 }
 
-/// Start-up of the source `source.type` names (the contract's first part).
-pub(crate) async fn prepare(cfg: &Config, state: &State) -> Result<Ready, Error> {
+/// Start-up of the source `source.type` names (the contract's first part). `fresh`: starting
+/// over (`--resnapshot`): a source drops what holds its old position (the Postgres slot).
+pub(crate) async fn prepare(cfg: &Config, state: &State, fresh: bool) -> Result<Ready, Error> {
     let (source, schemas) = match &cfg.source.options {
         SourceOptions::Postgres(o) => {
-            let (p, schemas) = postgres::prepare(cfg, o, state).await?;
+            let (p, schemas) = postgres::prepare(cfg, o, state, fresh).await?;
             (AnySource::Postgres(Box::new(p)), schemas)
         }
         SourceOptions::Mysql(o) => {

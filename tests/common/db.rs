@@ -222,6 +222,25 @@ impl Db {
         }
     }
 
+    /// With rowstream stopped, lose the log at its stored position: drop the Postgres slot; point
+    /// the stored MariaDB position at a binlog the server does not have (as after a purge).
+    pub async fn lose_log_position(&self) {
+        match self.flavor {
+            Flavor::Postgres => {
+                connect("postgres")
+                    .await
+                    .execute("SELECT pg_drop_replication_slot($1)", &[&self.name])
+                    .await
+                    .unwrap();
+            }
+            Flavor::MariaDb => {
+                let mut state = stored_state(&self.name);
+                state["position"]["file"] = json!("mysql-bin.999999");
+                std::fs::write(state_file(&self.name), state.to_string()).unwrap();
+            }
+        }
+    }
+
     /// Wait until this test's rowstream streams changes.
     pub async fn wait_streaming(&self) {
         match self.flavor {

@@ -56,6 +56,11 @@ pub struct Rowstream {
 
 impl Rowstream {
     pub fn start(name: &str, cfg_text: &str) -> Rowstream {
+        Rowstream::start_with(name, cfg_text, &[])
+    }
+
+    /// `rowstream run --config <cfg> <extra...>`.
+    pub fn start_with(name: &str, cfg_text: &str, extra: &[&str]) -> Rowstream {
         let dir = std::env::temp_dir();
         let cfg = dir.join(format!("rowstream-test-{name}.toml"));
         std::fs::write(&cfg, cfg_text).unwrap();
@@ -68,6 +73,7 @@ impl Rowstream {
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(&cfg)
+            .args(extra)
             .env("ROWSTREAM_LOG", "info,rowstream=debug")
             .stdout(Stdio::null())
             .stderr(logf)

@@ -471,13 +471,10 @@ impl Prepared {
         let req = BinlogStreamRequest::new(self.server_id)
             .with_filename(file.as_bytes())
             .with_pos(pos);
-        let stream = conn.get_binlog_stream(req).await.map_err(|e| match e {
-            mysql_async::Error::Server(ref s) if s.code == 1236 => setup(
-                format!("binlog {file}:{pos} is no longer on the server: {}", s.message),
-                "the binlog was purged before rowstream read it; move state.dir away to re-snapshot, and keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days)",
-            ),
-            e => e.into(),
-        })?;
+        let stream = conn
+            .get_binlog_stream(req)
+            .await
+            .map_err(|e| purged(&file, pos, e))?;
         Ok((stream, checksummed))
     }
 
@@ -534,7 +531,8 @@ impl Prepared {
                     "the server ended the binlog stream",
                 )));
             };
-            let ev = ev?;
+            // the server refuses a position it no longer has on the first read
+            let ev = ev.map_err(|e| purged(&self.start.0, self.start.1, e))?;
             let h = ev.header();
             let at = EventAt {
                 end: h.log_pos() as u64,
@@ -842,6 +840,18 @@ impl Prepared {
                 None => self.factory.with_key(id.clone(), vec![], None),
             },
         }))
+    }
+}
+
+/// A binlog position the server does not have (1236: purged, or never there) is a setup
+/// problem with its way out; other errors pass.
+fn purged(file: &str, pos: u64, e: mysql_async::Error) -> MySqlError {
+    match e {
+        mysql_async::Error::Server(ref s) if s.code == 1236 => setup(
+            format!("binlog {file}:{pos} is no longer on the server ({})", s.message),
+            "the binlog was purged before rowstream read it: start over with `rowstream run --resnapshot` (every table snapshotted again), and keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days)",
+        ),
+        e => e.into(),
     }
 }
 

@@ -215,6 +215,7 @@ pub(crate) async fn prepare(
     cfg: &Config,
     o: &PostgresOptions,
     state: &State,
+    fresh: bool,
 ) -> Result<(Prepared, Vec<Arc<TableSchema>>), SourceError> {
     let (server, mut tables, matched) = open_tables(cfg, o).await?;
     if matched.is_empty() {
@@ -234,6 +235,9 @@ pub(crate) async fn prepare(
         catalog: &tables.catalog,
         server: &server,
     };
+    if fresh {
+        slot.drop_for_resnapshot().await?;
+    }
     let (start, snapshot) = slot.open(&mut repl, state, need).await?;
     if let Some(s) = &snapshot {
         fence.set(&need_ids, &SourcePosition::Postgres { lsn: s.point });
@@ -293,6 +297,32 @@ struct Slot<'a> {
 /// The slot to stream from (created when missing) and the resume LSN, and the snapshot exported
 /// for `need` (by the new slot, or by a temporary slot when the slot already exists).
 impl Slot<'_> {
+    /// `--resnapshot`: drop the slot (lost, or holding a position being forgotten), so `open`
+    /// creates it afresh with a new consistent point.
+    async fn drop_for_resnapshot(&self) -> Result<(), SourceError> {
+        let dropped = self
+            .catalog
+            .client
+            .query_opt(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.name],
+            )
+            .await
+            .map_err(|e| {
+                setup(
+                    format!("--resnapshot cannot drop replication slot `{}`: {e}", self.name),
+                    "stop whatever uses the slot (another rowstream?), or drop it yourself: SELECT pg_drop_replication_slot('<slot>');",
+                )
+            })?;
+        if dropped.is_some() {
+            tracing::warn!(
+                slot = self.name,
+                "--resnapshot: dropped the replication slot"
+            );
+        }
+        Ok(())
+    }
+
     async fn open(
         &self,
         repl: &mut ReplicationConn,
@@ -312,7 +342,7 @@ impl Slot<'_> {
             if state.position.is_some() {
                 return Err(setup(
                 format!("replication slot `{slot}` is gone but {} holds a position: changes since then are lost to rowstream", self.state_dir.display()),
-                "to start over with a fresh snapshot, move the state directory away and run again",
+                "start over with `rowstream run --resnapshot` (a new slot, every table snapshotted again; consumers see every row again)",
             ));
             }
             let (point, name) = create_slot(repl, slot, "", !need.is_empty()).await?;

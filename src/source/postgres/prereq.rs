@@ -86,7 +86,7 @@ pub(crate) fn slot_state(
     } else if wal_status == Some("lost") {
         Finding::fail(
             format!("replication slot `{slot}` lost required WAL (wal_status = lost)"),
-            format!("SELECT pg_drop_replication_slot('{slot}'); and move state.dir away, then run again to re-snapshot"),
+            "start over with `rowstream run --resnapshot` (drops and recreates the slot, snapshots every table again)".to_string(),
         )
     } else if active {
         Finding::warn(
