@@ -38,6 +38,146 @@ both!(resnapshot_while_streaming, 6107);
 both!(database_restart_mid_stream, 6108);
 both!(verify_finds_planted_differences, 6109);
 both!(lost_log_stops_then_resnapshot_starts_over, 6110);
+both!(kill9_at_random_moments_then_verify, 6111);
+
+/// A small deterministic random source (xorshift), seeded from the clock; the seed is printed.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("random seed {seed}");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// kill -9 at random moments, during the snapshot and the stream, under concurrent inserts,
+/// updates, deletes and primary-key changes; restart each time. Then `verify` must report no
+/// difference, and no key's `v` may go back. `ROWSTREAM_SOAK_ITERATIONS` sets the number of
+/// kills (CI: 4; `scripts/soak.sh N` for long runs), and the last line reads
+/// `soak <db>: <n> kills, lost L, extra E, different D, duplicated R, order violations O`.
+async fn kill9_at_random_moments_then_verify(db: Db) {
+    let kills: u64 = std::env::var("ROWSTREAM_SOAK_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    db.exec(&format!(
+        "CREATE TABLE acct (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(40));
+         INSERT INTO acct SELECT g, 0, 'n' FROM {};",
+        db.series(1, 60000)
+    ))
+    .await;
+    let cfg = db.config("", db.small_chunks());
+    let w = db.open().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_w = stop.clone();
+    let writer = tokio::spawn(async move {
+        let mut rng = Rng::new();
+        let mut next_id = 1_000_000;
+        while !stop_w.load(std::sync::atomic::Ordering::Relaxed) {
+            let id = rng.below(60000) + 1;
+            let sql = match rng.below(10) {
+                0 => {
+                    next_id += 1;
+                    format!("INSERT INTO acct VALUES ({next_id}, 0, 'new')")
+                }
+                1 => format!("DELETE FROM acct WHERE id = {id}"),
+                2 => {
+                    next_id += 1;
+                    format!("UPDATE acct SET id = {next_id} WHERE id = {id}")
+                }
+                _ => format!("UPDATE acct SET v = v + 1 WHERE id = {id}"),
+            };
+            w.exec(&sql).await;
+        }
+    });
+    let mut rng = Rng::new();
+    for _ in 0..kills {
+        let rs = Rowstream::start(&db.name, &cfg);
+        // the fault: a kill at a random moment (snapshot, stream, or in between)
+        tokio::time::sleep(std::time::Duration::from_millis(200 + rng.below(2500))).await;
+        rs.kill9();
+    }
+    let rs = Rowstream::start(&db.name, &cfg);
+    // the writer stops only once the last run streams, so changes cross every restart
+    db.wait_streaming().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["verify", "--config"])
+        .arg(&rs.cfg)
+        .args(["--wait-secs", "300"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("verify:"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let counts = summary.split(':').nth(1).unwrap_or("");
+    let num = |what: &str| -> u64 {
+        counts
+            .split(", ")
+            .find_map(|p| p.trim().strip_suffix(what))
+            .and_then(|n| n.trim().rsplit(' ').next().unwrap().parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let (missing, extra, different) = (num(" missing"), num(" extra"), num(" different"));
+    // order and duplicates, from the records
+    let fin = db.final_state("SELECT id, v FROM acct").await;
+    let mut r = Reader::new(&db.topic("acct"));
+    let recs = r
+        .until(120, "the table's final state", |x| {
+            reached_final_state(x, &fin)
+        })
+        .to_vec();
+    let mut seen = HashSet::new();
+    let mut duplicated = 0;
+    let mut last: std::collections::HashMap<String, i64> = Default::default();
+    let mut order_violations = 0;
+    for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
+        let k = x.key.clone().unwrap_or_default();
+        if !seen.insert(format!("{k}|{}|{}|{}", x.op(), x.before(), x.after())) {
+            duplicated += 1;
+        }
+        if x.op() == "DELETE" {
+            last.remove(&k);
+            continue;
+        }
+        let v = x.after()["v"].as_i64().unwrap_or(0);
+        if last.get(&k).is_some_and(|p| v < *p) {
+            order_violations += 1;
+        }
+        last.insert(k, v);
+    }
+    eprintln!(
+        "soak {}: {kills} kills, lost {}, extra {extra}, different {different}, duplicated {duplicated}, order violations {order_violations}",
+        db.name,
+        missing
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        (missing, extra, different, order_violations),
+        (0, 0, 0, 0),
+        "{text}"
+    );
+    assert_eq!(rs.stop(), 0);
+}
 
 /// The log at the stored position is gone (Postgres: the slot was dropped; MariaDB: the binlog
 /// is not on the server): rowstream stops once, with one error line naming the way out, and
