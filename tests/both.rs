@@ -39,6 +39,33 @@ both!(database_restart_mid_stream, 6108);
 both!(verify_finds_planted_differences, 6109);
 both!(lost_log_stops_then_resnapshot_starts_over, 6110);
 both!(kill9_at_random_moments_then_verify, 6111);
+both!(million_row_transaction_within_memory_budget, 6112);
+
+/// One transaction of 1,000,000 rows streams with bounded memory: rowstream's peak RSS stays
+/// under 256 MB, and every row arrives.
+async fn million_row_transaction_within_memory_budget(db: Db) {
+    db.exec("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(100))")
+        .await;
+    let rs = Rowstream::start(&db.name, &db.config("", ""));
+    db.wait_streaming().await;
+    db.exec(&format!(
+        "INSERT INTO big SELECT g, REPEAT('p', 100) FROM {}",
+        db.series(1, 1_000_000)
+    ))
+    .await;
+    let mut r = Reader::new(&db.topic("big"));
+    let inserts = r.count_inserted_ids(600, 1_000_000);
+    let rss_mb = peak_rss_kb(rs.child.id()) / 1024;
+    eprintln!(
+        "{}: 1M-row transaction, peak RSS {rss_mb} MB, {inserts} INSERT records",
+        db.name
+    );
+    assert!(
+        rss_mb < 256,
+        "peak RSS {rss_mb} MB for a 1M-row transaction"
+    );
+    assert_eq!(rs.stop(), 0);
+}
 
 /// A small deterministic random source (xorshift), seeded from the clock; the seed is printed.
 struct Rng(u64);

@@ -123,31 +123,6 @@ async fn my_alter_then_restart_from_before_it() {
     assert_eq!(rs.stop(), 0);
 }
 
-/// A 200k-row single transaction streams with flat memory.
-#[tokio::test(flavor = "multi_thread")]
-async fn my_large_transaction_streams_with_flat_memory() {
-    let name = "my_big";
-    let mut db = fresh_mydb(name).await;
-    db.query_drop("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(100))")
-        .await
-        .unwrap();
-    state_dir(name);
-    let rs = Rowstream::start(name, &myconfig(name, 6005, "", ""));
-    wait_binlog_reader(name).await;
-    db.query_drop("INSERT INTO big SELECT seq, REPEAT('p', 100) FROM seq_1_to_200000")
-        .await
-        .unwrap();
-    let mut r = Reader::new(&mytopic(name, "big"));
-    r.until(180, "200000 rows", |x| count_data(x) >= 200_000);
-    let rss_mb = peak_rss_kb(rs.child.id()) / 1024;
-    assert!(
-        rss_mb < 150,
-        "peak RSS {rss_mb} MB for a 200k-row transaction"
-    );
-    assert_eq!(count_data(&r.records), 200_000);
-    assert_eq!(rs.stop(), 0);
-}
-
 /// `check` against a server with binlog_format=STATEMENT names the problem and the fix.
 #[test]
 fn my_check_names_statement_binlog() {

@@ -127,6 +127,34 @@ impl Reader {
         }
     }
 
+    /// Consume without keeping records until `n` distinct `id`s were inserted (for large
+    /// volumes); returns how many INSERT records there were.
+    pub fn count_inserted_ids(&mut self, secs: u64, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut ids = std::collections::HashSet::new();
+        let mut inserts = 0;
+        while ids.len() < n {
+            if !self.assigned {
+                self.assigned = self.assign();
+            }
+            if let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
+                let m = m.expect("consume");
+                let v: J = serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap();
+                if v["payload"]["op"] == "INSERT" {
+                    inserts += 1;
+                    ids.insert(v["payload"]["after"]["dataColumn"]["id"].as_i64().unwrap());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out: {} of {n} ids on {}",
+                ids.len(),
+                self.topic
+            );
+        }
+        inserts
+    }
+
     /// Records other than heartbeats.
     pub fn data(&self) -> Vec<Rec> {
         self.records
