@@ -34,6 +34,7 @@ both!(keyless_tables_and_custom_keys, 6103);
 both!(alter_add_column_mid_stream, 6104);
 both!(heartbeats_on_every_partition, 6105);
 both!(interrupted_snapshot_resumes, 6106);
+both!(sigterm_during_snapshot_resumes, 6113);
 both!(resnapshot_while_streaming, 6107);
 both!(database_restart_mid_stream, 6108);
 both!(verify_finds_planted_differences, 6109);
@@ -373,6 +374,18 @@ const RESUME_ROWS: i64 = 100_000;
 /// are deleted and updated; the restart resumes after the last stored chunk (not from the
 /// start) and the topic ends exactly at the table's state: no phantom row, no key going back.
 async fn interrupted_snapshot_resumes(db: Db) {
+    interrupt_snapshot(db, false).await;
+}
+
+/// SIGTERM a fifth of the way into a snapshot: exit 0 within seconds; the restart resumes after
+/// the last chunk (as after a kill, the rest as in `interrupted_snapshot_resumes`).
+async fn sigterm_during_snapshot_resumes(db: Db) {
+    interrupt_snapshot(db, true).await;
+}
+
+/// Stop a snapshot a fifth of the way in (SIGTERM, or kill -9), change rows it already sent,
+/// restart: it resumes after its last stored chunk and the topic ends at the table's state.
+async fn interrupt_snapshot(db: Db, sigterm: bool) {
     db.exec(&format!(
         "CREATE TABLE acct (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(100));
          INSERT INTO acct SELECT g, 0, REPEAT('n', 100) FROM {};",
@@ -393,7 +406,14 @@ async fn interrupted_snapshot_resumes(db: Db) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     };
-    rs.kill9();
+    if sigterm {
+        let asked = std::time::Instant::now();
+        assert_eq!(rs.stop(), 0);
+        let took = asked.elapsed();
+        assert!(took.as_secs() < 10, "SIGTERM took {took:?}");
+    } else {
+        rs.kill9();
+    }
     let stored = db.snapshot_progress("acct", RESUME_ROWS).await.unwrap();
     assert!(stored < 1.0, "the snapshot finished before the kill ({at})");
     // rows the first run sent, changed behind its back: deleted, updated; and new ones
