@@ -5,9 +5,10 @@
 #
 #   scripts/soak.sh 100
 #
-# Prints, per source: kills, lost (rows missing or different), extra, duplicated records
-# (at-least-once repeats) and order violations (a key's value going back). Exit 0 when nothing
-# was lost and no order was violated.
+# Prints, per source: kills, lost (rows missing), extra and different rows (by `rowstream
+# verify`), duplicated records (a record equal to one its key already had: at-least-once
+# replays after a kill) and order violations (any other record taking a key's value back).
+# Exit 0 when nothing was lost and no order was violated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-100}"

@@ -110,7 +110,18 @@ impl TableSchema {
             if v.is_absent() {
                 return None;
             }
-            let _ = write!(s, "{v:?}\u{0}");
+            match v {
+                // one number, however the source typed it (a snapshot's Int, a log's UInt)
+                crate::value::Value::Int(i) => {
+                    let _ = write!(s, "n{i}\u{0}");
+                }
+                crate::value::Value::UInt(u) => {
+                    let _ = write!(s, "n{u}\u{0}");
+                }
+                _ => {
+                    let _ = write!(s, "{v:?}\u{0}");
+                }
+            }
         }
         Some(s.into_bytes())
     }

@@ -28,6 +28,8 @@
 pub(crate) mod check;
 pub(crate) mod ddl;
 pub(crate) mod error;
+#[cfg(test)]
+mod fixtures;
 pub(crate) mod incremental;
 pub(crate) mod prereq;
 pub(crate) mod schema;
@@ -570,7 +572,8 @@ impl Prepared {
                     }
                 }
                 EventData::GtidEvent(g) => {
-                    st.gtids.mysql(g.sid(), g.gno());
+                    st.gtids
+                        .mysql(g.sid(), g.tag().map(|t| t.as_str()), g.gno());
                     st.txn_time = at.ts_ms;
                 }
                 EventData::QueryEvent(q) => {
@@ -649,10 +652,15 @@ impl Prepared {
             RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
             _ => Op::Update,
         };
+        let n = def.columns.len();
+        let before_cols = image_columns(rows.columns_before_image().map(|b| b.iter().by_vals()), n);
+        let after_cols = image_columns(rows.columns_after_image().map(|b| b.iter().by_vals()), n);
         for r in rows.rows(tme) {
             let (before, after) = r?;
-            let before = before.map(|row| self.binlog_row(&def, &name, row, warned));
-            let after = after.map(|row| self.binlog_row(&def, &name, row, warned));
+            let before =
+                before.map(|row| binlog_row(&def, &name, row, &before_cols, &self.ctx, warned));
+            let after =
+                after.map(|row| binlog_row(&def, &name, row, &after_cols, &self.ctx, warned));
             let ev = ChangeEvent {
                 table: schema.clone(),
                 op,
@@ -669,32 +677,6 @@ impl Prepared {
             }
         }
         Ok(())
-    }
-
-    /// One row image; a column the image does not carry is `Absent`.
-    fn binlog_row(
-        &self,
-        def: &MyTable,
-        name: &str,
-        mut row: mysql_async::binlog::row::BinlogRow,
-        warned: &mut RenderWarnings,
-    ) -> Vec<Value> {
-        let mut out = Vec::with_capacity(def.columns.len());
-        for (i, c) in def.columns.iter().enumerate() {
-            out.push(match row.take(i) {
-                None => Value::Absent,
-                Some(BinlogValue::Value(v)) => {
-                    warned.value(name, &c.name, convert(c, v, Origin::Binlog, &self.ctx))
-                }
-                Some(BinlogValue::Jsonb(j)) => warned.value(name, &c.name, values::jsonb_text(j)),
-                Some(BinlogValue::JsonDiff(_)) => warned.failed(
-                    name,
-                    &c.name,
-                    "partial JSON update (binlog_row_value_options=PARTIAL_JSON): set it empty",
-                ),
-            });
-        }
-        out
     }
 
     fn checkpoint(&self, st: &mut StreamState<'_>, end_pos: u64, ts_ms: i64) {
@@ -843,6 +825,55 @@ impl Prepared {
     }
 }
 
+/// Which of `n` table columns a row image carries, from the rows event's column bitmap (all
+/// when the event has none for this image).
+pub(crate) fn image_columns(bits: Option<impl Iterator<Item = bool>>, n: usize) -> Vec<bool> {
+    match bits {
+        Some(b) => {
+            let mut v: Vec<bool> = b.take(n).collect();
+            v.resize(n, false);
+            v
+        }
+        None => vec![true; n],
+    }
+}
+
+/// One row image of a rows event, decoded with the table's definition. The image holds values
+/// only for the columns `present` marks (a partial image: `binlog_row_image` MINIMAL/NOBLOB);
+/// the others are `Absent`.
+pub(crate) fn binlog_row(
+    def: &MyTable,
+    name: &str,
+    mut row: mysql_async::binlog::row::BinlogRow,
+    present: &[bool],
+    ctx: &Ctx,
+    warned: &mut RenderWarnings,
+) -> Vec<Value> {
+    let mut out = Vec::with_capacity(def.columns.len());
+    let mut k = 0;
+    for (i, c) in def.columns.iter().enumerate() {
+        if !present.get(i).copied().unwrap_or(true) {
+            out.push(Value::Absent);
+            continue;
+        }
+        let v = row.take(k);
+        k += 1;
+        out.push(match v {
+            None => Value::Absent,
+            Some(BinlogValue::Value(v)) => {
+                warned.value(name, &c.name, convert(c, v, Origin::Binlog, ctx))
+            }
+            Some(BinlogValue::Jsonb(j)) => warned.value(name, &c.name, values::jsonb_text(j)),
+            Some(BinlogValue::JsonDiff(_)) => warned.failed(
+                name,
+                &c.name,
+                "partial JSON update (binlog_row_value_options=PARTIAL_JSON): set it empty",
+            ),
+        });
+    }
+    out
+}
+
 /// A binlog position the server does not have (1236: purged, or never there) is a setup
 /// problem with its way out; other errors pass.
 fn purged(file: &str, pos: u64, e: mysql_async::Error) -> MySqlError {
@@ -932,10 +963,12 @@ impl StreamState<'_> {
     }
 }
 
-/// Executed GTIDs: MariaDB `domain-server-seq` per domain, MySQL `uuid:1-n` per source uuid.
+/// Executed GTIDs: MariaDB `domain-server-seq` per domain, MySQL `uuid:1-n` per source uuid
+/// and `uuid:tag:1-n` per tag (MySQL 8.4+ tagged GTIDs).
 #[derive(Default, Debug, PartialEq)]
 pub(crate) struct GtidSet {
     mariadb: BTreeMap<u32, (u32, u64)>,
+    /// `uuid` or `uuid:tag` → highest transaction number
     mysql: BTreeMap<String, u64>,
 }
 
@@ -948,13 +981,13 @@ impl GtidSet {
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
-            if let Some((uuid, range)) = part.split_once(':') {
+            if let Some((source, range)) = part.rsplit_once(':') {
                 let end = range
                     .rsplit('-')
                     .next()
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0);
-                g.mysql.insert(uuid.to_string(), end);
+                g.mysql.insert(source.to_string(), end);
             } else {
                 let f: Vec<&str> = part.split('-').collect();
                 if let [d, s, q] = f.as_slice() {
@@ -969,12 +1002,16 @@ impl GtidSet {
     pub(crate) fn mariadb(&mut self, domain: u32, server: u32, seq: u64) {
         self.mariadb.insert(domain, (server, seq));
     }
-    pub(crate) fn mysql(&mut self, sid: [u8; 16], gno: u64) {
+    pub(crate) fn mysql(&mut self, sid: [u8; 16], tag: Option<&str>, gno: u64) {
         let u = sid;
-        let uuid = format!(
+        let mut uuid = format!(
             "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]
         );
+        if let Some(t) = tag {
+            uuid.push(':');
+            uuid.push_str(t);
+        }
         let e = self.mysql.entry(uuid).or_insert(0);
         *e = (*e).max(gno);
     }
@@ -1048,7 +1085,7 @@ mod tests {
             0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42,
             0x95, 0x62,
         ]);
-        m.mysql(sid, 24);
+        m.mysql(sid, None, 24);
         assert_eq!(
             m.render().as_deref(),
             Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-24")

@@ -80,8 +80,11 @@ pub(crate) fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Res
                     None => return Err(format!("enum index {i} out of range")),
                 }
             }
-            // the binlog carries unsigned columns as their signed bit pattern
-            _ if col.unsigned && i < 0 => Value::UInt(match dt {
+            // an unsigned column is always UInt, whichever way the value arrived
+            _ if col.unsigned && i >= 0 => Value::UInt(i as u64),
+            // the binlog carries unsigned columns as their signed bit pattern (without the
+            // SIGNEDNESS metadata of binlog_row_metadata=FULL)
+            _ if col.unsigned => Value::UInt(match dt {
                 "tinyint" => i as u8 as u64,
                 "smallint" => i as u16 as u64,
                 "mediumint" => (i as u64) & 0xFF_FFFF,
@@ -209,12 +212,35 @@ pub(crate) fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Res
     })
 }
 
-/// Binary JSON of a MySQL binlog → compact JSON text.
+/// Binary JSON of a MySQL binlog → compact JSON text, as the snapshot renders the same value
+/// (MySQL's JSON text through `json_compact`): MySQL-typed scalars inside JSON ("opaque"
+/// values) render as MySQL prints them: DATE/TIME/DATETIME as strings, DECIMAL as a number,
+/// others as `"base64:type<n>:<data>"`.
 pub(crate) fn jsonb_text(v: mysql_async::binlog::jsonb::Value<'_>) -> Result<Value, String> {
-    let j: serde_json::Value = v
-        .try_into()
-        .map_err(|e: mysql_async::binlog::jsonb::JsonbToJsonError| e.to_string())?;
-    Ok(Value::Text(j.to_string()))
+    let dom = v.parse().map_err(|e| format!("binary JSON: {e}"))?;
+    Ok(Value::Text(dom_json(dom).to_string()))
+}
+
+fn dom_json(d: mysql_async::binlog::jsonb::JsonDom) -> serde_json::Value {
+    use mysql_async::binlog::jsonb::{JsonContainer, JsonDom, JsonNumber, JsonScalar};
+    match d {
+        JsonDom::Container(JsonContainer::Array(v)) => {
+            serde_json::Value::Array(v.into_iter().map(dom_json).collect())
+        }
+        JsonDom::Container(JsonContainer::Object(m)) => {
+            serde_json::Value::Object(m.into_iter().map(|(k, v)| (k, dom_json(v))).collect())
+        }
+        // MySQL prints a DECIMAL inside JSON as a number; the snapshot's text reads it as one
+        JsonDom::Scalar(JsonScalar::Number(JsonNumber::Decimal(d))) => {
+            let s = d.to_string();
+            s.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::String(s))
+        }
+        JsonDom::Scalar(s) => s.into(),
+    }
 }
 
 #[cfg(test)]
