@@ -210,6 +210,11 @@ async fn run_once(
 fn load_state(store: &Store, cfg: &Config) -> Result<State, Error> {
     let sid = source::source_id(cfg);
     match store.load()? {
+        Some(mut s) if s.source_id != sid && source::may_move(&s, &sid) => {
+            tracing::warn!(from = %s.source_id, to = %sid, position = %s.position.as_ref().map(|p| p.to_string()).unwrap_or_default(), "the source moved to another server: resuming by GTID");
+            s.moved_from = Some(std::mem::replace(&mut s.source_id, sid));
+            Ok(s)
+        }
         Some(s) if s.source_id != sid => Err(Error::setup(
             format!(
                 "state dir {} belongs to source `{}`, not `{sid}`",

@@ -228,3 +228,93 @@ async fn my_unread_ddl_is_a_query_record() {
     rr.assert_running();
     assert_eq!(rr.stop(), 0);
 }
+
+/// Failover by GTID: rowstream follows a primary, is killed, and resumes on a GTID replica
+/// (log_slave_updates) from the GTID it stored: nothing lost. A server outside the topology is
+/// refused with one clear line instead of a silent start elsewhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn my_failover_to_a_gtid_replica_loses_nothing() {
+    let name = "my_failover";
+    let primary = MariaServer::start("failover-primary", 101);
+    let replica = MariaServer::start("failover-replica", 102);
+    primary.sql(
+        "CREATE USER rowstream@'%' IDENTIFIED BY 'rowstream'; GRANT ALL ON *.* TO rowstream@'%';
+         CREATE USER repl@'%' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO repl@'%';
+         CREATE DATABASE my_failover; CREATE TABLE my_failover.t (id INT PRIMARY KEY, v INT);
+         INSERT INTO my_failover.t VALUES (1, 0), (2, 0), (3, 0);",
+    );
+    replica.sql(&format!(
+        "CHANGE MASTER TO master_host='127.0.0.1', master_port={}, master_user='repl', \
+         master_password='repl', master_use_gtid=slave_pos; START SLAVE;",
+        primary.port
+    ));
+    state_dir(name);
+    let url = |port: u16| {
+        format!("mysql://rowstream:rowstream@127.0.0.1:{port}/my_failover?prefer_socket=false")
+    };
+    let cfg_for =
+        |port: u16| myconfig(name, 6011, "", "").replace(&format!("{MY}/{name}"), &url(port));
+    let rs = Rowstream::start(name, &cfg_for(primary.port));
+    let mut r = Reader::new(&mytopic(name, "t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 3);
+    let insert = |from: i64, to: i64| {
+        primary.sql(&format!(
+            "USE my_failover; INSERT INTO t SELECT seq, 0 FROM seq_{from}_to_{to}"
+        ))
+    };
+    for i in 0..20 {
+        insert(100 + i * 10, 109 + i * 10);
+    }
+    r.until(60, "rows streamed from the primary", |x| {
+        count_data(x) >= 50
+    });
+    rs.kill9();
+    // the primary goes on; the replica has applied everything when rowstream moves to it
+    insert(1000, 1099);
+    let pos = primary.sql("SELECT @@gtid_binlog_pos");
+    assert_eq!(
+        replica.sql(&format!("SELECT MASTER_GTID_WAIT('{pos}', 60)")),
+        "0"
+    );
+    let rs = Rowstream::start(name, &cfg_for(replica.port));
+    insert(2000, 2099);
+    let want: HashSet<i64> = [1, 2, 3]
+        .into_iter()
+        .chain(100..300)
+        .chain(1000..1100)
+        .chain(2000..2100)
+        .collect();
+    let recs = r
+        .until(120, "every row, through the replica", |x| {
+            let got: HashSet<i64> = x.iter().filter_map(|x| x.after()["id"].as_i64()).collect();
+            want.is_subset(&got)
+        })
+        .to_vec();
+    let got: HashSet<i64> = recs
+        .iter()
+        .filter_map(|x| x.after()["id"].as_i64())
+        .collect();
+    assert_eq!(got, want, "nothing lost, nothing invented");
+    assert!(rs.log_text().contains("resuming by GTID"));
+    assert_eq!(rs.stop(), 0);
+    let state = stored_state(name);
+    assert!(
+        state["position"]["gtid"]
+            .as_str()
+            .unwrap()
+            .starts_with("0-101-"),
+        "the position keeps the primary's GTIDs: {state}"
+    );
+    // a server of another topology (the shared test server) does not have that history
+    let _other = fresh_mydb(name).await;
+    let mut rs = Rowstream::start(name, &myconfig(name, 6011, "", ""));
+    let log = rs
+        .expect_setup_stop(&[
+            "cannot resume rowstream's position GTID 0-101-",
+            "--resnapshot",
+        ])
+        .await;
+    let last_run = &log[log.rfind("starting state").unwrap()..];
+    assert!(!last_run.contains("streaming binlog file="), "{last_run}");
+    assert_eq!(last_run.matches("\nerror:").count(), 1, "{last_run}");
+}

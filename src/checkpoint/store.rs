@@ -69,6 +69,10 @@ pub(crate) struct State {
     pub(crate) event_time_ms: i64,
     /// Tables whose snapshot started (complete unless `resume` is set), by pattern name.
     pub(crate) tables: BTreeMap<String, TableState>,
+    /// Set (not stored) when this run resumes the state on another server of the same
+    /// replication topology than the one that wrote it (MySQL failover by GTID): its id.
+    #[serde(skip)]
+    pub(crate) moved_from: Option<String>,
 }
 
 impl State {

@@ -134,6 +134,18 @@ pub(crate) fn source_id(cfg: &Config) -> String {
     }
 }
 
+/// May a state written against another server be resumed on the one `new_id` names? Only a
+/// MySQL/MariaDB state holding a GTID position: the other server must be of the same
+/// replication topology, which the source checks when it connects (failover by GTID).
+pub(crate) fn may_move(state: &State, new_id: &str) -> bool {
+    state.source_id.starts_with("mysql:")
+        && new_id.starts_with("mysql:")
+        && matches!(
+            &state.position,
+            Some(SourcePosition::MySql { gtid: Some(_), .. })
+        )
+}
+
 /// What start-up produced: the source, and the schemas of the tables matched at start (their
 /// topics are created before anything runs).
 pub(crate) struct Ready {

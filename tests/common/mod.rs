@@ -11,6 +11,7 @@
 
 pub mod db;
 pub mod kafka;
+pub mod mariaserver;
 pub mod my;
 pub mod pg;
 pub mod process;
@@ -18,6 +19,7 @@ pub mod proxy;
 
 pub use db::*;
 pub use kafka::*;
+pub use mariaserver::*;
 pub use my::*;
 pub use pg::*;
 pub use process::*;

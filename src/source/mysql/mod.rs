@@ -93,6 +93,8 @@ pub(crate) struct Prepared {
     history: History,
     start: (String, u64),
     gtid: Option<String>,
+    /// resume by GTID (the state was written on another server of the topology)
+    by_gtid: bool,
     /// tables to snapshot, with the open snapshot connection and its position
     snapshot: Option<(Conn, (String, u64), Vec<MyTable>)>,
     /// per table: binlog events starting before this position are in its snapshot
@@ -142,7 +144,22 @@ pub(crate) async fn prepare(
     if let Some((_, pos, _)) = &snapshot {
         fence.set(&need, &binlog_position(&pos.0, pos.1));
     }
+    let by_gtid = state.moved_from.is_some();
+    if by_gtid {
+        // binlog positions of the other server mean nothing here: decode with the schemas as
+        // they are now, recorded from the start on
+        history.reset()?;
+        if db_type != DbType::MariaDb {
+            return Err(setup(
+                "the state was written on another server: resuming by GTID is implemented for MariaDB only so far",
+                "point source.url back at the server that wrote the state, or start over with `rowstream run --resnapshot`",
+            ));
+        }
+    }
     let (start, gtid) = match &state.position {
+        Some(SourcePosition::MySql { gtid: Some(g), .. }) if by_gtid => {
+            ((String::new(), 4), Some(g.clone()))
+        }
         Some(SourcePosition::MySql { file, pos, gtid }) => ((file.clone(), *pos), gtid.clone()),
         _ => match &snapshot {
             Some((_, p, _)) => (p.clone(), None),
@@ -173,6 +190,7 @@ pub(crate) async fn prepare(
         fence,
         chunk_rows: cfg.snapshot.chunk_rows as usize,
         store_start: state.position.is_none(),
+        by_gtid,
         resume,
     };
     let mut schemas = Vec::with_capacity(matched.len());
@@ -469,14 +487,23 @@ impl Prepared {
         conn.query_drop("SET @master_heartbeat_period = 5000000000")
             .await?;
         let (file, pos) = self.start.clone();
-        tracing::info!(%file, pos, "streaming binlog");
+        if self.by_gtid {
+            // MariaDB GTID positioning: the server looks the GTID up in its own binlog and
+            // refuses (strict mode) one its history does not contain
+            let g = self.gtid.clone().unwrap_or_default();
+            tracing::info!(gtid = %g, "streaming binlog from a GTID position");
+            conn.exec_drop("SET @slave_connect_state = ?", (g,)).await?;
+            conn.query_drop("SET @slave_gtid_strict_mode = 1").await?;
+        } else {
+            tracing::info!(%file, pos, "streaming binlog");
+        }
         let req = BinlogStreamRequest::new(self.server_id)
             .with_filename(file.as_bytes())
             .with_pos(pos);
         let stream = conn
             .get_binlog_stream(req)
             .await
-            .map_err(|e| purged(&file, pos, e))?;
+            .map_err(|e| self.unreadable(e))?;
         Ok((stream, checksummed))
     }
 
@@ -534,7 +561,7 @@ impl Prepared {
                 )));
             };
             // the server refuses a position it no longer has on the first read
-            let ev = ev.map_err(|e| purged(&self.start.0, self.start.1, e))?;
+            let ev = ev.map_err(|e| self.unreadable(e))?;
             let h = ev.header();
             let at = EventAt {
                 end: h.log_pos() as u64,
@@ -565,7 +592,9 @@ impl Prepared {
             };
             match data {
                 EventData::RotateEvent(r) => {
-                    let file = rotate_target(r.name_raw(), &st.file, at.end == 0, checksummed);
+                    // a GTID start knows no file yet: the server's first (fake) ROTATE names it
+                    let fake = at.end == 0 && !st.file.is_empty();
+                    let file = rotate_target(r.name_raw(), &st.file, fake, checksummed);
                     if file != st.file {
                         st.file = file;
                         st.pos = r.position();
@@ -593,6 +622,22 @@ impl Prepared {
         st.out.flush().await?;
         let _ = stream.close().await;
         Ok(())
+    }
+
+    /// The server cannot send from the resume position: purged, or (resuming by GTID) not in
+    /// its history.
+    fn unreadable(&self, e: mysql_async::Error) -> MySqlError {
+        match (&e, self.by_gtid) {
+            (mysql_async::Error::Server(s), true) if s.code == 1236 => setup(
+                format!(
+                    "this server cannot resume rowstream's position GTID {}: {}",
+                    self.gtid.as_deref().unwrap_or(""),
+                    s.message
+                ),
+                "its binlog history does not contain that position: point source.url at a server of the same replication topology that has applied it (a GTID replica with log_slave_updates), or start over with `rowstream run --resnapshot`",
+            ),
+            _ => purged(&self.start.0, self.start.1, e),
+        }
     }
 
     /// A transaction ends here: its checkpoint, and the batch goes out.

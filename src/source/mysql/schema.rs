@@ -280,6 +280,18 @@ impl History {
         Ok(History { path, entries })
     }
 
+    /// Forget every entry (a move to another server, whose positions are another namespace).
+    pub(crate) fn reset(&mut self) -> Result<(), HistoryError> {
+        self.entries.clear();
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HistoryError {
+                path: self.path.clone(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The table's columns as of `(file, pos)`.
     pub(crate) fn at(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
         let key = SourcePosition::binlog_key(file, pos);

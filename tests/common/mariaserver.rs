@@ -1,0 +1,120 @@
+//! A private MariaDB server for one test (its own datadir, port and socket, ROW binlog with
+//! GTIDs and log_slave_updates), to build a replication topology: a primary and a GTID replica.
+//! Stopped and removed when dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct MariaServer {
+    pub port: u16,
+    dir: PathBuf,
+    sock: PathBuf,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl MariaServer {
+    pub fn start(name: &str, server_id: u32) -> MariaServer {
+        let dir = std::env::temp_dir().join(format!("rowstream-my-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = dir.join("data");
+        let ok = Command::new("chown")
+            .args(["-R", "mysql:mysql"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let out = Command::new("mariadb-install-db")
+            .arg("--user=mysql")
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=socket")
+            .output()
+            .expect("mariadb-install-db");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let sock = dir.join("sock");
+        let child = Command::new("/usr/sbin/mariadbd")
+            .args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", sock.display()))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--server-id={server_id}"))
+            .arg(format!("--log-bin={}", data.join("bin").display()))
+            .args([
+                "--binlog-format=ROW",
+                "--binlog-row-image=FULL",
+                "--binlog-row-metadata=FULL",
+                "--log-slave-updates",
+                "--innodb-buffer-pool-size=32M",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        let s = MariaServer {
+            port,
+            dir,
+            sock,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !s.try_sql("SELECT 1").0 {
+            assert!(Instant::now() < deadline, "mariadb {name} did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // the anonymous users mariadb-install-db creates would shadow 'user'@'%' from localhost
+        s.sql(
+            "SET sql_log_bin = 0; DELETE FROM mysql.global_priv WHERE User = ''; FLUSH PRIVILEGES;",
+        );
+        s
+    }
+
+    fn try_sql(&self, sql: &str) -> (bool, String) {
+        let out = Command::new("mariadb")
+            .arg(format!("--socket={}", self.sock.display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(if out.status.success() {
+                &out.stdout
+            } else {
+                &out.stderr
+            })
+            .trim()
+            .to_string(),
+        )
+    }
+
+    /// Run `sql` as root; its output (tab-separated, no headers).
+    pub fn sql(&self, sql: &str) -> String {
+        let (ok, out) = self.try_sql(sql);
+        assert!(ok, "{sql}: {out}");
+        out
+    }
+}
+
+impl Drop for MariaServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
