@@ -1,4 +1,6 @@
-//! The admin HTTP endpoint (`admin.listen`): `/healthz` (alive, and no delivery failure),
+//! The admin HTTP endpoint (`admin.listen`): `/healthz` (alive, no delivery failure, and Kafka
+//! acknowledging: 503 "degraded" while records wait 10 s with no report, as when the broker is
+//! down),
 //! `/metrics` (Prometheus text), `POST /snapshot` (`{"tables": ["schema.table", ...]}`:
 //! snapshot tables again while streaming; what `rowstream snapshot` sends). Metric names are
 //! declared here, in one place.
@@ -47,6 +49,9 @@ impl Admin {
 
 type Reply = (StatusCode, String);
 
+/// Records waiting this long without any delivery report make `/healthz` say degraded.
+const STALLED: Duration = Duration::from_secs(10);
+
 fn not_running() -> Reply {
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -82,7 +87,16 @@ async fn health(State(a): State<Admin>) -> Reply {
     let Some(s) = a.get() else {
         return not_running();
     };
+    let stalled = s.tracker.stalled_for().filter(|d| *d >= STALLED);
     match s.tracker.failure() {
+        None if stalled.is_some() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "degraded: Kafka has acknowledged nothing for {} s ({} records waiting); rowstream keeps retrying\n",
+                stalled.unwrap_or_default().as_secs(),
+                s.tracker.in_flight()
+            ),
+        ),
         None => (StatusCode::OK, "ok\n".into()),
         Some(f) => (
             StatusCode::SERVICE_UNAVAILABLE,

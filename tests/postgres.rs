@@ -420,11 +420,17 @@ async fn with_private_broker(
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_outage_slows_the_source_and_loses_nothing() {
     let name = "rs_outage";
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin_addr = format!("127.0.0.1:{admin_port}");
     let (broker, db, cfg) = with_private_broker(
         name,
         19092,
         "CREATE TABLE o(id int primary key, pad text)",
-        "",
+        &format!("[admin]\nlisten = \"{admin_addr}\"\n"),
     )
     .await;
     let mut rs = Rowstream::start(name, &cfg);
@@ -449,6 +455,13 @@ async fn broker_outage_slows_the_source_and_loses_nothing() {
     }
     let written = (i - 1000) as usize;
     rs.assert_running();
+    // meanwhile the health endpoint says degraded, with the reason
+    let health = http_get(&admin_addr, "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.1 503")
+            && health.contains("degraded: Kafka has acknowledged nothing"),
+        "{health}"
+    );
     broker.resume();
     let recs = r.until(120, "every row written during the outage", |x| {
         x.iter()
@@ -472,6 +485,10 @@ async fn broker_outage_slows_the_source_and_loses_nothing() {
         "the replication connection was replaced during the outage"
     );
     assert!(!rs.log_text().contains("ERROR"), "{}", rs.log_text());
+    wait_for(30, "healthy again", || async {
+        http_get(&admin_addr, "/healthz").starts_with("HTTP/1.1 200")
+    })
+    .await;
     assert_eq!(rs.stop(), 0);
 }
 

@@ -29,6 +29,8 @@ struct Inner {
     segs: VecDeque<Segment>,
     failure: Option<String>,
     in_flight: u64,
+    /// the last delivery report, or when records started waiting for one
+    progress: std::time::Instant,
 }
 
 pub(crate) struct Tracker {
@@ -51,6 +53,7 @@ impl Tracker {
                 segs,
                 failure: None,
                 in_flight: 0,
+                progress: std::time::Instant::now(),
             }),
         }
     }
@@ -63,6 +66,9 @@ impl Tracker {
     /// Register a record about to be sent; returns the id its delivery report must carry.
     pub(crate) fn begin(&self) -> u64 {
         let mut g = self.lock();
+        if g.in_flight == 0 {
+            g.progress = std::time::Instant::now();
+        }
         g.in_flight += 1;
         let id = g.base + g.segs.len() as u64 - 1;
         if let Some(s) = g.segs.back_mut() {
@@ -79,6 +85,7 @@ impl Tracker {
     /// A delivery report for a record of segment `id`.
     pub(crate) fn delivered(&self, id: u64, result: Result<(), String>) {
         let mut g = self.lock();
+        g.progress = std::time::Instant::now();
         match result {
             Ok(()) => {
                 g.in_flight = g.in_flight.saturating_sub(1);
@@ -129,6 +136,13 @@ impl Tracker {
 
     pub(crate) fn failure(&self) -> Option<String> {
         self.lock().failure.clone()
+    }
+
+    /// How long records have waited with no delivery report at all (`None`: nothing waits).
+    /// A broker that is down shows here long before librdkafka gives up on a record.
+    pub(crate) fn stalled_for(&self) -> Option<std::time::Duration> {
+        let g = self.lock();
+        (g.in_flight > 0).then(|| g.progress.elapsed())
     }
 
     /// Records sent and not yet acknowledged.
