@@ -405,19 +405,55 @@ impl KafkaSink {
 }
 
 /// `check`'s broker prerequisite: the brokers answer a metadata request with these settings.
+/// Remembers the last error librdkafka reported on its own (a refused SASL handshake, a TLS
+/// failure): a metadata request then only says "transport failure".
+#[derive(Default)]
+struct LastError(std::sync::Mutex<Option<String>>);
+
+impl rdkafka::ClientContext for LastError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *g = Some(format!("{error}: {reason}"));
+    }
+}
+
+impl rdkafka::producer::ProducerContext for LastError {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}
+
 pub(crate) fn check(cfg: &KafkaConfig) -> crate::check::Finding {
     use crate::check::Finding;
     use rdkafka::producer::BaseProducer;
-    let p: Result<BaseProducer, _> = producer_config(cfg).create();
+    let p: Result<BaseProducer<LastError>, _> =
+        producer_config(cfg).create_with_context(LastError::default());
     match p.map(|p| {
-        p.client()
+        let r = p
+            .client()
             .fetch_metadata(None, Duration::from_secs(5))
-            .map(|m| m.brokers().len())
+            .map(|m| m.brokers().len());
+        let last = p.context().0.lock().map(|g| g.clone()).unwrap_or_default();
+        (r, last)
     }) {
-        Ok(Ok(n)) => Finding::ok(format!("kafka at {} answers ({n} broker(s))", cfg.brokers)),
-        Ok(Err(e)) | Err(e) => Finding::fail(
-            format!("kafka at {} does not answer: {e}", cfg.brokers),
-            "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
+        Ok((Ok(n), _)) => Finding::ok(format!("kafka at {} answers ({n} broker(s))", cfg.brokers)),
+        Ok((Err(e), last)) => {
+            let sasl = cfg.properties.keys().any(|k| k.starts_with("sasl."));
+            let detail = last.map(|l| format!(" ({l})")).unwrap_or_default();
+            match sasl {
+                // a broker that refuses the credentials may just close the connection
+                true => Finding::fail(
+                    format!("kafka at {} refused the connection or does not answer: {e}{detail}", cfg.brokers),
+                    "with SASL configured this is most often a wrong sasl.username / sasl.password or sasl.mechanisms; else check kafka.brokers and that the broker runs",
+                ),
+                false => Finding::fail(
+                    format!("kafka at {} does not answer: {e}{detail}", cfg.brokers),
+                    "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
+                ),
+            }
+        }
+        Err(e) => Finding::fail(
+            format!("kafka settings are not accepted: {e}"),
+            "check the keys and values of [kafka.properties] (librdkafka's names)",
         ),
     }
 }

@@ -6,7 +6,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value as J;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -184,29 +184,78 @@ impl Broker {
                     .join(".cache/rowstream")
             });
         let bin = cache.join("tansu/bin/tansu");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("start {}: {e} (run scripts/services.sh up)", bin.display())
+        let child = Broker::spawn(&bin, port, "memory://tansu/", &[], None);
+        Broker { child, port }
+    }
+
+    /// A private broker that requires SASL/SCRAM-SHA-512 authentication, knowing `user`.
+    /// (Users live in the broker's storage: it is created with sqlite storage, given the user,
+    /// and restarted with authentication on.)
+    pub fn start_with_user(port: u16, user: &str, password: &str) -> Broker {
+        let cache = std::env::var("ROWSTREAM_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                    .join(".cache/rowstream")
             });
+        let bin = cache.join("tansu/bin/tansu");
+        let dir = std::env::temp_dir().join(format!("rowstream-broker-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut first = Broker::spawn(&bin, port, "sqlite://broker.db", &[], Some(&dir));
+        let ok = Command::new(&bin)
+            .args([
+                "user",
+                "create",
+                user,
+                password,
+                "--mechanism",
+                "scram512",
+                "--broker",
+            ])
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .status()
+            .unwrap();
+        assert!(ok.success(), "tansu user create");
+        let _ = first.kill();
+        let _ = first.wait();
+        let child = Broker::spawn(
+            &bin,
+            port,
+            "sqlite://broker.db",
+            &["--authentication"],
+            Some(&dir),
+        );
+        Broker { child, port }
+    }
+
+    fn spawn(bin: &Path, port: u16, storage: &str, extra: &[&str], dir: Option<&Path>) -> Child {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            storage,
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("start {}: {e} (run scripts/services.sh up)", bin.display())
+        });
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "tansu on {port} did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Broker { child, port }
+        child
     }
     pub fn pause(&self) {
         unsafe_kill(self.child.id(), "STOP");
