@@ -106,6 +106,11 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // a panic (a bug, or a dependency's) is one log line, never a backtrace; the task that
+    // panicked ends with an error its caller reports
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("internal error (please report it): {info}");
+    }));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -51,6 +51,8 @@
 //! the chunk reader, the catalog (columns, types, primary keys), DDL capture, prerequisites.
 
 pub(crate) mod batch;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod incremental;
 pub(crate) mod mysql;
 pub(crate) mod plan;

@@ -26,6 +26,9 @@ pub(crate) enum MySqlError {
     Unreachable(SetupError),
     #[error(transparent)]
     Closed(#[from] Closed),
+    /// A binlog event that cannot be read: retrying would meet it again.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 /// The class of a server error by its number.
@@ -58,6 +61,7 @@ impl Classify for MySqlError {
             MySqlError::Setup(_) => ErrorClass::Setup,
             MySqlError::Unreachable(_) => ErrorClass::Unreachable,
             MySqlError::Closed(c) => c.class(),
+            MySqlError::Malformed(_) => ErrorClass::Fatal,
         }
     }
 }

@@ -52,7 +52,7 @@ use crate::source::SnapshotRequest;
 use crate::source::Source;
 use crate::value::Value;
 pub(crate) use error::MySqlError;
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use mysql_async::binlog::events::{EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::*;
@@ -552,7 +552,13 @@ impl Prepared {
                     self.snapshot_request(&mut st, req).await?;
                     continue;
                 }
-                ev = stream.next() => ev,
+                // the binlog parser panics on some malformed events: a typed error instead
+                ev = std::panic::AssertUnwindSafe(stream.next()).catch_unwind() => ev.map_err(|_| {
+                    MySqlError::Malformed(format!(
+                        "the binlog parser failed on a malformed event after {}:{} (a damaged binlog or connection)",
+                        st.file, st.pos
+                    ))
+                })?,
             };
             let Some(ev) = ev else {
                 return Err(MySqlError::Event(std::io::Error::new(
@@ -562,6 +568,12 @@ impl Prepared {
             };
             // the server refuses a position it no longer has on the first read
             let ev = ev.map_err(|e| self.unreadable(e))?;
+            verify_checksum(&ev).map_err(|e| {
+                MySqlError::Malformed(format!(
+                    "{e} in {} (a damaged binlog or connection)",
+                    st.file
+                ))
+            })?;
             let h = ev.header();
             let at = EventAt {
                 end: h.log_pos() as u64,
@@ -584,7 +596,9 @@ impl Prepared {
                 }
                 MARIADB_ANNOTATE_ROWS_EVENT
                 | MARIADB_BINLOG_CHECKPOINT_EVENT
-                | MARIADB_GTID_LIST_EVENT => continue,
+                | MARIADB_GTID_LIST_EVENT
+                // MySQL's PREVIOUS_GTIDS: not needed, and its parser trusts the counts in it
+                | MYSQL_PREVIOUS_GTIDS_EVENT => continue,
                 _ => {}
             }
             let Some(data) = ev.read_data()? else {
@@ -919,6 +933,31 @@ pub(crate) fn binlog_row(
     out
 }
 
+/// Check an event's CRC32 (when the binlog carries checksums) before anything parses it: a
+/// damaged event becomes an error naming it instead of reaching the parser, which can panic
+/// or abort on some damaged events. The FORMAT_DESCRIPTION event (whose CRC the server
+/// computes with its in-use flag cleared) and events without a position of their own (the
+/// server's fake ROTATE, events inside a compressed transaction) carry none to check.
+pub(crate) fn verify_checksum(ev: &mysql_async::binlog::events::Event) -> Result<(), String> {
+    let h = ev.header();
+    if h.event_type_raw() == 15 || h.log_pos() == 0 {
+        return Ok(());
+    }
+    let (Some(stored), Ok(Some(alg))) = (ev.checksum(), ev.footer().get_checksum_alg()) else {
+        return Ok(());
+    };
+    let stored = u32::from_le_bytes(stored);
+    let computed = ev.calc_checksum(alg);
+    if stored == computed {
+        return Ok(());
+    }
+    Err(format!(
+        "binlog event of type {} ending at offset {} fails its checksum (stored {stored:08x}, computed {computed:08x})",
+        h.event_type_raw(),
+        h.log_pos()
+    ))
+}
+
 /// A binlog position the server does not have (1236: purged, or never there) is a setup
 /// problem with its way out; other errors pass.
 fn purged(file: &str, pos: u64, e: mysql_async::Error) -> MySqlError {
@@ -985,6 +1024,7 @@ const MARIADB_BINLOG_CHECKPOINT_EVENT: u8 = 161;
 /// A transaction starts; body: seq_no u64, domain u32, flags u8.
 const MARIADB_GTID_EVENT: u8 = 162;
 const MARIADB_GTID_LIST_EVENT: u8 = 163;
+pub(crate) const MYSQL_PREVIOUS_GTIDS_EVENT: u8 = 35;
 
 struct StreamState<'a> {
     file: String,
