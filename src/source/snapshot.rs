@@ -159,7 +159,8 @@ pub(crate) fn snapshot_row(table: Arc<TableSchema>, after: Row) -> SourceEvent {
 }
 
 /// Snapshot `tables` at consistent point `at`. Returns `false` when a stop request ended it
-/// early (the unfinished table restarts on the next run), `true` when every table finished.
+/// early (the unfinished table resumes after its last chunk on the next run), `true` when
+/// every table finished.
 pub(crate) async fn snapshot_tables<R: TableReader>(
     reader: &mut R,
     tables: &[R::Table],
