@@ -6,7 +6,8 @@
 //! 2. `config`, `check`: what the user asked for and what the databases must provide.
 //! 3. `encode` (events → record bytes), `checkpoint` (delivery tracking, durable state),
 //!    `source` (database logs → events), `sink` (records → Kafka).
-//! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries), `admin`, `cli`.
+//! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries), `admin`,
+//!    `verify` (topics read back and compared with the tables), `cli`.
 pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
