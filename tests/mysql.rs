@@ -318,3 +318,61 @@ async fn my_failover_to_a_gtid_replica_loses_nothing() {
     assert!(!last_run.contains("streaming binlog file="), "{last_run}");
     assert_eq!(last_run.matches("\nerror:").count(), 1, "{last_run}");
 }
+
+/// TLS to MariaDB: a user that must use TLS, rowstream with `ssl_mode = "verify_ca"` and the
+/// CA that signed the server certificate snapshots and streams; an unrelated CA fails `check`
+/// with one line naming the TLS settings.
+#[tokio::test(flavor = "multi_thread")]
+async fn my_tls_verify_ca() {
+    let name = "my_tls";
+    let certs = std::env::temp_dir().join("rowstream-my-tls-certs");
+    let (ca, cert, key, other_ca) = tls_files(&certs);
+    let server = MariaServer::start_with(
+        "tls",
+        103,
+        &[
+            format!("--ssl-ca={}", ca.display()),
+            format!("--ssl-cert={}", cert.display()),
+            format!("--ssl-key={}", key.display()),
+        ],
+    );
+    server.sql(
+        "CREATE USER rowstream@'%' IDENTIFIED BY 'rowstream' REQUIRE SSL; GRANT ALL ON *.* TO rowstream@'%';
+         CREATE DATABASE my_tls; CREATE TABLE my_tls.t (id INT PRIMARY KEY, v INT);
+         INSERT INTO my_tls.t VALUES (1, 1), (2, 2);",
+    );
+    state_dir(name);
+    let cfg = |ca: &std::path::Path| {
+        myconfig(
+            name,
+            6012,
+            &format!(
+                "ssl_mode = \"verify_ca\"\nssl_root_cert = \"{}\"",
+                ca.display()
+            ),
+            "",
+        )
+        .replace(
+            &format!("{MY}/{name}"),
+            &format!(
+                "mysql://rowstream:rowstream@127.0.0.1:{}/my_tls?prefer_socket=false",
+                server.port
+            ),
+        )
+    };
+    let (code, out) = run_check(name, &cfg(&ca));
+    assert_eq!(code, Some(0), "{out}");
+    let rs = Rowstream::start(name, &cfg(&ca));
+    let mut r = Reader::new(&mytopic(name, "t"));
+    r.until(60, "the snapshot over TLS", |x| count_data(x) >= 2);
+    server.sql("INSERT INTO my_tls.t VALUES (3, 3)");
+    r.until(60, "a change over TLS", |x| count_data(x) >= 3);
+    assert_eq!(rs.stop(), 0);
+    let (code, out) = run_check(name, &cfg(&other_ca));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("check source.ssl_mode and source.ssl_root_cert"),
+        "{out}"
+    );
+    assert_eq!(out.matches("cannot connect").count(), 1, "{out}");
+}

@@ -26,7 +26,9 @@ pub(crate) use kafka::{KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
 pub(crate) use runtime::{
     AdminConfig, EncodeConfig, HeartbeatConfig, SnapshotConfig, SnapshotMode, StateConfig,
 };
-pub(crate) use source::{redact_url, MysqlOptions, PostgresOptions, SourceConfig, SourceOptions};
+pub(crate) use source::{
+    redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, SourceConfig, SourceOptions,
+};
 
 use serde::Deserialize;
 use std::fmt;
@@ -380,7 +382,10 @@ brokers = "127.0.0.1:9092"
         // every optional key given, so none serializes as absent
         let full_pg = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:1\"\n")
             .replace("tables = [", "ssl_root_cert = \"ca.pem\"\ntables = [");
-        let full_my = format!("{MYSQL}\n[admin]\nlisten = \"127.0.0.1:1\"\n");
+        let full_my = format!("{MYSQL}\n[admin]\nlisten = \"127.0.0.1:1\"\n").replace(
+            "server_id = 7",
+            "server_id = 7\nssl_mode = \"required\"\nssl_root_cert = \"Cargo.toml\"",
+        );
         let mut all_fields = Vec::new();
         for (kind, text) in [
             (SourceType::Postgres, full_pg),

@@ -98,6 +98,26 @@ pub(crate) struct MysqlOptions {
     /// TINYINT(1) columns render as BOOLEAN (as DataWorks does).
     #[serde(default = "yes")]
     pub(crate) tinyint1_as_boolean: bool,
+    /// TLS, as MySQL's `--ssl-mode` names it: `disabled`, `required` (encrypt, trust any
+    /// certificate), `verify_ca` (the server certificate must chain to `ssl_root_cert`),
+    /// `verify_identity` (and name the host).
+    #[serde(default)]
+    pub(crate) ssl_mode: MysqlSslMode,
+    /// CA file (PEM) for `verify_ca` / `verify_identity`.
+    #[serde(default)]
+    pub(crate) ssl_root_cert: Option<String>,
+}
+
+/// `source.ssl_mode` for MySQL/MariaDB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum MysqlSslMode {
+    #[default]
+    Disabled,
+    Required,
+    VerifyCa,
+    VerifyIdentity,
 }
 
 fn default_name() -> String {
@@ -253,6 +273,22 @@ fn validate_mysql(url: &str, o: &MysqlOptions, p: &mut Vec<String>) {
         );
     } else if let Err(e) = mysql_async::Opts::from_url(url) {
         push(p, "source.url", e.to_string());
+    }
+    let verifies = matches!(
+        o.ssl_mode,
+        MysqlSslMode::VerifyCa | MysqlSslMode::VerifyIdentity
+    );
+    if verifies && o.ssl_root_cert.is_none() {
+        push(
+            p,
+            "source.ssl_root_cert",
+            "required by ssl_mode verify_ca / verify_identity: the CA file (PEM) that signed the server's certificate",
+        );
+    }
+    if let Some(f) = &o.ssl_root_cert {
+        if !std::path::Path::new(f).is_file() {
+            push(p, "source.ssl_root_cert", format!("no file {f}"));
+        }
     }
     match o.server_id {
         None => push(

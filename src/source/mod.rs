@@ -250,6 +250,6 @@ pub(crate) fn table_filter(cfg: &Config) -> TableFilter {
 pub(crate) async fn check(cfg: &Config, fix: bool) -> Vec<Finding> {
     match &cfg.source.options {
         SourceOptions::Postgres(o) => postgres::check::check(cfg, o, fix).await,
-        SourceOptions::Mysql(_) => mysql::check::check(cfg, fix).await,
+        SourceOptions::Mysql(o) => mysql::check::check(cfg, o, fix).await,
     }
 }

@@ -18,14 +18,18 @@ fn f(level: Level, what: impl Into<String>, fix: Option<String>) -> Finding {
     }
 }
 
-pub(crate) async fn check(cfg: &Config, apply_fixes: bool) -> Vec<Finding> {
+pub(crate) async fn check(
+    cfg: &Config,
+    my: &crate::config::MysqlOptions,
+    apply_fixes: bool,
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    let opts = match Opts::from_url(&cfg.source.url) {
+    let opts = match super::opts(&cfg.source.url, my) {
         Ok(o) => o,
         Err(e) => {
             out.push(f(
                 Level::Fail,
-                format!("source.url: {e}"),
+                e.to_string(),
                 Some("mysql://user:password@host:3306/db".into()),
             ));
             return out;

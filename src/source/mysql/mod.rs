@@ -129,7 +129,7 @@ pub(crate) async fn prepare(
     my: &MysqlOptions,
     state: &State,
 ) -> Result<(Prepared, Vec<Arc<TableSchema>>), MySqlError> {
-    let (opts, mut conn, db_type) = open(&cfg.source.url).await?;
+    let (opts, mut conn, db_type) = open(&cfg.source.url, my).await?;
     prereq::required_for_run(&mut conn, db_type == DbType::MariaDb).await?;
     let filter = crate::source::table_filter(cfg);
     let matched = matched_tables(&mut conn, &filter).await?;
@@ -207,14 +207,33 @@ pub(crate) async fn prepare(
     Ok((p, schemas))
 }
 
-/// Parse the URL, connect, and tell MariaDB from MySQL.
-async fn open(url: &str) -> Result<(Opts, Conn, DbType), MySqlError> {
+/// The connection options: the URL, and TLS as `source.ssl_mode` / `ssl_root_cert` say (one
+/// definition for every connection: catalog, snapshot, binlog, check, verify).
+pub(crate) fn opts(url: &str, my: &MysqlOptions) -> Result<Opts, MySqlError> {
+    use crate::config::MysqlSslMode as M;
     let opts = Opts::from_url(url).map_err(|e| {
         setup(
             format!("source.url: {e}"),
             "mysql://user:password@host:3306/db",
         )
     })?;
+    if my.ssl_mode == M::Disabled {
+        return Ok(opts);
+    }
+    let mut ssl = mysql_async::SslOpts::default()
+        .with_danger_accept_invalid_certs(my.ssl_mode == M::Required)
+        .with_danger_skip_domain_validation(my.ssl_mode != M::VerifyIdentity);
+    if let Some(ca) = &my.ssl_root_cert {
+        ssl = ssl.with_root_certs(vec![std::path::PathBuf::from(ca).into()]);
+    }
+    Ok(mysql_async::OptsBuilder::from_opts(opts)
+        .ssl_opts(Some(ssl))
+        .into())
+}
+
+/// Parse the URL, connect, and tell MariaDB from MySQL.
+async fn open(url: &str, my: &MysqlOptions) -> Result<(Opts, Conn, DbType), MySqlError> {
+    let opts = opts(url, my)?;
     let mut conn = connect(&opts).await.map_err(|e| {
         let f = prereq::connect_failed(url, &e);
         let err = SetupError::new(f.what, f.fix.unwrap_or_default());
@@ -415,7 +434,7 @@ pub(crate) struct MyDump {
 
 impl MyDump {
     pub(crate) async fn open(cfg: &Config, my: &MysqlOptions) -> Result<MyDump, MySqlError> {
-        let (_, mut conn, db_type) = open(&cfg.source.url).await?;
+        let (_, mut conn, db_type) = open(&cfg.source.url, my).await?;
         let filter = crate::source::table_filter(cfg);
         let factory = SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source.keys);
         let ctx = ctx_of(cfg, my);

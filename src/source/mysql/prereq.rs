@@ -64,13 +64,16 @@ fn cnf(mariadb: bool) -> &'static str {
 }
 
 pub(crate) fn connect_failed(url: &str, e: &mysql_async::Error) -> Finding {
+    let text = crate::error::chain(e);
+    let tls = ["TLS", "SSL", "certificate", "handshake"]
+        .iter()
+        .any(|w| text.contains(w));
     Finding::fail(
-        format!(
-            "cannot connect to {}: {}",
-            redact_url(url),
-            crate::error::chain(e)
-        ),
-        "check source.url, that the server runs, and the user's password and host grants",
+        format!("cannot connect to {}: {text}", redact_url(url)),
+        match tls {
+            true => "check source.ssl_mode and source.ssl_root_cert: the CA must be the one that signed the server's certificate (verify_identity also needs the certificate to name the host)",
+            false => "check source.url, that the server runs, and the user's password and host grants",
+        },
     )
 }
 
