@@ -28,21 +28,7 @@ fn pg_corpus() -> Vec<Vec<u8>> {
     b.put_i64(1_000_000);
     b.put_u32(742);
     out.push(b.to_vec());
-    let mut b = BytesMut::new();
-    b.put_u8(b'R');
-    b.put_u32(16384);
-    b.put_slice(b"public\0t\0");
-    b.put_u8(b'd');
-    b.put_i16(2);
-    b.put_u8(1);
-    b.put_slice(b"id\0");
-    b.put_u32(23);
-    b.put_i32(-1);
-    b.put_u8(0);
-    b.put_slice(b"v\0");
-    b.put_u32(25);
-    b.put_i32(-1);
-    out.push(b.to_vec());
+    out.push(crate::source::postgres::pgoutput::tests::relation_message());
     let tuple = |b: &mut BytesMut| {
         b.put_i16(2);
         b.put_u8(b't');

@@ -177,13 +177,7 @@ pub struct Broker {
 
 impl Broker {
     pub fn start(port: u16) -> Broker {
-        let cache = std::env::var("ROWSTREAM_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                    .join(".cache/rowstream")
-            });
-        let bin = cache.join("tansu/bin/tansu");
+        let bin = tansu_bin();
         let child = Broker::spawn(&bin, port, "memory://tansu/", &[], None);
         Broker { child, port }
     }
@@ -192,13 +186,7 @@ impl Broker {
     /// (Users live in the broker's storage: it is created with sqlite storage, given the user,
     /// and restarted with authentication on.)
     pub fn start_with_user(port: u16, user: &str, password: &str) -> Broker {
-        let cache = std::env::var("ROWSTREAM_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                    .join(".cache/rowstream")
-            });
-        let bin = cache.join("tansu/bin/tansu");
+        let bin = tansu_bin();
         let dir = std::env::temp_dir().join(format!("rowstream-broker-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -263,6 +251,17 @@ impl Broker {
     pub fn resume(&self) {
         unsafe_kill(self.child.id(), "CONT");
     }
+}
+
+/// The tansu binary scripts/services.sh built (in the cache).
+fn tansu_bin() -> PathBuf {
+    let cache = std::env::var("ROWSTREAM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/rowstream")
+        });
+    cache.join("tansu/bin/tansu")
 }
 
 impl Drop for Broker {

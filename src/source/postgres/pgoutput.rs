@@ -288,12 +288,12 @@ pub(crate) fn parse_logical(data: Bytes) -> Result<LogicalMessage, PgError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::{BufMut, BytesMut};
 
-    #[test]
-    fn parses_messages() {
+    /// A Relation message: public.t (16384) with `id int` (key) and `v text`.
+    pub(crate) fn relation_message() -> Vec<u8> {
         let mut b = BytesMut::new();
         b.put_u8(b'R');
         b.put_u32(16384);
@@ -308,7 +308,12 @@ mod tests {
         b.put_slice(b"v\0");
         b.put_u32(25);
         b.put_i32(-1);
-        let m = parse_logical(b.freeze()).unwrap();
+        b.to_vec()
+    }
+
+    #[test]
+    fn parses_messages() {
+        let m = parse_logical(Bytes::from(relation_message())).unwrap();
         let LogicalMessage::Relation(rel) = m else {
             panic!("{m:?}")
         };
