@@ -136,7 +136,12 @@ async fn snapshot(State(a): State<Admin>, body: String) -> Reply {
             StatusCode::BAD_REQUEST,
             format!("nothing queued:\n  {}\n", problems.join("\n  ")),
         ),
-        _ => not_running(),
+        Ok(Err(_)) => not_running(),
+        // the source takes requests while it streams: not during its initial snapshot
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no answer within 30 s: requests are taken once the initial snapshot is done and streaming runs; ask again then\n".into(),
+        ),
     }
 }
 
