@@ -140,7 +140,7 @@ async fn snapshot(State(a): State<Admin>, body: String) -> Reply {
         // the source takes requests while it streams: not during its initial snapshot
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "no answer within 30 s: requests are taken once the initial snapshot is done and streaming runs; ask again then\n".into(),
+            "no answer within 30 s: requests are taken once the initial snapshot is done and streaming runs; this one waits until then\n".into(),
         ),
     }
 }
