@@ -739,8 +739,8 @@ async fn oversized_records_follow_their_policy() {
 
 /// Kafka with SASL/SCRAM-SHA-512 (tansu with authentication on): `check` passes, a run
 /// delivers and `verify` (which reads the topics with the same settings) finds the rows; a
-/// wrong password is one clear line naming the credentials. (TLS to Kafka: tansu 0.6 does not
-/// serve TLS, so it is configured the same way but not tested here.)
+/// wrong password is one clear line naming the credentials, for `check` and for `run` (which
+/// stops before it touches the database).
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_sasl_scram() {
     let name = "rs_sasl";
@@ -782,10 +782,87 @@ async fn kafka_sasl_scram() {
     assert_eq!(rs.stop(), 0);
     let (code, out) = run_check(name, &sasl("wrong"));
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("wrong sasl.username / sasl.password"), "{out}");
+    assert!(out.contains("refused the connection"), "{out}");
+    assert!(out.contains("sasl.username, sasl.password"), "{out}");
     assert!(
         !out.contains("wrong\""),
         "the password is never printed: {out}"
     );
+    let mut rs = Rowstream::start(name, &sasl("wrong"));
+    let log = rs
+        .expect_setup_stop(&[
+            "error: kafka at 127.0.0.1:19095 refused the connection: ",
+            "SASL authentication error",
+            "fix: check sasl.username, sasl.password and sasl.mechanisms",
+        ])
+        .await;
+    assert!(
+        !log.contains("wrong"),
+        "the password is never printed: {log}"
+    );
+    let said = log
+        .lines()
+        .filter(|l| !l.contains(" DEBUG ") && l.contains("SASL authentication error"));
+    assert_eq!(said.count(), 1, "said once: {log}");
+    drop(broker);
+}
+
+/// Kafka over TLS (`security.protocol = "SSL"`, `ssl.ca.location`), through a TLS-terminating
+/// proxy in front of tansu (which serves no TLS itself; the broker advertises the proxy, so
+/// every connection librdkafka makes is TLS): `check` passes, a run delivers, `verify` reads
+/// the topics over TLS. A certificate from another CA is one clear line, for `check` and `run`.
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_tls() {
+    let name = "rs_kafka_tls";
+    let certs = std::env::temp_dir().join("rowstream-kafka-tls");
+    let (ca, cert, key, other_ca) = tls_files(&certs);
+    let plain = 19096;
+    let port = tls_proxy(&format!("127.0.0.1:{plain}"), &cert, &key).await;
+    let broker = Broker::start_behind(plain, port);
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE t(id int primary key, v int); INSERT INTO t VALUES (1, 1);")
+        .await
+        .unwrap();
+    state_dir(name);
+    let tls = |ca: &std::path::Path| {
+        config(name, "", "").replace("127.0.0.1:9092", &format!("127.0.0.1:{port}"))
+            + &format!(
+                "[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"ssl.ca.location\" = \"{}\"\n",
+                ca.display()
+            )
+    };
+    let (code, out) = run_check(name, &tls(&ca));
+    assert_eq!(code, Some(0), "{out}");
+    let rs = Rowstream::start(name, &tls(&ca));
+    wait_streaming(&connect("postgres").await, name).await;
+    db.batch_execute("INSERT INTO t VALUES (2, 2)")
+        .await
+        .unwrap();
+    let v = std::process::Command::new(bin())
+        .args(["verify", "--config"])
+        .arg(&rs.cfg)
+        .args(["--wait-secs", "60"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(out.contains("public.t: 2 rows in the database"), "{out}");
+    assert_eq!(rs.stop(), 0);
+    let (code, out) = run_check(name, &tls(&other_ca));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("refused the connection"), "{out}");
+    assert!(out.contains("ssl.ca.location"), "{out}");
+    let mut rs = Rowstream::start(name, &tls(&other_ca));
+    rs.expect_setup_stop(&[
+        &format!("error: kafka at 127.0.0.1:{port} refused the connection: "),
+        "certificate verify failed",
+        "fix: check ssl.ca.location",
+    ])
+    .await;
     drop(broker);
 }

@@ -9,6 +9,12 @@
 //!   so a key lands where a Java producer would put it. Heartbeats name their partition.
 //! - Defaults: idempotent producer, `acks=all`; `strict_order` adds
 //!   `max.in.flight.requests.per.connection=1`. `kafka.properties` override everything else.
+//! - librdkafka's own reports (global errors, its log lines) go through one [`Watch`] per
+//!   client: a repeated problem is logged once a minute, not once per client and retry, and a
+//!   refusal (SASL credentials, TLS verification) is kept so the caller can stop with it: a
+//!   refused connection is a configuration problem, not an outage to wait out.
+//! - `KafkaSink::new` asks the brokers for metadata before anything else starts, so a wrong
+//!   address, password or CA stops rowstream before it touches the database.
 //! - When librdkafka's queue is full, `send` waits until a delivery report frees room (it is
 //!   woken by the report, not by polling) instead of buffering: the source is slowed, memory
 //!   stays bounded by `queue.buffering.max.*`.
@@ -17,7 +23,6 @@ use crate::checkpoint::tracker::Tracker;
 use crate::config::KafkaConfig;
 use crate::error::{Classify, ErrorClass};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -45,6 +50,14 @@ pub(crate) enum SinkError {
         secs: u64,
         brokers: String,
     },
+    #[error("kafka at {brokers} refused the connection: {reason}\n  fix: {fix}")]
+    Refused {
+        brokers: String,
+        reason: String,
+        fix: &'static str,
+    },
+    #[error("kafka at {brokers} does not answer: {reason}\n  fix: check kafka.brokers (host:port of a broker), that the broker runs, and the TLS/SASL settings in [kafka.properties]")]
+    Unreachable { brokers: String, reason: String },
     #[error("cannot produce to {topic}: {source}")]
     Produce { topic: String, source: KafkaError },
     #[error("a record was not delivered: {0}; rowstream stops without moving its checkpoint past it (restart resumes there)")]
@@ -70,7 +83,8 @@ fn refused_for_good(code: RDKafkaErrorCode) -> bool {
 impl Classify for SinkError {
     fn class(&self) -> ErrorClass {
         match self {
-            SinkError::Setup(_) => ErrorClass::Setup,
+            SinkError::Setup(_) | SinkError::Refused { .. } => ErrorClass::Setup,
+            SinkError::Unreachable { .. } => ErrorClass::Unreachable,
             SinkError::CreateTopic { transient, .. } => {
                 if *transient {
                     ErrorClass::Transient
@@ -84,13 +98,121 @@ impl Classify for SinkError {
     }
 }
 
+/// A refusal librdkafka reported (its reason) and the fix for it.
+type Refusal = (String, &'static str);
+
+/// What librdkafka reports on its own, outside any request: global errors and log lines.
+#[derive(Default)]
+pub(crate) struct Watch {
+    /// the last global error, and the last refusal (credentials, TLS)
+    last: std::sync::Mutex<(Option<String>, Option<Refusal>)>,
+    /// error codes logged in the last minute, and when (a repeat is not logged again)
+    logged: std::sync::Mutex<HashMap<String, Instant>>,
+    /// only record, never log (a second client of the same brokers, or while `probe` asks:
+    /// its answer reports the problem)
+    quiet: std::sync::atomic::AtomicBool,
+}
+
+/// The fix for a refusal, or None when the error is not one.
+fn refusal(code: Option<RDKafkaErrorCode>) -> Option<&'static str> {
+    use RDKafkaErrorCode as C;
+    match code? {
+        C::Authentication | C::SaslAuthenticationFailed | C::IllegalSASLState
+        | C::UnsupportedSASLMechanism => Some(
+            "check sasl.username, sasl.password and sasl.mechanisms in [kafka.properties] (and that the user exists on the broker)",
+        ),
+        C::SSL => Some(
+            "check ssl.ca.location (the CA that signed the broker's certificate), ssl.endpoint.identification.algorithm, and that the broker serves TLS on that port (security.protocol = \"SSL\" or \"SASL_SSL\")",
+        ),
+        _ => None,
+    }
+}
+
+impl Watch {
+    fn quiet() -> Watch {
+        Watch {
+            quiet: true.into(),
+            ..Watch::default()
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // librdkafka appends "(after 5ms in state UP, 3 identical error(s) suppressed)"
+        let reason = reason.split(" (after ").next().unwrap_or(reason);
+        let text = format!("{error}: {reason}");
+        let code = error.rdkafka_error_code();
+        {
+            let mut g = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(fix) = refusal(code) {
+                g.1 = Some((reason.to_string(), fix));
+            }
+            // "all brokers are down" follows the error that says why
+            if code != Some(RDKafkaErrorCode::AllBrokersDown) || g.0.is_none() {
+                g.0 = Some(text.clone());
+            }
+        }
+        let quiet = self.quiet.load(std::sync::atomic::Ordering::Relaxed);
+        if quiet || code == Some(RDKafkaErrorCode::AllBrokersDown) {
+            tracing::debug!(error = %text, "kafka client");
+            return;
+        }
+        let mut g = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        g.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+        if g.insert(format!("{code:?}"), now).is_none() {
+            tracing::warn!(error = %text, "kafka client (repeats of this error are not logged for a minute)");
+        }
+    }
+
+    /// librdkafka's log lines: failures also arrive as global errors (logged there), so they
+    /// are kept at debug; other warnings pass through.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning
+                if fac != "FAIL" && !self.quiet.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                tracing::warn!(target: "librdkafka", "{fac} {msg}")
+            }
+            _ => tracing::debug!(target: "librdkafka", "{fac} {msg}"),
+        }
+    }
+
+    /// The last global error.
+    pub(crate) fn last(&self) -> Option<String> {
+        self.last.lock().map(|g| g.0.clone()).unwrap_or_default()
+    }
+
+    /// The last refusal (credentials, TLS) and its fix.
+    pub(crate) fn refused(&self) -> Option<Refusal> {
+        self.last.lock().map(|g| g.1.clone()).unwrap_or_default()
+    }
+}
+
+impl ClientContext for Watch {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        Watch::log(self, level, fac, msg)
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        Watch::error(self, error, reason)
+    }
+}
+
 pub(crate) struct DeliveryCtx {
     tracker: Arc<Tracker>,
     /// signalled by every delivery report: room may have freed up in librdkafka's queue
     space: tokio::sync::Notify,
+    watch: Watch,
 }
 
-impl ClientContext for DeliveryCtx {}
+impl ClientContext for DeliveryCtx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        self.watch.log(level, fac, msg)
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.error(error, reason)
+    }
+}
 
 impl ProducerContext for DeliveryCtx {
     type DeliveryOpaque = usize;
@@ -111,7 +233,7 @@ impl ProducerContext for DeliveryCtx {
 
 pub(crate) struct KafkaSink {
     producer: ThreadedProducer<DeliveryCtx>,
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<Watch>,
     partitions: HashMap<String, i32>,
     cfg: KafkaConfig,
     tracker: Arc<Tracker>,
@@ -256,16 +378,56 @@ pub(crate) fn read_topic(
     }
 }
 
+/// Ask the brokers for metadata for up to 10 s; a refusal (credentials, TLS) ends it at once.
+/// The client must be polled by a thread of its own (a `ThreadedProducer`): librdkafka reports
+/// the refusal through a callback.
+fn probe<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    watch: &Watch,
+    cfg: &KafkaConfig,
+) -> Result<(), SinkError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = tokio::task::block_in_place(|| client.fetch_metadata(None, Duration::from_secs(1)));
+        let e = match r {
+            Ok(_) => {
+                watch
+                    .quiet
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if let Some((reason, fix)) = watch.refused() {
+            return Err(SinkError::Refused {
+                brokers: cfg.brokers.clone(),
+                reason,
+                fix,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(SinkError::Unreachable {
+                brokers: cfg.brokers.clone(),
+                reason: watch.last().unwrap_or_else(|| e.to_string()),
+            });
+        }
+    }
+}
+
 impl KafkaSink {
     pub(crate) fn new(cfg: &KafkaConfig, tracker: Arc<Tracker>) -> Result<KafkaSink, SinkError> {
         let ctx = DeliveryCtx {
             tracker: tracker.clone(),
             space: tokio::sync::Notify::new(),
+            watch: Watch::quiet(),
         };
         let producer: ThreadedProducer<DeliveryCtx> = producer_config(cfg)
             .create_with_context(ctx)
             .map_err(SinkError::Setup)?;
-        let admin = connection_config(cfg).create().map_err(SinkError::Setup)?;
+        let admin = connection_config(cfg)
+            .create_with_context(Watch::quiet())
+            .map_err(SinkError::Setup)?;
+        probe(producer.client(), &producer.context().watch, cfg)?;
         Ok(KafkaSink {
             producer,
             admin,
@@ -404,56 +566,59 @@ impl KafkaSink {
     }
 }
 
-/// `check`'s broker prerequisite: the brokers answer a metadata request with these settings.
-/// Remembers the last error librdkafka reported on its own (a refused SASL handshake, a TLS
-/// failure): a metadata request then only says "transport failure".
-#[derive(Default)]
-struct LastError(std::sync::Mutex<Option<String>>);
-
-impl rdkafka::ClientContext for LastError {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *g = Some(format!("{error}: {reason}"));
-    }
-}
-
-impl rdkafka::producer::ProducerContext for LastError {
+impl rdkafka::producer::ProducerContext for Watch {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }
 
+/// `check`'s broker prerequisite: the brokers answer a metadata request with these settings.
+/// The [`Watch`] tells a refusal (SASL, TLS) from silence: a metadata request then only says
+/// "transport failure".
 pub(crate) fn check(cfg: &KafkaConfig) -> crate::check::Finding {
     use crate::check::Finding;
-    use rdkafka::producer::BaseProducer;
-    let p: Result<BaseProducer<LastError>, _> =
-        producer_config(cfg).create_with_context(LastError::default());
-    match p.map(|p| {
-        let r = p
-            .client()
-            .fetch_metadata(None, Duration::from_secs(5))
-            .map(|m| m.brokers().len());
-        let last = p.context().0.lock().map(|g| g.clone()).unwrap_or_default();
-        (r, last)
-    }) {
-        Ok((Ok(n), _)) => Finding::ok(format!("kafka at {} answers ({n} broker(s))", cfg.brokers)),
-        Ok((Err(e), last)) => {
-            let sasl = cfg.properties.keys().any(|k| k.starts_with("sasl."));
-            let detail = last.map(|l| format!(" ({l})")).unwrap_or_default();
-            match sasl {
-                // a broker that refuses the credentials may just close the connection
-                true => Finding::fail(
-                    format!("kafka at {} refused the connection or does not answer: {e}{detail}", cfg.brokers),
-                    "with SASL configured this is most often a wrong sasl.username / sasl.password or sasl.mechanisms; else check kafka.brokers and that the broker runs",
-                ),
-                false => Finding::fail(
-                    format!("kafka at {} does not answer: {e}{detail}", cfg.brokers),
-                    "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
-                ),
-            }
+    let p: Result<ThreadedProducer<Watch>, _> =
+        producer_config(cfg).create_with_context(Watch::quiet());
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => {
+            return Finding::fail(
+                format!("kafka settings are not accepted: {e}"),
+                "check the keys and values of [kafka.properties] (librdkafka's names)",
+            )
+        }
+    };
+    match probe(p.client(), p.context(), cfg) {
+        Ok(()) => {
+            let n = p
+                .client()
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|m| m.brokers().len())
+                .unwrap_or(0);
+            Finding::ok(format!("kafka at {} answers ({n} broker(s))", cfg.brokers))
+        }
+        Err(SinkError::Unreachable { brokers, reason })
+            if !cfg.properties.keys().any(|k| k.starts_with("sasl.")) =>
+        {
+            Finding::fail(
+                format!("kafka at {brokers} does not answer: {reason}"),
+                "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
+            )
+        }
+        Err(SinkError::Refused { brokers, reason, fix }) => {
+            Finding::fail(format!("kafka at {brokers} refused the connection: {reason}"), fix)
+        }
+        // a broker that refuses the credentials may just close the connection
+        Err(SinkError::Unreachable { brokers, reason })
+            if cfg.properties.keys().any(|k| k.starts_with("sasl.")) =>
+        {
+            Finding::fail(
+                format!("kafka at {brokers} refused the connection or does not answer: {reason}"),
+                "with SASL configured this is most often a wrong sasl.username / sasl.password or sasl.mechanisms; else check kafka.brokers and that the broker runs",
+            )
         }
         Err(e) => Finding::fail(
-            format!("kafka settings are not accepted: {e}"),
-            "check the keys and values of [kafka.properties] (librdkafka's names)",
+            format!("kafka at {} does not answer: {e}", cfg.brokers).replace("\n  fix: ", "; "),
+            "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
         ),
     }
 }

@@ -182,6 +182,21 @@ impl Broker {
         Broker { child, port }
     }
 
+    /// A private broker on `port` that tells clients to connect to `advertised` (a TLS proxy
+    /// in front of it, see `tls_proxy`).
+    pub fn start_behind(port: u16, advertised: u16) -> Broker {
+        let bin = tansu_bin();
+        let adv = format!("tcp://127.0.0.1:{advertised}");
+        let child = Broker::spawn(
+            &bin,
+            port,
+            "memory://tansu/",
+            &["--advertised-listener-url", &adv],
+            None,
+        );
+        Broker { child, port }
+    }
+
     /// A private broker that requires SASL/SCRAM-SHA-512 authentication, knowing `user`.
     /// (Users live in the broker's storage: it is created with sqlite storage, given the user,
     /// and restarted with authentication on.)
@@ -220,18 +235,14 @@ impl Broker {
     fn spawn(bin: &Path, port: u16, storage: &str, extra: &[&str], dir: Option<&Path>) -> Child {
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(bin);
-        cmd.args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            storage,
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["broker", "--listener-url", &url]);
+        if !extra.contains(&"--advertised-listener-url") {
+            cmd.args(["--advertised-listener-url", &url]);
+        }
+        cmd.args(["--storage-engine", storage])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some(d) = dir {
             cmd.current_dir(d);
         }

@@ -16,6 +16,7 @@ pub mod my;
 pub mod pg;
 pub mod process;
 pub mod proxy;
+pub mod tls;
 
 pub use db::*;
 pub use kafka::*;
@@ -24,6 +25,7 @@ pub use my::*;
 pub use pg::*;
 pub use process::*;
 pub use proxy::*;
+pub use tls::*;
 
 use std::time::{Duration, Instant};
 
