@@ -193,6 +193,25 @@ impl TableFilter {
         self.include.iter().any(|p| glob_match(p, &name))
             && !self.exclude.iter().any(|p| glob_match(p, &name))
     }
+
+    /// The include patterns that select nothing that exists and cannot be meant for tables
+    /// created later: their schema (database) part matches no existing `schemas`, or their
+    /// table part has no wildcard and matches none of the existing tables' pattern `names`.
+    /// (A wildcard over an existing schema, `shop.*` in an empty database, may be waiting for
+    /// tables to come.)
+    pub(crate) fn dead_patterns(&self, schemas: &[String], names: &[String]) -> Vec<&str> {
+        self.include
+            .iter()
+            .filter(|p| match p.split_once('.') {
+                None => !p.contains(['*', '?']) && !names.iter().any(|n| glob_match(p, n)),
+                Some((schema, table)) => {
+                    !schemas.iter().any(|s| glob_match(schema, s))
+                        || (!table.contains(['*', '?']) && !names.iter().any(|n| glob_match(p, n)))
+                }
+            })
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +226,37 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(!glob_match("public.a", "public.ab"));
         assert!(glob_match("p*c.*s", "public.orders"));
+    }
+
+    #[test]
+    fn dead_patterns() {
+        let f = TableFilter {
+            include: [
+                "public.*",
+                "public.orders",
+                "public.ordrs",
+                "sales.*",
+                "*.x",
+                "s?les.y",
+                "*",
+                "public.o*",
+            ]
+            .map(String::from)
+            .to_vec(),
+            exclude: vec![],
+        };
+        let schemas = ["public".to_string(), "empty".to_string()];
+        let names = ["public.orders".to_string()];
+        assert_eq!(
+            f.dead_patterns(&schemas, &names),
+            ["public.ordrs", "sales.*", "*.x", "s?les.y"]
+        );
+        // a wildcard over an existing, empty schema waits for tables created later
+        let later = TableFilter {
+            include: vec!["empty.*".into()],
+            exclude: vec![],
+        };
+        assert!(later.dead_patterns(&schemas, &names).is_empty());
     }
 
     #[test]

@@ -41,6 +41,42 @@ both!(verify_finds_planted_differences, 6109);
 both!(lost_log_stops_then_resnapshot_starts_over, 6110);
 both!(kill9_at_random_moments_then_verify, 6111);
 both!(million_row_transaction_within_memory_budget, 6112);
+both!(table_pattern_matching_nothing_stops, 6114);
+
+/// A `source.tables` pattern that selects no table (a typo, a schema that does not exist):
+/// `check` fails naming it, and the first `run` stops with one error line and exit 1 before it
+/// creates anything, instead of streaming nothing.
+async fn table_pattern_matching_nothing_stops(db: Db) {
+    db.exec("CREATE TABLE orders (id INT PRIMARY KEY)").await;
+    let typo = db.qualified("ordrs");
+    for pattern in [typo.clone(), "nosuchschema.*".to_string()] {
+        let cfg = db.config(&format!("tables = [\"{pattern}\"]"), "");
+        let (code, out) = run_check(&db.name, &cfg);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains(&format!(
+                "[FAIL] source.tables [\"{pattern}\"] match(es) no table"
+            )),
+            "{out}"
+        );
+        let mut rs = Rowstream::start(&db.name, &cfg);
+        let log = rs
+            .expect_setup_stop(&[
+                &format!("error: source.tables [\"{pattern}\"] match(es) no table"),
+                "fix: correct the pattern",
+            ])
+            .await;
+        // the log file collects every run of the test: this run's part
+        let this = &log[log.rfind("starting").unwrap()..];
+        let errors: Vec<&str> = this.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "one error line:\n{this}");
+        assert!(!this.contains("created replication slot"), "{this}");
+    }
+    // the right name runs
+    let cfg = db.config(&format!("tables = [\"{}\"]", db.qualified("orders")), "");
+    let (code, out) = run_check(&db.name, &cfg);
+    assert_eq!(code, Some(0), "{out}");
+}
 
 /// One transaction of 1,000,000 rows streams with bounded memory: rowstream's peak RSS stays
 /// under 256 MB, and every row arrives.

@@ -246,6 +246,38 @@ pub(crate) fn table_filter(cfg: &Config) -> TableFilter {
     }
 }
 
+/// At the first start, `source.tables` patterns that select nothing that exists (see
+/// [`TableFilter::dead_patterns`]) stop the run: a typo would otherwise stream nothing,
+/// silently. `schemas` are the existing schemas (Postgres) or databases (MySQL), `names` the
+/// existing tables as `schema.table` / `db.table`.
+pub(crate) fn unmatched_patterns(
+    filter: &TableFilter,
+    schemas: &[String],
+    names: &[String],
+    postgres: bool,
+) -> Result<(), crate::error::SetupError> {
+    let dead = filter.dead_patterns(schemas, names);
+    if dead.is_empty() {
+        return Ok(());
+    }
+    let (over, kind) = match postgres {
+        true => ("schema.table", "schemas"),
+        false => ("database.table", "databases"),
+    };
+    let mut have: Vec<&str> = schemas.iter().map(String::as_str).take(10).collect();
+    if schemas.len() > 10 {
+        have.push("...");
+    }
+    Err(crate::error::SetupError::new(
+        format!(
+            "source.tables {dead:?} match(es) no table ({kind} here: {}; {} table(s) in all)",
+            have.join(", "),
+            names.len()
+        ),
+        format!("correct the pattern (globs over {over}, case-sensitive; `rowstream check` counts what matches), or create the table first"),
+    ))
+}
+
 /// `rowstream check` of the source: every prerequisite, each problem with its fix.
 pub(crate) async fn check(cfg: &Config, fix: bool) -> Vec<Finding> {
     match &cfg.source.options {

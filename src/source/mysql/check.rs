@@ -186,6 +186,9 @@ async fn tables(
         .iter()
         .filter(|(d, t, _)| flt.matches(&super::table_id(d, t)))
         .collect();
+    if let Err(e) = super::unmatched_patterns(conn, &flt).await? {
+        out.push(f(Level::Fail, e.problem, Some(e.fix)));
+    }
     out.push(match matched.len() {
         0 => f(
             Level::Warn,

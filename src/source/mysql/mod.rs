@@ -133,6 +133,9 @@ pub(crate) async fn prepare(
     prereq::required_for_run(&mut conn, db_type == DbType::MariaDb).await?;
     let filter = crate::source::table_filter(cfg);
     let matched = matched_tables(&mut conn, &filter).await?;
+    if state.position.is_none() {
+        unmatched_patterns(&mut conn, &filter).await??;
+    }
     std::fs::create_dir_all(&cfg.state.dir).map_err(MySqlError::Event)?;
     let mut history = History::open(&cfg.state.dir)?;
     let need: Vec<TableId> = tables_to_snapshot(cfg.snapshot.mode, &matched, state);
@@ -253,6 +256,32 @@ async fn open(url: &str, my: &MysqlOptions) -> Result<(Opts, Conn, DbType), MySq
         false => DbType::MySql,
     };
     Ok((opts, conn, db_type))
+}
+
+/// `source.tables` patterns that select nothing that exists (see
+/// `source::unmatched_patterns`).
+pub(super) async fn unmatched_patterns(
+    conn: &mut Conn,
+    filter: &TableFilter,
+) -> Result<Result<(), SetupError>, MySqlError> {
+    let dbs: Vec<String> = conn
+        .query(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA \
+             WHERE SCHEMA_NAME NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1",
+        )
+        .await?;
+    let names: Vec<String> = conn
+        .query::<(String, String), _>(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+        )
+        .await?
+        .into_iter()
+        .map(|(d, t)| table_id(&d, &t).pattern_name())
+        .collect();
+    Ok(crate::source::unmatched_patterns(
+        filter, &dbs, &names, false,
+    ))
 }
 
 /// The base tables `filter` selects, in name order.

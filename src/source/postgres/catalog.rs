@@ -162,6 +162,36 @@ impl Catalog {
 }
 
 /// Ordinary tables (leaf partitions included) outside system schemas.
+/// The schemas user tables can live in (what `source.tables` patterns are matched against).
+pub(crate) async fn list_schemas(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT nspname::text FROM pg_namespace \
+             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'rowstream') \
+               AND nspname NOT LIKE 'pg_toast%' AND nspname NOT LIKE 'pg_temp%' ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// `source.tables` patterns that select nothing that exists (see
+/// `source::unmatched_patterns`).
+pub(crate) async fn unmatched_patterns(
+    client: &Client,
+    filter: &crate::schema::TableFilter,
+) -> Result<Result<(), crate::error::SetupError>, tokio_postgres::Error> {
+    let schemas = list_schemas(client).await?;
+    let names: Vec<String> = list_tables(client)
+        .await?
+        .iter()
+        .map(|t| format!("{}.{}", t.schema, t.name))
+        .collect();
+    Ok(crate::source::unmatched_patterns(
+        filter, &schemas, &names, true,
+    ))
+}
+
 pub(crate) async fn list_tables(client: &Client) -> Result<Vec<TableRow>, tokio_postgres::Error> {
     let rows = client
         .query(

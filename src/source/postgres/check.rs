@@ -175,6 +175,9 @@ impl Checker<'_> {
                 })
             })
             .collect();
+        if let Err(e) = catalog::unmatched_patterns(self.client, &filter).await? {
+            out.push(Finding::fail(e.problem, e.fix));
+        }
         out.push(match tables.len() {
             0 => Finding::warn(
                 format!(

@@ -218,6 +218,10 @@ pub(crate) async fn prepare(
     fresh: bool,
 ) -> Result<(Prepared, Vec<Arc<TableSchema>>), SourceError> {
     let (server, mut tables, matched) = open_tables(cfg, o).await?;
+    if state.position.is_none() {
+        let filter = crate::source::table_filter(cfg);
+        catalog::unmatched_patterns(&tables.catalog.client, &filter).await??;
+    }
     if matched.is_empty() {
         tracing::warn!(patterns = ?cfg.source.tables(), "no table matches source.tables yet; streaming tables created later");
     }
