@@ -866,3 +866,81 @@ async fn kafka_tls() {
     .await;
     drop(broker);
 }
+
+/// The slot loses the WAL it needs for real (`wal_status = lost`: a private server with
+/// `max_slot_wal_keep_size = 1MB` recycles WAL while rowstream is stopped): the restart stops
+/// with one error line naming it and `--resnapshot`; it never creates a new slot by itself.
+/// `--resnapshot` then starts over: every row snapshotted again, streaming after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn wal_lost_stops_then_resnapshot_starts_over() {
+    let name = "rs_wal_lost";
+    let pg = PgServer::start(name, &["max_slot_wal_keep_size=1MB"]);
+    let admin = pg.connect("postgres").await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let db = pg.connect(name).await;
+    db.batch_execute(
+        "CREATE TABLE t(id int primary key, v int); INSERT INTO t VALUES (1, 0), (2, 0), (3, 0);
+         CREATE TABLE pad(id int, body text);",
+    )
+    .await
+    .unwrap();
+    state_dir(name);
+    let cfg =
+        config(name, "tables = [\"public.t\"]", "").replace(&format!("{PG}/{name}"), &pg.url(name));
+    let rs = Rowstream::start(name, &cfg);
+    let mut r = Reader::new(&topic(name, "t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 3);
+    wait_streaming(&admin, name).await;
+    assert_eq!(rs.stop(), 0);
+    db.batch_execute("INSERT INTO t VALUES (4, 0), (5, 0)")
+        .await
+        .unwrap();
+    // write WAL and checkpoint until the slot's WAL is gone
+    wait_for(120, "wal_status = lost", || async {
+        db.batch_execute(
+            "INSERT INTO pad SELECT g, repeat('x', 1000) FROM generate_series(1, 2000) g;
+             SELECT pg_switch_wal(); CHECKPOINT;",
+        )
+        .await
+        .unwrap();
+        let s: Option<String> = admin
+            .query_one(
+                "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        s.as_deref() == Some("lost")
+    })
+    .await;
+    let mut rs = Rowstream::start(name, &cfg);
+    let log = rs
+        .expect_setup_stop(&["wal_status = lost", "--resnapshot"])
+        .await;
+    let this = &log[log.rfind("starting").unwrap()..];
+    let errors: Vec<&str> = this.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{this}");
+    assert!(!this.contains("created replication slot"), "{this}");
+    let rs = Rowstream::start_with(name, &cfg, &["--resnapshot"]);
+    let recs = r.until(60, "every row snapshotted again", |x| {
+        x.iter().filter(|x| x.seq() == "-1").count() >= 3 + 5
+    });
+    let again: std::collections::HashSet<i64> = recs
+        .iter()
+        .skip(3)
+        .filter(|x| x.seq() == "-1")
+        .filter_map(|x| x.after()["id"].as_i64())
+        .collect();
+    assert_eq!(again, (1..=5).collect());
+    db.batch_execute("INSERT INTO t VALUES (6, 0)")
+        .await
+        .unwrap();
+    r.until(60, "streaming after the resnapshot", |x| {
+        x.iter().any(|x| x.after()["id"] == serde_json::json!(6))
+    });
+    assert_eq!(rs.stop(), 0);
+}
