@@ -153,10 +153,24 @@ pub(crate) async fn prepare(
         // they are now, recorded from the start on
         history.reset()?;
         if db_type != DbType::MariaDb {
-            return Err(setup(
-                "the state was written on another server: resuming by GTID is implemented for MariaDB only so far",
-                "point source.url back at the server that wrote the state, or start over with `rowstream run --resnapshot`",
-            ));
+            let g = match &state.position {
+                Some(SourcePosition::MySql { gtid: Some(g), .. }) => g.clone(),
+                _ => String::new(),
+            };
+            let mode: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await?;
+            let (applied, kept): (Option<i64>, Option<i64>) = conn
+                .exec_first(
+                    "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed), GTID_SUBSET(@@GLOBAL.gtid_purged, ?)",
+                    (&g, &g),
+                )
+                .await?
+                .unwrap_or_default();
+            mysql_gtid_guard(
+                &g,
+                mode.as_deref().unwrap_or("OFF"),
+                applied == Some(1),
+                kept == Some(1),
+            )?;
         }
     }
     let (start, gtid) = match &state.position {
@@ -256,6 +270,48 @@ async fn open(url: &str, my: &MysqlOptions) -> Result<(Opts, Conn, DbType), MySq
         false => DbType::MySql,
     };
     Ok((opts, conn, db_type))
+}
+
+/// May this MySQL server resume the stored GTID set `g` (failover by GTID)? It must run with
+/// GTIDs, have applied every transaction rowstream has seen (`applied`: else it lags behind or
+/// belongs to another topology), and still hold every one rowstream has not (`kept`: its
+/// `gtid_purged` lies within `g`).
+fn mysql_gtid_guard(g: &str, mode: &str, applied: bool, kept: bool) -> Result<(), MySqlError> {
+    let other = "point source.url at a server of the same replication topology that has applied it (a GTID replica with log_replica_updates), or start over with `rowstream run --resnapshot`";
+    if !mode.eq_ignore_ascii_case("ON") {
+        return Err(setup(
+            format!("the state was written on another server and this one runs with gtid_mode = {mode}: resuming by GTID needs gtid_mode = ON"),
+            other,
+        ));
+    }
+    if !applied {
+        return Err(setup(
+            format!("this server has not applied rowstream's position GTID {g} (it lags behind, or belongs to another replication topology)"),
+            other,
+        ));
+    }
+    if !kept {
+        return Err(setup(
+            format!("this server purged binlogs holding transactions after rowstream's position GTID {g} (its gtid_purged is not within it)"),
+            "point source.url at a server that still has those binlogs, or start over with `rowstream run --resnapshot`",
+        ));
+    }
+    Ok(())
+}
+
+/// The COM_BINLOG_DUMP_GTID request for MySQL auto-positioning from the executed set `g`
+/// (`uuid:1-n` and tagged `uuid:tag:1-n` parts): the server sends every transaction not in it.
+fn mysql_gtid_request(server_id: u32, g: &str) -> Result<BinlogStreamRequest<'static>, MySqlError> {
+    let sids = g
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<mysql_async::Sid<'static>>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| MySqlError::Malformed(format!("stored GTID set {g}: {e}")))?;
+    Ok(BinlogStreamRequest::new(server_id)
+        .with_gtid()
+        .with_gtid_set(sids))
 }
 
 /// `source.tables` patterns that select nothing that exists (see
@@ -535,19 +591,24 @@ impl Prepared {
         conn.query_drop("SET @master_heartbeat_period = 5000000000")
             .await?;
         let (file, pos) = self.start.clone();
+        let mut req = BinlogStreamRequest::new(self.server_id)
+            .with_filename(file.as_bytes())
+            .with_pos(pos);
         if self.by_gtid {
-            // MariaDB GTID positioning: the server looks the GTID up in its own binlog and
-            // refuses (strict mode) one its history does not contain
             let g = self.gtid.clone().unwrap_or_default();
             tracing::info!(gtid = %g, "streaming binlog from a GTID position");
-            conn.exec_drop("SET @slave_connect_state = ?", (g,)).await?;
-            conn.query_drop("SET @slave_gtid_strict_mode = 1").await?;
+            if self.db_type == DbType::MariaDb {
+                // MariaDB GTID positioning: the server looks the GTID up in its own binlog and
+                // refuses (strict mode) one its history does not contain
+                conn.exec_drop("SET @slave_connect_state = ?", (g,)).await?;
+                conn.query_drop("SET @slave_gtid_strict_mode = 1").await?;
+            } else {
+                // MySQL auto-positioning (checked by `mysql_gtid_guard` at start-up)
+                req = mysql_gtid_request(self.server_id, &g)?;
+            }
         } else {
             tracing::info!(%file, pos, "streaming binlog");
         }
-        let req = BinlogStreamRequest::new(self.server_id)
-            .with_filename(file.as_bytes())
-            .with_pos(pos);
         let stream = conn
             .get_binlog_stream(req)
             .await
@@ -1166,6 +1227,32 @@ impl GtidSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mysql_failover_guard_and_request() {
+        let g = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,3e11fa47-71ca-11e1-9e33-c80aa9429562:audit:1-2";
+        assert!(mysql_gtid_guard(g, "ON", true, true).is_ok());
+        for (mode, applied, kept, says) in [
+            ("OFF", true, true, "gtid_mode = OFF"),
+            ("ON", false, true, "has not applied"),
+            ("ON", true, false, "purged binlogs"),
+        ] {
+            let e = mysql_gtid_guard(g, mode, applied, kept).unwrap_err();
+            assert_eq!(e.class(), crate::error::ErrorClass::Setup);
+            let text = e.to_string();
+            assert!(
+                text.contains(says) && text.contains("--resnapshot"),
+                "{text}"
+            );
+        }
+        assert!(mysql_gtid_request(5401, g).is_ok());
+        assert!(mysql_gtid_request(5401, "not-a-uuid:1-5").is_err());
+        // the set GtidSet renders parses back as the request's sids
+        let mut set = GtidSet::default();
+        set.mysql([0x3e; 16], None, 7);
+        set.mysql([0x3e; 16], Some("audit"), 2);
+        assert!(mysql_gtid_request(1, &set.render().unwrap()).is_ok());
+    }
 
     #[test]
     fn mariadb_gtid_event_bytes() {
