@@ -185,7 +185,7 @@ impl Pipeline {
                 _ = hb.tick() => if let Err(e) = self.heartbeats().await { break Err(e) },
             }
             if let Some(f) = self.tracker.failure() {
-                break Err(SinkError::Delivery(f).into());
+                break Err(SinkError::from(f).into());
             }
         };
         drop(rx);
@@ -198,7 +198,7 @@ impl Pipeline {
         }
         res?;
         if let Some(f) = self.tracker.failure() {
-            return Err(SinkError::Delivery(f).into());
+            return Err(SinkError::from(f).into());
         }
         Ok(())
     }

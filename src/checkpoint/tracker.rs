@@ -16,6 +16,30 @@ use crate::event::Marker;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+/// Why a record was not delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    /// retrying cannot help (the broker refuses this record for good); the message names the fix
+    pub(crate) permanent: bool,
+}
+
+impl Failure {
+    /// A failure that a restart may get past (timeouts, an unreachable broker).
+    pub(crate) fn transient(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 #[derive(Default)]
 struct Segment {
     pending: u64,
@@ -27,7 +51,7 @@ struct Inner {
     /// id of `segs[0]`
     base: u64,
     segs: VecDeque<Segment>,
-    failure: Option<String>,
+    failure: Option<Failure>,
     in_flight: u64,
     /// the last delivery report, or when records started waiting for one
     progress: std::time::Instant,
@@ -83,7 +107,7 @@ impl Tracker {
     }
 
     /// A delivery report for a record of segment `id`.
-    pub(crate) fn delivered(&self, id: u64, result: Result<(), String>) {
+    pub(crate) fn delivered(&self, id: u64, result: Result<(), Failure>) {
         let mut g = self.lock();
         g.progress = std::time::Instant::now();
         match result {
@@ -134,7 +158,7 @@ impl Tracker {
         out
     }
 
-    pub(crate) fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<Failure> {
         self.lock().failure.clone()
     }
 
@@ -195,8 +219,8 @@ mod tests {
         let b = t.begin();
         t.mark(cp(2));
         t.delivered(b, Ok(()));
-        t.delivered(a, Err("broker down".into()));
+        t.delivered(a, Err(Failure::transient("broker down")));
         assert!(t.drain_ready().is_empty());
-        assert_eq!(t.failure().as_deref(), Some("broker down"));
+        assert_eq!(t.failure(), Some(Failure::transient("broker down")));
     }
 }

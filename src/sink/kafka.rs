@@ -19,7 +19,7 @@
 //!   woken by the report, not by polling) instead of buffering: the source is slowed, memory
 //!   stays bounded by `queue.buffering.max.*`.
 
-use crate::checkpoint::tracker::Tracker;
+use crate::checkpoint::tracker::{Failure, Tracker};
 use crate::config::KafkaConfig;
 use crate::error::{Classify, ErrorClass};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -62,6 +62,44 @@ pub(crate) enum SinkError {
     Produce { topic: String, source: KafkaError },
     #[error("a record was not delivered: {0}; rowstream stops without moving its checkpoint past it (restart resumes there)")]
     Delivery(String),
+    /// The broker refuses a record for good (too large, not authorized): retrying cannot help.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+impl From<Failure> for SinkError {
+    fn from(f: Failure) -> SinkError {
+        match f.permanent {
+            true => SinkError::Rejected(f.message),
+            false => SinkError::Delivery(f.message),
+        }
+    }
+}
+
+/// A failed delivery report as the tracker keeps it: the broker's permanent refusals (a record
+/// over its size limit, a topic rowstream may not write) name the record and the fix.
+fn delivery_failure(
+    e: &KafkaError,
+    topic: &str,
+    partition: i32,
+    key: Option<&[u8]>,
+    size: usize,
+) -> Failure {
+    use RDKafkaErrorCode as C;
+    let key = key.map(String::from_utf8_lossy).unwrap_or_default();
+    let message = match e.rdkafka_error_code() {
+        Some(C::MessageSizeTooLarge) => format!(
+            "kafka refused a record of topic {topic} (key {key}, {size} bytes) as too large: the broker's message.max.bytes (or the topic's max.message.bytes) is below it\n  fix: raise the broker's message.max.bytes or the topic's max.message.bytes, or set kafka.properties.\"message.max.bytes\" to the broker's limit so that kafka.oversized (fail | skip | placeholder, per table: kafka.oversized_tables) decides"
+        ),
+        Some(C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed) => format!(
+            "kafka refused to let rowstream write topic {topic}: {e}\n  fix: grant the user of kafka.properties sasl.username WRITE (and DESCRIBE, CREATE) on the topic"
+        ),
+        _ => return Failure::transient(format!("topic {topic} partition {partition}: {e}")),
+    };
+    Failure {
+        message,
+        permanent: true,
+    }
 }
 
 /// Topic creation errors retrying cannot fix: the request itself is refused.
@@ -83,7 +121,9 @@ fn refused_for_good(code: RDKafkaErrorCode) -> bool {
 impl Classify for SinkError {
     fn class(&self) -> ErrorClass {
         match self {
-            SinkError::Setup(_) | SinkError::Refused { .. } => ErrorClass::Setup,
+            SinkError::Setup(_) | SinkError::Refused { .. } | SinkError::Rejected(_) => {
+                ErrorClass::Setup
+            }
             SinkError::Unreachable { .. } => ErrorClass::Unreachable,
             SinkError::CreateTopic { transient, .. } => {
                 if *transient {
@@ -222,9 +262,11 @@ impl ProducerContext for DeliveryCtx {
             Ok(_) => self.tracker.delivered(id as u64, Ok(())),
             Err((e, m)) => {
                 use rdkafka::Message as _;
-                let msg = format!("topic {} partition {}: {e}", m.topic(), m.partition());
-                tracing::error!(error = %msg, "kafka delivery failed");
-                self.tracker.delivered(id as u64, Err(msg))
+                let f = delivery_failure(e, m.topic(), m.partition(), m.key(), m.payload_len());
+                if !f.permanent {
+                    tracing::error!(error = %f, "kafka delivery failed");
+                }
+                self.tracker.delivered(id as u64, Err(f))
             }
         }
         self.space.notify_one();
@@ -544,7 +586,7 @@ impl KafkaSink {
                     rec = r;
                     if let Some(f) = self.tracker.failure() {
                         self.tracker.cancel(id);
-                        return Err(SinkError::Delivery(f));
+                        return Err(f.into());
                     }
                     // woken by the next delivery report; the bound re-checks for a failure
                     let _ = tokio::time::timeout(Duration::from_millis(100), space).await;
@@ -620,5 +662,29 @@ pub(crate) fn check(cfg: &KafkaConfig) -> crate::check::Finding {
             format!("kafka at {} does not answer: {e}", cfg.brokers).replace("\n  fix: ", "; "),
             "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_failures_name_the_record_and_the_fix() {
+        let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let f = delivery_failure(&too_large, "shop.orders", 2, Some(b"42"), 3_000_000);
+        assert!(f.permanent);
+        assert!(
+            f.message
+                .contains("topic shop.orders (key 42, 3000000 bytes)"),
+            "{f}"
+        );
+        assert!(f.message.contains("max.message.bytes") && f.message.contains("kafka.oversized"));
+        let e: SinkError = f.into();
+        assert_eq!(e.class(), ErrorClass::Setup);
+        let timeout = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let f = delivery_failure(&timeout, "shop.orders", 2, None, 10);
+        assert!(!f.permanent);
+        assert_eq!(SinkError::from(f).class(), ErrorClass::Transient);
     }
 }
