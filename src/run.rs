@@ -61,6 +61,8 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
     if let Some(addr) = &cfg.admin.listen {
         crate::admin::serve(addr, admin.clone()).await?;
     }
+    // opened once: with the Kafka backend, opening claims the connector
+    let store = Arc::new(Store::open_for(&cfg).await?);
     let mut backoff = Duration::from_secs(1);
     // whether a run got as far as streaming: from then on an unreachable database is retried
     let mut streamed = false;
@@ -68,7 +70,7 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
         let started = std::time::Instant::now();
         // only the first attempt starts over; later ones resume what it stored
         let fresh = resnapshot && !streamed;
-        let res = run_once(&cfg, stop_rx.clone(), &admin, &mut streamed, fresh).await;
+        let res = run_once(&cfg, &store, stop_rx.clone(), &admin, &mut streamed, fresh).await;
         admin.set(None);
         let err = match res {
             Ok(()) => return Ok(()),
@@ -97,14 +99,15 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
 
 async fn run_once(
     cfg: &Config,
+    store: &Arc<Store>,
     mut outer_stop: watch::Receiver<bool>,
     admin: &crate::admin::Admin,
     streamed: &mut bool,
     fresh: bool,
 ) -> Result<(), Error> {
     let cfg = cfg.clone();
-    let store = Arc::new(Store::open(&cfg.state.dir)?);
-    let mut state = load_state(&store, &cfg)?;
+    store.fenced()?;
+    let mut state = load_state(store, &cfg)?;
     if fresh {
         tracing::warn!(
             previous_position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
@@ -115,13 +118,13 @@ async fn run_once(
         state.event_time_ms = -1;
     }
     tracing::info!(
-        state = %cfg.state.dir.display(),
+        state = %store.describe(),
         position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
         "starting"
     );
     let tracker = Arc::new(Tracker::new());
     let sink = KafkaSink::new(&cfg.kafka, tracker.clone())?;
-    let ready = source::prepare(&cfg, &state, fresh).await?;
+    let ready = source::prepare(&cfg, &state, fresh, store.clone()).await?;
     *streamed = true;
     let stats = Arc::new(Stats::default());
     stats
@@ -181,7 +184,7 @@ async fn run_once(
             r = &mut pipe => {
                 break flatten(r.map(|x| x.map_err(Error::from)));
             }
-            _ = tick.tick() => commit(&tracker, &store, &mut state, &stats, &ack_tx)?,
+            _ = tick.tick() => commit(&tracker, store, &mut state, &stats, &ack_tx)?,
         }
     };
     if let Err(e) = &pipe_result {
@@ -189,7 +192,7 @@ async fn run_once(
         let _ = stop_tx.send(true);
     }
     // the pipeline flushed: store the final position and let the source confirm it
-    commit(&tracker, &store, &mut state, &stats, &ack_tx)?;
+    commit(&tracker, store, &mut state, &stats, &ack_tx)?;
     drop(ack_tx);
     let source_result = match source_result {
         Some(r) => r,
@@ -217,11 +220,11 @@ fn load_state(store: &Store, cfg: &Config) -> Result<State, Error> {
         }
         Some(s) if s.source_id != sid => Err(Error::setup(
             format!(
-                "state dir {} belongs to source `{}`, not `{sid}`",
-                cfg.state.dir.display(),
+                "state {} belongs to source `{}`, not `{sid}`",
+                store.describe(),
                 s.source_id
             ),
-            "give this pipeline its own state.dir",
+            "give this pipeline its own state.dir (or, with state.backend = \"kafka\", its own state.connector)",
         )),
         Some(s) => Ok(s),
         None => Ok(State {
@@ -247,6 +250,7 @@ fn commit(
     stats: &Stats,
     ack: &watch::Sender<Option<SourcePosition>>,
 ) -> Result<(), Error> {
+    store.fenced()?;
     let ready = tracker.drain_ready();
     let mut changed = false;
     for m in &ready {

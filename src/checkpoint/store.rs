@@ -1,9 +1,11 @@
-//! Durable pipeline state in `state.dir`: the resume position, per-table snapshot state, and the
-//! sequenceId lease.
+//! Durable pipeline state: the resume position, per-table snapshot state, the sequenceId lease
+//! and the MySQL schema history, in `state.dir` (`state.backend = "file"`) or in compacted
+//! Kafka topics (`"kafka"`, see `checkpoint::kafka`). [`Store`] is the one face of both.
 //!
 //! Invariants:
-//! - Every write is atomic: write a temp file, fsync it, rename over the old one, fsync the
-//!   directory. A crash leaves either the old or the new state, never a torn one.
+//! - Every write is atomic and durable before it returns: file: write a temp file, fsync it,
+//!   rename over the old one, fsync the directory (a crash leaves the old or the new state,
+//!   never a torn one); Kafka: the broker acknowledged the record.
 //! - The state only changes by folding released markers (see `tracker`), so what it names was
 //!   delivered to Kafka before it was written.
 //! - `state.json` names its source (type, database, slot); starting against another source with
@@ -31,6 +33,11 @@ pub(crate) enum StoreError {
         path: PathBuf,
         err: serde_json::Error,
     },
+    /// The Kafka state topics could not be written or read (the broker may be back later).
+    #[error("state in Kafka: {0}")]
+    Kafka(String),
+    #[error("another process claimed connector `{connector}` ({by}); this one stops so that only one advances its position\n  fix: run each connector (state.connector) in one process at a time")]
+    Fenced { connector: String, by: String },
 }
 
 impl Classify for StoreError {
@@ -38,7 +45,10 @@ impl Classify for StoreError {
         match self {
             // a disk that fails a write is not something a retry loop should hide
             StoreError::Io { .. } => ErrorClass::Fatal,
-            StoreError::Unusable { .. } | StoreError::Corrupt { .. } => ErrorClass::Setup,
+            StoreError::Unusable { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Fenced { .. } => ErrorClass::Setup,
+            StoreError::Kafka(_) => ErrorClass::Transient,
         }
     }
 }
@@ -121,9 +131,40 @@ impl State {
     }
 }
 
-pub(crate) struct Store {
-    dir: PathBuf,
+/// What a store holds when it opens (the Kafka backend reads it all at once).
+#[derive(Default)]
+pub(crate) struct Loaded {
+    pub(crate) state: Option<Vec<u8>>,
+    pub(crate) lease: i64,
+    /// schema history entries, one JSON document each
+    pub(crate) history: Vec<Vec<u8>>,
 }
+
+pub(crate) struct Store {
+    backend: Backend,
+}
+
+enum Backend {
+    File {
+        dir: PathBuf,
+    },
+    Kafka {
+        kafka: Box<super::kafka::KafkaState>,
+        /// what was last stored (this process is the connector's only writer)
+        latest: std::sync::Mutex<Loaded>,
+    },
+}
+
+/// Run blocking store I/O from async code without stalling the runtime's other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+const HISTORY_FILE: &str = "schema-history.jsonl";
 
 impl Store {
     /// Open (creating it) a state directory, and prove it writable before anything else
@@ -138,56 +179,191 @@ impl Store {
         std::fs::write(&probe, b"").map_err(unusable)?;
         let _ = std::fs::remove_file(&probe);
         Ok(Store {
-            dir: dir.to_path_buf(),
+            backend: Backend::File {
+                dir: dir.to_path_buf(),
+            },
         })
+    }
+
+    /// The store `state.backend` names. Kafka: the connector is claimed (see
+    /// `checkpoint::kafka`), so open it once per process.
+    pub(crate) async fn open_for(cfg: &crate::config::Config) -> Result<Store, StoreError> {
+        match cfg.state.backend {
+            crate::config::StateBackend::File => Store::open(&cfg.state.dir),
+            crate::config::StateBackend::Kafka => {
+                let (kafka, loaded) = super::kafka::KafkaState::open(cfg).await?;
+                Ok(Store {
+                    backend: Backend::Kafka {
+                        kafka: Box::new(kafka),
+                        latest: std::sync::Mutex::new(loaded),
+                    },
+                })
+            }
+        }
+    }
+
+    /// Where the state lives (for logs).
+    pub(crate) fn describe(&self) -> String {
+        match &self.backend {
+            Backend::File { dir } => dir.display().to_string(),
+            Backend::Kafka { kafka, .. } => kafka.describe(),
+        }
+    }
+
+    /// An error if another process took this connector over (Kafka backend).
+    pub(crate) fn fenced(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Kafka { kafka, .. } => kafka.fenced().map_or(Ok(()), Err),
+            Backend::File { .. } => Ok(()),
+        }
+    }
+
+    fn latest(&self) -> Option<std::sync::MutexGuard<'_, Loaded>> {
+        match &self.backend {
+            Backend::Kafka { latest, .. } => Some(latest.lock().unwrap_or_else(|e| e.into_inner())),
+            Backend::File { .. } => None,
+        }
     }
 
     fn io(&self, e: std::io::Error) -> StoreError {
         StoreError::Io {
-            dir: self.dir.clone(),
+            dir: match &self.backend {
+                Backend::File { dir } => dir.clone(),
+                Backend::Kafka { .. } => PathBuf::new(),
+            },
             err: e,
         }
     }
 
     pub(crate) fn load(&self) -> Result<Option<State>, StoreError> {
-        let path = self.dir.join("state.json");
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt { path, err: e }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io(e)),
-        }
+        let (bytes, path) = match &self.backend {
+            Backend::File { dir } => {
+                let path = dir.join("state.json");
+                match std::fs::read(&path) {
+                    Ok(b) => (b, path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(self.io(e)),
+                }
+            }
+            Backend::Kafka { kafka, latest } => {
+                let g = latest.lock().unwrap_or_else(|e| e.into_inner());
+                match &g.state {
+                    Some(b) => (b.clone(), PathBuf::from(kafka.describe())),
+                    None => return Ok(None),
+                }
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt { path, err: e })
     }
 
     pub(crate) fn save(&self, state: &State) -> Result<(), StoreError> {
         let body =
             serde_json::to_vec_pretty(state).map_err(|e| self.io(std::io::Error::other(e)))?;
-        self.write_atomic("state.json", &body)
+        match &self.backend {
+            Backend::File { .. } => self.write_atomic("state.json", &body),
+            Backend::Kafka { kafka, .. } => {
+                blocking(|| kafka.save_state(&body))?;
+                if let Some(mut g) = self.latest() {
+                    g.state = Some(body);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The sequenceId lease: no id at or above this ms was ever issued... below it may have been.
     pub(crate) fn load_lease(&self) -> Result<i64, StoreError> {
-        match std::fs::read_to_string(self.dir.join("sequence.lease")) {
-            Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(self.io(e)),
+        match &self.backend {
+            Backend::File { dir } => match std::fs::read_to_string(dir.join("sequence.lease")) {
+                Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                Err(e) => Err(self.io(e)),
+            },
+            Backend::Kafka { latest, .. } => {
+                Ok(latest.lock().unwrap_or_else(|e| e.into_inner()).lease)
+            }
         }
     }
 
     pub(crate) fn save_lease(&self, ms: i64) -> Result<(), StoreError> {
-        self.write_atomic("sequence.lease", ms.to_string().as_bytes())
+        match &self.backend {
+            Backend::File { .. } => self.write_atomic("sequence.lease", ms.to_string().as_bytes()),
+            Backend::Kafka { kafka, .. } => {
+                blocking(|| kafka.save_lease(ms))?;
+                if let Some(mut g) = self.latest() {
+                    g.lease = g.lease.max(ms);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The schema history entries, oldest first (a torn last line of the file is skipped by
+    /// the reader: the DDL is replayed).
+    pub(crate) fn history(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::File { dir } => match std::fs::read(dir.join(HISTORY_FILE)) {
+                Ok(b) => Ok(b
+                    .split(|c| *c == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+                Err(e) => Err(self.io(e)),
+            },
+            Backend::Kafka { latest, .. } => Ok(latest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .history
+                .clone()),
+        }
+    }
+
+    /// Append one schema history entry (`key` names it uniquely: position and table).
+    pub(crate) fn history_append(&self, key: &str, entry: &[u8]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::File { dir } => {
+                let mut line = entry.to_vec();
+                line.push(b'\n');
+                (|| -> std::io::Result<()> {
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(dir.join(HISTORY_FILE))?;
+                    f.write_all(&line)?;
+                    f.sync_data()
+                })()
+                .map_err(|e| self.io(e))
+            }
+            Backend::Kafka { kafka, .. } => blocking(|| kafka.history_append(key, entry)),
+        }
+    }
+
+    /// Forget the whole schema history.
+    pub(crate) fn history_reset(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::File { dir } => match std::fs::remove_file(dir.join(HISTORY_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.io(e)),
+                _ => Ok(()),
+            },
+            Backend::Kafka { kafka, .. } => blocking(|| kafka.history_reset()),
+        }
     }
 
     fn write_atomic(&self, name: &str, body: &[u8]) -> Result<(), StoreError> {
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let dst = self.dir.join(name);
+        let Backend::File { dir } = &self.backend else {
+            return Err(self.io(std::io::Error::other("not a file store")));
+        };
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let dst = dir.join(name);
         (|| -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(body)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &dst)?;
-            std::fs::File::open(&self.dir)?.sync_all()
+            std::fs::File::open(dir)?.sync_all()
         })()
         .map_err(|e| self.io(e))
     }

@@ -108,6 +108,24 @@ impl KafkaConfig {
             .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
     }
 
+    /// The brokers and the connection/security settings of `kafka.properties`: what any client
+    /// other than the data producer needs (the admin client, `verify`'s consumer, the state
+    /// store).
+    pub(crate) fn connection(&self) -> rdkafka::config::ClientConfig {
+        let mut c = rdkafka::config::ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.properties {
+            if k.starts_with("security.")
+                || k.starts_with("sasl.")
+                || k.starts_with("ssl.")
+                || k.starts_with("socket.")
+            {
+                c.set(k, v);
+            }
+        }
+        c
+    }
+
     /// The oversized-record policy of `table` (`schema.table` / `db.table`).
     pub(crate) fn oversized_for(&self, table: &str) -> Oversized {
         self.oversized_tables

@@ -24,7 +24,8 @@ mod source;
 
 pub(crate) use kafka::{KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
 pub(crate) use runtime::{
-    AdminConfig, EncodeConfig, HeartbeatConfig, SnapshotConfig, SnapshotMode, StateConfig,
+    AdminConfig, EncodeConfig, HeartbeatConfig, SnapshotConfig, SnapshotMode, StateBackend,
+    StateConfig,
 };
 pub(crate) use source::{
     redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, SourceConfig, SourceOptions,
@@ -381,11 +382,14 @@ brokers = "127.0.0.1:9092"
     fn keys_match_the_structs() {
         // every optional key given, so none serializes as absent
         let full_pg = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:1\"\n")
+            .replace("[state]", "[state]\nconnector = \"c\"")
             .replace("tables = [", "ssl_root_cert = \"ca.pem\"\ntables = [");
-        let full_my = format!("{MYSQL}\n[admin]\nlisten = \"127.0.0.1:1\"\n").replace(
-            "server_id = 7",
-            "server_id = 7\nssl_mode = \"required\"\nssl_root_cert = \"Cargo.toml\"",
-        );
+        let full_my = format!("{MYSQL}\n[admin]\nlisten = \"127.0.0.1:1\"\n")
+            .replace("[state]", "[state]\nconnector = \"c\"")
+            .replace(
+                "server_id = 7",
+                "server_id = 7\nssl_mode = \"required\"\nssl_root_cert = \"Cargo.toml\"",
+            );
         let mut all_fields = Vec::new();
         for (kind, text) in [
             (SourceType::Postgres, full_pg),

@@ -64,6 +64,20 @@ impl Default for HeartbeatConfig {
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StateConfig {
+    /// Where the state lives: a local directory (`file`, the default) or compacted Kafka
+    /// topics (`kafka`: no local disk needed).
+    #[serde(default)]
+    pub(crate) backend: StateBackend,
+    /// The pipeline's name: the key of its state in the Kafka topics (required with `kafka`).
+    #[serde(default)]
+    pub(crate) connector: Option<String>,
+    /// `kafka` backend: the compacted topic of positions, snapshot progress and sequenceId
+    /// leases (Kafka Connect's `offset.storage.topic`).
+    #[serde(default = "default_state_topic")]
+    pub(crate) topic: String,
+    /// `kafka` backend: the compacted topic of the MySQL/MariaDB schema history.
+    #[serde(default = "default_history_topic")]
+    pub(crate) history_topic: String,
     #[serde(default = "default_state_dir")]
     pub(crate) dir: PathBuf,
     /// How often delivered positions are stored (and acknowledged to the source).
@@ -74,6 +88,10 @@ pub(crate) struct StateConfig {
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
+            backend: StateBackend::default(),
+            connector: None,
+            topic: default_state_topic(),
+            history_topic: default_history_topic(),
             dir: default_state_dir(),
             commit_interval_ms: default_commit(),
         }
@@ -140,8 +158,57 @@ impl HeartbeatConfig {
     }
 }
 
+/// Where a pipeline's state lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StateBackend {
+    /// `state.dir` on the local disk.
+    #[default]
+    File,
+    /// Compacted Kafka topics (`state.topic`, `state.history_topic`), keyed by `state.connector`.
+    Kafka,
+}
+
+fn default_state_topic() -> String {
+    "rowstream-offsets".into()
+}
+
+fn default_history_topic() -> String {
+    "rowstream-schema-history".into()
+}
+
 impl StateConfig {
     pub(super) fn validate(&self, p: &mut Vec<String>) {
+        if self.backend == StateBackend::Kafka {
+            match self.connector.as_deref() {
+                None | Some("") => push(
+                    p,
+                    "state.connector",
+                    "required with state.backend = \"kafka\": the name this pipeline's state is kept under, e.g. \"orders-db\"",
+                ),
+                Some(c) if c.contains('/') => {
+                    push(p, "state.connector", format!("`{c}` may not contain `/`"))
+                }
+                _ => {}
+            }
+            for (key, t) in [
+                ("state.topic", &self.topic),
+                ("state.history_topic", &self.history_topic),
+            ] {
+                if t.is_empty()
+                    || !t
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                {
+                    push(
+                        p,
+                        key,
+                        format!("`{t}` is not a Kafka topic name (allowed: a-z A-Z 0-9 . _ -)"),
+                    );
+                }
+            }
+        }
         if self.dir.as_os_str().is_empty() {
             push(p, "state.dir", "empty; e.g. \"./rowstream-state\"");
         }

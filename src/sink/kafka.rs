@@ -307,23 +307,6 @@ pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     c
 }
 
-/// The brokers and the connection/security settings of `kafka.properties`: what any client
-/// other than the producer (the admin client, `verify`'s consumer) needs.
-pub(crate) fn connection_config(cfg: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.brokers);
-    for (k, v) in &cfg.properties {
-        if k.starts_with("security.")
-            || k.starts_with("sasl.")
-            || k.starts_with("ssl.")
-            || k.starts_with("socket.")
-        {
-            c.set(k, v);
-        }
-    }
-    c
-}
-
 /// One record read back from a topic.
 pub(crate) struct Record<'a> {
     pub(crate) partition: i32,
@@ -348,7 +331,8 @@ pub(crate) fn read_topic(
             "check kafka.brokers and the kafka.properties security settings",
         )
     };
-    let consumer: BaseConsumer = connection_config(cfg)
+    let consumer: BaseConsumer = cfg
+        .connection()
         .set(
             "group.id",
             format!("rowstream-verify-{}", std::process::id()),
@@ -466,7 +450,8 @@ impl KafkaSink {
         let producer: ThreadedProducer<DeliveryCtx> = producer_config(cfg)
             .create_with_context(ctx)
             .map_err(SinkError::Setup)?;
-        let admin = connection_config(cfg)
+        let admin = cfg
+            .connection()
             .create_with_context(Watch::quiet())
             .map_err(SinkError::Setup)?;
         probe(producer.client(), &producer.context().watch, cfg)?;

@@ -157,14 +157,19 @@ pub(crate) struct Ready {
 
 /// Start-up of the source `source.type` names (the contract's first part). `fresh`: starting
 /// over (`--resnapshot`): a source drops what holds its old position (the Postgres slot).
-pub(crate) async fn prepare(cfg: &Config, state: &State, fresh: bool) -> Result<Ready, Error> {
+pub(crate) async fn prepare(
+    cfg: &Config,
+    state: &State,
+    fresh: bool,
+    store: Arc<crate::checkpoint::store::Store>,
+) -> Result<Ready, Error> {
     let (source, schemas) = match &cfg.source.options {
         SourceOptions::Postgres(o) => {
             let (p, schemas) = postgres::prepare(cfg, o, state, fresh).await?;
             (AnySource::Postgres(Box::new(p)), schemas)
         }
         SourceOptions::Mysql(o) => {
-            let (p, schemas) = mysql::prepare(cfg, o, state).await?;
+            let (p, schemas) = mysql::prepare(cfg, o, state, store).await?;
             (AnySource::MySql(Box::new(p)), schemas)
         }
     };

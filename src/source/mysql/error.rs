@@ -55,7 +55,7 @@ impl Classify for MySqlError {
     fn class(&self) -> ErrorClass {
         match self {
             MySqlError::Driver(d) => d.class(),
-            MySqlError::History(_) => ErrorClass::Fatal,
+            MySqlError::History(e) => e.class(),
             // a stream cut mid-event: reconnect and resume from the stored position
             MySqlError::Event(_) => ErrorClass::Transient,
             MySqlError::Setup(_) => ErrorClass::Setup,

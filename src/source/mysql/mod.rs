@@ -128,6 +128,7 @@ pub(crate) async fn prepare(
     cfg: &Config,
     my: &MysqlOptions,
     state: &State,
+    store: Arc<crate::checkpoint::store::Store>,
 ) -> Result<(Prepared, Vec<Arc<TableSchema>>), MySqlError> {
     let (opts, mut conn, db_type) = open(&cfg.source.url, my).await?;
     prereq::required_for_run(&mut conn, db_type == DbType::MariaDb).await?;
@@ -136,8 +137,7 @@ pub(crate) async fn prepare(
     if state.position.is_none() {
         unmatched_patterns(&mut conn, &filter).await??;
     }
-    std::fs::create_dir_all(&cfg.state.dir).map_err(MySqlError::Event)?;
-    let mut history = History::open(&cfg.state.dir)?;
+    let mut history = History::open(store)?;
     let need: Vec<TableId> = tables_to_snapshot(cfg.snapshot.mode, &matched, state);
     let mut fence = Fence::from_state(state);
     let snapshot = match need.is_empty() {

@@ -2,7 +2,8 @@
 //!
 //! The binlog's TABLE_MAP gives physical column types; names, keys, TINYINT(1), enum/set labels
 //! and charsets come from `information_schema`, captured at start and after every DDL, and
-//! appended to `state.dir/schema-history.jsonl` keyed by binlog position. A restart from an
+//! appended to the state store's schema history (`state.dir/schema-history.jsonl`, or the
+//! history topic) keyed by binlog position. A restart from an
 //! earlier position therefore decodes old events with the columns that were valid then.
 //!
 //! Invariants:
@@ -11,12 +12,12 @@
 //! - A schema whose column count disagrees with a TABLE_MAP is not used for that event: the
 //!   TABLE_MAP's own metadata (binlog_row_metadata=FULL) is used instead, never a misaligned guess.
 
+use crate::checkpoint::store::Store;
 use crate::position::SourcePosition;
 use crate::schema::{Column, LogicalType};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One column as rowstream needs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -233,63 +234,36 @@ struct Entry {
 
 /// The durable schema history (see module doc).
 pub(crate) struct History {
-    path: PathBuf,
+    store: Arc<Store>,
     /// "db.table" → entries ordered by position
     entries: HashMap<String, Entries>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("schema history {path}: {source}")]
-pub(crate) struct HistoryError {
-    path: PathBuf,
-    source: std::io::Error,
-}
-
-impl crate::error::Classify for HistoryError {
-    fn class(&self) -> crate::error::ErrorClass {
-        crate::error::ErrorClass::Fatal
-    }
-}
+/// The schema history could not be stored or read.
+pub(crate) type HistoryError = crate::checkpoint::store::StoreError;
 
 impl History {
-    pub(crate) fn open(dir: &Path) -> Result<History, HistoryError> {
-        let path = dir.join("schema-history.jsonl");
-        let err = |e| HistoryError {
-            path: path.clone(),
-            source: e,
-        };
+    pub(crate) fn open(store: Arc<Store>) -> Result<History, HistoryError> {
         let mut entries: HashMap<String, Entries> = HashMap::new();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    // a torn last line (crash mid-append) is skipped: the DDL is replayed
-                    let Ok(e) = serde_json::from_str::<Entry>(line) else {
-                        continue;
-                    };
-                    let key = SourcePosition::binlog_key(&e.file, e.pos);
-                    let v = entries
-                        .entry(format!("{}.{}", e.table.db, e.table.table))
-                        .or_default();
-                    v.push((key, e.table));
-                    v.sort_by_key(|x| x.0);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(e)),
+        for line in store.history()? {
+            // a torn last line (crash mid-append) is skipped: the DDL is replayed
+            let Ok(e) = serde_json::from_slice::<Entry>(&line) else {
+                continue;
+            };
+            let key = SourcePosition::binlog_key(&e.file, e.pos);
+            let v = entries
+                .entry(format!("{}.{}", e.table.db, e.table.table))
+                .or_default();
+            v.push((key, e.table));
+            v.sort_by_key(|x| x.0);
         }
-        Ok(History { path, entries })
+        Ok(History { store, entries })
     }
 
     /// Forget every entry (a move to another server, whose positions are another namespace).
     pub(crate) fn reset(&mut self) -> Result<(), HistoryError> {
         self.entries.clear();
-        match std::fs::remove_file(&self.path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HistoryError {
-                path: self.path.clone(),
-                source: e,
-            }),
-            _ => Ok(()),
-        }
+        self.store.history_reset()
     }
 
     /// The table's columns as of `(file, pos)`.
@@ -320,28 +294,14 @@ impl History {
         table: MyTable,
     ) -> Result<(), HistoryError> {
         let name = format!("{}.{}", table.db, table.table);
-        let mut line = serde_json::to_vec(&Entry {
+        let entry = serde_json::to_vec(&Entry {
             file: file.into(),
             pos,
             table: table.clone(),
         })
-        .map_err(|e| HistoryError {
-            path: self.path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        line.push(b'\n');
-        (|| -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            f.write_all(&line)?;
-            f.sync_data()
-        })()
-        .map_err(|e| HistoryError {
-            path: self.path.clone(),
-            source: e,
-        })?;
+        .map_err(|e| HistoryError::Kafka(format!("schema history entry: {e}")))?;
+        self.store
+            .history_append(&format!("{file}/{pos}/{name}"), &entry)?;
         let v = self.entries.entry(name).or_default();
         v.push((SourcePosition::binlog_key(file, pos), table));
         v.sort_by_key(|x| x.0);
@@ -365,10 +325,11 @@ mod tests {
     #[test]
     fn history_by_position_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut h = History::open(dir.path()).unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let mut h = History::open(store.clone()).unwrap();
         h.append("mysql-bin.000001", 100, t(&["a"])).unwrap();
         h.append("mysql-bin.000002", 50, t(&["a", "b"])).unwrap();
-        let h = History::open(dir.path()).unwrap();
+        let h = History::open(store.clone()).unwrap();
         assert!(h.at("d.t", "mysql-bin.000001", 99).is_none());
         assert_eq!(
             h.at("d.t", "mysql-bin.000001", 500).unwrap().columns.len(),
@@ -379,13 +340,14 @@ mod tests {
             2
         );
         assert!(h.exactly("d.t", "mysql-bin.000002", 50).is_some());
+        use std::io::Write as _;
         std::fs::OpenOptions::new()
             .append(true)
             .open(dir.path().join("schema-history.jsonl"))
             .unwrap()
             .write_all(b"{torn")
             .unwrap();
-        assert!(History::open(dir.path()).is_ok());
+        assert!(History::open(store).is_ok());
     }
 
     #[test]
