@@ -70,6 +70,16 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 300)]
         wait_secs: u64,
     },
+    /// Move a file state (state.dir: position, snapshot progress, sequenceId lease, MySQL
+    /// schema history) into the Kafka state topics of the config (state.backend = "kafka",
+    /// state.connector). Stop `rowstream run` first; afterwards it resumes from Kafka.
+    MigrateState {
+        #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+        config: PathBuf,
+        /// Replace a state the connector already has in Kafka.
+        #[arg(long)]
+        force: bool,
+    },
     /// Validate the config file (and ROWSTREAM_* overrides) and print it with secrets redacted.
     Validate {
         #[arg(short, long, env = "ROWSTREAM_CONFIG")]
@@ -163,6 +173,22 @@ pub(crate) fn main() -> ExitCode {
             match rt.block_on(crate::verify::verify(&cfg, &opts)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::MigrateState { config, force } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match rt.block_on(crate::checkpoint::store::migrate(&cfg, force)) {
+                Ok(msg) => {
+                    let mut out = std::io::stdout().lock();
+                    stdout_done(writeln!(out, "{msg}"), ExitCode::SUCCESS)
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(1)

@@ -1,7 +1,7 @@
 //! `rowstream verify`: rebuild every matched table from its topic and compare it with the
 //! database.
 //!
-//! 1. Wait until the stored position (state.dir) reaches the source's log end as it is now, so
+//! 1. Wait until the stored position (`state.dir` or the Kafka state topic) reaches the source's log end as it is now, so
 //!    every change committed before the check was delivered.
 //! 2. Per table: read the topic from the beginning and keep each key's latest image (snapshot
 //!    rows, INSERT, UPDATE_AFTER; DELETE removes; TRUNCATE empties what came before it); read
@@ -25,7 +25,6 @@
 use crate::config::Config;
 use crate::encode::dataworks;
 use crate::error::Error;
-use crate::position::SourcePosition;
 use crate::schema::TableSchema;
 use crate::sink::kafka::{read_topic, Record};
 use crate::source::Dump;
@@ -143,7 +142,9 @@ async fn wait_caught_up(cfg: &Config, dump: &mut Dump, wait: Duration) -> Result
     let deadline = Instant::now() + wait;
     let mut last_note = Instant::now();
     loop {
-        let stored = stored_position(&cfg.state.dir)?;
+        let stored = crate::checkpoint::store::Store::peek(cfg)
+            .await?
+            .and_then(|s| s.position);
         if stored
             .as_ref()
             .and_then(|s| s.cmp_in_log(&target))
@@ -164,31 +165,7 @@ async fn wait_caught_up(cfg: &Config, dump: &mut Dump, wait: Duration) -> Result
             eprintln!("verify: waiting for rowstream to reach {target} (stored: {shown})");
             last_note = Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The position in `state.dir/state.json`, read without writing anything.
-fn stored_position(dir: &Path) -> Result<Option<SourcePosition>, Error> {
-    #[derive(serde::Deserialize)]
-    struct S {
-        position: Option<SourcePosition>,
-    }
-    let path = dir.join("state.json");
-    match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice::<S>(&b)
-            .map(|s| s.position)
-            .map_err(|e| {
-                Error::setup(
-                    format!("state file {} is not valid: {e}", path.display()),
-                    "point state.dir at rowstream's state directory",
-                )
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::setup(
-            format!("cannot read {}: {e}", path.display()),
-            "point state.dir at rowstream's state directory",
-        )),
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

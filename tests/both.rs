@@ -42,6 +42,60 @@ both!(lost_log_stops_then_resnapshot_starts_over, 6110);
 both!(kill9_at_random_moments_then_verify, 6111);
 both!(million_row_transaction_within_memory_budget, 6112);
 both!(table_pattern_matching_nothing_stops, 6114);
+both!(kafka_state_survives_kill9_at_random_moments, 6115);
+both!(two_processes_one_connector_only_one_advances, 6116);
+
+/// `state.backend = "kafka"` and no state directory: kill -9 at random moments (snapshot and
+/// stream) under concurrent writes, restart each time; `verify` (which reads the position from
+/// Kafka too) reports no difference and no key goes back, as with the file state.
+async fn kafka_state_survives_kill9_at_random_moments(db: Db) {
+    soak(db, true).await;
+}
+
+/// Two processes given the same connector (Kafka state): the second claims it, the first
+/// notices and stops with one line naming the takeover (exit 1); the second streams on, and the
+/// position only the second advances ends where the database is (`verify`: no difference).
+async fn two_processes_one_connector_only_one_advances(db: Db) {
+    db.exec(
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL); INSERT INTO t VALUES (1, 0), (2, 0);",
+    )
+    .await;
+    let cfg = with_kafka_state(&db.name, &db.config("", ""));
+    let mut first = Rowstream::start(&db.name, &cfg);
+    let mut r = Reader::new(&db.topic("t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 2);
+    db.wait_streaming().await;
+    // its own log (and config file) next to the first's
+    let second = Rowstream::start(&format!("{}-2", db.name), &cfg);
+    let log = first
+        .expect_setup_stop(&[
+            "another process claimed connector",
+            "fix: run each connector",
+        ])
+        .await;
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{log}");
+    db.exec("INSERT INTO t VALUES (3, 0); UPDATE t SET v = 1 WHERE id = 1")
+        .await;
+    r.until(120, "the second process streams", |x| {
+        x.iter().any(|x| x.after()["id"] == json!(3))
+    });
+    let out = std::process::Command::new(bin())
+        .args(["verify", "--config"])
+        .arg(&second.cfg)
+        .args(["--wait-secs", "120"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!never_created(&db.name).exists());
+    assert_eq!(second.stop(), 0);
+}
 
 /// A `source.tables` pattern that selects no table (a typo, a schema that does not exist):
 /// `check` fails naming it, and the first `run` stops with one error line and exit 1 before it
@@ -131,6 +185,11 @@ impl Rng {
 /// kills (CI: 4; `scripts/soak.sh N` for long runs), and the last line reads
 /// `soak <db>: <n> kills, lost L, extra E, different D, duplicated R, order violations O`.
 async fn kill9_at_random_moments_then_verify(db: Db) {
+    soak(db, false).await;
+}
+
+/// The kill -9 soak, with the state in files or (`kafka_state`) in Kafka.
+async fn soak(db: Db, kafka_state: bool) {
     let kills: u64 = std::env::var("ROWSTREAM_SOAK_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -141,7 +200,10 @@ async fn kill9_at_random_moments_then_verify(db: Db) {
         db.series(1, 60000)
     ))
     .await;
-    let cfg = db.config("", db.small_chunks());
+    let mut cfg = db.config("", db.small_chunks());
+    if kafka_state {
+        cfg = with_kafka_state(&db.name, &cfg);
+    }
     let w = db.open().await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_w = stop.clone();
@@ -247,6 +309,10 @@ async fn kill9_at_random_moments_then_verify(db: Db) {
         (missing, extra, different, order_violations),
         (0, 0, 0, 0),
         "{text}"
+    );
+    assert!(
+        !never_created(&db.name).exists(),
+        "the Kafka state needs no directory"
     );
     assert_eq!(rs.stop(), 0);
 }

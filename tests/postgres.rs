@@ -944,3 +944,79 @@ async fn wal_lost_stops_then_resnapshot_starts_over() {
     });
     assert_eq!(rs.stop(), 0);
 }
+
+/// `rowstream migrate-state` moves a file state into Kafka: the next run with
+/// `state.backend = "kafka"` resumes at the stored position (no second snapshot, nothing
+/// lost); a second migration is refused without `--force`.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_state_moves_the_file_state_into_kafka() {
+    let name = "rs_migrate";
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1), (2);")
+        .await
+        .unwrap();
+    state_dir(name);
+    let file_cfg = config(name, "", "");
+    let rs = Rowstream::start(name, &file_cfg);
+    let mut r = Reader::new(&topic(name, "t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 2);
+    wait_streaming(&connect("postgres").await, name).await;
+    db.batch_execute("INSERT INTO t VALUES (3)").await.unwrap();
+    r.until(60, "a streamed row", |x| count_data(x) >= 3);
+    assert_eq!(rs.stop(), 0);
+    let stored = stored_state(name)["position"].clone();
+    // the Kafka config reads the same directory to migrate it
+    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}"));
+    let kafka_cfg = with_kafka_state(name, &file_cfg).replace(
+        &format!("{}/never-created", dir.display()),
+        &dir.display().to_string(),
+    );
+    let cfg_path = std::env::temp_dir().join(format!("rowstream-test-{name}-kafka.toml"));
+    std::fs::write(&cfg_path, &kafka_cfg).unwrap();
+    let migrate = |force: bool| {
+        let mut c = std::process::Command::new(bin());
+        c.args(["migrate-state", "--config"]).arg(&cfg_path);
+        if force {
+            c.arg("--force");
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = migrate(false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("moved the state of") && out.contains("1 table(s)"),
+        "{out}"
+    );
+    let (code, out) = migrate(false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("already has a state") && out.contains("--force"),
+        "{out}"
+    );
+    // the file state is gone from the run's view: an empty directory would snapshot again
+    std::fs::remove_dir_all(&dir).unwrap();
+    let rs = Rowstream::start(name, &kafka_cfg);
+    db.batch_execute("INSERT INTO t VALUES (4)").await.unwrap();
+    let recs = r.until(60, "the row written after the move", |x| {
+        x.iter().any(|x| x.after()["id"] == serde_json::json!(4))
+    });
+    // resumed, not snapshotted again: ids 1 and 2 appear once (their snapshot records)
+    let snapshot_rows = recs.iter().filter(|x| x.seq() == "-1").count();
+    assert_eq!(snapshot_rows, 2, "no second snapshot");
+    let log = rs.log_text();
+    let start = log
+        .lines()
+        .find(|l| l.contains("starting state=kafka topic"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        start.contains("position=lsn "),
+        "resumed from the migrated position: {start}"
+    );
+    assert!(stored.is_object(), "{stored}");
+    assert_eq!(rs.stop(), 0);
+}

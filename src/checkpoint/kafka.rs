@@ -100,10 +100,11 @@ fn kafka_err(what: impl Into<String>) -> StoreError {
 }
 
 impl KafkaState {
-    /// Connect, create the topics if missing, claim the connector and read what it stored.
-    pub(crate) async fn open(cfg: &Config) -> Result<(KafkaState, Loaded), StoreError> {
+    /// Connect and create the topics if missing (no claim yet).
+    async fn connect(cfg: &Config) -> Result<(KafkaState, String), StoreError> {
         let st = &cfg.state;
         let connector = st.connector.clone().unwrap_or_default();
+        // `open` claims: everything below runs before the claim
         let parts = ensure_topics(&cfg.kafka, &[&st.topic, &st.history_topic]).await?;
         let producer: BaseProducer<Acks> = cfg
             .kafka
@@ -123,7 +124,7 @@ impl KafkaState {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         );
-        let mut me = KafkaState {
+        let me = KafkaState {
             producer,
             ids: AtomicUsize::new(0),
             partition: partition_of(&connector, parts[0]),
@@ -136,6 +137,23 @@ impl KafkaState {
             stop: Default::default(),
             history_keys: Default::default(),
         };
+        Ok((me, owner))
+    }
+
+    /// The state as the connector's owner last stored it, read without claiming anything
+    /// (`verify`): the read ends at an acknowledged tombstone of an unused key.
+    pub(crate) async fn peek(cfg: &Config) -> Result<Option<Vec<u8>>, StoreError> {
+        let (me, owner) = Self::connect(cfg).await?;
+        let (topic, p) = (me.topic.clone(), me.partition);
+        let end =
+            tokio::task::block_in_place(|| me.write(&topic, p, &format!("peek/{owner}"), None))?;
+        let loaded = tokio::task::block_in_place(|| me.read_state(cfg, end))?;
+        Ok(loaded.state)
+    }
+
+    /// Connect, create the topics if missing, claim the connector and read what it stored.
+    pub(crate) async fn open(cfg: &Config) -> Result<(KafkaState, Loaded), StoreError> {
+        let (mut me, owner) = Self::connect(cfg).await?;
         let claim_value = serde_json::json!({ "owner": owner, "at": crate::time::now_ms() });
         let (topic, p) = (me.topic.clone(), me.partition);
         let claim = tokio::task::block_in_place(|| {
@@ -147,7 +165,7 @@ impl KafkaState {
             )
         })?;
         me.claim = claim;
-        let mut loaded = tokio::task::block_in_place(|| me.read_state(cfg))?;
+        let mut loaded = tokio::task::block_in_place(|| me.read_state(cfg, claim))?;
         // the history topic's end: an acknowledged tombstone of a key nobody uses
         let (ht, hp) = (me.history_topic.clone(), me.history_partition);
         let end = tokio::task::block_in_place(|| me.write(&ht, hp, &format!("end/{owner}"), None))?;
@@ -263,21 +281,23 @@ impl KafkaState {
                     }
                 }
                 Some(Err(e)) => return Err(kafka_err(format!("cannot read {topic}: {e}"))),
-                None if Instant::now() > deadline => return Err(kafka_err(format!(
+                None if Instant::now() > deadline => {
+                    return Err(kafka_err(format!(
                     "{topic} partition {partition} was not readable up to offset {end} within {} s",
                     TIMEOUT.as_secs()
-                ))),
+                )))
+                }
                 None => {}
             }
         }
     }
 
-    /// The state and lease as the newest claim before ours left them.
-    fn read_state(&self, cfg: &Config) -> Result<Loaded, StoreError> {
+    /// The state and lease as the newest claim up to offset `end` left them.
+    fn read_state(&self, cfg: &Config, end: i64) -> Result<Loaded, StoreError> {
         let mut current: i64 = -1;
         let mut loaded = Loaded::default();
         let (topic, p) = (self.topic.clone(), self.partition);
-        self.read_through(cfg, &topic, p, self.claim, &mut |offset, key, value| {
+        self.read_through(cfg, &topic, p, end, &mut |offset, key, value| {
             if key.starts_with("claim/") {
                 current = offset;
             } else if let Some(by) = key.strip_prefix("state/") {

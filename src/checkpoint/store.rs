@@ -202,6 +202,35 @@ impl Store {
         }
     }
 
+    /// The stored state, read without writing to it or claiming anything (`verify`, while
+    /// rowstream runs). File: `state.dir/state.json`, the directory left alone if missing.
+    pub(crate) async fn peek(cfg: &crate::config::Config) -> Result<Option<State>, StoreError> {
+        let (bytes, path) = match cfg.state.backend {
+            crate::config::StateBackend::File => {
+                let path = cfg.state.dir.join("state.json");
+                match std::fs::read(&path) {
+                    Ok(b) => (b, path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => {
+                        return Err(StoreError::Io {
+                            dir: cfg.state.dir.clone(),
+                            err: e,
+                        })
+                    }
+                }
+            }
+            crate::config::StateBackend::Kafka => {
+                match super::kafka::KafkaState::peek(cfg).await? {
+                    Some(b) => (b, PathBuf::from(&cfg.state.topic)),
+                    None => return Ok(None),
+                }
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt { path, err: e })
+    }
+
     /// Where the state lives (for logs).
     pub(crate) fn describe(&self) -> String {
         match &self.backend {
@@ -367,6 +396,63 @@ impl Store {
         })()
         .map_err(|e| self.io(e))
     }
+}
+
+/// `rowstream migrate-state`: copy the file state of `state.dir` into the Kafka state topics
+/// of `state.connector` (claiming it). Refuses a connector that already has a state in Kafka
+/// unless `force`, and a directory without a state.
+pub(crate) async fn migrate(
+    cfg: &crate::config::Config,
+    force: bool,
+) -> Result<String, crate::error::Error> {
+    use crate::error::Error;
+    if cfg.state.backend != crate::config::StateBackend::Kafka {
+        return Err(Error::setup(
+            "migrate-state writes to the Kafka state topics, and this config has state.backend = \"file\"",
+            "set state.backend = \"kafka\" and state.connector in the config (state.dir still names the directory to read)",
+        ));
+    }
+    let dir = &cfg.state.dir;
+    if !dir.join("state.json").exists() {
+        return Err(Error::setup(
+            format!("{} holds no state.json", dir.display()),
+            "point state.dir at the directory `rowstream run` used",
+        ));
+    }
+    let file = Store::open(dir)?;
+    let state = file.load()?.unwrap_or_default();
+    let lease = file.load_lease()?;
+    let history = file.history()?;
+    let kafka = Store::open_for(cfg).await?;
+    if kafka.load()?.is_some() && !force {
+        return Err(Error::setup(
+            format!(
+                "connector `{}` already has a state in {}",
+                cfg.state.connector.as_deref().unwrap_or(""),
+                kafka.describe()
+            ),
+            "pick another state.connector, or pass --force to replace it",
+        ));
+    }
+    kafka.save(&state)?;
+    kafka.save_lease(lease)?;
+    kafka.history_reset()?;
+    for (i, entry) in history.iter().enumerate() {
+        // a history key only has to be unique per entry: its place in the file
+        kafka.history_append(&format!("migrated/{i:08}"), entry)?;
+    }
+    Ok(format!(
+        "moved the state of {} (position {}, {} table(s), {} schema history entries) to {}",
+        dir.display(),
+        state
+            .position
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "none".into()),
+        state.tables.len(),
+        history.len(),
+        kafka.describe()
+    ))
 }
 
 #[cfg(test)]

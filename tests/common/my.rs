@@ -49,6 +49,24 @@ pub fn mytopic(name: &str, table: &str) -> String {
 /// Wait until test `name`'s rowstream streams the binlog: it stores its start position as soon
 /// as the server accepted its dump request (other tests' readers do not count).
 pub async fn wait_binlog_reader(name: &str) {
+    // with the state in Kafka (`with_kafka_state`): a state record naming a binlog position
+    let cfg =
+        std::fs::read_to_string(std::env::temp_dir().join(format!("rowstream-test-{name}.toml")))
+            .unwrap_or_default();
+    if let Some(topic) = cfg
+        .lines()
+        .filter_map(|l| l.strip_prefix("topic = \""))
+        .find_map(|t| t.strip_suffix("-offsets\""))
+    {
+        let mut r = Reader::new(&format!("{topic}-offsets"));
+        r.until(60, "binlog streaming (a stored binlog position)", |x| {
+            x.iter().any(|x| {
+                x.key.as_deref().is_some_and(|k| k.contains("/state/"))
+                    && x.raw.contains("\"mysql\"")
+            })
+        });
+        return;
+    }
     let state = state_file(name);
     wait_for(60, "binlog streaming", || {
         let f = state.clone();

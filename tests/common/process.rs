@@ -48,6 +48,25 @@ commit_interval_ms = 50
     )
 }
 
+/// `cfg` with its state in Kafka (`state.backend = "kafka"`, a connector and state topics of
+/// this test run) and `state.dir` pointing at a directory that must never be created.
+pub fn with_kafka_state(name: &str, cfg: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}"));
+    let run = run_id();
+    cfg.replace(
+        &format!("[state]\ndir = \"{}\"", dir.display()),
+        &format!(
+            "[state]\nbackend = \"kafka\"\nconnector = \"{name}-{run}\"\ntopic = \"{name}-{run}-offsets\"\nhistory_topic = \"{name}-{run}-history\"\ndir = \"{}/never-created\"",
+            dir.display()
+        ),
+    )
+}
+
+/// The directory `with_kafka_state` names and nothing may create.
+pub fn never_created(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("rowstream-test-{name}/never-created"))
+}
+
 pub struct Rowstream {
     pub child: Child,
     pub log: PathBuf,
