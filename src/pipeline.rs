@@ -12,6 +12,10 @@
 //! - Snapshot rows carry sequenceId "-1" and eventTime/checkpointTime -1 (spec §4.5).
 //! - Heartbeats go to every partition of every known topic, with the commit time of the newest
 //!   fully delivered position (spec §4.7).
+//! - `kafka.exactly_once`: every `state.commit_interval_ms` (and at the end) the pipeline waits
+//!   for every record sent, folds the released markers into the state, writes the state record
+//!   into the same transaction and commits it: records and the position covering them become
+//!   visible together. Only committed states leave the pipeline (`Eos::committed`).
 
 use crate::checkpoint::store::{Store, StoreError};
 use crate::checkpoint::tracker::Tracker;
@@ -126,7 +130,16 @@ fn replace_largest(before: &mut Option<Vec<Value>>, after: &mut Option<Vec<Value
     }
 }
 
+/// `kafka.exactly_once`: the state the pipeline folds and commits with its transactions.
+pub(crate) struct Eos {
+    pub(crate) state: crate::checkpoint::store::State,
+    /// the state of the last committed transaction
+    pub(crate) committed: tokio::sync::watch::Sender<crate::checkpoint::store::State>,
+    pub(crate) interval: Duration,
+}
+
 pub(crate) struct Pipeline {
+    eos: Option<Eos>,
     sink: KafkaSink,
     seq: SequenceGen,
     store: Arc<Store>,
@@ -148,6 +161,7 @@ impl Pipeline {
         settings: Settings,
     ) -> Pipeline {
         Pipeline {
+            eos: None,
             sink,
             seq,
             store,
@@ -158,6 +172,45 @@ impl Pipeline {
             key: Vec::with_capacity(64),
             keyless_warned: HashSet::new(),
         }
+    }
+
+    /// Commit records with their position in Kafka transactions (`kafka.exactly_once`).
+    pub(crate) fn exactly_once(&mut self, eos: Eos) {
+        self.eos = Some(eos);
+    }
+
+    /// `kafka.exactly_once`: wait for every record of the open transaction, store the state
+    /// they reach in it, commit, begin the next.
+    async fn commit_transaction(&mut self) -> Result<(), PipelineError> {
+        let Some(eos) = &mut self.eos else {
+            return Ok(());
+        };
+        self.store.fenced()?;
+        tokio::task::block_in_place(|| self.sink.flush(Duration::from_secs(60))).map_err(|e| {
+            SinkError::Delivery(format!("waiting for the transaction's records: {e}"))
+        })?;
+        if let Some(f) = self.tracker.failure() {
+            return Err(SinkError::from(f).into());
+        }
+        let mut changed = false;
+        for m in self.tracker.drain_ready() {
+            changed |= eos.state.apply(&m);
+        }
+        if changed {
+            if let Some((topic, partition, key)) = self.store.state_record() {
+                let body = serde_json::to_vec(&eos.state)
+                    .map_err(|e| StoreError::Kafka(format!("state record: {e}")))?;
+                self.sink
+                    .send(&topic, Some(key.as_bytes()), &body, Some(partition))
+                    .await?;
+            }
+        }
+        self.sink.commit_transaction()?;
+        if changed {
+            self.store.remember(&eos.state);
+            eos.committed.send_replace(eos.state.clone());
+        }
+        Ok(())
     }
 
     /// Make sure a table's topic exists; warn once when a keyless table goes to >1 partition.
@@ -176,13 +229,23 @@ impl Pipeline {
         let mut hb = tokio::time::interval(self.settings.heartbeat);
         hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         hb.tick().await;
+        let every = self
+            .eos
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |e| e.interval);
+        let mut txn = tokio::time::interval(every);
+        txn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        txn.tick().await;
         let res = loop {
             tokio::select! {
                 b = rx.recv() => match b {
                     Some(batch) => if let Err(e) = self.process(batch).await { break Err(e) },
-                    None => break Ok(()),
+                    None => break self.commit_transaction().await,
                 },
                 _ = hb.tick() => if let Err(e) = self.heartbeats().await { break Err(e) },
+                _ = txn.tick(), if self.eos.is_some() => {
+                    if let Err(e) = self.commit_transaction().await { break Err(e) }
+                }
             }
             if let Some(f) = self.tracker.failure() {
                 break Err(SinkError::from(f).into());

@@ -61,8 +61,17 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
     if let Some(addr) = &cfg.admin.listen {
         crate::admin::serve(addr, admin.clone()).await?;
     }
+    // exactly-once: fence older producers of the connector first, so the state topic is not
+    // held back by a dead process's open transaction
+    let txn_id = crate::checkpoint::store::transactional_id(&cfg);
+    if let Some(id) = &txn_id {
+        crate::sink::kafka::fence_transactions(&cfg.kafka, id)?;
+    }
     // opened once: with the Kafka backend, opening claims the connector
     let store = Arc::new(Store::open_for(&cfg).await?);
+    if let Some(id) = &txn_id {
+        crate::sink::kafka::try_transaction(&cfg.kafka, id, &cfg.state.topic)?;
+    }
     let mut backoff = Duration::from_secs(1);
     // whether a run got as far as streaming: from then on an unreachable database is retried
     let mut streamed = false;
@@ -123,7 +132,8 @@ async fn run_once(
         "starting"
     );
     let tracker = Arc::new(Tracker::new());
-    let sink = KafkaSink::new(&cfg.kafka, tracker.clone())?;
+    let txn_id = crate::checkpoint::store::transactional_id(&cfg);
+    let sink = KafkaSink::new(&cfg.kafka, tracker.clone(), txn_id.as_deref())?;
     let ready = source::prepare(&cfg, &state, fresh, store.clone()).await?;
     *streamed = true;
     let stats = Arc::new(Stats::default());
@@ -150,6 +160,16 @@ async fn run_once(
         state.apply(&m);
     }
     store.save(&state)?;
+    // exactly-once: the pipeline folds and commits the state with its transactions
+    let (committed_tx, mut committed) = watch::channel(state.clone());
+    if txn_id.is_some() {
+        pipeline.exactly_once(crate::pipeline::Eos {
+            state: state.clone(),
+            committed: committed_tx,
+            interval: Duration::from_millis(cfg.state.commit_interval_ms),
+        });
+    }
+    let eos = txn_id.is_some();
 
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let (ack_tx, ack_rx) = watch::channel::<Option<SourcePosition>>(state.position.clone());
@@ -184,7 +204,13 @@ async fn run_once(
             r = &mut pipe => {
                 break flatten(r.map(|x| x.map_err(Error::from)));
             }
-            _ = tick.tick() => commit(&tracker, store, &mut state, &stats, &ack_tx)?,
+            _ = tick.tick(), if !eos => commit(&tracker, store, &mut state, &stats, &ack_tx)?,
+            r = committed.changed(), if eos => {
+                if r.is_ok() {
+                    state = committed.borrow_and_update().clone();
+                    acknowledge(&state, &stats, &ack_tx);
+                }
+            }
         }
     };
     if let Err(e) = &pipe_result {
@@ -192,7 +218,12 @@ async fn run_once(
         let _ = stop_tx.send(true);
     }
     // the pipeline flushed: store the final position and let the source confirm it
-    commit(&tracker, store, &mut state, &stats, &ack_tx)?;
+    if eos {
+        state = committed.borrow_and_update().clone();
+        acknowledge(&state, &stats, &ack_tx);
+    } else {
+        commit(&tracker, store, &mut state, &stats, &ack_tx)?;
+    }
     drop(ack_tx);
     let source_result = match source_result {
         Some(r) => r,
@@ -258,15 +289,20 @@ fn commit(
     }
     if changed {
         store.save(state)?;
-        stats
-            .delivered_event_time
-            .store(state.event_time_ms, Ordering::Relaxed);
-        if let Some(p) = &state.position {
-            ack.send_replace(Some(p.clone()));
-        }
-        tracing::debug!(position = ?state.position, "checkpoint stored");
+        acknowledge(state, stats, ack);
     }
     Ok(())
+}
+
+/// A stored state: its position may be confirmed to the source, its time shown in heartbeats.
+fn acknowledge(state: &State, stats: &Stats, ack: &watch::Sender<Option<SourcePosition>>) {
+    stats
+        .delivered_event_time
+        .store(state.event_time_ms, Ordering::Relaxed);
+    if let Some(p) = &state.position {
+        ack.send_replace(Some(p.clone()));
+    }
+    tracing::debug!(position = ?state.position, "checkpoint stored");
 }
 
 #[cfg(test)]

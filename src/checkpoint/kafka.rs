@@ -372,6 +372,16 @@ impl KafkaState {
         });
     }
 
+    /// Where this process's state records go: topic, partition, full key (`kafka.exactly_once`
+    /// writes them itself, inside its transactions).
+    pub(crate) fn state_record(&self) -> (String, i32, String) {
+        (
+            self.topic.clone(),
+            self.partition,
+            format!("{}/state/{}", self.connector, self.claim),
+        )
+    }
+
     /// The owner of a newer claim, if this process was fenced.
     pub(crate) fn fenced(&self) -> Option<StoreError> {
         let g = self.fenced.lock().unwrap_or_else(|e| e.into_inner());
@@ -447,52 +457,67 @@ async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<Vec<i32>, S
         .connection()
         .create()
         .map_err(|e| kafka_err(format!("cannot create the admin client: {e}")))?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| {
-            NewTopic::new(t, 1, TopicReplication::Fixed(cfg.replication_factor))
-                .set("cleanup.policy", "compact")
+    let partitions = |t: &str| -> Option<i32> {
+        let md = tokio::task::block_in_place(|| {
+            admin
+                .inner()
+                .fetch_metadata(Some(t), Duration::from_secs(5))
+        });
+        md.ok().and_then(|m| {
+            m.topics()
+                .iter()
+                .find(|x| x.name() == t && x.error().is_none() && !x.partitions().is_empty())
+                .map(|x| x.partitions().len() as i32)
         })
+    };
+    let missing: Vec<&str> = topics
+        .iter()
+        .copied()
+        .filter(|t| partitions(t).is_none())
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    match admin.create_topics(&new, &opts).await {
-        Ok(results) => {
-            for r in results {
-                if let Err((t, code)) = r {
-                    if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                        return Err(kafka_err(format!(
-                            "cannot create the state topic {t}: {code} (create it with cleanup.policy=compact, or set state.topic / state.history_topic)"
-                        )));
+    if !missing.is_empty() {
+        let new: Vec<NewTopic<'_>> = missing
+            .iter()
+            .map(|t| {
+                NewTopic::new(t, 1, TopicReplication::Fixed(cfg.replication_factor))
+                    .set("cleanup.policy", "compact")
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let fix = "create it with cleanup.policy=compact, or set state.topic / state.history_topic";
+        match admin.create_topics(&new, &opts).await {
+            Ok(results) => {
+                for r in results {
+                    if let Err((t, code)) = r {
+                        if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                            return Err(kafka_err(format!(
+                                "cannot create the state topic {t}: {code} ({fix})"
+                            )));
+                        }
                     }
                 }
             }
+            Err(e) => {
+                return Err(kafka_err(format!(
+                    "cannot create the state topics {missing:?}: {e} ({fix})"
+                )))
+            }
         }
-        Err(e) => return Err(kafka_err(format!("cannot create the state topics: {e}"))),
+        tracing::info!(topics = ?missing, "created the state topics (cleanup.policy=compact)");
     }
     let deadline = Instant::now() + TIMEOUT;
     let mut out = Vec::new();
     for t in topics {
         loop {
-            let md = tokio::task::block_in_place(|| {
-                admin
-                    .inner()
-                    .fetch_metadata(Some(t), Duration::from_secs(5))
-            });
-            let n = md.ok().and_then(|m| {
-                m.topics()
-                    .iter()
-                    .find(|x| x.name() == *t && x.error().is_none())
-                    .map(|x| x.partitions().len() as i32)
-            });
-            match n {
-                Some(n) if n > 0 => {
+            match partitions(t) {
+                Some(n) => {
                     out.push(n);
                     break;
                 }
-                _ if Instant::now() > deadline => {
+                None if Instant::now() > deadline => {
                     return Err(kafka_err(format!("state topic {t} has no partitions")))
                 }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }

@@ -131,6 +131,17 @@ impl State {
     }
 }
 
+/// The transactional.id of a connector's producer (`kafka.exactly_once`): derived from its
+/// name, so a restarted or second process fences the older one.
+pub(crate) fn transactional_id(cfg: &crate::config::Config) -> Option<String> {
+    cfg.kafka.exactly_once.then(|| {
+        format!(
+            "rowstream-{}",
+            cfg.state.connector.as_deref().unwrap_or_default()
+        )
+    })
+}
+
 /// What a store holds when it opens (the Kafka backend reads it all at once).
 #[derive(Default)]
 pub(crate) struct Loaded {
@@ -236,6 +247,22 @@ impl Store {
         match &self.backend {
             Backend::File { dir } => dir.display().to_string(),
             Backend::Kafka { kafka, .. } => kafka.describe(),
+        }
+    }
+
+    /// Kafka backend: where a state record goes (topic, partition, key), for a transactional
+    /// producer that writes it with the records it covers (`kafka.exactly_once`).
+    pub(crate) fn state_record(&self) -> Option<(String, i32, String)> {
+        match &self.backend {
+            Backend::Kafka { kafka, .. } => Some(kafka.state_record()),
+            Backend::File { .. } => None,
+        }
+    }
+
+    /// A state stored by someone else on this store's behalf (a committed transaction).
+    pub(crate) fn remember(&self, state: &State) {
+        if let (Some(mut g), Ok(body)) = (self.latest(), serde_json::to_vec(state)) {
+            g.state = Some(body);
         }
     }
 

@@ -36,6 +36,10 @@ pub(crate) struct KafkaConfig {
     /// Per-table overrides of `oversized` (`"schema.table" = "skip"`).
     #[serde(default)]
     pub(crate) oversized_tables: BTreeMap<String, String>,
+    /// Kafka transactions: records and the position covering them committed together
+    /// (needs `state.backend = "kafka"` and a broker with transactions).
+    #[serde(default)]
+    pub(crate) exactly_once: bool,
 }
 
 /// What to do with a record larger than the producer's `message.max.bytes`.
@@ -97,6 +101,7 @@ impl KafkaConfig {
             properties: BTreeMap::new(),
             oversized: Oversized::Fail,
             oversized_tables: BTreeMap::new(),
+            exactly_once: false,
         }
     }
 
@@ -221,6 +226,7 @@ impl fmt::Debug for KafkaConfig {
             .field("properties", &props)
             .field("oversized", &self.oversized)
             .field("oversized_tables", &self.oversized_tables)
+            .field("exactly_once", &self.exactly_once)
             .finish()
     }
 }

@@ -74,6 +74,7 @@ pub(super) const KEYS: &[Key] = &[
     key("kafka.properties", Kind::ScalarMap, false, ALL),
     key("kafka.oversized", Kind::Str, false, ALL),
     key("kafka.oversized_tables", Kind::ScalarMap, false, ALL),
+    key("kafka.exactly_once", Kind::Bool, false, ALL),
     key("snapshot.mode", Kind::Str, false, ALL),
     key("snapshot.chunk_pages", Kind::Int, false, PG),
     key("snapshot.chunk_rows", Kind::Int, false, MY),

@@ -160,6 +160,13 @@ impl Config {
         self.heartbeat.validate(p);
         self.state.validate(p);
         self.admin.validate(p);
+        if self.kafka.exactly_once && self.state.backend != StateBackend::Kafka {
+            push(
+                p,
+                "kafka.exactly_once",
+                "needs state.backend = \"kafka\" (and state.connector): the position is committed in the same Kafka transaction as the records it covers",
+            );
+        }
     }
 }
 

@@ -65,6 +65,38 @@ pub(crate) enum SinkError {
     /// The broker refuses a record for good (too large, not authorized): retrying cannot help.
     #[error("{0}")]
     Rejected(String),
+    /// A Kafka transaction failed (`kafka.exactly_once`); `fatal`: retrying cannot help.
+    #[error("kafka transaction: {reason}")]
+    Transaction { reason: String, fatal: bool },
+}
+
+/// A transactional call's error as the sink reports it: fenced (another process took the
+/// transactional.id over) and a broker without transactions are for the user to fix.
+fn txn_error(what: &str, e: KafkaError) -> SinkError {
+    use RDKafkaErrorCode as C;
+    let code = e.rdkafka_error_code();
+    let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal())
+        || matches!(
+            code,
+            Some(
+                C::Fenced
+                    | C::ProducerFenced
+                    | C::InvalidProducerEpoch
+                    | C::UnsupportedVersion
+                    | C::UnsupportedFeature
+                    | C::TransactionalIdAuthorizationFailed
+            )
+        );
+    let reason = match code {
+        Some(C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch) => format!(
+            "{what}: {e}\n  fix: another producer took this connector's transactional.id over (another process runs the same state.connector); run each connector in one process"
+        ),
+        Some(C::UnsupportedVersion | C::UnsupportedFeature) => format!(
+            "{what}: {e}\n  fix: kafka.exactly_once needs a broker with transactions (Apache Kafka 2.5 or newer); set kafka.exactly_once = false for this broker"
+        ),
+        _ => format!("{what}: {e}"),
+    };
+    SinkError::Transaction { reason, fatal }
 }
 
 impl From<Failure> for SinkError {
@@ -133,9 +165,58 @@ impl Classify for SinkError {
                 }
             }
             SinkError::TopicNotReady { .. } | SinkError::Delivery(_) => ErrorClass::Transient,
+            SinkError::Transaction { fatal, .. } => match fatal {
+                true => ErrorClass::Setup,
+                false => ErrorClass::Transient,
+            },
             SinkError::Produce { .. } => ErrorClass::Fatal,
         }
     }
+}
+
+/// How long a transactional call may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `kafka.exactly_once`, before the state is read: fence older producers of the connector's
+/// transactional.id, so their open transaction is aborted and reading the state topic (read
+/// committed) does not wait for it to time out.
+pub(crate) fn fence_transactions(
+    cfg: &KafkaConfig,
+    transactional_id: &str,
+) -> Result<(), SinkError> {
+    let p: ThreadedProducer<Watch> = producer_config(cfg)
+        .set("transactional.id", transactional_id)
+        .create_with_context(Watch::quiet())
+        .map_err(SinkError::Setup)?;
+    probe(p.client(), p.context(), cfg)?;
+    tokio::task::block_in_place(|| p.init_transactions(TXN_TIMEOUT))
+        .map_err(|e| txn_error("cannot start transactions", e))
+}
+
+/// `kafka.exactly_once`: commit one transaction (a tombstone of an unused key in `topic`)
+/// with a producer of its own, so a broker without transactions is refused at start, before
+/// any record is sent.
+pub(crate) fn try_transaction(
+    cfg: &KafkaConfig,
+    transactional_id: &str,
+    topic: &str,
+) -> Result<(), SinkError> {
+    let p: ThreadedProducer<Watch> = producer_config(cfg)
+        .set("transactional.id", format!("{transactional_id}-probe"))
+        .create_with_context(Watch::quiet())
+        .map_err(SinkError::Setup)?;
+    tokio::task::block_in_place(|| {
+        p.init_transactions(TXN_TIMEOUT)
+            .map_err(|e| txn_error("cannot start transactions", e))?;
+        p.begin_transaction()
+            .map_err(|e| txn_error("cannot begin a transaction", e))?;
+        let rec: BaseRecord<'_, str, [u8]> =
+            BaseRecord::to(topic).key("rowstream-transaction-probe");
+        p.send(rec)
+            .map_err(|(e, _)| txn_error("cannot write in a transaction", e))?;
+        p.commit_transaction(TXN_TIMEOUT)
+            .map_err(|e| txn_error("cannot commit a transaction", e))
+    })
 }
 
 /// A refusal librdkafka reported (its reason) and the fix for it.
@@ -275,6 +356,8 @@ impl ProducerContext for DeliveryCtx {
 
 pub(crate) struct KafkaSink {
     producer: ThreadedProducer<DeliveryCtx>,
+    /// `kafka.exactly_once`: a transaction is open
+    transactional: bool,
     admin: AdminClient<Watch>,
     partitions: HashMap<String, i32>,
     cfg: KafkaConfig,
@@ -441,21 +524,40 @@ fn probe<C: ClientContext>(
 }
 
 impl KafkaSink {
-    pub(crate) fn new(cfg: &KafkaConfig, tracker: Arc<Tracker>) -> Result<KafkaSink, SinkError> {
+    /// The sink; with a `transactional_id` (`kafka.exactly_once`) its producer is
+    /// transactional: `init_transactions` fences any older producer of that id (aborting its
+    /// open transaction) and a transaction is begun.
+    pub(crate) fn new(
+        cfg: &KafkaConfig,
+        tracker: Arc<Tracker>,
+        transactional_id: Option<&str>,
+    ) -> Result<KafkaSink, SinkError> {
         let ctx = DeliveryCtx {
             tracker: tracker.clone(),
             space: tokio::sync::Notify::new(),
             watch: Watch::quiet(),
         };
-        let producer: ThreadedProducer<DeliveryCtx> = producer_config(cfg)
-            .create_with_context(ctx)
-            .map_err(SinkError::Setup)?;
+        let mut pc = producer_config(cfg);
+        if let Some(id) = transactional_id {
+            pc.set("transactional.id", id)
+                .set("transaction.timeout.ms", "60000");
+        }
+        let producer: ThreadedProducer<DeliveryCtx> =
+            pc.create_with_context(ctx).map_err(SinkError::Setup)?;
         let admin = cfg
             .connection()
             .create_with_context(Watch::quiet())
             .map_err(SinkError::Setup)?;
         probe(producer.client(), &producer.context().watch, cfg)?;
+        if transactional_id.is_some() {
+            tokio::task::block_in_place(|| producer.init_transactions(TXN_TIMEOUT))
+                .map_err(|e| txn_error("cannot start transactions", e))?;
+            producer
+                .begin_transaction()
+                .map_err(|e| txn_error("cannot begin a transaction", e))?;
+        }
         Ok(KafkaSink {
+            transactional: transactional_id.is_some(),
             producer,
             admin,
             partitions: HashMap::new(),
@@ -585,6 +687,23 @@ impl KafkaSink {
                 }
             }
         }
+    }
+
+    /// `kafka.exactly_once`: commit the open transaction (everything sent since the last
+    /// commit, flushed first) and begin the next. On failure the transaction is aborted.
+    pub(crate) fn commit_transaction(&self) -> Result<(), SinkError> {
+        if !self.transactional {
+            return Ok(());
+        }
+        tokio::task::block_in_place(|| {
+            if let Err(e) = self.producer.commit_transaction(TXN_TIMEOUT) {
+                let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+                return Err(txn_error("cannot commit a transaction", e));
+            }
+            self.producer
+                .begin_transaction()
+                .map_err(|e| txn_error("cannot begin a transaction", e))
+        })
     }
 
     /// Wait until everything sent is acknowledged (or `timeout`).
