@@ -17,7 +17,7 @@ SSLMODE=${BENCH_SSLMODE:-disable}
 export PGSSLMODE=$SSLMODE
 RUN="b$(date +%s)"
 scripts/services.sh up
-cargo build --release --bin rowstream --example produce_raw >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw
+cargo build --release --bin rowstream --example produce_raw --example mock_kafka >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw --example mock_kafka
 BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/rowstream}"   # BENCH_BIN: compare another build
 PSQL=(psql -qAt -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
 WORK=$(mktemp -d)
@@ -130,6 +130,35 @@ config rsb_snap initial "$RUN-snap" >"$WORK/snap.toml"
 read -r RSS_SECS RSS_RSS < <(run_rowstream "$WORK/snap.toml" rowstream_snapshot_rows_total "$SNAP")
 read -r DBZS_SECS DBZS_RSS < <(run_debezium initial "$SNAP" dbzb_snap)
 
+
+echo "== exactly-once: $N changes into librdkafka's mock cluster (tansu has no transactions), off vs on =="
+reset_db
+for s in rsb_eos_off rsb_eos_on; do
+  "${PSQL[@]}" -d $DB -c "SELECT pg_create_logical_replication_slot('$s', 'pgoutput')" >/dev/null
+done
+"${PSQL[@]}" -d $DB <<SQL
+DO \$\$ BEGIN
+  FOR i IN 0..($N/100 - 1) LOOP
+    INSERT INTO t SELECT g, g, md5(g::text), g * 1.5, now() FROM generate_series(i*100, i*100 + 99) g;
+    COMMIT;
+  END LOOP;
+END \$\$;
+SQL
+"$CARGO_TARGET_DIR/release/examples/mock_kafka" "$RUN-off-offsets" "$RUN-off-history" "$RUN-on-offsets" "$RUN-on-history" >"$WORK/mock.out" 2>/dev/null &
+MOCK_PID=$!
+until grep -q BOOTSTRAP "$WORK/mock.out" 2>/dev/null; do sleep 0.1; done
+MOCK=$(sed -n 's/^BOOTSTRAP //p' "$WORK/mock.out")
+for mode in off on; do
+  config "rsb_eos_$mode" never "$RUN-eos-$mode" | python3 -c "
+import sys
+t = sys.stdin.read().replace('127.0.0.1:9092', '$MOCK')
+t = t.replace('partitions = 3', 'partitions = 3\nexactly_once = ' + ('true' if '$mode' == 'on' else 'false'))
+t = t.replace('[state]', '[state]\nbackend = \"kafka\"\nconnector = \"$RUN-$mode\"\ntopic = \"$RUN-$mode-offsets\"\nhistory_topic = \"$RUN-$mode-history\"')
+print(t)" >"$WORK/eos-$mode.toml"
+done
+read -r EOS_OFF_SECS EOS_OFF_RSS < <(run_rowstream "$WORK/eos-off.toml" rowstream_changes_total "$N")
+read -r EOS_ON_SECS EOS_ON_RSS < <(run_rowstream "$WORK/eos-on.toml" rowstream_changes_total "$N")
+kill $MOCK_PID 2>/dev/null || true
 fi
 
 rate() { python3 -c "import sys; n,s=float(sys.argv[1]),sys.argv[2]; print(f'{n/float(s):,.0f}/s' if s not in ('-','failed','skipped','') else s)" "$1" "$2"; }
@@ -147,6 +176,10 @@ snapshot $SNAP rows:
   rowstream           ${RSS_SECS}s  $(rate $SNAP $RSS_SECS)  max RSS $(mb "$RSS_RSS") MB
   debezium 3.6        ${DBZS_SECS}s  $(rate $SNAP $DBZS_SECS)  max RSS $(mb "${DBZS_RSS:-}") MB
   rowstream vs debezium: $(ratio "${DBZS_SECS:-0}" "$RSS_SECS")x faster
+exactly-once, $N changes into the mock cluster (state in Kafka both times):
+  exactly_once = false ${EOS_OFF_SECS}s  $(rate $N $EOS_OFF_SECS)  max RSS $(mb "$EOS_OFF_RSS") MB
+  exactly_once = true  ${EOS_ON_SECS}s  $(rate $N $EOS_ON_SECS)  max RSS $(mb "$EOS_ON_RSS") MB
+  transactions on / off: $(ratio "$EOS_OFF_SECS" "$EOS_ON_SECS") of the speed
 REPORT
 fi
 
