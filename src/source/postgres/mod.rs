@@ -235,7 +235,10 @@ pub(crate) async fn prepare(
         ReplicationConn::connect(&server.pg, &server.tls, &format!("rowstream:{}", o.slot)).await?;
     let slot = Slot {
         name: &o.slot,
-        state_dir: &cfg.state.dir,
+        state: match cfg.state.backend {
+            crate::config::StateBackend::File => cfg.state.dir.display().to_string(),
+            crate::config::StateBackend::Kafka => format!("the state in topic {}", cfg.state.topic),
+        },
         catalog: &tables.catalog,
         server: &server,
     };
@@ -293,7 +296,8 @@ fn plan(
 /// The replication slot `prepare` streams from.
 struct Slot<'a> {
     name: &'a str,
-    state_dir: &'a std::path::Path,
+    /// where the state lives, for messages
+    state: String,
     catalog: &'a Catalog,
     server: &'a Server,
 }
@@ -345,7 +349,7 @@ impl Slot<'_> {
         let Some(r) = existing else {
             if state.position.is_some() {
                 return Err(setup(
-                format!("replication slot `{slot}` is gone but {} holds a position: changes since then are lost to rowstream", self.state_dir.display()),
+                format!("replication slot `{slot}` is gone but {} holds a position: changes since then are lost to rowstream", self.state),
                 "start over with `rowstream run --resnapshot` (a new slot, every table snapshotted again; consumers see every row again)",
             ));
             }
