@@ -36,6 +36,18 @@ reset_db() {
   "${PSQL[@]}" -d $DB -c "CREATE PUBLICATION p FOR ALL TABLES"
 }
 
+# $N inserted rows, in transactions of 100
+load_changes() {
+  "${PSQL[@]}" -d $DB <<SQL
+DO \$\$ BEGIN
+  FOR i IN 0..($N/100 - 1) LOOP
+    INSERT INTO t SELECT g, g, md5(g::text), g * 1.5, now() FROM generate_series(i*100, i*100 + 99) g;
+    COMMIT;
+  END LOOP;
+END \$\$;
+SQL
+}
+
 config() { # slot mode topicprefix
   cat <<TOML
 [source]
@@ -103,14 +115,7 @@ for s in rsb_stream dbzb_stream rawb_stream; do
   "${PSQL[@]}" -d $DB -c "SELECT pg_create_logical_replication_slot('$s', 'pgoutput')" >/dev/null
 done
 create_topic "$RUN-dbz-dbzb_stream.public.t"
-"${PSQL[@]}" -d $DB <<SQL
-DO \$\$ BEGIN
-  FOR i IN 0..($N/100 - 1) LOOP
-    INSERT INTO t SELECT g, g, md5(g::text), g * 1.5, now() FROM generate_series(i*100, i*100 + 99) g;
-    COMMIT;
-  END LOOP;
-END \$\$;
-SQL
+load_changes
 END_LSN=$("${PSQL[@]}" -d $DB -c "SELECT pg_current_wal_lsn()")
 t0=$(now)
 pg_recvlogical -h 127.0.0.1 -U postgres -d $DB --slot rawb_stream --start -o proto_version=1 -o publication_names=p --endpos="$END_LSN" -f /dev/null
@@ -136,14 +141,7 @@ reset_db
 for s in rsb_eos_off rsb_eos_on; do
   "${PSQL[@]}" -d $DB -c "SELECT pg_create_logical_replication_slot('$s', 'pgoutput')" >/dev/null
 done
-"${PSQL[@]}" -d $DB <<SQL
-DO \$\$ BEGIN
-  FOR i IN 0..($N/100 - 1) LOOP
-    INSERT INTO t SELECT g, g, md5(g::text), g * 1.5, now() FROM generate_series(i*100, i*100 + 99) g;
-    COMMIT;
-  END LOOP;
-END \$\$;
-SQL
+load_changes
 "$CARGO_TARGET_DIR/release/examples/mock_kafka" "$RUN-off-offsets" "$RUN-off-history" "$RUN-on-offsets" "$RUN-on-history" >"$WORK/mock.out" 2>/dev/null &
 MOCK_PID=$!
 until grep -q BOOTSTRAP "$WORK/mock.out" 2>/dev/null; do sleep 0.1; done

@@ -184,16 +184,7 @@ pub(crate) fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match rt.block_on(crate::checkpoint::store::migrate(&cfg, force)) {
-                Ok(msg) => {
-                    let mut out = std::io::stdout().lock();
-                    stdout_done(writeln!(out, "{msg}"), ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
+            say(rt.block_on(crate::checkpoint::store::migrate(&cfg, force)))
         }
         Command::Snapshot { config, tables } => {
             let cfg = match load(&config) {
@@ -204,16 +195,7 @@ pub(crate) fn main() -> ExitCode {
                 eprintln!("error: `rowstream snapshot` asks the running process through its admin listener, and admin.listen is not set\n  fix: set admin.listen (e.g. \"127.0.0.1:8081\") and restart `rowstream run`");
                 return ExitCode::from(2);
             };
-            match rt.block_on(crate::admin::request_snapshot(listen, &tables)) {
-                Ok(msg) => {
-                    let mut out = std::io::stdout().lock();
-                    stdout_done(writeln!(out, "{msg}"), ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
+            say(rt.block_on(crate::admin::request_snapshot(listen, &tables)))
         }
         Command::Check { config, fix } => {
             let cfg = match load(&config) {
@@ -234,6 +216,20 @@ pub(crate) fn main() -> ExitCode {
             };
             let mut out = std::io::stdout().lock();
             stdout_done(crate::check::print_report(&findings, &mut out), code)
+        }
+    }
+}
+
+/// A command's one-line answer on stdout (exit 0), or its error on stderr (exit 1).
+fn say(r: Result<String, impl std::fmt::Display>) -> ExitCode {
+    match r {
+        Ok(msg) => {
+            let mut out = std::io::stdout().lock();
+            stdout_done(writeln!(out, "{msg}"), ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

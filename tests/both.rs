@@ -80,19 +80,8 @@ async fn two_processes_one_connector_only_one_advances(db: Db) {
     r.until(120, "the second process streams", |x| {
         x.iter().any(|x| x.after()["id"] == json!(3))
     });
-    let out = std::process::Command::new(bin())
-        .args(["verify", "--config"])
-        .arg(&second.cfg)
-        .args(["--wait-secs", "120"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, text) = run_verify(&second.cfg, 120);
+    assert_eq!(code, Some(0), "{text}");
     assert!(!never_created(&db.name).exists());
     assert_eq!(second.stop(), 0);
 }

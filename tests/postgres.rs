@@ -765,19 +765,8 @@ async fn kafka_sasl_scram() {
     db.batch_execute("INSERT INTO t VALUES (3, 3)")
         .await
         .unwrap();
-    let v = std::process::Command::new(bin())
-        .args(["verify", "--config"])
-        .arg(&rs.cfg)
-        .args(["--wait-secs", "60"])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&v.stdout);
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{out}{}",
-        String::from_utf8_lossy(&v.stderr)
-    );
+    let (code, out) = run_verify(&rs.cfg, 60);
+    assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("public.t: 3 rows in the database"), "{out}");
     assert_eq!(rs.stop(), 0);
     let (code, out) = run_check(name, &sasl("wrong"));
@@ -838,19 +827,8 @@ async fn kafka_tls() {
     db.batch_execute("INSERT INTO t VALUES (2, 2)")
         .await
         .unwrap();
-    let v = std::process::Command::new(bin())
-        .args(["verify", "--config"])
-        .arg(&rs.cfg)
-        .args(["--wait-secs", "60"])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&v.stdout);
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{out}{}",
-        String::from_utf8_lossy(&v.stderr)
-    );
+    let (code, out) = run_verify(&rs.cfg, 60);
+    assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("public.t: 2 rows in the database"), "{out}");
     assert_eq!(rs.stop(), 0);
     let (code, out) = run_check(name, &tls(&other_ca));

@@ -67,6 +67,20 @@ pub fn never_created(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("rowstream-test-{name}/never-created"))
 }
 
+/// `rowstream verify --config cfg --wait-secs secs` to its end: (exit code, stdout + stderr).
+pub fn run_verify(cfg: &std::path::Path, secs: u64) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .args(["verify", "--config"])
+        .arg(cfg)
+        .args(["--wait-secs", &secs.to_string()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 pub struct Rowstream {
     pub child: Child,
     pub log: PathBuf,
