@@ -1094,3 +1094,70 @@ async fn exactly_once_on_the_mock_cluster() {
     rs.expect_setup_stop(&["exactly_once needs a broker with transactions"])
         .await;
 }
+
+/// The database server itself restarts mid-stream, once with a fast shutdown (clients are
+/// told and disconnected) and once with an immediate one (no checkpoint, crash recovery at
+/// start): rowstream keeps running, reconnects with backoff, resumes, and every row arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_server_restart_fast_and_immediate() {
+    let name = "rs_pg_restart";
+    let mut pg = PgServer::start(name, &[]);
+    pg.connect("postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    pg.connect(name)
+        .await
+        .batch_execute("CREATE TABLE t(id int primary key)")
+        .await
+        .unwrap();
+    state_dir(name);
+    let cfg = config(name, "", "").replace(&format!("{PG}/{name}"), &pg.url(name));
+    let mut rs = Rowstream::start(name, &cfg);
+    let mut r = Reader::new(&topic(name, "t"));
+    wait_streaming(&pg.connect("postgres").await, name).await;
+    let ids = |recs: &[Rec]| -> std::collections::HashSet<i64> {
+        recs.iter()
+            .filter_map(|x| x.after()["id"].as_i64())
+            .collect()
+    };
+    let mut next = 1;
+    for immediate in [false, true] {
+        pg.connect(name)
+            .await
+            .execute(
+                "INSERT INTO t SELECT generate_series($1::int, $1::int + 99)",
+                &[&next],
+            )
+            .await
+            .unwrap();
+        next += 100;
+        let want = next - 1;
+        r.until(60, "the rows before the restart", |x| {
+            ids(x).contains(&(want as i64))
+        });
+        pg.restart(immediate);
+        pg.connect(name)
+            .await
+            .execute(
+                "INSERT INTO t SELECT generate_series($1::int, $1::int + 99)",
+                &[&next],
+            )
+            .await
+            .unwrap();
+        next += 100;
+        let want = next - 1;
+        r.until(120, "the rows after the restart", |x| {
+            ids(x).contains(&(want as i64))
+        });
+        rs.assert_running();
+    }
+    let got = ids(&r.records);
+    assert_eq!(got, (1..next as i64).collect(), "every row, none lost");
+    assert!(
+        rs.log_text().contains("transient failure"),
+        "it did reconnect"
+    );
+    assert_eq!(rs.stop(), 0);
+}

@@ -12,6 +12,7 @@ pub struct PgServer {
     pub port: u16,
     dir: PathBuf,
     child: Child,
+    settings: Vec<String>,
 }
 
 /// The binaries of the newest installed Postgres (scripts/services.sh installs one).
@@ -75,34 +76,26 @@ impl PgServer {
             .local_addr()
             .unwrap()
             .port();
-        let mut cmd = Command::new(pg_bin().join("postgres"));
-        cmd.uid(uid)
-            .gid(gid)
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "wal_level=logical",
-            ])
-            .args(["-c", "min_wal_size=2MB", "-c", "max_wal_size=4MB"]);
-        for s in settings {
-            cmd.args(["-c", s]);
+        let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        let child = spawn(&dir, port, &settings);
+        PgServer {
+            port,
+            dir,
+            child,
+            settings,
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "postgres {name} did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        PgServer { port, dir, child }
+    }
+
+    /// Shut the server down (`immediate`: SIGQUIT, no checkpoint, as after a crash; else
+    /// SIGINT, Postgres' fast shutdown: clients are disconnected) and start it again on the
+    /// same port and data.
+    pub fn restart(&mut self, immediate: bool) {
+        let sig = if immediate { "-QUIT" } else { "-INT" };
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.child = spawn(&self.dir, self.port, &self.settings);
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/db`
@@ -126,6 +119,43 @@ impl PgServer {
             }
         }
     }
+}
+
+/// Start `postgres` on the data directory in `dir`, as the postgres user; wait for its port.
+fn spawn(dir: &std::path::Path, port: u16, settings: &[String]) -> Child {
+    let (uid, gid) = postgres_ids();
+    let mut cmd = Command::new(pg_bin().join("postgres"));
+    cmd.uid(uid)
+        .gid(gid)
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(dir)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "wal_level=logical",
+        ])
+        .args(["-c", "min_wal_size=2MB", "-c", "max_wal_size=4MB"]);
+    for s in settings {
+        cmd.args(["-c", s]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("postgres");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "postgres in {} did not start",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
 }
 
 impl Drop for PgServer {

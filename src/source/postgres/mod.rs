@@ -484,6 +484,12 @@ impl Prepared {
                     ))
                     .await
                 {
+                    if client.is_closed() {
+                        // the server went away: the stream notices too and reconnects, with a
+                        // new heartbeat connection
+                        tracing::warn!(error = %e, "heartbeat connection lost; heartbeats resume with the next connection");
+                        return;
+                    }
                     tracing::warn!(error = %e, "heartbeat message failed (an idle slot will not advance); grant EXECUTE on pg_logical_emit_message or use a superuser");
                     tokio::time::sleep(every * 6).await;
                 }
@@ -533,6 +539,7 @@ impl Source for Prepared {
             txn: None,
             received: self.start,
             acked: self.start,
+            emitted: self.start,
             xid: 0,
             inc: Incremental::default(),
             recent: Default::default(),

@@ -326,10 +326,14 @@ impl ReplicationConn {
             match self.read_message().await? {
                 backend::Message::CopyData(body) => return Ok(body.into_bytes()),
                 backend::Message::ErrorResponse(body) => return Err(server_error(&body)),
-                backend::Message::CopyDone => {
-                    return Err(PgError::Protocol(
-                        "server ended the replication stream".into(),
-                    ))
+                // the server ends the stream when it shuts down (a walsender's last words are
+                // CommandComplete "COPY 0"; CopyDone when it is asked to stop): reconnect, as
+                // after a cut
+                backend::Message::CopyDone | backend::Message::CommandComplete(_) => {
+                    return Err(PgError::Io(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the server ended the replication stream (shutting down)",
+                    )))
                 }
                 backend::Message::NoticeResponse(_) | backend::Message::ParameterStatus(_) => {}
                 _ => {

@@ -45,6 +45,8 @@ pub(super) struct StreamState {
     pub(super) received: Lsn,
     /// last position the committer stored (the slot's flush LSN)
     pub(super) acked: Lsn,
+    /// the newest position handed on as a checkpoint (acknowledged once `acked` reaches it)
+    pub(super) emitted: Lsn,
     /// the open transaction's id
     pub(super) xid: u32,
     /// incremental snapshots: queued tables and the chunk waiting for its watermark
@@ -55,8 +57,19 @@ pub(super) struct StreamState {
     pub(super) chunk_pages: u32,
 }
 
+/// Report positions. The flush position is what Kafka acknowledged, except when rowstream is
+/// idle (no open transaction, nothing waiting, every checkpoint handed on acknowledged): then
+/// everything the server sent so far is confirmed, WAL that decoded to nothing (a shutdown
+/// checkpoint) included. A server shutting down waits for exactly that before it lets its
+/// walsender end the stream.
 async fn send_status(conn: &mut ReplicationConn, st: &StreamState) -> Result<(), PgError> {
-    conn.send_status(st.received.0.max(st.acked.0), st.acked.0, st.acked.0, false)
+    let idle = st.txn.is_none() && st.out.is_empty() && st.acked >= st.emitted;
+    let flush = if idle {
+        st.acked.max(st.received)
+    } else {
+        st.acked
+    };
+    conn.send_status(st.received.0.max(flush.0), flush.0, flush.0, false)
         .await
 }
 
@@ -170,6 +183,7 @@ async fn handle(
         } => {
             st.txn = None;
             st.recent.push(st.xid);
+            st.emitted = st.emitted.max(end_lsn);
             st.out.add(SourceEvent::Marker(Marker::Checkpoint {
                 position: SourcePosition::Postgres { lsn: end_lsn },
                 event_time_ms: pg_ts_to_unix_ms(commit_ts),
@@ -243,6 +257,7 @@ async fn handle(
         } => {
             if prefix == ddl::HEARTBEAT_PREFIX && !transactional {
                 if st.txn.is_none() {
+                    st.emitted = st.emitted.max(lsn);
                     st.out.add(SourceEvent::Marker(Marker::Checkpoint {
                         position: SourcePosition::Postgres { lsn },
                         event_time_ms: pg_ts_to_unix_ms(send_time),
