@@ -18,7 +18,10 @@
 //!   that committed before it are dropped from the stream, so no row is doubled or lost.
 //! - The slot is never created over a stored position: a missing slot with a stored position is
 //!   a setup error (changes since then are lost to rowstream), never a silent restart.
-//! - The slot's flush LSN is only ever what the committer acknowledged.
+//! - The slot's flush LSN is only ever what the committer acknowledged, or, when every change
+//!   handed on is acknowledged and nothing is open, the WAL the server sent since (it decoded
+//!   to nothing for us; a transaction committing later is still sent in full after a restart).
+//!   A server shutting down waits for that confirmation.
 
 pub(crate) mod catalog;
 pub(crate) mod check;
