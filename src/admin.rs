@@ -33,17 +33,31 @@ pub(crate) struct Handles {
     pub(crate) snapshots: mpsc::Sender<SnapshotRequest>,
 }
 
-/// What the endpoints read: the current run's handles, if one is running.
-#[derive(Clone, Default)]
-pub(crate) struct Admin(Arc<Mutex<Option<Handles>>>);
+/// What the endpoints read: the connector (its config, state and controls) and the current
+/// run's handles, if one is running.
+#[derive(Clone)]
+pub(crate) struct Admin {
+    handles: Arc<Mutex<Option<Handles>>>,
+    pub(crate) connector: Arc<crate::run::Control>,
+}
 
 impl Admin {
-    pub(crate) fn set(&self, h: Option<Handles>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = h;
+    pub(crate) fn for_connector(connector: Arc<crate::run::Control>) -> Admin {
+        Admin {
+            handles: Default::default(),
+            connector,
+        }
     }
 
-    fn get(&self) -> Option<Handles> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub(crate) fn set(&self, h: Option<Handles>) {
+        *self.handles.lock().unwrap_or_else(|e| e.into_inner()) = h;
+    }
+
+    pub(crate) fn get(&self) -> Option<Handles> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -70,10 +84,11 @@ pub(crate) async fn serve(addr: &str, admin: Admin) -> Result<(), crate::error::
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/snapshot", post(snapshot))
+        .merge(crate::rest::routes())
         .with_state(admin);
     tracing::info!(
         addr,
-        "admin endpoint listening (/healthz, /metrics, POST /snapshot)"
+        "admin endpoint listening (/healthz, /metrics, POST /snapshot, the Kafka Connect REST API under /connectors)"
     );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -85,7 +100,14 @@ pub(crate) async fn serve(addr: &str, admin: Admin) -> Result<(), crate::error::
 
 async fn health(State(a): State<Admin>) -> Reply {
     let Some(s) = a.get() else {
-        return not_running();
+        // paused or stopped on request (REST) is a healthy state, not a restart
+        return match a.connector.state().0 {
+            "PAUSED" | "STOPPED" => (
+                StatusCode::OK,
+                format!("{} on request\n", a.connector.state().0.to_lowercase()),
+            ),
+            _ => not_running(),
+        };
     };
     let stalled = s.tracker.stalled_for().filter(|d| *d >= STALLED);
     match s.tracker.failure() {
@@ -106,7 +128,7 @@ async fn health(State(a): State<Admin>) -> Reply {
 }
 
 /// `POST /snapshot` `{"tables": [...]}`: 202 when queued, 400 with the reasons when not.
-async fn snapshot(State(a): State<Admin>, body: String) -> Reply {
+pub(crate) async fn snapshot(State(a): State<Admin>, body: String) -> Reply {
     #[derive(serde::Deserialize)]
     struct Body {
         tables: Vec<String>,

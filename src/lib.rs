@@ -6,8 +6,9 @@
 //! 2. `config`, `check`: what the user asked for and what the databases must provide.
 //! 3. `encode` (events → record bytes), `checkpoint` (delivery tracking, durable state),
 //!    `source` (database logs → events), `sink` (records → Kafka).
-//! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries), `admin`,
-//!    `verify` (topics read back and compared with the tables), `cli`.
+//! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries, pause / resume /
+//!    stop / restart), `admin` and `rest` (the admin listener: health, metrics, the Kafka
+//!    Connect REST API), `verify` (topics read back and compared with the tables), `cli`.
 pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
@@ -18,6 +19,7 @@ pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod pipeline;
 pub(crate) mod position;
+pub(crate) mod rest;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod sequence;

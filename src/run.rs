@@ -38,8 +38,101 @@ use tokio::sync::{mpsc, watch};
 /// Channel depth in batches (each up to 512 events): bounds what sits between source and sink.
 const CHANNEL_BATCHES: usize = 8;
 
-/// Run until SIGTERM/SIGINT, restarting after transient failures.
-/// With `resnapshot`, the first attempt starts over (see `rowstream run --resnapshot`).
+/// What the connector is asked to be (REST: pause, resume, stop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Target {
+    /// Kafka Connect's name of the state.
+    pub(crate) fn state(self) -> &'static str {
+        match self {
+            Target::Running => "RUNNING",
+            Target::Paused => "PAUSED",
+            Target::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// The connector as REST sees and steers it: its config, the target it is asked for and a
+/// restart count (each increment restarts it), and the state it is in.
+pub(crate) struct Control {
+    pub(crate) name: String,
+    pub(crate) cfg: Config,
+    wanted: watch::Sender<(Target, u64)>,
+    /// Kafka Connect's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED) and the error
+    state: std::sync::Mutex<(&'static str, Option<String>)>,
+    store: std::sync::OnceLock<Arc<Store>>,
+}
+
+impl Control {
+    pub(crate) fn new(cfg: Config) -> Control {
+        Control {
+            name: cfg
+                .state
+                .connector
+                .clone()
+                .unwrap_or_else(|| "rowstream".into()),
+            cfg,
+            wanted: watch::channel((Target::Running, 0)).0,
+            state: std::sync::Mutex::new(("UNASSIGNED", None)),
+            store: Default::default(),
+        }
+    }
+
+    pub(crate) fn target(&self) -> Target {
+        self.wanted.borrow().0
+    }
+
+    /// Ask for `target` (pause, resume, stop).
+    pub(crate) fn set_target(&self, target: Target) {
+        self.wanted.send_modify(|w| w.0 = target);
+    }
+
+    /// Restart the pipeline (from the stored position).
+    pub(crate) fn restart(&self) {
+        self.wanted.send_modify(|w| w.1 += 1);
+    }
+
+    pub(crate) fn state(&self) -> (&'static str, Option<String>) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_state(&self, state: &'static str, trace: Option<String>) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, trace);
+    }
+
+    /// The connector's state store, once opened.
+    pub(crate) fn store(&self) -> Option<&Arc<Store>> {
+        self.store.get()
+    }
+}
+
+/// A stop signal for one run of the pipeline: SIGTERM, or the connector being asked for
+/// something else (pause, stop, restart).
+fn run_stop(
+    mut sigterm: watch::Receiver<bool>,
+    mut wanted: watch::Receiver<(Target, u64)>,
+) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(*sigterm.borrow());
+    wanted.borrow_and_update();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.wait_for(|s| *s) => {}
+            _ = wanted.changed() => {}
+            _ = tx.closed() => return,
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Run until SIGTERM/SIGINT, restarting after transient failures, paused, stopped and restarted
+/// on request (REST). With `resnapshot`, the first attempt starts over (see `rowstream run
+/// --resnapshot`).
 pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -57,7 +150,8 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
         }
         let _ = stop_tx.send(true);
     });
-    let admin = crate::admin::Admin::default();
+    let control = Arc::new(Control::new(cfg.clone()));
+    let admin = crate::admin::Admin::for_connector(control.clone());
     if let Some(addr) = &cfg.admin.listen {
         crate::admin::serve(addr, admin.clone()).await?;
     }
@@ -72,17 +166,34 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
     if let Some(id) = &txn_id {
         crate::sink::kafka::try_transaction(&cfg.kafka, id, &cfg.state.topic)?;
     }
+    let _ = control.store.set(store.clone());
+    let mut wanted = control.wanted.subscribe();
+    let mut sigterm = stop_rx.clone();
     let mut backoff = Duration::from_secs(1);
     // whether a run got as far as streaming: from then on an unreachable database is retried
     let mut streamed = false;
     loop {
+        // paused or stopped: hold until resumed (the source is disconnected meanwhile)
+        let target = wanted.borrow_and_update().0;
+        if target != Target::Running {
+            control.set_state(target.state(), None);
+            tracing::info!(connector = %control.name, state = target.state(), "connector held");
+            tokio::select! {
+                _ = wanted.changed() => continue,
+                _ = sigterm.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+        control.set_state("RUNNING", None);
         let started = std::time::Instant::now();
         // only the first attempt starts over; later ones resume what it stored
         let fresh = resnapshot && !streamed;
-        let res = run_once(&cfg, &store, stop_rx.clone(), &admin, &mut streamed, fresh).await;
+        let stop = run_stop(stop_rx.clone(), control.wanted.subscribe());
+        let res = run_once(&cfg, &store, stop, &admin, &mut streamed, fresh).await;
         admin.set(None);
         let err = match res {
-            Ok(()) => return Ok(()),
+            Ok(()) if *stop_rx.borrow() => return Ok(()),
+            // asked to pause, stop or restart
+            Ok(()) => continue,
             Err(e) => e,
         };
         let retry = match err.class() {
@@ -91,6 +202,7 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
             ErrorClass::Setup | ErrorClass::Fatal => false,
         };
         if *stop_rx.borrow() || !retry {
+            control.set_state("FAILED", Some(err.to_string()));
             return Err(err);
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -100,6 +212,7 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
         let mut stop = stop_rx.clone();
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
+            _ = wanted.changed() => {}
             _ = stop.wait_for(|s| *s) => return Ok(()),
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -44,6 +44,135 @@ both!(million_row_transaction_within_memory_budget, 6112);
 both!(table_pattern_matching_nothing_stops, 6114);
 both!(kafka_state_survives_kill9_at_random_moments, 6115);
 both!(two_processes_one_connector_only_one_advances, 6116);
+both!(connect_rest_api_steers_the_connector, 6117);
+
+/// The Kafka Connect REST API on `run`'s admin listener: list, status, config (secrets
+/// hidden), a 404 in Connect's shape; pause (the source lets go, nothing streams), resume
+/// (what was written meanwhile arrives), restart; offsets; stop, reset the offsets (refused
+/// while running), resume: every row is snapshotted again. Changing calls need the token.
+async fn connect_rest_api_steers_the_connector(db: Db) {
+    db.exec(
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL); INSERT INTO t VALUES (1, 0), (2, 0);",
+    )
+    .await;
+    let addr = free_addr();
+    let name = db.name.clone();
+    let cfg = db
+        .config(
+            "",
+            &format!("[admin]\nlisten = \"{addr}\"\ntoken = \"s3cret\"\n"),
+        )
+        .replace("[state]\n", &format!("[state]\nconnector = \"{name}\"\n"));
+    let mut rs = Rowstream::start(&db.name, &cfg);
+    let mut r = Reader::new(&db.topic("t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 2);
+    db.wait_streaming().await;
+    let get = |path: &str| http(&addr, "GET", path, None, "");
+    let json = |body: &str| -> serde_json::Value { serde_json::from_str(body).unwrap() };
+    let state = |get: &dyn Fn(&str) -> (u16, String)| {
+        let (_, b) = get(&format!("/connectors/{name}/status"));
+        serde_json::from_str::<serde_json::Value>(&b).unwrap()["connector"]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let (code, body) = get("/");
+    assert_eq!(code, 200);
+    assert!(json(&body)["version"].is_string(), "{body}");
+    assert_eq!(json(&get("/connectors").1), json!([name]));
+    let (code, body) = get(&format!("/connectors/{name}/status"));
+    assert_eq!(code, 200, "{body}");
+    let st = json(&body);
+    assert_eq!(st["connector"]["state"], "RUNNING", "{body}");
+    assert_eq!(st["tasks"][0]["state"], "RUNNING", "{body}");
+    assert_eq!(st["type"], "source");
+    let (code, body) = get("/connectors/nope/status");
+    assert_eq!(code, 404);
+    assert_eq!(json(&body)["error_code"], 404);
+    let (_, body) = get(&format!("/connectors/{name}/config"));
+    let conf = json(&body);
+    assert!(conf["source.url"].is_string(), "{body}");
+    assert!(
+        !body.contains("s3cret"),
+        "the token is never returned: {body}"
+    );
+    assert!(
+        !body.contains("rowstream:rowstream@"),
+        "no password: {body}"
+    );
+    // changing calls need the token
+    let put = |path: &str, token: Option<&str>| http(&addr, "PUT", path, token, "");
+    assert_eq!(put(&format!("/connectors/{name}/pause"), None).0, 401);
+    assert_eq!(
+        put(&format!("/connectors/{name}/pause"), Some("wrong")).0,
+        401
+    );
+    assert_eq!(
+        put(&format!("/connectors/{name}/pause"), Some("s3cret")).0,
+        202
+    );
+    wait_for(30, "PAUSED", || async { state(&get) == "PAUSED" }).await;
+    db.exec("INSERT INTO t VALUES (3, 0)").await;
+    assert_eq!(
+        put(&format!("/connectors/{name}/resume"), Some("s3cret")).0,
+        202
+    );
+    wait_for(30, "RUNNING", || async { state(&get) == "RUNNING" }).await;
+    r.until(60, "the row written while paused", |x| {
+        x.iter().any(|x| x.after()["id"] == json!(3))
+    });
+    let (code, _) = http(
+        &addr,
+        "POST",
+        &format!("/connectors/{name}/restart"),
+        Some("s3cret"),
+        "",
+    );
+    assert_eq!(code, 204);
+    db.exec("INSERT INTO t VALUES (4, 0)").await;
+    r.until(60, "a row after the restart", |x| {
+        x.iter().any(|x| x.after()["id"] == json!(4))
+    });
+    let (_, body) = get(&format!("/connectors/{name}/offsets"));
+    assert!(
+        !json(&body)["offsets"][0]["offset"]["position"].is_null(),
+        "{body}"
+    );
+    let del = |token| {
+        http(
+            &addr,
+            "DELETE",
+            &format!("/connectors/{name}/offsets"),
+            token,
+            "",
+        )
+    };
+    let (code, body) = del(Some("s3cret"));
+    assert_eq!(code, 400, "reset refused while running: {body}");
+    assert!(body.contains("STOPPED"), "{body}");
+    assert_eq!(
+        put(&format!("/connectors/{name}/stop"), Some("s3cret")).0,
+        204
+    );
+    wait_for(30, "STOPPED", || async { state(&get) == "STOPPED" }).await;
+    let (code, body) = del(Some("s3cret"));
+    assert_eq!(code, 200, "{body}");
+    let (_, body) = get(&format!("/connectors/{name}/offsets"));
+    assert!(
+        json(&body)["offsets"][0]["offset"]["position"].is_null(),
+        "{body}"
+    );
+    let before = r.records.len();
+    assert_eq!(
+        put(&format!("/connectors/{name}/resume"), Some("s3cret")).0,
+        202
+    );
+    r.until(60, "every row snapshotted again", |x| {
+        x[before..].iter().filter(|x| x.seq() == "-1").count() >= 4
+    });
+    rs.assert_running();
+    assert_eq!(rs.stop(), 0);
+}
 
 /// `state.backend = "kafka"` and no state directory: kill -9 at random moments (snapshot and
 /// stream) under concurrent writes, restart each time; `verify` (which reads the position from

@@ -492,19 +492,6 @@ async fn broker_outage_slows_the_source_and_loses_nothing() {
     assert_eq!(rs.stop(), 0);
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 /// The admin endpoint: /healthz answers ok, /metrics counts what was delivered.
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_health_and_metrics() {

@@ -10,8 +10,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Clone, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KafkaConfig {
     pub(crate) brokers: String,
@@ -43,8 +42,7 @@ pub(crate) struct KafkaConfig {
 }
 
 /// What to do with a record larger than the producer's `message.max.bytes`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Oversized {
     /// Stop with an error naming the table, key, size and the settings to raise.

@@ -87,6 +87,7 @@ pub(super) const KEYS: &[Key] = &[
     key("state.commit_interval_ms", Kind::Int, false, ALL),
     key("encode.split_update", Kind::Bool, false, ALL),
     key("admin.listen", Kind::Str, false, ALL),
+    key("admin.token", Kind::Str, false, ALL),
 ];
 
 pub(super) fn find(path: &str) -> Option<&'static Key> {

@@ -22,7 +22,7 @@ mod keys;
 mod runtime;
 mod source;
 
-pub(crate) use kafka::{KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
+pub(crate) use kafka::{is_secret_property, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
 pub(crate) use runtime::{
     AdminConfig, EncodeConfig, HeartbeatConfig, SnapshotConfig, SnapshotMode, StateBackend,
     StateConfig,
@@ -57,8 +57,7 @@ fn push(problems: &mut Vec<String>, path: &str, msg: impl fmt::Display) {
     problems.push(format!("`{path}`: {msg}"));
 }
 
-#[derive(Clone, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     pub(crate) source: SourceConfig,
@@ -388,10 +387,10 @@ brokers = "127.0.0.1:9092"
     #[test]
     fn keys_match_the_structs() {
         // every optional key given, so none serializes as absent
-        let full_pg = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:1\"\n")
+        let full_pg = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"t\"\n")
             .replace("[state]", "[state]\nconnector = \"c\"")
             .replace("tables = [", "ssl_root_cert = \"ca.pem\"\ntables = [");
-        let full_my = format!("{MYSQL}\n[admin]\nlisten = \"127.0.0.1:1\"\n")
+        let full_my = format!("{MYSQL}\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"t\"\n")
             .replace("[state]", "[state]\nconnector = \"c\"")
             .replace(
                 "server_id = 7",

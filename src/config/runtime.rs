@@ -8,8 +8,7 @@ use super::push;
 use serde::Deserialize;
 use std::path::PathBuf;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum SnapshotMode {
     /// Snapshot each table once (tables added later get their own), then stream.
@@ -20,8 +19,7 @@ pub(crate) enum SnapshotMode {
     Always,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SnapshotConfig {
     #[serde(default = "default_mode")]
@@ -44,8 +42,7 @@ impl Default for SnapshotConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HeartbeatConfig {
     #[serde(default = "default_hb")]
@@ -60,8 +57,7 @@ impl Default for HeartbeatConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StateConfig {
     /// Where the state lives: a local directory (`file`, the default) or compacted Kafka
@@ -98,8 +94,7 @@ impl Default for StateConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EncodeConfig {
     /// Emit UPDATE as UPDATE_BEFORE + UPDATE_AFTER sharing one sequenceId (spec §4.1).
@@ -107,13 +102,16 @@ pub(crate) struct EncodeConfig {
     pub(crate) split_update: bool,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AdminConfig {
     /// `host:port` for /healthz, /readyz and /metrics; off when unset.
     #[serde(default)]
     pub(crate) listen: Option<String>,
+    /// When set, the REST calls that change something (pause, resume, stop, restart, offsets,
+    /// snapshot) need `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub(crate) token: Option<String>,
 }
 
 fn default_mode() -> SnapshotMode {
@@ -159,8 +157,7 @@ impl HeartbeatConfig {
 }
 
 /// Where a pipeline's state lives.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum StateBackend {
     /// `state.dir` on the local disk.
@@ -219,6 +216,15 @@ impl StateConfig {
                 format!("{} is out of range 10..=60000", self.commit_interval_ms),
             );
         }
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 

@@ -14,8 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which database `source.type` names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum SourceType {
     Postgres,
@@ -37,8 +36,7 @@ impl SourceType {
     }
 }
 
-#[derive(Clone, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Deserialize, serde::Serialize)]
 pub(crate) struct SourceConfig {
     pub(crate) url: String,
     /// Include patterns over `schema.table` (Postgres) / `db.table` (MySQL); `*` and `?`
@@ -59,16 +57,14 @@ pub(crate) struct SourceConfig {
 }
 
 /// The keys only one source reads, chosen by `source.type`.
-#[derive(Clone, Debug, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub(crate) enum SourceOptions {
     Postgres(PostgresOptions),
     Mysql(MysqlOptions),
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 pub(crate) struct PostgresOptions {
     /// Replication slot, created if missing.
     #[serde(default = "default_name")]
@@ -88,8 +84,7 @@ pub(crate) struct PostgresOptions {
     pub(crate) ssl_root_cert: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 pub(crate) struct MysqlOptions {
     /// The replica server id rowstream registers with; unique among the server's replicas.
     /// Required: `validate` reports it missing.
@@ -109,8 +104,7 @@ pub(crate) struct MysqlOptions {
 }
 
 /// `source.ssl_mode` for MySQL/MariaDB.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum MysqlSslMode {
     #[default]

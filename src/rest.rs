@@ -1,0 +1,359 @@
+//! The Kafka Connect REST API's shape on the admin listener, so tools and habits that manage
+//! Connect clusters carry over. `rowstream run` serves its one connector (named by
+//! `state.connector`, else `rowstream`):
+//!
+//! | call | answer |
+//! |---|---|
+//! | `GET /` | `{"version", "commit", "kafka_cluster_id"}` |
+//! | `GET /connectors` | `["name"]` |
+//! | `GET /connectors/{name}` | `{"name", "config", "tasks", "type": "source"}` |
+//! | `GET /connectors/{name}/config` | the config as flat `section.key` pairs, secrets as `***` |
+//! | `GET /connectors/{name}/status` | `{"name", "connector": {"state", "worker_id"}, "tasks": [...], "type"}` plus `"rowstream": {position, lag_ms, ...}` |
+//! | `GET /connectors/{name}/tasks` | the one task |
+//! | `PUT /connectors/{name}/pause`, `/resume` | 202: the pipeline stops reading (the source connection closes, the slot or binlog position is kept) / starts again from the stored position |
+//! | `PUT /connectors/{name}/stop` | 204: as pause, and offsets may then be reset |
+//! | `POST /connectors/{name}/restart` | 204: a new run from the stored position |
+//! | `GET /connectors/{name}/offsets` | KIP-875: `{"offsets": [{"partition", "offset"}]}` |
+//! | `DELETE /connectors/{name}/offsets` | KIP-875 reset, only when STOPPED: the next resume snapshots again |
+//! | `POST /connectors/{name}/snapshot` | `{"tables": [...]}`: snapshot tables again while streaming |
+//!
+//! Invariants:
+//! - Errors have Connect's shape, `{"error_code", "message"}`; an unknown connector is 404.
+//! - Secrets (URL passwords, `*password*` / `*secret*` properties, the admin token) are never
+//!   returned.
+//! - With `admin.token` set, every call that changes something needs
+//!   `Authorization: Bearer <token>` (401 otherwise); reads stay open.
+
+use crate::admin::Admin;
+use crate::run::Target;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering;
+
+pub(crate) fn routes() -> Router<Admin> {
+    Router::new()
+        .route("/", get(root))
+        .route("/connectors", get(list))
+        .route("/connectors/{name}", get(info))
+        .route("/connectors/{name}/config", get(config))
+        .route("/connectors/{name}/status", get(status))
+        .route("/connectors/{name}/tasks", get(tasks))
+        .route("/connectors/{name}/pause", put(pause))
+        .route("/connectors/{name}/resume", put(resume))
+        .route("/connectors/{name}/stop", put(stop))
+        .route("/connectors/{name}/restart", post(restart))
+        .route(
+            "/connectors/{name}/offsets",
+            get(offsets).delete(reset_offsets),
+        )
+        .route("/connectors/{name}/snapshot", post(snapshot))
+}
+
+/// A JSON answer.
+fn reply(code: StatusCode, v: Value) -> Response {
+    (
+        code,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(v: Value) -> Response {
+    reply(StatusCode::OK, v)
+}
+
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    reply(
+        code,
+        json!({ "error_code": code.as_u16(), "message": message.into() }),
+    )
+}
+
+/// A refused call: Connect's error answer.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
+/// The connector `name`, or Connect's 404.
+fn find<'a>(a: &'a Admin, name: &str) -> Result<&'a crate::run::Control, Refusal> {
+    if a.connector.name == name {
+        Ok(&a.connector)
+    } else {
+        Err(Refusal(
+            StatusCode::NOT_FOUND,
+            format!("Connector {name} not found"),
+        ))
+    }
+}
+
+/// With `admin.token` set, the bearer token a changing call must carry.
+fn authorized(a: &Admin, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(token) = &a.connector.cfg.admin.token else {
+        return Ok(());
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if g == token => Ok(()),
+        _ => Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            "this call changes the connector: send Authorization: Bearer <admin.token>".into(),
+        )),
+    }
+}
+
+/// Where this worker answers (Connect's `worker_id`).
+fn worker_id(a: &Admin) -> String {
+    a.connector
+        .cfg
+        .admin
+        .listen
+        .clone()
+        .unwrap_or_else(|| "standalone".into())
+}
+
+async fn root() -> Response {
+    ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": "",
+        "kafka_cluster_id": Value::Null,
+    }))
+}
+
+async fn list(State(a): State<Admin>) -> Response {
+    ok(json!([a.connector.name]))
+}
+
+/// The config as Connect shows one: flat `section.key` pairs (`kafka.properties.<name>` for
+/// librdkafka's), secrets replaced by `***`.
+pub(crate) fn flat_config(cfg: &crate::config::Config) -> Map<String, Value> {
+    let mut out = Map::new();
+    let tree = serde_json::to_value(cfg).unwrap_or(Value::Null);
+    let Some(sections) = tree.as_object() else {
+        return out;
+    };
+    for (section, keys) in sections {
+        let Some(keys) = keys.as_object() else {
+            continue;
+        };
+        for (key, v) in keys {
+            let path = format!("{section}.{key}");
+            match (path.as_str(), v) {
+                ("kafka.properties", Value::Object(props)) => {
+                    for (p, pv) in props {
+                        let secret = crate::config::is_secret_property(p);
+                        let pv = if secret { json!("***") } else { pv.clone() };
+                        out.insert(format!("kafka.properties.{p}"), pv);
+                    }
+                }
+                ("source.url", Value::String(u)) => {
+                    out.insert(path, json!(crate::config::redact_url(u)));
+                }
+                ("admin.token", Value::String(_)) => {
+                    out.insert(path, json!("***"));
+                }
+                (_, Value::Null) => {}
+                _ => {
+                    out.insert(path, v.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn info(State(a): State<Admin>, Path(name): Path<String>) -> Response {
+    match find(&a, &name) {
+        Ok(c) => ok(json!({
+            "name": c.name,
+            "config": flat_config(&c.cfg),
+            "tasks": [{ "connector": c.name, "task": 0 }],
+            "type": "source",
+        })),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn config(State(a): State<Admin>, Path(name): Path<String>) -> Response {
+    match find(&a, &name) {
+        Ok(c) => ok(Value::Object(flat_config(&c.cfg))),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn tasks(State(a): State<Admin>, Path(name): Path<String>) -> Response {
+    match find(&a, &name) {
+        Ok(c) => ok(json!([{
+            "id": { "connector": c.name, "task": 0 },
+            "config": flat_config(&c.cfg),
+        }])),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
+    let c = match find(&a, &name) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let (state, trace) = c.state();
+    let worker = worker_id(&a);
+    let mut task = json!({ "id": 0, "state": state, "worker_id": worker });
+    let mut connector = json!({ "state": state, "worker_id": worker });
+    if let Some(t) = &trace {
+        task["trace"] = json!(t);
+        connector["trace"] = json!(t);
+    }
+    let position = c
+        .store()
+        .and_then(|s| s.load().ok().flatten())
+        .and_then(|s| s.position)
+        .map(|p| p.to_string());
+    let mut extra = json!({ "position": position, "target": c.target().state() });
+    if let Some(h) = a.get() {
+        let et = h.stats.delivered_event_time.load(Ordering::Relaxed);
+        extra["records"] = json!(h.stats.records.load(Ordering::Relaxed));
+        extra["snapshot_rows"] = json!(h.stats.snapshot_rows.load(Ordering::Relaxed));
+        extra["in_flight"] = json!(h.tracker.in_flight());
+        if et > 0 {
+            extra["lag_ms"] = json!(crate::time::now_ms() - et);
+        }
+    }
+    ok(json!({
+        "name": c.name,
+        "connector": connector,
+        "tasks": [task],
+        "type": "source",
+        "rowstream": extra,
+    }))
+}
+
+/// Pause, resume and stop: set the target; the connector follows within a moment.
+fn steer(a: &Admin, headers: &HeaderMap, name: &str, target: Target, code: StatusCode) -> Response {
+    if let Err(r) = authorized(a, headers) {
+        return r.into_response();
+    }
+    match find(a, name) {
+        Ok(c) => {
+            c.set_target(target);
+            code.into_response()
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn pause(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    steer(&a, &headers, &name, Target::Paused, StatusCode::ACCEPTED)
+}
+
+async fn resume(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    steer(&a, &headers, &name, Target::Running, StatusCode::ACCEPTED)
+}
+
+async fn stop(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    steer(&a, &headers, &name, Target::Stopped, StatusCode::NO_CONTENT)
+}
+
+async fn restart(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r.into_response();
+    }
+    match find(&a, &name) {
+        Ok(c) => {
+            c.restart();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+/// KIP-875's shape: one source partition (this connector's source), its offset the stored
+/// position and snapshot progress.
+async fn offsets(State(a): State<Admin>, Path(name): Path<String>) -> Response {
+    let c = match find(&a, &name) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let Some(store) = c.store() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the state is not open yet");
+    };
+    match store.load() {
+        Ok(None) => ok(json!({ "offsets": [] })),
+        Ok(Some(s)) => ok(json!({ "offsets": [{
+            "partition": { "connector": c.name, "source": s.source_id },
+            "offset": {
+                "position": s.position,
+                "event_time_ms": s.event_time_ms,
+                "tables": s.tables,
+            },
+        }]})),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// KIP-875 reset: only a STOPPED connector; the stored position and snapshot progress are
+/// forgotten, so the next resume snapshots every table again.
+async fn reset_offsets(
+    State(a): State<Admin>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r.into_response();
+    }
+    let c = match find(&a, &name) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    if c.state().0 != "STOPPED" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("Connectors must be in the STOPPED state before their offsets can be modified; stop it first: PUT /connectors/{name}/stop"),
+        );
+    }
+    let Some(store) = c.store() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the state is not open yet");
+    };
+    let source_id = match store.load() {
+        Ok(s) => s.map(|s| s.source_id).unwrap_or_default(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let fresh = crate::checkpoint::store::State {
+        version: 1,
+        source_id,
+        event_time_ms: -1,
+        ..Default::default()
+    };
+    match store.save(&fresh) {
+        Ok(()) => ok(json!({
+            "message": "The offsets for this connector have been reset successfully"
+        })),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn snapshot(
+    State(a): State<Admin>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: String,
+) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r.into_response();
+    }
+    if let Err(r) = find(&a, &name) {
+        return r.into_response();
+    }
+    crate::admin::snapshot(State(a), body).await.into_response()
+}
