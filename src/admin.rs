@@ -7,7 +7,8 @@
 //!
 //! Invariants:
 //! - The listener is bound once per process and outlives in-process restarts: each run of the
-//!   pipeline installs its handles ([`Admin::set`]); between runs the endpoints say so (503).
+//!   pipeline installs its handles in its connector's `Control`; between runs the endpoints
+//!   say so (503), or that the connector is paused / stopped on request.
 //! - Metrics carry counts and times only, never row values or secrets.
 
 use crate::checkpoint::tracker::Tracker;
@@ -33,31 +34,44 @@ pub(crate) struct Handles {
     pub(crate) snapshots: mpsc::Sender<SnapshotRequest>,
 }
 
-/// What the endpoints read: the connector (its config, state and controls) and the current
-/// run's handles, if one is running.
-#[derive(Clone)]
+/// What the endpoints read: the connectors this process runs (their config, state, controls
+/// and the current run's handles), by name, and the token changing calls need.
+#[derive(Clone, Default)]
 pub(crate) struct Admin {
-    handles: Arc<Mutex<Option<Handles>>>,
-    pub(crate) connector: Arc<crate::run::Control>,
+    connectors: Arc<Mutex<std::collections::BTreeMap<String, Arc<crate::run::Control>>>>,
+    pub(crate) token: Option<String>,
 }
 
 impl Admin {
-    pub(crate) fn for_connector(connector: Arc<crate::run::Control>) -> Admin {
-        Admin {
-            handles: Default::default(),
-            connector,
+    pub(crate) fn add(&self, c: Arc<crate::run::Control>) {
+        self.lock().insert(c.name.clone(), c);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Arc<crate::run::Control>>>
+    {
+        self.connectors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connector `name`.
+    pub(crate) fn connector(&self, name: &str) -> Option<Arc<crate::run::Control>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Every connector's name.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// The connector the name-less endpoints (`/healthz`, `/metrics`, `/snapshot`) are about:
+    /// the only one (`rowstream run`).
+    fn only(&self) -> Option<Arc<crate::run::Control>> {
+        let g = self.lock();
+        match g.len() {
+            1 => g.values().next().cloned(),
+            _ => None,
         }
-    }
-
-    pub(crate) fn set(&self, h: Option<Handles>) {
-        *self.handles.lock().unwrap_or_else(|e| e.into_inner()) = h;
-    }
-
-    pub(crate) fn get(&self) -> Option<Handles> {
-        self.handles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 }
 
@@ -73,7 +87,12 @@ fn not_running() -> Reply {
     )
 }
 
-pub(crate) async fn serve(addr: &str, admin: Admin) -> Result<(), crate::error::Error> {
+pub(crate) async fn serve(
+    addr: &str,
+    mut admin: Admin,
+    token: Option<String>,
+) -> Result<(), crate::error::Error> {
+    admin.token = token;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         crate::error::Error::setup(
             format!("admin.listen {addr}: {e}"),
@@ -99,12 +118,15 @@ pub(crate) async fn serve(addr: &str, admin: Admin) -> Result<(), crate::error::
 }
 
 async fn health(State(a): State<Admin>) -> Reply {
-    let Some(s) = a.get() else {
+    let Some(c) = a.only() else {
+        return not_running();
+    };
+    let Some(s) = c.handles() else {
         // paused or stopped on request (REST) is a healthy state, not a restart
-        return match a.connector.state().0 {
+        return match c.state().0 {
             "PAUSED" | "STOPPED" => (
                 StatusCode::OK,
-                format!("{} on request\n", a.connector.state().0.to_lowercase()),
+                format!("{} on request\n", c.state().0.to_lowercase()),
             ),
             _ => not_running(),
         };
@@ -128,7 +150,15 @@ async fn health(State(a): State<Admin>) -> Reply {
 }
 
 /// `POST /snapshot` `{"tables": [...]}`: 202 when queued, 400 with the reasons when not.
-pub(crate) async fn snapshot(State(a): State<Admin>, body: String) -> Reply {
+async fn snapshot(State(a): State<Admin>, body: String) -> Reply {
+    match a.only() {
+        Some(c) => snapshot_of(&c, body).await,
+        None => not_running(),
+    }
+}
+
+/// `{"tables": [...]}` for connector `c`: 202 when queued, 400 with the reasons when not.
+pub(crate) async fn snapshot_of(c: &crate::run::Control, body: String) -> Reply {
     #[derive(serde::Deserialize)]
     struct Body {
         tables: Vec<String>,
@@ -142,7 +172,7 @@ pub(crate) async fn snapshot(State(a): State<Admin>, body: String) -> Reply {
             )
         }
     };
-    let Some(h) = a.get() else {
+    let Some(h) = c.handles() else {
         return not_running();
     };
     let (req, answer) = SnapshotRequest::new(tables.clone());
@@ -204,7 +234,7 @@ pub(crate) async fn request_snapshot(listen: &str, tables: &[String]) -> Result<
 }
 
 async fn metrics(State(a): State<Admin>) -> Reply {
-    let Some(s) = a.get() else {
+    let Some(s) = a.only().and_then(|c| c.handles()) else {
         return not_running();
     };
     let st = &s.stats;

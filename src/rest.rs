@@ -25,7 +25,7 @@
 //!   `Authorization: Bearer <token>` (401 otherwise); reads stay open.
 
 use crate::admin::Admin;
-use crate::run::Target;
+use crate::run::{Control, Target};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +33,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Admin> {
     Router::new()
@@ -84,20 +85,14 @@ impl IntoResponse for Refusal {
 }
 
 /// The connector `name`, or Connect's 404.
-fn find<'a>(a: &'a Admin, name: &str) -> Result<&'a crate::run::Control, Refusal> {
-    if a.connector.name == name {
-        Ok(&a.connector)
-    } else {
-        Err(Refusal(
-            StatusCode::NOT_FOUND,
-            format!("Connector {name} not found"),
-        ))
-    }
+fn find(a: &Admin, name: &str) -> Result<Arc<Control>, Refusal> {
+    a.connector(name)
+        .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, format!("Connector {name} not found")))
 }
 
 /// With `admin.token` set, the bearer token a changing call must carry.
 fn authorized(a: &Admin, headers: &HeaderMap) -> Result<(), Refusal> {
-    let Some(token) = &a.connector.cfg.admin.token else {
+    let Some(token) = &a.token else {
         return Ok(());
     };
     let given = headers
@@ -114,9 +109,8 @@ fn authorized(a: &Admin, headers: &HeaderMap) -> Result<(), Refusal> {
 }
 
 /// Where this worker answers (Connect's `worker_id`).
-fn worker_id(a: &Admin) -> String {
-    a.connector
-        .cfg
+fn worker_id(c: &Control) -> String {
+    c.cfg
         .admin
         .listen
         .clone()
@@ -132,7 +126,7 @@ async fn root() -> Response {
 }
 
 async fn list(State(a): State<Admin>) -> Response {
-    ok(json!([a.connector.name]))
+    ok(json!(a.names()))
 }
 
 /// The config as Connect shows one: flat `section.key` pairs (`kafka.properties.<name>` for
@@ -208,7 +202,7 @@ async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
         Err(r) => return r.into_response(),
     };
     let (state, trace) = c.state();
-    let worker = worker_id(&a);
+    let worker = worker_id(&c);
     let mut task = json!({ "id": 0, "state": state, "worker_id": worker });
     let mut connector = json!({ "state": state, "worker_id": worker });
     if let Some(t) = &trace {
@@ -221,7 +215,7 @@ async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
         .and_then(|s| s.position)
         .map(|p| p.to_string());
     let mut extra = json!({ "position": position, "target": c.target().state() });
-    if let Some(h) = a.get() {
+    if let Some(h) = c.handles() {
         let et = h.stats.delivered_event_time.load(Ordering::Relaxed);
         extra["records"] = json!(h.stats.records.load(Ordering::Relaxed));
         extra["snapshot_rows"] = json!(h.stats.snapshot_rows.load(Ordering::Relaxed));
@@ -352,8 +346,8 @@ async fn snapshot(
     if let Err(r) = authorized(&a, &headers) {
         return r.into_response();
     }
-    if let Err(r) = find(&a, &name) {
-        return r.into_response();
+    match find(&a, &name) {
+        Ok(c) => crate::admin::snapshot_of(&c, body).await.into_response(),
+        Err(r) => r.into_response(),
     }
-    crate::admin::snapshot(State(a), body).await.into_response()
 }

@@ -66,6 +66,8 @@ pub(crate) struct Control {
     /// Kafka Connect's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED) and the error
     state: std::sync::Mutex<(&'static str, Option<String>)>,
     store: std::sync::OnceLock<Arc<Store>>,
+    /// the running pipeline's handles (between runs: none)
+    handles: std::sync::Mutex<Option<crate::admin::Handles>>,
 }
 
 impl Control {
@@ -80,7 +82,20 @@ impl Control {
             wanted: watch::channel((Target::Running, 0)).0,
             state: std::sync::Mutex::new(("UNASSIGNED", None)),
             store: Default::default(),
+            handles: Default::default(),
         }
+    }
+
+    /// The running pipeline's handles, if a run is under way.
+    pub(crate) fn handles(&self) -> Option<crate::admin::Handles> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_handles(&self, h: Option<crate::admin::Handles>) {
+        *self.handles.lock().unwrap_or_else(|e| e.into_inner()) = h;
     }
 
     pub(crate) fn target(&self) -> Target {
@@ -151,18 +166,34 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
         let _ = stop_tx.send(true);
     });
     let control = Arc::new(Control::new(cfg.clone()));
-    let admin = crate::admin::Admin::for_connector(control.clone());
     if let Some(addr) = &cfg.admin.listen {
-        crate::admin::serve(addr, admin.clone()).await?;
+        let admin = crate::admin::Admin::default();
+        admin.add(control.clone());
+        crate::admin::serve(addr, admin, cfg.admin.token.clone()).await?;
     }
+    let res = run_connector(&control, stop_rx, resnapshot).await;
+    if let Err(e) = &res {
+        control.set_state("FAILED", Some(e.to_string()));
+    }
+    res
+}
+
+/// One connector until `sigterm`, restarting after transient failures, following its target
+/// (pause, resume, stop, restart). A setup or fatal error ends it (`Err`).
+pub(crate) async fn run_connector(
+    control: &Arc<Control>,
+    stop_rx: watch::Receiver<bool>,
+    resnapshot: bool,
+) -> Result<(), Error> {
+    let cfg = &control.cfg;
     // exactly-once: fence older producers of the connector first, so the state topic is not
     // held back by a dead process's open transaction
-    let txn_id = crate::checkpoint::store::transactional_id(&cfg);
+    let txn_id = crate::checkpoint::store::transactional_id(cfg);
     if let Some(id) = &txn_id {
         crate::sink::kafka::fence_transactions(&cfg.kafka, id)?;
     }
     // opened once: with the Kafka backend, opening claims the connector
-    let store = Arc::new(Store::open_for(&cfg).await?);
+    let store = Arc::new(Store::open_for(cfg).await?);
     if let Some(id) = &txn_id {
         crate::sink::kafka::try_transaction(&cfg.kafka, id, &cfg.state.topic)?;
     }
@@ -188,8 +219,8 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
         // only the first attempt starts over; later ones resume what it stored
         let fresh = resnapshot && !streamed;
         let stop = run_stop(stop_rx.clone(), control.wanted.subscribe());
-        let res = run_once(&cfg, &store, stop, &admin, &mut streamed, fresh).await;
-        admin.set(None);
+        let res = run_once(cfg, &store, stop, control, &mut streamed, fresh).await;
+        control.set_handles(None);
         let err = match res {
             Ok(()) if *stop_rx.borrow() => return Ok(()),
             // asked to pause, stop or restart
@@ -202,7 +233,6 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
             ErrorClass::Setup | ErrorClass::Fatal => false,
         };
         if *stop_rx.borrow() || !retry {
-            control.set_state("FAILED", Some(err.to_string()));
             return Err(err);
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -223,7 +253,7 @@ async fn run_once(
     cfg: &Config,
     store: &Arc<Store>,
     mut outer_stop: watch::Receiver<bool>,
-    admin: &crate::admin::Admin,
+    control: &Control,
     streamed: &mut bool,
     fresh: bool,
 ) -> Result<(), Error> {
@@ -290,7 +320,7 @@ async fn run_once(
     let (snap_tx, snap_rx) = mpsc::channel(4);
     let mut source = tokio::spawn(ready.source.run(Batcher::new(tx), ack_rx, stop_rx, snap_rx));
     let mut pipe = tokio::spawn(pipeline.run(rx));
-    admin.set(Some(crate::admin::Handles {
+    control.set_handles(Some(crate::admin::Handles {
         stats: stats.clone(),
         tracker: tracker.clone(),
         snapshots: snap_tx,
