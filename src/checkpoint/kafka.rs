@@ -29,48 +29,17 @@
 //! Written by hand on rdkafka's clients: Kafka Connect's offset store is Java-only, and no
 //! maintained crate keeps fenced state in a compacted topic.
 
+use super::log::{ensure_topics, TopicLog, Visit};
 use super::store::{Loaded, StoreError};
-use crate::config::{Config, KafkaConfig};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::config::Config;
+use rdkafka::{Message, Offset};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// Called with each of a connector's records read back: offset, key (without the connector
-/// prefix), value (None: a tombstone).
-type Visit<'a> = dyn FnMut(i64, &str, Option<&[u8]>) + 'a;
-
-/// How long a write or a read may take before the store gives up (a transient error).
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Delivery reports of the state producer, by request id: the offset or the error.
-#[derive(Default)]
-struct Acks(Mutex<HashMap<usize, Result<i64, String>>>);
-
-impl ClientContext for Acks {}
-
-impl ProducerContext for Acks {
-    type DeliveryOpaque = usize;
-    fn delivery(&self, r: &DeliveryResult<'_>, id: usize) {
-        let v = match r {
-            Ok(m) => Ok(m.offset()),
-            Err((e, _)) => Err(e.to_string()),
-        };
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, v);
-    }
-}
+use std::time::Duration;
 
 pub(crate) struct KafkaState {
-    producer: BaseProducer<Acks>,
-    ids: AtomicUsize,
+    log: TopicLog,
     connector: String,
     topic: String,
     partition: i32,
@@ -95,26 +64,16 @@ fn partition_of(connector: &str, partitions: i32) -> i32 {
     (h % partitions.max(1) as u32) as i32
 }
 
-fn kafka_err(what: impl Into<String>) -> StoreError {
-    StoreError::Kafka(what.into())
-}
-
 impl KafkaState {
     /// Connect and create the topics if missing (no claim yet).
     async fn connect(cfg: &Config) -> Result<(KafkaState, String), StoreError> {
         let st = &cfg.state;
         let connector = st.connector.clone().unwrap_or_default();
         // `open` claims: everything below runs before the claim
-        let parts = ensure_topics(&cfg.kafka, &[&st.topic, &st.history_topic]).await?;
-        let producer: BaseProducer<Acks> = cfg
-            .kafka
-            .connection()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .set("message.timeout.ms", TIMEOUT.as_millis().to_string())
-            .create_with_context(Acks::default())
-            .map_err(|e| kafka_err(format!("cannot create the state producer: {e}")))?;
+        let parts = ensure_topics(&cfg.kafka, &[&st.topic, &st.history_topic])
+            .await
+            .map_err(StoreError::Kafka)?;
+        let log = TopicLog::new(&cfg.kafka).map_err(StoreError::Kafka)?;
         let owner = format!(
             "{}:{}:{}",
             hostname(),
@@ -125,8 +84,7 @@ impl KafkaState {
                 .unwrap_or(0)
         );
         let me = KafkaState {
-            producer,
-            ids: AtomicUsize::new(0),
+            log,
             partition: partition_of(&connector, parts[0]),
             history_partition: partition_of(&connector, parts[1]),
             topic: st.topic.clone(),
@@ -147,7 +105,7 @@ impl KafkaState {
         let (topic, p) = (me.topic.clone(), me.partition);
         let end =
             tokio::task::block_in_place(|| me.write(&topic, p, &format!("peek/{owner}"), None))?;
-        let loaded = tokio::task::block_in_place(|| me.read_state(cfg, end))?;
+        let loaded = tokio::task::block_in_place(|| me.read_state(end))?;
         Ok(loaded.state)
     }
 
@@ -165,11 +123,11 @@ impl KafkaState {
             )
         })?;
         me.claim = claim;
-        let mut loaded = tokio::task::block_in_place(|| me.read_state(cfg, claim))?;
+        let mut loaded = tokio::task::block_in_place(|| me.read_state(claim))?;
         // the history topic's end: an acknowledged tombstone of a key nobody uses
         let (ht, hp) = (me.history_topic.clone(), me.history_partition);
         let end = tokio::task::block_in_place(|| me.write(&ht, hp, &format!("end/{owner}"), None))?;
-        let history = tokio::task::block_in_place(|| me.read_history(cfg, end))?;
+        let history = tokio::task::block_in_place(|| me.read_history(end))?;
         *me.history_keys.lock().unwrap_or_else(|e| e.into_inner()) =
             history.keys().cloned().collect();
         loaded.history = history.into_values().collect();
@@ -180,7 +138,7 @@ impl KafkaState {
         if loaded.lease > 0 {
             tokio::task::block_in_place(|| me.save_lease(loaded.lease))?;
         }
-        me.watch(cfg);
+        me.watch();
         tracing::info!(connector = %me.connector, topic = %me.topic, claim, "state in Kafka: connector claimed");
         Ok((me, loaded))
     }
@@ -190,7 +148,8 @@ impl KafkaState {
         format!("kafka topic {} connector {}", self.topic, self.connector)
     }
 
-    /// Append one record and wait for its acknowledgement; its offset.
+    /// Append one of this connector's records (`key` without the connector prefix) and wait
+    /// for its acknowledgement; its offset.
     fn write(
         &self,
         topic: &str,
@@ -198,106 +157,36 @@ impl KafkaState {
         key: &str,
         value: Option<&[u8]>,
     ) -> Result<i64, StoreError> {
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        let key = format!("{}/{key}", self.connector);
-        let mut rec: BaseRecord<'_, str, [u8], usize> = BaseRecord::with_opaque_to(topic, id)
-            .key(key.as_str())
-            .partition(partition);
-        if let Some(v) = value {
-            rec = rec.payload(v);
-        }
-        self.producer
-            .send(rec)
-            .map_err(|(e, _)| kafka_err(format!("cannot write {key} to {topic}: {e}")))?;
-        let deadline = Instant::now() + TIMEOUT + Duration::from_secs(5);
-        loop {
-            self.producer.poll(Duration::from_millis(20));
-            let done = self
-                .producer
-                .context()
-                .0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-            match done {
-                Some(Ok(offset)) => return Ok(offset),
-                Some(Err(e)) => return Err(kafka_err(format!("{topic} did not take {key}: {e}"))),
-                None if Instant::now() > deadline => {
-                    return Err(kafka_err(format!(
-                        "{topic} did not acknowledge {key} in time"
-                    )))
-                }
-                None => {}
-            }
-        }
-    }
-
-    fn consumer(
-        cfg: &KafkaConfig,
-        topic: &str,
-        partition: i32,
-        from: Offset,
-    ) -> Result<BaseConsumer, StoreError> {
-        let c: BaseConsumer = cfg
-            .connection()
-            .set(
-                "group.id",
-                format!("rowstream-state-{}", std::process::id()),
+        self.log
+            .write(
+                topic,
+                partition,
+                &format!("{}/{key}", self.connector),
+                value,
             )
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            .create()
-            .map_err(|e| kafka_err(format!("cannot read {topic}: {e}")))?;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, from)
-            .map_err(|e| kafka_err(format!("cannot read {topic}: {e}")))?;
-        c.assign(&tpl)
-            .map_err(|e| kafka_err(format!("cannot read {topic}: {e}")))?;
-        Ok(c)
+            .map_err(StoreError::Kafka)
     }
 
-    /// Read `partition` of `topic` from the beginning through offset `end`, handing each of
-    /// this connector's records (key without the connector prefix) to `f`.
+    /// Read `partition` of `topic` through offset `end`, handing each of this connector's
+    /// records (key without the connector prefix) to `f`.
     fn read_through(
         &self,
-        cfg: &Config,
         topic: &str,
         partition: i32,
         end: i64,
         f: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
-        let c = Self::consumer(&cfg.kafka, topic, partition, Offset::Beginning)?;
-        let prefix = format!("{}/", self.connector);
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match c.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    let key = m.key().map(String::from_utf8_lossy).unwrap_or_default();
-                    if let Some(k) = key.strip_prefix(&prefix) {
-                        f(m.offset(), k, m.payload());
-                    }
-                    if m.offset() >= end {
-                        return Ok(());
-                    }
-                }
-                Some(Err(e)) => return Err(kafka_err(format!("cannot read {topic}: {e}"))),
-                None if Instant::now() > deadline => {
-                    return Err(kafka_err(format!(
-                    "{topic} partition {partition} was not readable up to offset {end} within {} s",
-                    TIMEOUT.as_secs()
-                )))
-                }
-                None => {}
-            }
-        }
+        self.log
+            .read_through(topic, partition, end, &format!("{}/", self.connector), f)
+            .map_err(StoreError::Kafka)
     }
 
     /// The state and lease as the newest claim up to offset `end` left them.
-    fn read_state(&self, cfg: &Config, end: i64) -> Result<Loaded, StoreError> {
+    fn read_state(&self, end: i64) -> Result<Loaded, StoreError> {
         let mut current: i64 = -1;
         let mut loaded = Loaded::default();
         let (topic, p) = (self.topic.clone(), self.partition);
-        self.read_through(cfg, &topic, p, end, &mut |offset, key, value| {
+        self.read_through(&topic, p, end, &mut |offset, key, value| {
             if key.starts_with("claim/") {
                 current = offset;
             } else if let Some(by) = key.strip_prefix("state/") {
@@ -317,14 +206,10 @@ impl KafkaState {
     }
 
     /// Every live history entry of this connector, by key.
-    fn read_history(
-        &self,
-        cfg: &Config,
-        end: i64,
-    ) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
+    fn read_history(&self, end: i64) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
         let mut out = BTreeMap::new();
         let (topic, p) = (self.history_topic.clone(), self.history_partition);
-        self.read_through(cfg, &topic, p, end, &mut |_, key, value| {
+        self.read_through(&topic, p, end, &mut |_, key, value| {
             if key.starts_with("h/") {
                 match value {
                     Some(v) => out.insert(key.to_string(), v.to_vec()),
@@ -336,16 +221,14 @@ impl KafkaState {
     }
 
     /// Follow the state partition after our claim: a newer claim fences this process.
-    fn watch(&self, cfg: &Config) {
+    fn watch(&self) {
         let (fenced, stop) = (self.fenced.clone(), self.stop.clone());
         let prefix = format!("{}/claim/", self.connector);
         let claim = self.claim;
-        let c = match Self::consumer(
-            &cfg.kafka,
-            &self.topic,
-            self.partition,
-            Offset::Offset(claim + 1),
-        ) {
+        let c = match self
+            .log
+            .consumer(&self.topic, self.partition, Offset::Offset(claim + 1))
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot follow the state topic: a takeover is noticed at the next start only");
@@ -446,82 +329,8 @@ impl KafkaState {
 impl Drop for KafkaState {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.producer.flush(Duration::from_secs(5));
+        self.log.flush();
     }
-}
-
-/// Create the compacted state topics if missing (one partition, the data topics' replication
-/// factor); their partition counts.
-async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<Vec<i32>, StoreError> {
-    let admin: AdminClient<DefaultClientContext> = cfg
-        .connection()
-        .create()
-        .map_err(|e| kafka_err(format!("cannot create the admin client: {e}")))?;
-    let partitions = |t: &str| -> Option<i32> {
-        let md = tokio::task::block_in_place(|| {
-            admin
-                .inner()
-                .fetch_metadata(Some(t), Duration::from_secs(5))
-        });
-        md.ok().and_then(|m| {
-            m.topics()
-                .iter()
-                .find(|x| x.name() == t && x.error().is_none() && !x.partitions().is_empty())
-                .map(|x| x.partitions().len() as i32)
-        })
-    };
-    let missing: Vec<&str> = topics
-        .iter()
-        .copied()
-        .filter(|t| partitions(t).is_none())
-        .collect();
-    if !missing.is_empty() {
-        let new: Vec<NewTopic<'_>> = missing
-            .iter()
-            .map(|t| {
-                NewTopic::new(t, 1, TopicReplication::Fixed(cfg.replication_factor))
-                    .set("cleanup.policy", "compact")
-            })
-            .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let fix = "create it with cleanup.policy=compact, or set state.topic / state.history_topic";
-        match admin.create_topics(&new, &opts).await {
-            Ok(results) => {
-                for r in results {
-                    if let Err((t, code)) = r {
-                        if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                            return Err(kafka_err(format!(
-                                "cannot create the state topic {t}: {code} ({fix})"
-                            )));
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                return Err(kafka_err(format!(
-                    "cannot create the state topics {missing:?}: {e} ({fix})"
-                )))
-            }
-        }
-        tracing::info!(topics = ?missing, "created the state topics (cleanup.policy=compact)");
-    }
-    let deadline = Instant::now() + TIMEOUT;
-    let mut out = Vec::new();
-    for t in topics {
-        loop {
-            match partitions(t) {
-                Some(n) => {
-                    out.push(n);
-                    break;
-                }
-                None if Instant::now() > deadline => {
-                    return Err(kafka_err(format!("state topic {t} has no partitions")))
-                }
-                None => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn hostname() -> String {

@@ -4,5 +4,6 @@
 //! every preceding record is delivered; `store` persists the folded state atomically, in a
 //! directory or (`kafka`) in compacted topics.
 mod kafka;
+pub(crate) mod log;
 pub(crate) mod store;
 pub(crate) mod tracker;
