@@ -40,11 +40,27 @@ pub(crate) struct Handles {
 pub(crate) struct Admin {
     connectors: Arc<Mutex<std::collections::BTreeMap<String, Arc<crate::run::Control>>>>,
     pub(crate) token: Option<String>,
+    /// A worker takes connector configs over REST (create, replace, delete); `run` does not.
+    pub(crate) changes: Option<mpsc::Sender<ConfigChange>>,
+}
+
+/// A connector config to create, replace or (None) delete, from REST to the worker; answered
+/// with whether it was created, or an HTTP status and the problems.
+pub(crate) struct ConfigChange {
+    pub(crate) name: String,
+    pub(crate) config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// refuse (409) when the connector exists (`POST /connectors`)
+    pub(crate) create_only: bool,
+    pub(crate) answer: tokio::sync::oneshot::Sender<Result<bool, (StatusCode, String)>>,
 }
 
 impl Admin {
     pub(crate) fn add(&self, c: Arc<crate::run::Control>) {
         self.lock().insert(c.name.clone(), c);
+    }
+
+    pub(crate) fn remove(&self, name: &str) -> Option<Arc<crate::run::Control>> {
+        self.lock().remove(name)
     }
 
     fn lock(

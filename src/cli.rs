@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `validate`, `snapshot`, `verify`; turns each outcome into the exit code.
+//! Command line: `run`, `worker`, `check`, `validate`, `snapshot`, `verify`, `migrate-state`; turns each outcome into the exit code.
 //!
 //! Exit codes: 0 success, 1 runtime failure or a failed check, 2 invalid config or usage.
 //! A failure is printed once, on stderr, with its fix when it has one.
@@ -56,6 +56,12 @@ pub(crate) enum Command {
         /// Tables as `schema.table` (Postgres) or `db.table` (MySQL), comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         tables: Vec<String>,
+    },
+    /// Run many connectors, added, changed and deleted over the Kafka Connect REST API
+    /// (`worker.listen`); their configs are kept in a Kafka topic, their state too.
+    Worker {
+        #[arg(short, long, env = "ROWSTREAM_WORKER_CONFIG")]
+        config: PathBuf,
     },
     /// Check the topics against the database: rebuild every matched table from its topic
     /// (latest image per key) and compare. Waits until `run` has delivered every change made
@@ -153,6 +159,22 @@ pub(crate) fn main() -> ExitCode {
                         LogFormat::Json => tracing::error!(class = ?e.class(), "{e}"),
                         LogFormat::Text => eprintln!("error: {e}"),
                     }
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Worker { config } => {
+            let cfg = match crate::config::WorkerConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(crate::worker::worker(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -8,7 +8,8 @@
 //!    `source` (database logs → events), `sink` (records → Kafka).
 //! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries, pause / resume /
 //!    stop / restart), `admin` and `rest` (the admin listener: health, metrics, the Kafka
-//!    Connect REST API), `verify` (topics read back and compared with the tables), `cli`.
+//!    Connect REST API), `worker` (many connectors managed over REST), `verify` (topics
+//!    read back and compared with the tables), `cli`.
 pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
@@ -28,6 +29,7 @@ pub(crate) mod source;
 pub(crate) mod time;
 pub(crate) mod value;
 pub(crate) mod verify;
+pub(crate) mod worker;
 
 /// The `rowstream` command: parse the command line, run the subcommand, return its exit code.
 pub fn main() -> std::process::ExitCode {

@@ -1,11 +1,14 @@
 //! The Kafka Connect REST API's shape on the admin listener, so tools and habits that manage
 //! Connect clusters carry over. `rowstream run` serves its one connector (named by
-//! `state.connector`, else `rowstream`):
+//! `state.connector`, else `rowstream`); `rowstream worker` serves the connectors added to it:
 //!
 //! | call | answer |
 //! |---|---|
 //! | `GET /` | `{"version", "commit", "kafka_cluster_id"}` |
 //! | `GET /connectors` | `["name"]` |
+//! | `POST /connectors` | `{"name", "config": {flat keys}}`: a worker adds it (201; 409 if it exists; 400 with every problem) |
+//! | `PUT /connectors/{name}/config` | a worker creates (201) or replaces (200) it |
+//! | `DELETE /connectors/{name}` | a worker stops and forgets it (204; its stored position stays) |
 //! | `GET /connectors/{name}` | `{"name", "config", "tasks", "type": "source"}` |
 //! | `GET /connectors/{name}/config` | the config as flat `section.key` pairs, secrets as `***` |
 //! | `GET /connectors/{name}/status` | `{"name", "connector": {"state", "worker_id"}, "tasks": [...], "type"}` plus `"rowstream": {position, lag_ms, ...}` |
@@ -38,9 +41,9 @@ use std::sync::Arc;
 pub(crate) fn routes() -> Router<Admin> {
     Router::new()
         .route("/", get(root))
-        .route("/connectors", get(list))
-        .route("/connectors/{name}", get(info))
-        .route("/connectors/{name}/config", get(config))
+        .route("/connectors", get(list).post(create))
+        .route("/connectors/{name}", get(info).delete(delete))
+        .route("/connectors/{name}/config", get(config).put(put_config))
         .route("/connectors/{name}/status", get(status))
         .route("/connectors/{name}/tasks", get(tasks))
         .route("/connectors/{name}/pause", put(pause))
@@ -110,11 +113,7 @@ fn authorized(a: &Admin, headers: &HeaderMap) -> Result<(), Refusal> {
 
 /// Where this worker answers (Connect's `worker_id`).
 fn worker_id(c: &Control) -> String {
-    c.cfg
-        .admin
-        .listen
-        .clone()
-        .unwrap_or_else(|| "standalone".into())
+    c.worker_id.clone()
 }
 
 async fn root() -> Response {
@@ -165,6 +164,122 @@ pub(crate) fn flat_config(cfg: &crate::config::Config) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// Hand a config change to the worker and wait for its answer.
+async fn change(
+    a: &Admin,
+    name: String,
+    config: Option<Map<String, Value>>,
+    create_only: bool,
+) -> Result<bool, Refusal> {
+    let Some(tx) = &a.changes else {
+        return Err(Refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this process runs the connector of its config file (rowstream run): add, change and delete connectors over REST on a `rowstream worker`".into(),
+        ));
+    };
+    let (answer, rx) = tokio::sync::oneshot::channel();
+    let req = crate::admin::ConfigChange {
+        name,
+        config,
+        create_only,
+        answer,
+    };
+    let gone = || {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the worker is stopping".into(),
+        )
+    };
+    tx.send(req).await.map_err(|_| gone())?;
+    match rx.await {
+        Ok(Ok(created)) => Ok(created),
+        Ok(Err((code, msg))) => Err(Refusal(code, msg)),
+        Err(_) => Err(gone()),
+    }
+}
+
+/// The answer to a created or replaced connector: Connect's connector info.
+fn created(a: &Admin, name: &str, code: StatusCode) -> Response {
+    match find(a, name) {
+        Ok(c) => reply(
+            code,
+            json!({
+                "name": c.name,
+                "config": flat_config(&c.cfg),
+                "tasks": [{ "connector": c.name, "task": 0 }],
+                "type": "source",
+            }),
+        ),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `POST /connectors` `{"name", "config": {...}}`: 201, 409 when it exists, 400 with every
+/// problem of the config.
+async fn create(State(a): State<Admin>, headers: HeaderMap, body: String) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r.into_response();
+    }
+    let v: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            )
+        }
+    };
+    let (Some(name), Some(config)) = (v["name"].as_str(), v["config"].as_object()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"name\": \"...\", \"config\": {\"source.type\": ..., ...}}",
+        );
+    };
+    match change(&a, name.to_string(), Some(config.clone()), true).await {
+        Ok(_) => created(&a, name, StatusCode::CREATED),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `PUT /connectors/{name}/config` `{...}`: creates (201) or replaces (200, the connector
+/// restarts with it).
+async fn put_config(
+    State(a): State<Admin>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: String,
+) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r.into_response();
+    }
+    let config = match serde_json::from_str::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected a JSON object of config keys",
+            )
+        }
+    };
+    match change(&a, name.clone(), Some(config), false).await {
+        Ok(true) => created(&a, &name, StatusCode::CREATED),
+        Ok(false) => created(&a, &name, StatusCode::OK),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `DELETE /connectors/{name}`: 204; the connector stops and its config is forgotten (its
+/// stored position stays, so adding it again resumes).
+async fn delete(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r.into_response();
+    }
+    match change(&a, name, None, false).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r.into_response(),
+    }
 }
 
 async fn info(State(a): State<Admin>, Path(name): Path<String>) -> Response {

@@ -62,6 +62,8 @@ impl Target {
 pub(crate) struct Control {
     pub(crate) name: String,
     pub(crate) cfg: Config,
+    /// the process running it (Connect's `worker_id`)
+    pub(crate) worker_id: String,
     wanted: watch::Sender<(Target, u64)>,
     /// Kafka Connect's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED) and the error
     state: std::sync::Mutex<(&'static str, Option<String>)>,
@@ -71,7 +73,7 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    pub(crate) fn new(cfg: Config) -> Control {
+    pub(crate) fn new(cfg: Config, worker_id: String) -> Control {
         Control {
             name: cfg
                 .state
@@ -79,6 +81,7 @@ impl Control {
                 .clone()
                 .unwrap_or_else(|| "rowstream".into()),
             cfg,
+            worker_id,
             wanted: watch::channel((Target::Running, 0)).0,
             state: std::sync::Mutex::new(("UNASSIGNED", None)),
             store: Default::default(),
@@ -116,7 +119,12 @@ impl Control {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set_state(&self, state: &'static str, trace: Option<String>) {
+    /// Follow what the connector is asked for.
+    pub(crate) fn wanted(&self) -> watch::Receiver<(Target, u64)> {
+        self.wanted.subscribe()
+    }
+
+    pub(crate) fn set_state(&self, state: &'static str, trace: Option<String>) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, trace);
     }
 
@@ -165,7 +173,12 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
         }
         let _ = stop_tx.send(true);
     });
-    let control = Arc::new(Control::new(cfg.clone()));
+    let worker_id = cfg
+        .admin
+        .listen
+        .clone()
+        .unwrap_or_else(|| "standalone".into());
+    let control = Arc::new(Control::new(cfg.clone(), worker_id));
     if let Some(addr) = &cfg.admin.listen {
         let admin = crate::admin::Admin::default();
         admin.add(control.clone());

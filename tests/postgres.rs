@@ -1148,3 +1148,133 @@ async fn real_server_restart_fast_and_immediate() {
     );
     assert_eq!(rs.stop(), 0);
 }
+
+/// `rowstream worker`: connectors added over REST (a Postgres and a MariaDB one) stream; a
+/// bad config is refused with every problem listed, a second POST of a name with 409; DELETE
+/// stops and forgets one; after a kill -9 the restarted worker reads its connector configs
+/// back from Kafka and the remaining connector resumes: rows written meanwhile arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_runs_connectors_added_over_rest() {
+    use mysql_async::prelude::*;
+    let name = "rs_worker";
+    let pg_name = "rs_worker_pg";
+    let my_name = "rs_worker_my";
+    let pg = fresh_db(pg_name).await;
+    pg.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    let mut my = fresh_mydb(my_name).await;
+    my.query_drop("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    let addr = free_addr();
+    let run = run_id();
+    let worker_toml = format!(
+        "[worker]\nlisten = \"{addr}\"\ntoken = \"s3cret\"\nconfig_topic = \"{name}-{run}-configs\"\n[kafka]\nbrokers = \"{BROKER}\"\n[state]\ntopic = \"{name}-{run}-offsets\"\nhistory_topic = \"{name}-{run}-history\"\n"
+    );
+    state_dir(name);
+    let mut w = Rowstream::start_worker(name, &worker_toml);
+    let post = |body: serde_json::Value| {
+        let addr = addr.clone();
+        move || {
+            http(
+                &addr,
+                "POST",
+                "/connectors",
+                Some("s3cret"),
+                &body.to_string(),
+            )
+        }
+    };
+    // the REST listener comes up once the config topic is read
+    wait_for(60, "the worker's REST API", || async {
+        std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .await;
+    let pg_cfg = serde_json::json!({
+        "source.type": "postgres",
+        "source.url": format!("{PG}/{pg_name}"),
+        "source.slot": pg_name,
+        "source.publication": pg_name,
+        "kafka.topic": format!("{pg_name}-{run}.{{schema}}.{{table}}"),
+    });
+    let (code, body) = post(serde_json::json!({ "name": pg_name, "config": pg_cfg }))();
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = post(serde_json::json!({ "name": pg_name, "config": pg_cfg }))();
+    assert_eq!(code, 409, "{body}");
+    let (code, body) = post(serde_json::json!({ "name": "bad", "config": {
+        "source.type": "postgres",
+        "kafka.partitons": "3",
+        "snapshot.chunk_pages": "many",
+        "state.dir": "/tmp/x",
+    }}))();
+    assert_eq!(code, 400, "{body}");
+    for needle in [
+        "source.url",
+        "kafka.partitons",
+        "kafka.partitions",
+        "snapshot.chunk_pages",
+        "state.dir",
+    ] {
+        assert!(body.contains(needle), "`{needle}` named in: {body}");
+    }
+    let my_cfg = serde_json::json!({
+        "source.type": "mysql",
+        "source.url": format!("{MY}/{my_name}"),
+        "source.server_id": "6201",
+        "kafka.topic": format!("{my_name}-{run}.{{db}}.{{table}}"),
+    });
+    let (code, body) = post(serde_json::json!({ "name": my_name, "config": my_cfg }))();
+    assert_eq!(code, 201, "{body}");
+    let (_, body) = http(&addr, "GET", "/connectors", None, "");
+    let mut names: Vec<String> = serde_json::from_str(&body).unwrap();
+    names.sort();
+    assert_eq!(names, [my_name, pg_name]);
+    let mut pr = Reader::new(&format!("{pg_name}-{run}.public.t"));
+    let mut mr = Reader::new(&format!("{my_name}-{run}.{my_name}.t"));
+    pr.until(60, "the Postgres snapshot", |x| count_data(x) >= 1);
+    mr.until(60, "the MariaDB snapshot", |x| count_data(x) >= 1);
+    wait_for(60, "both RUNNING", || async {
+        [pg_name, my_name].iter().all(|n| {
+            let (_, b) = http(&addr, "GET", &format!("/connectors/{n}/status"), None, "");
+            b.contains("\"RUNNING\"")
+        })
+    })
+    .await;
+    // DELETE stops and forgets one
+    let (code, _) = http(
+        &addr,
+        "DELETE",
+        &format!("/connectors/{pg_name}"),
+        Some("s3cret"),
+        "",
+    );
+    assert_eq!(code, 204);
+    let (code, _) = http(
+        &addr,
+        "GET",
+        &format!("/connectors/{pg_name}/status"),
+        None,
+        "",
+    );
+    assert_eq!(code, 404);
+    // kill -9; rows written while it is down arrive after the restart
+    w.assert_running();
+    w.kill9();
+    my.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
+    let w = Rowstream::start_worker(name, &worker_toml);
+    mr.until(60, "the row written while the worker was down", |x| {
+        x.iter().any(|x| x.after()["id"] == serde_json::json!(2))
+    });
+    wait_for(60, "the REST API back", || async {
+        std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .await;
+    let (_, body) = http(&addr, "GET", "/connectors", None, "");
+    assert_eq!(
+        body,
+        format!("[\"{my_name}\"]"),
+        "the deleted connector stays deleted"
+    );
+    assert_eq!(w.stop(), 0);
+}

@@ -53,7 +53,7 @@ fn target(parts: &[String]) -> Option<(Kind, Vec<String>)> {
 }
 
 /// A variable's text as a value of `kind`, or what was expected.
-fn parse(kind: Kind, val: &str) -> Result<toml::Value, &'static str> {
+pub(super) fn parse(kind: Kind, val: &str) -> Result<toml::Value, &'static str> {
     let v = val.trim();
     match kind {
         Kind::Str => Ok(toml::Value::String(val.to_string())),
@@ -83,7 +83,7 @@ fn inline(v: &str) -> Option<toml::Value> {
     format!("x = {v}").parse::<toml::Table>().ok()?.remove("x")
 }
 
-fn set(root: &mut toml::Table, leaf: &[String], value: toml::Value) {
+pub(super) fn set(root: &mut toml::Table, leaf: &[String], value: toml::Value) {
     let Some((last, parents)) = leaf.split_last() else {
         return;
     };

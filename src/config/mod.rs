@@ -21,6 +21,7 @@ mod kafka;
 mod keys;
 mod runtime;
 mod source;
+mod worker;
 
 pub(crate) use kafka::{is_secret_property, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
 pub(crate) use runtime::{
@@ -30,6 +31,7 @@ pub(crate) use runtime::{
 pub(crate) use source::{
     redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, SourceConfig, SourceOptions,
 };
+pub(crate) use worker::{WorkerConfig, RESERVED};
 
 use serde::Deserialize;
 use std::fmt;
@@ -132,6 +134,61 @@ impl Config {
             .parse()
             .map_err(|e| ConfigError::Invalid(vec![format!("not valid TOML: {e}")]))?;
         env::apply_env(&mut root, env, &mut problems);
+        Config::from_table(root, problems)
+    }
+
+    /// A connector config as the Kafka Connect REST API carries it: flat `section.key` pairs
+    /// (`kafka.properties.<name>` for librdkafka's), values as strings (parsed by the key's
+    /// type) or JSON, laid over `base` (the worker's settings). Keys in `reserved` are the
+    /// worker's to set. Reports every problem, each with its key.
+    pub(crate) fn from_flat(
+        flat: &serde_json::Map<String, serde_json::Value>,
+        mut base: toml::Table,
+        reserved: &[&str],
+    ) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        for (k, v) in flat {
+            if k == "name" || k == "connector.class" || k == "tasks.max" {
+                continue; // Connect's own keys, which tools send along
+            }
+            if reserved.contains(&k.as_str()) {
+                problems.push(format!("`{k}`: set by the worker, not per connector"));
+                continue;
+            }
+            let text = match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                _ => None,
+            };
+            if let Some(prop) = k.strip_prefix("kafka.properties.") {
+                let val = text.unwrap_or_else(|| v.to_string());
+                env::set(
+                    &mut base,
+                    &["kafka".into(), "properties".into(), prop.into()],
+                    toml::Value::String(val),
+                );
+                continue;
+            }
+            let Some(key) = keys::find(k) else {
+                problems.push(format!("unknown key `{k}`{}", keys::suggest(k)));
+                continue;
+            };
+            let value = match text {
+                Some(t) => env::parse(key.kind, &t).map_err(|e| format!("`{k}`: {e}, got `{t}`")),
+                None => toml::Value::try_from(v).map_err(|e| format!("`{k}`: {e}")),
+            };
+            match value {
+                Ok(value) => {
+                    let leaf: Vec<String> = k.split('.').map(String::from).collect();
+                    env::set(&mut base, &leaf, value);
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+        Config::from_table(base, problems)
+    }
+
+    /// The checks every config goes through, whatever it came from.
+    fn from_table(mut root: toml::Table, mut problems: Vec<String>) -> Result<Config, ConfigError> {
         properties_as_text(&mut root);
         keys::check_shape(&root, &mut problems);
         if !problems.is_empty() {

@@ -94,6 +94,15 @@ impl Rowstream {
 
     /// `rowstream run --config <cfg> <extra...>`.
     pub fn start_with(name: &str, cfg_text: &str, extra: &[&str]) -> Rowstream {
+        Rowstream::spawn(name, "run", cfg_text, extra)
+    }
+
+    /// `rowstream worker --config <cfg_text>`.
+    pub fn start_worker(name: &str, cfg_text: &str) -> Rowstream {
+        Rowstream::spawn(name, "worker", cfg_text, &[])
+    }
+
+    fn spawn(name: &str, command: &str, cfg_text: &str, extra: &[&str]) -> Rowstream {
         let dir = std::env::temp_dir();
         let cfg = dir.join(format!("rowstream-test-{name}.toml"));
         std::fs::write(&cfg, cfg_text).unwrap();
@@ -104,7 +113,7 @@ impl Rowstream {
             .open(&log)
             .unwrap();
         let child = Command::new(bin())
-            .args(["run", "--config"])
+            .args([command, "--config"])
             .arg(&cfg)
             .args(extra)
             .env("ROWSTREAM_LOG", "info,rowstream=debug")

@@ -1,0 +1,243 @@
+//! `rowstream worker --config worker.toml`: one process running many connectors, added,
+//! replaced and deleted over the Kafka Connect REST API (`rest`), each one today's pipeline
+//! with its state in Kafka under its own name.
+//!
+//! Invariants:
+//! - Connector configs live in a compacted topic (`worker.config_topic`, key
+//!   `connector/<name>`, a tombstone when deleted), written (and acknowledged) before the
+//!   change takes effect; a restarted worker reads them all back and starts every connector.
+//! - Config changes are applied one at a time, in the order they arrive.
+//! - A connector that fails for a reason a retry cannot fix is FAILED (with the error and its
+//!   fix in its status) and waits for a restart or resume over REST; the worker keeps running
+//!   its other connectors. SIGTERM stops every connector cleanly (positions stored).
+//!
+//! Distributed mode (several workers sharing connectors through Kafka's group protocol) is not
+//! built yet: one worker runs every connector of its config topic.
+
+use crate::admin::{Admin, ConfigChange};
+use crate::checkpoint::log::{ensure_topics, TopicLog};
+use crate::config::{Config, ConfigError, WorkerConfig, RESERVED};
+use crate::error::Error;
+use crate::run::Control;
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// A running connector: its stop signal and its supervisor task.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
+    let (stop_tx, mut sigterm) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        }
+        let _ = stop_tx.send(true);
+    });
+    let kafka = cfg.kafka();
+    let topic = cfg.worker.config_topic.clone();
+    ensure_topics(&kafka, &[&topic]).await.map_err(|e| {
+        Error::setup(
+            format!("the connector config topic {topic}: {e}"),
+            "check kafka.brokers and [kafka.properties] of worker.toml, or create the topic (cleanup.policy=compact)",
+        )
+    })?;
+    let log = TopicLog::new(&kafka).map_err(|e| Error::setup(e, "check [kafka] of worker.toml"))?;
+    let stored = tokio::task::block_in_place(|| read_configs(&log, &topic, &cfg.id()))?;
+    let (tx, mut rx) = mpsc::channel::<ConfigChange>(16);
+    let mut admin = Admin::default();
+    admin.changes = Some(tx);
+    crate::admin::serve(&cfg.worker.listen, admin.clone(), cfg.worker.token.clone()).await?;
+    let mut w = Worker {
+        cfg,
+        admin,
+        log,
+        topic,
+        running: BTreeMap::new(),
+    };
+    for (name, flat) in stored {
+        match w.validate(&name, &flat) {
+            Ok(c) => w.start(c),
+            Err(problems) => {
+                tracing::error!(connector = %name, problems = %problems, "stored connector config is invalid: not started; replace it with PUT /connectors/{name}/config")
+            }
+        }
+    }
+    tracing::info!(worker = %w.cfg.id(), connectors = w.running.len(), "worker running");
+    loop {
+        tokio::select! {
+            _ = sigterm.wait_for(|s| *s) => break,
+            Some(change) = rx.recv() => {
+                let r = w.apply(&change.name, change.config, change.create_only).await;
+                let _ = change.answer.send(r);
+            }
+        }
+    }
+    let names: Vec<String> = w.running.keys().cloned().collect();
+    for name in names {
+        w.stop(&name).await;
+    }
+    Ok(())
+}
+
+/// Every stored connector config: read through an acknowledged tombstone of an unused key.
+fn read_configs(
+    log: &TopicLog,
+    topic: &str,
+    worker_id: &str,
+) -> Result<BTreeMap<String, Map<String, Value>>, Error> {
+    let fail = |e: String| {
+        Error::setup(
+            format!("cannot read the connector configs in {topic}: {e}"),
+            "check that the broker runs and worker.config_topic",
+        )
+    };
+    let end = log
+        .write(topic, 0, &format!("end/{worker_id}"), None)
+        .map_err(fail)?;
+    let mut out = BTreeMap::new();
+    log.read_through(topic, 0, end, "connector/", &mut |_, name, value| {
+        match value.and_then(|v| serde_json::from_slice::<Map<String, Value>>(v).ok()) {
+            Some(flat) => out.insert(name.to_string(), flat),
+            None => out.remove(name),
+        };
+    })
+    .map_err(fail)?;
+    Ok(out)
+}
+
+struct Worker {
+    cfg: WorkerConfig,
+    admin: Admin,
+    log: TopicLog,
+    topic: String,
+    running: BTreeMap<String, Running>,
+}
+
+impl Worker {
+    /// The connector config `flat` would give `name`, or every problem (one per line).
+    fn validate(&self, name: &str, flat: &Map<String, Value>) -> Result<Config, String> {
+        if name.is_empty() || name.contains('/') {
+            return Err(format!("connector name `{name}`: empty or holding `/`"));
+        }
+        Config::from_flat(flat, self.cfg.base(name), RESERVED).map_err(|e| match e {
+            ConfigError::Invalid(p) => p.join("\n"),
+            other => other.to_string(),
+        })
+    }
+
+    /// Create, replace or (config None) delete connector `name`; Ok(true) when it was created.
+    async fn apply(
+        &mut self,
+        name: &str,
+        config: Option<Map<String, Value>>,
+        create_only: bool,
+    ) -> Result<bool, (StatusCode, String)> {
+        let exists = self.running.contains_key(name);
+        let Some(flat) = config else {
+            if !exists {
+                return Err((StatusCode::NOT_FOUND, format!("Connector {name} not found")));
+            }
+            self.store(name, None)?;
+            self.stop(name).await;
+            tracing::info!(connector = %name, "connector deleted");
+            return Ok(false);
+        };
+        if exists && create_only {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("Connector {name} already exists"),
+            ));
+        }
+        let cfg = self.validate(name, &flat).map_err(|p| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("Connector configuration is invalid:\n{p}"),
+            )
+        })?;
+        let body =
+            serde_json::to_vec(&flat).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        self.store(name, Some(&body))?;
+        if exists {
+            self.stop(name).await;
+        }
+        self.start(cfg);
+        tracing::info!(connector = %name, created = !exists, "connector config applied");
+        Ok(!exists)
+    }
+
+    /// Write connector `name`'s config record (None: its tombstone), acknowledged.
+    fn store(&self, name: &str, body: Option<&[u8]>) -> Result<(), (StatusCode, String)> {
+        tokio::task::block_in_place(|| {
+            self.log
+                .write(&self.topic, 0, &format!("connector/{name}"), body)
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("cannot store the config in {}: {e}", self.topic),
+                    )
+                })
+        })
+    }
+
+    fn start(&mut self, cfg: Config) {
+        let control = Arc::new(Control::new(cfg, self.cfg.id()));
+        let name = control.name.clone();
+        self.admin.add(control.clone());
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(supervise(control, stop_rx));
+        self.running.insert(name, Running { stop, task });
+    }
+
+    /// Stop connector `name` (its position stored) and forget it.
+    async fn stop(&mut self, name: &str) {
+        if let Some(r) = self.running.remove(name) {
+            let _ = r.stop.send(true);
+            if tokio::time::timeout(Duration::from_secs(60), r.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(connector = %name, "connector did not stop within 60 s");
+            }
+        }
+        self.admin.remove(name);
+    }
+}
+
+/// Run one connector until `stop`; a failure a retry cannot fix leaves it FAILED until it is
+/// restarted or resumed over REST.
+async fn supervise(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let r = crate::run::run_connector(&control, stop.clone(), false).await;
+        if *stop.borrow() {
+            return;
+        }
+        let Err(e) = r else {
+            return;
+        };
+        tracing::error!(connector = %control.name, error = %e, "connector failed: fix the cause, then POST /connectors/{}/restart", control.name);
+        control.set_state("FAILED", Some(e.to_string()));
+        let mut wanted = control.wanted();
+        wanted.borrow_and_update();
+        tokio::select! {
+            _ = wanted.changed() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
