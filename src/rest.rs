@@ -5,7 +5,7 @@
 //! | call | answer |
 //! |---|---|
 //! | `GET /` | `{"version", "commit", "kafka_cluster_id"}` |
-//! | `GET /connectors` | `["name"]` |
+//! | `GET /connectors` | `["name"]`; `?expand=status` / `?expand=info`: `{name: {"status", "info"}}` |
 //! | `POST /connectors` | `{"name", "config": {flat keys}}`: a worker adds it (201; 409 if it exists; 400 with every problem) |
 //! | `PUT /connectors/{name}/config` | a worker creates (201) or replaces (200) it |
 //! | `DELETE /connectors/{name}` | a worker stops and forgets it (204; its stored position stays) |
@@ -124,8 +124,30 @@ async fn root() -> Response {
     }))
 }
 
-async fn list(State(a): State<Admin>) -> Response {
-    ok(json!(a.names()))
+/// `GET /connectors`: the names; with `?expand=status` and/or `?expand=info`, Connect's map of
+/// name → `{"status": ..., "info": ...}`.
+async fn list(State(a): State<Admin>, uri: axum::http::Uri) -> Response {
+    let q = uri.query().unwrap_or("");
+    let expand = |what: &str| q.split('&').any(|p| p == format!("expand={what}"));
+    let (status_too, info_too) = (expand("status"), expand("info"));
+    if !status_too && !info_too {
+        return ok(json!(a.names()));
+    }
+    let mut out = Map::new();
+    for name in a.names() {
+        let Some(c) = a.connector(&name) else {
+            continue;
+        };
+        let mut e = Map::new();
+        if status_too {
+            e.insert("status".into(), status_of(&c));
+        }
+        if info_too {
+            e.insert("info".into(), info_of(&c));
+        }
+        out.insert(name, Value::Object(e));
+    }
+    ok(Value::Object(out))
 }
 
 /// The config as Connect shows one: flat `section.key` pairs (`kafka.properties.<name>` for
@@ -203,15 +225,7 @@ async fn change(
 /// The answer to a created or replaced connector: Connect's connector info.
 fn created(a: &Admin, name: &str, code: StatusCode) -> Response {
     match find(a, name) {
-        Ok(c) => reply(
-            code,
-            json!({
-                "name": c.name,
-                "config": flat_config(&c.cfg),
-                "tasks": [{ "connector": c.name, "task": 0 }],
-                "type": "source",
-            }),
-        ),
+        Ok(c) => reply(code, info_of(&c)),
         Err(r) => r.into_response(),
     }
 }
@@ -282,14 +296,19 @@ async fn delete(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<Str
     }
 }
 
+/// Connect's connector info.
+fn info_of(c: &Control) -> Value {
+    json!({
+        "name": c.name,
+        "config": flat_config(&c.cfg),
+        "tasks": [{ "connector": c.name, "task": 0 }],
+        "type": "source",
+    })
+}
+
 async fn info(State(a): State<Admin>, Path(name): Path<String>) -> Response {
     match find(&a, &name) {
-        Ok(c) => ok(json!({
-            "name": c.name,
-            "config": flat_config(&c.cfg),
-            "tasks": [{ "connector": c.name, "task": 0 }],
-            "type": "source",
-        })),
+        Ok(c) => ok(info_of(&c)),
         Err(r) => r.into_response(),
     }
 }
@@ -311,13 +330,10 @@ async fn tasks(State(a): State<Admin>, Path(name): Path<String>) -> Response {
     }
 }
 
-async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
-    let c = match find(&a, &name) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+/// Connect's connector status, plus rowstream's figures.
+fn status_of(c: &Control) -> Value {
     let (state, trace) = c.state();
-    let worker = worker_id(&c);
+    let worker = worker_id(c);
     let mut task = json!({ "id": 0, "state": state, "worker_id": worker });
     let mut connector = json!({ "state": state, "worker_id": worker });
     if let Some(t) = &trace {
@@ -339,13 +355,20 @@ async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
             extra["lag_ms"] = json!(crate::time::now_ms() - et);
         }
     }
-    ok(json!({
+    json!({
         "name": c.name,
         "connector": connector,
         "tasks": [task],
         "type": "source",
         "rowstream": extra,
-    }))
+    })
+}
+
+async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
+    match find(&a, &name) {
+        Ok(c) => ok(status_of(&c)),
+        Err(r) => r.into_response(),
+    }
 }
 
 /// Pause, resume and stop: set the target; the connector follows within a moment.

@@ -47,6 +47,16 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// The target Kafka Connect's state name stands for (`RUNNING`, `PAUSED`, `STOPPED`).
+    pub(crate) fn parse(state: &str) -> Option<Target> {
+        match state {
+            "RUNNING" => Some(Target::Running),
+            "PAUSED" => Some(Target::Paused),
+            "STOPPED" => Some(Target::Stopped),
+            _ => None,
+        }
+    }
+
     /// Kafka Connect's name of the state.
     pub(crate) fn state(self) -> &'static str {
         match self {

@@ -7,6 +7,8 @@
 //!   `connector/<name>`, a tombstone when deleted), written (and acknowledged) before the
 //!   change takes effect; a restarted worker reads them all back and starts every connector.
 //! - Config changes are applied one at a time, in the order they arrive.
+//! - A connector's target (paused, stopped, running) is kept beside its config (key
+//!   `target/<name>`), so a restarted worker keeps a paused connector paused.
 //! - A connector that fails for a reason a retry cannot fix is FAILED (with the error and its
 //!   fix in its status) and waits for a restart or resume over REST; the worker keeps running
 //!   its other connectors. SIGTERM stops every connector cleanly (positions stored).
@@ -18,13 +20,16 @@ use crate::admin::{Admin, ConfigChange};
 use crate::checkpoint::log::{ensure_topics, TopicLog};
 use crate::config::{Config, ConfigError, WorkerConfig, RESERVED};
 use crate::error::Error;
-use crate::run::Control;
+use crate::run::{Control, Target};
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+/// A connector's config and its stored target.
+type Stored = BTreeMap<String, (Map<String, Value>, Option<Target>)>;
 
 /// A running connector: its stop signal and its supervisor task.
 struct Running {
@@ -57,7 +62,9 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
             "check kafka.brokers and [kafka.properties] of worker.toml, or create the topic (cleanup.policy=compact)",
         )
     })?;
-    let log = TopicLog::new(&kafka).map_err(|e| Error::setup(e, "check [kafka] of worker.toml"))?;
+    let log = Arc::new(
+        TopicLog::new(&kafka).map_err(|e| Error::setup(e, "check [kafka] of worker.toml"))?,
+    );
     let stored = tokio::task::block_in_place(|| read_configs(&log, &topic, &cfg.id()))?;
     let (tx, mut rx) = mpsc::channel::<ConfigChange>(16);
     let mut admin = Admin::default();
@@ -70,9 +77,9 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
         topic,
         running: BTreeMap::new(),
     };
-    for (name, flat) in stored {
+    for (name, (flat, target)) in stored {
         match w.validate(&name, &flat) {
-            Ok(c) => w.start(c),
+            Ok(c) => w.start(c, target),
             Err(problems) => {
                 tracing::error!(connector = %name, problems = %problems, "stored connector config is invalid: not started; replace it with PUT /connectors/{name}/config")
             }
@@ -96,11 +103,7 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
 }
 
 /// Every stored connector config: read through an acknowledged tombstone of an unused key.
-fn read_configs(
-    log: &TopicLog,
-    topic: &str,
-    worker_id: &str,
-) -> Result<BTreeMap<String, Map<String, Value>>, Error> {
+fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<Stored, Error> {
     let fail = |e: String| {
         Error::setup(
             format!("cannot read the connector configs in {topic}: {e}"),
@@ -110,21 +113,33 @@ fn read_configs(
     let end = log
         .write(topic, 0, &format!("end/{worker_id}"), None)
         .map_err(fail)?;
-    let mut out = BTreeMap::new();
-    log.read_through(topic, 0, end, "connector/", &mut |_, name, value| {
-        match value.and_then(|v| serde_json::from_slice::<Map<String, Value>>(v).ok()) {
-            Some(flat) => out.insert(name.to_string(), flat),
-            None => out.remove(name),
-        };
+    let mut configs = BTreeMap::new();
+    let mut targets = BTreeMap::new();
+    log.read_through(topic, 0, end, "", &mut |_, key, value| {
+        if let Some(name) = key.strip_prefix("connector/") {
+            match value.and_then(|v| serde_json::from_slice::<Map<String, Value>>(v).ok()) {
+                Some(flat) => configs.insert(name.to_string(), flat),
+                None => configs.remove(name),
+            };
+        } else if let Some(name) = key.strip_prefix("target/") {
+            let t = value.and_then(|v| Target::parse(&String::from_utf8_lossy(v)));
+            targets.insert(name.to_string(), t);
+        }
     })
     .map_err(fail)?;
-    Ok(out)
+    Ok(configs
+        .into_iter()
+        .map(|(name, flat)| {
+            let t = targets.get(&name).copied().flatten();
+            (name, (flat, t))
+        })
+        .collect())
 }
 
 struct Worker {
     cfg: WorkerConfig,
     admin: Admin,
-    log: TopicLog,
+    log: Arc<TopicLog>,
     topic: String,
     running: BTreeMap<String, Running>,
 }
@@ -155,6 +170,10 @@ impl Worker {
             }
             self.store(name, None)?;
             self.stop(name).await;
+            let _ = tokio::task::block_in_place(|| {
+                self.log
+                    .write(&self.topic, 0, &format!("target/{name}"), None)
+            });
             tracing::info!(connector = %name, "connector deleted");
             return Ok(false);
         };
@@ -176,7 +195,7 @@ impl Worker {
         if exists {
             self.stop(name).await;
         }
-        self.start(cfg);
+        self.start(cfg, None);
         tracing::info!(connector = %name, created = !exists, "connector config applied");
         Ok(!exists)
     }
@@ -196,11 +215,21 @@ impl Worker {
         })
     }
 
-    fn start(&mut self, cfg: Config) {
+    /// Start a connector, held at `target` if one was stored.
+    fn start(&mut self, cfg: Config, target: Option<Target>) {
         let control = Arc::new(Control::new(cfg, self.cfg.id()));
+        if let Some(t) = target {
+            control.set_target(t);
+        }
         let name = control.name.clone();
         self.admin.add(control.clone());
         let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(keep_target(
+            control.clone(),
+            self.log.clone(),
+            self.topic.clone(),
+            stop_rx.clone(),
+        ));
         let task = tokio::spawn(supervise(control, stop_rx));
         self.running.insert(name, Running { stop, task });
     }
@@ -217,6 +246,34 @@ impl Worker {
             }
         }
         self.admin.remove(name);
+    }
+}
+
+/// Store the connector's target whenever REST changes it, so a restarted worker keeps it.
+async fn keep_target(
+    control: Arc<Control>,
+    log: Arc<TopicLog>,
+    topic: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut wanted = control.wanted();
+    let mut last = wanted.borrow_and_update().0;
+    loop {
+        tokio::select! {
+            r = wanted.changed() => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let t = wanted.borrow_and_update().0;
+        if t == last {
+            continue;
+        }
+        last = t;
+        let key = format!("target/{}", control.name);
+        let r =
+            tokio::task::block_in_place(|| log.write(&topic, 0, &key, Some(t.state().as_bytes())));
+        if let Err(e) = r {
+            tracing::warn!(connector = %control.name, error = %e, "cannot store the connector's target: a restarted worker would not keep it");
+        }
     }
 }
 

@@ -1258,14 +1258,28 @@ async fn worker_runs_connectors_added_over_rest() {
         "",
     );
     assert_eq!(code, 404);
-    // kill -9; rows written while it is down arrive after the restart
+    // paused, then kill -9: the restarted worker keeps it paused; resumed, the row written
+    // while the worker was down arrives
+    let status = |n: &str| {
+        let body = http(&addr, "GET", &format!("/connectors/{n}/status"), None, "").1;
+        serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()["connector"]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let (code, _) = http(
+        &addr,
+        "PUT",
+        &format!("/connectors/{my_name}/pause"),
+        Some("s3cret"),
+        "",
+    );
+    assert_eq!(code, 202);
+    wait_for(30, "PAUSED", || async { status(my_name) == "PAUSED" }).await;
     w.assert_running();
     w.kill9();
     my.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
     let w = Rowstream::start_worker(name, &worker_toml);
-    mr.until(60, "the row written while the worker was down", |x| {
-        x.iter().any(|x| x.after()["id"] == serde_json::json!(2))
-    });
     wait_for(60, "the REST API back", || async {
         std::net::TcpStream::connect(&addr).is_ok()
     })
@@ -1276,5 +1290,26 @@ async fn worker_runs_connectors_added_over_rest() {
         format!("[\"{my_name}\"]"),
         "the deleted connector stays deleted"
     );
+    wait_for(30, "still PAUSED after the restart", || async {
+        status(my_name) == "PAUSED"
+    })
+    .await;
+    let (_, body) = http(&addr, "GET", "/connectors?expand=status", None, "");
+    let expanded: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        expanded[my_name]["status"]["connector"]["state"], "PAUSED",
+        "{body}"
+    );
+    let (code, _) = http(
+        &addr,
+        "PUT",
+        &format!("/connectors/{my_name}/resume"),
+        Some("s3cret"),
+        "",
+    );
+    assert_eq!(code, 202);
+    mr.until(60, "the row written while the worker was down", |x| {
+        x.iter().any(|x| x.after()["id"] == serde_json::json!(2))
+    });
     assert_eq!(w.stop(), 0);
 }
