@@ -340,12 +340,26 @@ fn status_of(c: &Control) -> Value {
         task["trace"] = json!(t);
         connector["trace"] = json!(t);
     }
-    let position = c
-        .store()
-        .and_then(|s| s.load().ok().flatten())
-        .and_then(|s| s.position)
+    let stored = c.store().and_then(|s| s.load().ok().flatten());
+    let position = stored
+        .as_ref()
+        .and_then(|s| s.position.as_ref())
         .map(|p| p.to_string());
-    let mut extra = json!({ "position": position, "target": c.target().state() });
+    // snapshot progress: tables whose snapshot is under way, and how many are done
+    let (mut running, mut done) = (Map::new(), 0);
+    for (t, ts) in stored.iter().flat_map(|s| s.tables.iter()) {
+        match &ts.resume {
+            Some(r) => {
+                running.insert(t.clone(), json!({ "after": r.cursor }));
+            }
+            None => done += 1,
+        }
+    }
+    let mut extra = json!({
+        "position": position,
+        "target": c.target().state(),
+        "snapshot": { "tables_done": done, "in_progress": running },
+    });
     if let Some(h) = c.handles() {
         let et = h.stats.delivered_event_time.load(Ordering::Relaxed);
         extra["records"] = json!(h.stats.records.load(Ordering::Relaxed));

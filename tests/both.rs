@@ -86,6 +86,8 @@ async fn connect_rest_api_steers_the_connector(db: Db) {
     assert_eq!(st["connector"]["state"], "RUNNING", "{body}");
     assert_eq!(st["tasks"][0]["state"], "RUNNING", "{body}");
     assert_eq!(st["type"], "source");
+    assert_eq!(st["rowstream"]["snapshot"]["tables_done"], 1, "{body}");
+    assert!(st["rowstream"]["position"].is_string(), "{body}");
     let (code, body) = get("/connectors/nope/status");
     assert_eq!(code, 404);
     assert_eq!(json(&body)["error_code"], 404);
