@@ -144,6 +144,27 @@ impl Control {
     }
 }
 
+/// True once SIGTERM or SIGINT arrived: the process is asked to stop.
+pub(crate) fn sigterm() -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        }
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
+
 /// A stop signal for one run of the pipeline: SIGTERM, or the connector being asked for
 /// something else (pause, stop, restart).
 fn run_stop(
@@ -167,22 +188,7 @@ fn run_stop(
 /// on request (REST). With `resnapshot`, the first attempt starts over (see `rowstream run
 /// --resnapshot`).
 pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        }
-        let _ = stop_tx.send(true);
-    });
+    let stop_rx = sigterm();
     let worker_id = cfg
         .admin
         .listen

@@ -38,22 +38,7 @@ struct Running {
 }
 
 pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
-    let (stop_tx, mut sigterm) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        }
-        let _ = stop_tx.send(true);
-    });
+    let mut sigterm = crate::run::sigterm();
     let kafka = cfg.kafka();
     let topic = cfg.worker.config_topic.clone();
     ensure_topics(&kafka, &[&topic]).await.map_err(|e| {
