@@ -133,16 +133,46 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// `/healthz`: the connector of `run`; for a worker, every connector (200 when all are
+/// streaming, snapshotting, paused or stopped on request; 503 naming the others).
 async fn health(State(a): State<Admin>) -> Reply {
-    let Some(c) = a.only() else {
-        return not_running();
-    };
+    if let Some(c) = a.only() {
+        return health_of(&c);
+    }
+    let all: Vec<_> = a
+        .names()
+        .into_iter()
+        .filter_map(|n| a.connector(&n))
+        .collect();
+    let bad: Vec<String> = all
+        .iter()
+        .filter_map(|c| {
+            let (code, text) = health_of(c);
+            (code != StatusCode::OK).then(|| format!("{}: {}", c.name, text.trim_end()))
+        })
+        .collect();
+    match bad.is_empty() {
+        true => (StatusCode::OK, format!("ok: {} connector(s)\n", all.len())),
+        false => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", bad.join("\n")),
+        ),
+    }
+}
+
+/// One connector's health.
+fn health_of(c: &crate::run::Control) -> Reply {
     let Some(s) = c.handles() else {
         // paused or stopped on request (REST) is a healthy state, not a restart
-        return match c.state().0 {
+        let (state, trace) = c.state();
+        return match state {
             "PAUSED" | "STOPPED" => (
                 StatusCode::OK,
-                format!("{} on request\n", c.state().0.to_lowercase()),
+                format!("{} on request\n", state.to_lowercase()),
+            ),
+            "FAILED" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("failed: {}\n", trace.unwrap_or_default()),
             ),
             _ => not_running(),
         };
@@ -249,17 +279,51 @@ pub(crate) async fn request_snapshot(listen: &str, tables: &[String]) -> Result<
     }
 }
 
+/// `/metrics`: the connector of `run` (unlabelled); for a worker, a series per running
+/// connector, labelled `connector="<name>"`.
 async fn metrics(State(a): State<Admin>) -> Reply {
-    let Some(s) = a.only().and_then(|c| c.handles()) else {
-        return not_running();
-    };
-    let st = &s.stats;
+    let mut series: Vec<(String, Vec<Sample>)> = Vec::new();
+    if let Some(c) = a.only() {
+        match c.handles() {
+            Some(s) => series.push((String::new(), metrics_of(&s))),
+            None => return not_running(),
+        }
+    } else {
+        for c in a.names().into_iter().filter_map(|n| a.connector(&n)) {
+            if let Some(s) = c.handles() {
+                let label = format!("{{connector=\"{}\"}}", c.name.replace('"', "'"));
+                series.push((label, metrics_of(&s)));
+            }
+        }
+    }
+    // one HELP/TYPE per metric, then its sample for each connector that has it
+    let mut heads: Vec<(&str, &str, &str)> = Vec::new();
+    for (name, kind, help, _) in series.iter().flat_map(|s| s.1.iter()) {
+        if !heads.iter().any(|h| h.0 == *name) {
+            heads.push((name, kind, help));
+        }
+    }
     let mut out = String::new();
-    let mut m = |name: &str, kind: &str, help: &str, v: i64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
+    for (name, kind, help) in heads {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (label, samples) in &series {
+            if let Some((_, _, _, v)) = samples.iter().find(|x| x.0 == name) {
+                let _ = writeln!(out, "{name}{label} {v}");
+            }
+        }
+    }
+    (StatusCode::OK, out)
+}
+
+/// A metric's name, type, help and value.
+type Sample = (&'static str, &'static str, &'static str, i64);
+
+/// One pipeline's metrics, always the same names in the same order.
+fn metrics_of(s: &Handles) -> Vec<Sample> {
+    let st = &s.stats;
+    let mut out: Vec<Sample> = Vec::new();
+    let mut m = |name: &'static str, kind: &'static str, help: &'static str, v: i64| {
+        out.push((name, kind, help, v));
     };
     m(
         "rowstream_records_total",
@@ -324,5 +388,5 @@ async fn metrics(State(a): State<Admin>) -> Reply {
             crate::time::now_ms() - et,
         );
     }
-    (StatusCode::OK, out)
+    out
 }

@@ -1241,6 +1241,23 @@ async fn worker_runs_connectors_added_over_rest() {
         })
     })
     .await;
+    // health and metrics cover every connector, a labelled series each
+    wait_for(30, "healthy", || async {
+        http_get(&addr, "/healthz").contains("ok: 2 connector(s)")
+    })
+    .await;
+    let metrics = http_get(&addr, "/metrics");
+    for n in [pg_name, my_name] {
+        assert!(
+            metrics.contains(&format!("rowstream_records_total{{connector=\"{n}\"}} ")),
+            "{metrics}"
+        );
+    }
+    assert_eq!(
+        metrics.matches("# TYPE rowstream_records_total ").count(),
+        1,
+        "{metrics}"
+    );
     // DELETE stops and forgets one
     let (code, _) = http(
         &addr,
