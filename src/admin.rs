@@ -39,6 +39,10 @@ pub(crate) struct Handles {
 #[derive(Clone, Default)]
 pub(crate) struct Admin {
     connectors: Arc<Mutex<std::collections::BTreeMap<String, Arc<crate::run::Control>>>>,
+    /// a worker's every connector, wherever it runs
+    known: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// the last status record of connectors running on other workers of the group
+    remote: Arc<Mutex<std::collections::BTreeMap<String, serde_json::Value>>>,
     pub(crate) token: Option<String>,
     /// A worker takes connector configs over REST (create, replace, delete); `run` does not.
     pub(crate) changes: Option<mpsc::Sender<ConfigChange>>,
@@ -48,13 +52,56 @@ pub(crate) struct Admin {
 /// with whether it was created, or an HTTP status and the problems.
 pub(crate) struct ConfigChange {
     pub(crate) name: String,
+    /// pause / resume / stop / restart instead of a config (reaches the connector on
+    /// whichever worker runs it)
+    pub(crate) steer: Option<Steer>,
     pub(crate) config: Option<serde_json::Map<String, serde_json::Value>>,
     /// refuse (409) when the connector exists (`POST /connectors`)
     pub(crate) create_only: bool,
     pub(crate) answer: tokio::sync::oneshot::Sender<Result<bool, (StatusCode, String)>>,
 }
 
+/// A request to steer a connector.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Steer {
+    Target(crate::run::Target),
+    Restart,
+}
+
 impl Admin {
+    /// Every connector of a worker (listing).
+    pub(crate) fn set_known(&self, names: std::collections::BTreeSet<String>) {
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    }
+
+    /// The status another worker wrote for connector `name` (None: forget it).
+    pub(crate) fn set_remote(&self, name: &str, status: Option<serde_json::Value>) {
+        let mut g = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        match status {
+            Some(s) => g.insert(name.to_string(), s),
+            None => g.remove(name),
+        };
+    }
+
+    /// The status record of connector `name` running on another worker, if it is known.
+    pub(crate) fn remote(&self, name: &str) -> Option<Option<serde_json::Value>> {
+        if !self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+        {
+            return None;
+        }
+        Some(
+            self.remote
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned(),
+        )
+    }
+
     pub(crate) fn add(&self, c: Arc<crate::run::Control>) {
         self.lock().insert(c.name.clone(), c);
     }
@@ -75,9 +122,17 @@ impl Admin {
         self.lock().get(name).cloned()
     }
 
-    /// Every connector's name.
+    /// Every connector's name (a worker's: wherever it runs).
     pub(crate) fn names(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        let mut all: std::collections::BTreeSet<String> = self.lock().keys().cloned().collect();
+        all.extend(
+            self.known
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        all.into_iter().collect()
     }
 
     /// The connector the name-less endpoints (`/healthz`, `/metrics`, `/snapshot`) are about:

@@ -27,7 +27,7 @@
 //! - With `admin.token` set, every call that changes something needs
 //!   `Authorization: Bearer <token>` (401 otherwise); reads stay open.
 
-use crate::admin::Admin;
+use crate::admin::{Admin, Steer};
 use crate::run::{Control, Target};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -135,15 +135,22 @@ async fn list(State(a): State<Admin>, uri: axum::http::Uri) -> Response {
     }
     let mut out = Map::new();
     for name in a.names() {
-        let Some(c) = a.connector(&name) else {
-            continue;
-        };
         let mut e = Map::new();
-        if status_too {
-            e.insert("status".into(), status_of(&c));
-        }
-        if info_too {
-            e.insert("info".into(), info_of(&c));
+        match a.connector(&name) {
+            Some(c) => {
+                if status_too {
+                    e.insert("status".into(), status_of(&c));
+                }
+                if info_too {
+                    e.insert("info".into(), info_of(&c));
+                }
+            }
+            None => {
+                if status_too {
+                    let st = a.remote(&name).flatten();
+                    e.insert("status".into(), remote_status(&name, st));
+                }
+            }
         }
         out.insert(name, Value::Object(e));
     }
@@ -194,6 +201,7 @@ async fn change(
     name: String,
     config: Option<Map<String, Value>>,
     create_only: bool,
+    steer: Option<crate::admin::Steer>,
 ) -> Result<bool, Refusal> {
     let Some(tx) = &a.changes else {
         return Err(Refusal(
@@ -204,6 +212,7 @@ async fn change(
     let (answer, rx) = tokio::sync::oneshot::channel();
     let req = crate::admin::ConfigChange {
         name,
+        steer,
         config,
         create_only,
         answer,
@@ -226,7 +235,11 @@ async fn change(
 fn created(a: &Admin, name: &str, code: StatusCode) -> Response {
     match find(a, name) {
         Ok(c) => reply(code, info_of(&c)),
-        Err(r) => r.into_response(),
+        // it runs on another worker of the group
+        Err(_) => reply(
+            code,
+            json!({ "name": name, "tasks": [{ "connector": name, "task": 0 }], "type": "source" }),
+        ),
     }
 }
 
@@ -251,7 +264,7 @@ async fn create(State(a): State<Admin>, headers: HeaderMap, body: String) -> Res
             "expected {\"name\": \"...\", \"config\": {\"source.type\": ..., ...}}",
         );
     };
-    match change(&a, name.to_string(), Some(config.clone()), true).await {
+    match change(&a, name.to_string(), Some(config.clone()), true, None).await {
         Ok(_) => created(&a, name, StatusCode::CREATED),
         Err(r) => r.into_response(),
     }
@@ -277,7 +290,7 @@ async fn put_config(
             )
         }
     };
-    match change(&a, name.clone(), Some(config), false).await {
+    match change(&a, name.clone(), Some(config), false, None).await {
         Ok(true) => created(&a, &name, StatusCode::CREATED),
         Ok(false) => created(&a, &name, StatusCode::OK),
         Err(r) => r.into_response(),
@@ -290,7 +303,7 @@ async fn delete(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<Str
     if let Err(r) = authorized(&a, &headers) {
         return r.into_response();
     }
-    match change(&a, name, None, false).await {
+    match change(&a, name, None, false, None).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r.into_response(),
     }
@@ -381,18 +394,49 @@ fn status_of(c: &Control) -> Value {
 async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
     match find(&a, &name) {
         Ok(c) => ok(status_of(&c)),
-        Err(r) => r.into_response(),
+        Err(r) => match a.remote(&name) {
+            Some(st) => ok(remote_status(&name, st)),
+            None => r.into_response(),
+        },
     }
 }
 
+/// The status of a connector running on another worker, from the record it wrote.
+fn remote_status(name: &str, st: Option<Value>) -> Value {
+    let st = st.unwrap_or_else(|| json!({ "state": "UNASSIGNED", "worker_id": "" }));
+    let mut connector = json!({ "state": st["state"], "worker_id": st["worker_id"] });
+    let mut task = json!({ "id": 0, "state": st["state"], "worker_id": st["worker_id"] });
+    if let Some(t) = st["trace"].as_str() {
+        connector["trace"] = json!(t);
+        task["trace"] = json!(t);
+    }
+    json!({ "name": name, "connector": connector, "tasks": [task], "type": "source" })
+}
+
 /// Pause, resume and stop: set the target; the connector follows within a moment.
-fn steer(a: &Admin, headers: &HeaderMap, name: &str, target: Target, code: StatusCode) -> Response {
+async fn steer(
+    a: &Admin,
+    headers: &HeaderMap,
+    name: &str,
+    how: crate::admin::Steer,
+    code: StatusCode,
+) -> Response {
     if let Err(r) = authorized(a, headers) {
         return r.into_response();
     }
+    // a worker passes it on to whichever worker runs the connector
+    if a.changes.is_some() {
+        return match change(a, name.to_string(), None, false, Some(how)).await {
+            Ok(_) => code.into_response(),
+            Err(r) => r.into_response(),
+        };
+    }
     match find(a, name) {
         Ok(c) => {
-            c.set_target(target);
+            match how {
+                crate::admin::Steer::Target(t) => c.set_target(t),
+                crate::admin::Steer::Restart => c.restart(),
+            }
             code.into_response()
         }
         Err(r) => r.into_response(),
@@ -400,28 +444,40 @@ fn steer(a: &Admin, headers: &HeaderMap, name: &str, target: Target, code: Statu
 }
 
 async fn pause(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    steer(&a, &headers, &name, Target::Paused, StatusCode::ACCEPTED)
+    steer(
+        &a,
+        &headers,
+        &name,
+        Steer::Target(Target::Paused),
+        StatusCode::ACCEPTED,
+    )
+    .await
 }
 
 async fn resume(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    steer(&a, &headers, &name, Target::Running, StatusCode::ACCEPTED)
+    steer(
+        &a,
+        &headers,
+        &name,
+        Steer::Target(Target::Running),
+        StatusCode::ACCEPTED,
+    )
+    .await
 }
 
 async fn stop(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    steer(&a, &headers, &name, Target::Stopped, StatusCode::NO_CONTENT)
+    steer(
+        &a,
+        &headers,
+        &name,
+        Steer::Target(Target::Stopped),
+        StatusCode::NO_CONTENT,
+    )
+    .await
 }
 
 async fn restart(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    if let Err(r) = authorized(&a, &headers) {
-        return r.into_response();
-    }
-    match find(&a, &name) {
-        Ok(c) => {
-            c.restart();
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(r) => r.into_response(),
-    }
+    steer(&a, &headers, &name, Steer::Restart, StatusCode::NO_CONTENT).await
 }
 
 /// KIP-875's shape: one source partition (this connector's source), its offset the stored

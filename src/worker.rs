@@ -13,8 +13,15 @@
 //!   fix in its status) and waits for a restart or resume over REST; the worker keeps running
 //!   its other connectors. SIGTERM stops every connector cleanly (positions stored).
 //!
-//! Distributed mode (several workers sharing connectors through Kafka's group protocol) is not
-//! built yet: one worker runs every connector of its config topic.
+//! - Distributed mode (`worker.group_id`): every worker of the group follows the config topic
+//!   (configs, targets, statuses are records there) and joins a Kafka consumer group over the
+//!   topic `<group_id>-connectors` ([`PARTITIONS`] partitions). A connector belongs to the
+//!   partition of its name (FNV-1a) and runs on the worker that partition is assigned to; when
+//!   a worker dies or leaves, the group coordinator hands its partitions to the others, which
+//!   start those connectors from their stored positions (the Kafka state claim fences a
+//!   zombie; a Postgres slot still held is waited for). Membership is Kafka's, never ours.
+//! - Each worker writes its connectors' states (`status/<name>`) to the config topic, so any
+//!   worker answers the status of any connector.
 
 use crate::admin::{Admin, ConfigChange};
 use crate::checkpoint::log::{ensure_topics, TopicLog};
@@ -23,13 +30,34 @@ use crate::error::Error;
 use crate::run::{Control, Target};
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// A connector's config and its stored target.
 type Stored = BTreeMap<String, (Map<String, Value>, Option<Target>)>;
+
+/// Partitions of the group's connectors topic: how many slots connectors hash into.
+pub(crate) const PARTITIONS: i32 = 12;
+
+/// What the worker's background threads report.
+enum Event {
+    /// the partitions of the connectors topic this worker now owns
+    Owned(BTreeSet<i32>),
+    /// a record of the config topic written by any worker (value None: a tombstone)
+    Record(String, Option<Vec<u8>>),
+}
+
+/// The partition (slot) of connector `name`.
+fn slot(name: &str) -> i32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in name.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    (h % PARTITIONS as u32) as i32
+}
 
 /// A running connector: its stop signal and its supervisor task.
 struct Running {
@@ -50,36 +78,60 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
     let log = Arc::new(
         TopicLog::new(&kafka).map_err(|e| Error::setup(e, "check [kafka] of worker.toml"))?,
     );
-    let stored = tokio::task::block_in_place(|| read_configs(&log, &topic, &cfg.id()))?;
+    let (stored, end) = tokio::task::block_in_place(|| read_configs(&log, &topic, &cfg.id()))?;
     let (tx, mut rx) = mpsc::channel::<ConfigChange>(16);
     let mut admin = Admin::default();
     admin.changes = Some(tx);
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let distributed = cfg.worker.group_id.clone();
+    let stop_threads = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(group) = &distributed {
+        let connectors_topic = format!("{group}-connectors");
+        ensure_partitioned(&kafka, &connectors_topic).await?;
+        follow_config(
+            &log,
+            &topic,
+            end + 1,
+            events_tx.clone(),
+            stop_threads.clone(),
+        )?;
+        join_group(
+            &kafka,
+            group,
+            &connectors_topic,
+            events_tx.clone(),
+            stop_threads.clone(),
+        )?;
+    }
     crate::admin::serve(&cfg.worker.listen, admin.clone(), cfg.worker.token.clone()).await?;
     let mut w = Worker {
+        owned: distributed.as_ref().map(|_| BTreeSet::new()),
         cfg,
         admin,
         log,
         topic,
         running: BTreeMap::new(),
+        view: stored,
+        published: BTreeMap::new(),
     };
-    for (name, (flat, target)) in stored {
-        match w.validate(&name, &flat) {
-            Ok(c) => w.start(c, target),
-            Err(problems) => {
-                tracing::error!(connector = %name, problems = %problems, "stored connector config is invalid: not started; replace it with PUT /connectors/{name}/config")
-            }
-        }
-    }
-    tracing::info!(worker = %w.cfg.id(), connectors = w.running.len(), "worker running");
+    w.reconcile().await;
+    tracing::info!(worker = %w.cfg.id(), connectors = w.view.len(), distributed = w.owned.is_some(), "worker running");
+    let mut publish = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = sigterm.wait_for(|s| *s) => break,
             Some(change) = rx.recv() => {
-                let r = w.apply(&change.name, change.config, change.create_only).await;
+                let r = match change.steer {
+                    Some(how) => w.steer(&change.name, how).map(|_| false),
+                    None => w.apply(&change.name, change.config, change.create_only).await,
+                };
                 let _ = change.answer.send(r);
             }
+            Some(ev) = events.recv() => w.event(ev).await,
+            _ = publish.tick(), if w.owned.is_some() => w.publish_statuses(),
         }
     }
+    stop_threads.store(true, std::sync::atomic::Ordering::Relaxed);
     let names: Vec<String> = w.running.keys().cloned().collect();
     for name in names {
         w.stop(&name).await;
@@ -87,8 +139,123 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// The group's connectors topic: [`PARTITIONS`] partitions, no data (its partitions are the
+/// slots the group coordinator assigns).
+async fn ensure_partitioned(kafka: &crate::config::KafkaConfig, topic: &str) -> Result<(), Error> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        kafka.connection().create().map_err(|e| {
+            Error::setup(
+                format!("kafka admin client: {e}"),
+                "check [kafka] of worker.toml",
+            )
+        })?;
+    let nt = NewTopic::new(
+        topic,
+        PARTITIONS,
+        TopicReplication::Fixed(kafka.replication_factor),
+    );
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    match admin.create_topics(&[nt], &opts).await {
+        Ok(rs) => {
+            for r in rs {
+                if let Err((t, code)) = r {
+                    if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                        return Err(Error::setup(
+                            format!("cannot create the group's topic {t}: {code}"),
+                            format!("create it with {PARTITIONS} partitions"),
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::setup(
+            format!("cannot create the group's topic {topic}: {e}"),
+            format!("create it with {PARTITIONS} partitions"),
+        )),
+    }
+}
+
+/// Follow the config topic from offset `from` (records written by any worker of the group).
+fn follow_config(
+    log: &TopicLog,
+    topic: &str,
+    from: i64,
+    tx: mpsc::UnboundedSender<Event>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), Error> {
+    use rdkafka::Message as _;
+    let c = log
+        .consumer(topic, 0, rdkafka::Offset::Offset(from))
+        .map_err(|e| Error::setup(e, "check [kafka] of worker.toml"))?;
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                let key = m.key().map(String::from_utf8_lossy).unwrap_or_default();
+                let ev = Event::Record(key.into_owned(), m.payload().map(<[u8]>::to_vec));
+                if tx.send(ev).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Join the group: a consumer over the connectors topic whose assignment (Kafka's group
+/// protocol, round robin) says which connectors this worker runs.
+fn join_group(
+    kafka: &crate::config::KafkaConfig,
+    group: &str,
+    topic: &str,
+    tx: mpsc::UnboundedSender<Event>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), Error> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = kafka
+        .connection()
+        .set("group.id", group)
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "roundrobin")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| {
+            Error::setup(
+                format!("cannot join group {group}: {e}"),
+                "check [kafka] of worker.toml",
+            )
+        })?;
+    c.subscribe(&[topic]).map_err(|e| {
+        Error::setup(
+            format!("cannot join group {group}: {e}"),
+            "check [kafka] of worker.toml",
+        )
+    })?;
+    std::thread::spawn(move || {
+        let mut last: Option<BTreeSet<i32>> = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = c.poll(Duration::from_millis(200));
+            let now: BTreeSet<i32> = c
+                .assignment()
+                .map(|t| t.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default();
+            if last.as_ref() != Some(&now) {
+                last = Some(now.clone());
+                if tx.send(Event::Owned(now)).is_err() {
+                    return;
+                }
+            }
+        }
+        // leaving the group hands our partitions over at once
+        c.unsubscribe();
+    });
+    Ok(())
+}
+
 /// Every stored connector config: read through an acknowledged tombstone of an unused key.
-fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<Stored, Error> {
+fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<(Stored, i64), Error> {
     let fail = |e: String| {
         Error::setup(
             format!("cannot read the connector configs in {topic}: {e}"),
@@ -112,13 +279,14 @@ fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<Stored, 
         }
     })
     .map_err(fail)?;
-    Ok(configs
+    let stored = configs
         .into_iter()
         .map(|(name, flat)| {
             let t = targets.get(&name).copied().flatten();
             (name, (flat, t))
         })
-        .collect())
+        .collect();
+    Ok((stored, end))
 }
 
 struct Worker {
@@ -127,9 +295,163 @@ struct Worker {
     log: Arc<TopicLog>,
     topic: String,
     running: BTreeMap<String, Running>,
+    /// every connector of the config topic, with its target
+    view: Stored,
+    /// distributed: the partitions assigned to this worker (None: it runs every connector)
+    owned: Option<BTreeSet<i32>>,
+    /// the last state written for each running connector
+    published: BTreeMap<String, (&'static str, Option<String>)>,
 }
 
 impl Worker {
+    /// Does this worker run connector `name`?
+    fn owns(&self, name: &str) -> bool {
+        self.owned.as_ref().is_none_or(|o| o.contains(&slot(name)))
+    }
+
+    /// Start what this worker should run and is not running; stop the rest.
+    async fn reconcile(&mut self) {
+        let running: Vec<String> = self.running.keys().cloned().collect();
+        for name in running {
+            if !self.view.contains_key(&name) || !self.owns(&name) {
+                tracing::info!(connector = %name, "connector leaves this worker");
+                self.stop(&name).await;
+            }
+        }
+        let want: Vec<(String, Map<String, Value>, Option<Target>)> = self
+            .view
+            .iter()
+            .filter(|(n, _)| !self.running.contains_key(*n) && self.owns(n))
+            .map(|(n, (f, t))| (n.clone(), f.clone(), *t))
+            .collect();
+        for (name, flat, target) in want {
+            match self.validate(&name, &flat) {
+                Ok(c) => {
+                    tracing::info!(connector = %name, "connector starts on this worker");
+                    self.start(c, target)
+                }
+                Err(problems) => {
+                    tracing::error!(connector = %name, problems = %problems, "stored connector config is invalid: not started; replace it with PUT /connectors/{name}/config")
+                }
+            }
+        }
+        self.admin.set_known(self.view.keys().cloned().collect());
+    }
+
+    /// A change seen in the group: an assignment, or a record of the config topic.
+    async fn event(&mut self, ev: Event) {
+        match ev {
+            Event::Owned(parts) => {
+                tracing::info!(partitions = ?parts, "group assignment");
+                self.owned = Some(parts);
+                self.reconcile().await;
+            }
+            Event::Record(key, value) => {
+                if let Some(name) = key.strip_prefix("connector/") {
+                    let flat =
+                        value.and_then(|v| serde_json::from_slice::<Map<String, Value>>(&v).ok());
+                    let same = flat.as_ref() == self.view.get(name).map(|x| &x.0);
+                    if same {
+                        return;
+                    }
+                    match flat {
+                        Some(f) => {
+                            let target = self.view.get(name).and_then(|x| x.1);
+                            self.view.insert(name.to_string(), (f, target));
+                            // a replaced config restarts the connector with it
+                            self.stop(name).await;
+                        }
+                        None => {
+                            self.view.remove(name);
+                        }
+                    }
+                    self.reconcile().await;
+                } else if let Some(name) = key.strip_prefix("target/") {
+                    let t = value.and_then(|v| Target::parse(&String::from_utf8_lossy(&v)));
+                    if let Some(entry) = self.view.get_mut(name) {
+                        entry.1 = t;
+                    }
+                    if let (Some(c), Some(t)) = (self.admin.connector(name), t) {
+                        if c.target() != t {
+                            c.set_target(t);
+                        }
+                    }
+                } else if let Some(name) = key.strip_prefix("restart/") {
+                    if let (Some(c), Some(_)) = (self.admin.connector(name), value) {
+                        c.restart();
+                    }
+                } else if let Some(name) = key.strip_prefix("status/") {
+                    if !self.running.contains_key(name) {
+                        let st = value.and_then(|v| serde_json::from_slice::<Value>(&v).ok());
+                        self.admin.set_remote(name, st);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pause, resume, stop or restart connector `name`, wherever it runs: here directly, on
+    /// another worker through a record of the config topic (its target is stored either way).
+    fn steer(&mut self, name: &str, how: crate::admin::Steer) -> Result<(), (StatusCode, String)> {
+        use crate::admin::Steer;
+        if !self.view.contains_key(name) {
+            return Err((StatusCode::NOT_FOUND, format!("Connector {name} not found")));
+        }
+        let local = self.admin.connector(name);
+        let (key, value) = match how {
+            Steer::Target(t) => {
+                if let Some(entry) = self.view.get_mut(name) {
+                    entry.1 = Some(t);
+                }
+                if let Some(c) = &local {
+                    c.set_target(t);
+                }
+                (format!("target/{name}"), t.state().to_string())
+            }
+            Steer::Restart => {
+                if let Some(c) = &local {
+                    c.restart();
+                    return Ok(());
+                }
+                (format!("restart/{name}"), crate::time::now_ms().to_string())
+            }
+        };
+        tokio::task::block_in_place(|| {
+            self.log
+                .write(&self.topic, 0, &key, Some(value.as_bytes()))
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("cannot reach the connector through {}: {e}", self.topic),
+                    )
+                })
+        })
+    }
+
+    /// Write the state of each running connector whose state changed since the last write.
+    fn publish_statuses(&mut self) {
+        let id = self.cfg.id();
+        for name in self.running.keys() {
+            let Some(c) = self.admin.connector(name) else {
+                continue;
+            };
+            let st = c.state();
+            if self.published.get(name) == Some(&st) {
+                continue;
+            }
+            let v = serde_json::json!({ "state": st.0, "worker_id": id, "trace": st.1 });
+            let key = format!("status/{name}");
+            let r = tokio::task::block_in_place(|| {
+                self.log
+                    .write(&self.topic, 0, &key, Some(v.to_string().as_bytes()))
+            });
+            if r.is_ok() {
+                self.published.insert(name.clone(), st);
+            }
+        }
+    }
+
     /// The connector config `flat` would give `name`, or every problem (one per line).
     fn validate(&self, name: &str, flat: &Map<String, Value>) -> Result<Config, String> {
         if name.is_empty() || name.contains('/') {
@@ -148,17 +470,19 @@ impl Worker {
         config: Option<Map<String, Value>>,
         create_only: bool,
     ) -> Result<bool, (StatusCode, String)> {
-        let exists = self.running.contains_key(name);
+        let exists = self.view.contains_key(name);
         let Some(flat) = config else {
             if !exists {
                 return Err((StatusCode::NOT_FOUND, format!("Connector {name} not found")));
             }
             self.store(name, None)?;
+            self.view.remove(name);
             self.stop(name).await;
             let _ = tokio::task::block_in_place(|| {
                 self.log
                     .write(&self.topic, 0, &format!("target/{name}"), None)
             });
+            self.reconcile().await;
             tracing::info!(connector = %name, "connector deleted");
             return Ok(false);
         };
@@ -177,10 +501,10 @@ impl Worker {
         let body =
             serde_json::to_vec(&flat).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         self.store(name, Some(&body))?;
-        if exists {
-            self.stop(name).await;
-        }
-        self.start(cfg, None);
+        drop(cfg);
+        self.view.insert(name.to_string(), (flat, None));
+        self.stop(name).await;
+        self.reconcile().await;
         tracing::info!(connector = %name, created = !exists, "connector config applied");
         Ok(!exists)
     }

@@ -48,6 +48,10 @@ pub(crate) struct WorkerSection {
     /// This worker's name in statuses (default: `listen`).
     #[serde(default)]
     pub(crate) id: Option<String>,
+    /// Distributed mode: workers of one group share the connectors of `config_topic` through
+    /// Kafka's group protocol (a consumer group over the topic `<group_id>-connectors`).
+    #[serde(default)]
+    pub(crate) group_id: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]
