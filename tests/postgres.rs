@@ -1330,3 +1330,183 @@ async fn worker_runs_connectors_added_over_rest() {
     });
     assert_eq!(w.stop(), 0);
 }
+
+/// Distributed mode: three workers of one group, six connectors (three Postgres, three
+/// MariaDB) added over REST to any of them, spread by Kafka's group protocol. One worker
+/// leaves (SIGTERM) while rows are written: its connectors move to the others (the status says
+/// where), the others keep running, and every row of every table arrives. Prints the handover
+/// time. (A worker killed with -9 is not evicted by tansu's group coordinator, so its
+/// connectors would not move on tansu; Apache Kafka evicts it after session.timeout.ms.)
+#[tokio::test(flavor = "multi_thread")]
+async fn three_workers_share_connectors_and_hand_them_over() {
+    use mysql_async::prelude::*;
+    let run = run_id();
+    let group = format!("rs_group-{run}");
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
+    let toml = |addr: &str| {
+        format!(
+            "[worker]\nlisten = \"{addr}\"\ngroup_id = \"{group}\"\nconfig_topic = \"{group}-configs\"\n[kafka]\nbrokers = \"{BROKER}\"\n[state]\ntopic = \"{group}-offsets\"\nhistory_topic = \"{group}-history\"\n"
+        )
+    };
+    let mut workers: Vec<Option<Rowstream>> = Vec::new();
+    for (i, a) in addrs.iter().enumerate() {
+        let name = format!("rs_group_w{i}");
+        state_dir(&name);
+        workers.push(Some(Rowstream::start_worker(&name, &toml(a))));
+    }
+    for a in &addrs {
+        let a = a.clone();
+        wait_for(60, "a worker's REST API", || {
+            let a = a.clone();
+            async move { std::net::TcpStream::connect(&a).is_ok() }
+        })
+        .await;
+    }
+    // six connectors, each added through a different worker
+    let mut readers = Vec::new();
+    let mut pgs = Vec::new();
+    let mut mys = Vec::new();
+    for i in 0..3 {
+        let n = format!("rs_group_pg{i}");
+        let db = fresh_db(&n).await;
+        db.batch_execute("CREATE TABLE t(id int primary key)")
+            .await
+            .unwrap();
+        let cfg = serde_json::json!({ "name": n, "config": {
+            "source.type": "postgres",
+            "source.url": format!("{PG}/{n}"),
+            "source.slot": n,
+            "source.publication": n,
+            "kafka.topic": format!("{n}-{run}.{{schema}}.{{table}}"),
+        }});
+        let (code, body) = http(&addrs[i % 3], "POST", "/connectors", None, &cfg.to_string());
+        assert_eq!(code, 201, "{body}");
+        readers.push((n.clone(), Reader::new(&format!("{n}-{run}.public.t"))));
+        pgs.push(db);
+        let n = format!("rs_group_my{i}");
+        let mut my = fresh_mydb(&n).await;
+        my.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+            .await
+            .unwrap();
+        let cfg = serde_json::json!({ "name": n, "config": {
+            "source.type": "mysql",
+            "source.url": format!("{MY}/{n}"),
+            "source.server_id": (6300 + i).to_string(),
+            "kafka.topic": format!("{n}-{run}.{{db}}.{{table}}"),
+        }});
+        let (code, body) = http(
+            &addrs[(i + 1) % 3],
+            "POST",
+            "/connectors",
+            None,
+            &cfg.to_string(),
+        );
+        assert_eq!(code, 201, "{body}");
+        readers.push((n.clone(), Reader::new(&format!("{n}-{run}.{n}.t"))));
+        mys.push(my);
+    }
+    let names: Vec<String> = readers.iter().map(|r| r.0.clone()).collect();
+    // where each runs, as any worker reports it
+    let placement = |via: &str| -> std::collections::BTreeMap<String, (String, String)> {
+        let (_, body) = http(via, "GET", "/connectors?expand=status", None, "");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        names
+            .iter()
+            .map(|n| {
+                let c = &v[n]["status"]["connector"];
+                let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                (n.clone(), (s("state"), s("worker_id")))
+            })
+            .collect()
+    };
+    wait_for(
+        90,
+        "six connectors RUNNING, spread over the workers",
+        || async {
+            let p = placement(&addrs[0]);
+            p.values().all(|(s, _)| s == "RUNNING")
+                && p.values()
+                    .map(|x| x.1.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+                    >= 2
+        },
+    )
+    .await;
+    let before = placement(&addrs[0]);
+    eprintln!("placement before: {before:?}");
+    // rows before, during and after the kill of the worker running the most connectors
+    let insert = |k: i32| {
+        let pgs = &pgs;
+        async move {
+            for db in pgs {
+                db.execute("INSERT INTO t VALUES ($1)", &[&k])
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    for k in 1..=5 {
+        insert(k).await;
+        for my in mys.iter_mut() {
+            my.exec_drop("INSERT INTO t VALUES (?)", (k,))
+                .await
+                .unwrap();
+        }
+    }
+    let mut count: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, w) in before.values() {
+        *count.entry(w.clone()).or_default() += 1;
+    }
+    let victim = count
+        .iter()
+        .max_by_key(|x| *x.1)
+        .map(|x| x.0.clone())
+        .unwrap();
+    let vi = addrs.iter().position(|a| *a == victim).unwrap();
+    let moved: Vec<String> = before
+        .iter()
+        .filter(|(_, (_, w))| *w == victim)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let t0 = std::time::Instant::now();
+    assert_eq!(workers[vi].take().unwrap().stop(), 0);
+    for k in 6..=10 {
+        insert(k).await;
+        for my in mys.iter_mut() {
+            my.exec_drop("INSERT INTO t VALUES (?)", (k,))
+                .await
+                .unwrap();
+        }
+    }
+    let survivor = &addrs[(vi + 1) % 3];
+    wait_for(
+        90,
+        "the killed worker's connectors RUNNING elsewhere",
+        || async {
+            let p = placement(survivor);
+            moved
+                .iter()
+                .all(|n| p[n].0 == "RUNNING" && p[n].1 != victim && !p[n].1.is_empty())
+        },
+    )
+    .await;
+    let failover = t0.elapsed();
+    eprintln!(
+        "handover: {} connector(s) moved in {:.1} s; placement after: {:?}",
+        moved.len(),
+        failover.as_secs_f64(),
+        placement(survivor)
+    );
+    for (n, r) in readers.iter_mut() {
+        let recs = r.until(120, &format!("every row of {n}"), |x| {
+            let ids: std::collections::HashSet<i64> =
+                x.iter().filter_map(|x| x.after()["id"].as_i64()).collect();
+            (1..=10).all(|k| ids.contains(&k))
+        });
+        assert!(!recs.is_empty());
+    }
+    for w in workers.into_iter().flatten() {
+        assert_eq!(w.stop(), 0);
+    }
+}
