@@ -39,8 +39,9 @@ pub(crate) struct Handles {
 #[derive(Clone, Default)]
 pub(crate) struct Admin {
     connectors: Arc<Mutex<std::collections::BTreeMap<String, Arc<crate::run::Control>>>>,
-    /// a worker's every connector, wherever it runs
-    known: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// a worker's every connector, wherever it runs, with its config as given (flat)
+    known:
+        Arc<Mutex<std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>>>,
     /// the last status record of connectors running on other workers of the group
     remote: Arc<Mutex<std::collections::BTreeMap<String, serde_json::Value>>>,
     pub(crate) token: Option<String>,
@@ -69,9 +70,25 @@ pub(crate) enum Steer {
 }
 
 impl Admin {
-    /// Every connector of a worker (listing).
-    pub(crate) fn set_known(&self, names: std::collections::BTreeSet<String>) {
-        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    /// Every connector of a worker, with its config as given (listing, and the config of
+    /// a connector running on another worker).
+    pub(crate) fn set_known(
+        &self,
+        configs: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    ) {
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = configs;
+    }
+
+    /// The config connector `name` was given, if this worker knows it (flat, as given).
+    pub(crate) fn known_config(
+        &self,
+        name: &str,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// The status another worker wrote for connector `name` (None: forget it).
@@ -89,7 +106,7 @@ impl Admin {
             .known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(name)
+            .contains_key(name)
         {
             return None;
         }
@@ -129,7 +146,7 @@ impl Admin {
             self.known
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .iter()
+                .keys()
                 .cloned(),
         );
         all.into_iter().collect()

@@ -319,17 +319,43 @@ fn info_of(c: &Control) -> Value {
     })
 }
 
+/// A config as given over REST, secrets hidden (a connector running on another worker).
+fn redacted(flat: Map<String, Value>) -> Map<String, Value> {
+    flat.into_iter()
+        .map(|(k, v)| {
+            let secret = crate::config::is_secret_property(&k) || k == "admin.token";
+            let v = match (&v, k.as_str()) {
+                (_, _) if secret => json!("***"),
+                (Value::String(u), "source.url") => json!(crate::config::redact_url(u)),
+                _ => v,
+            };
+            (k, v)
+        })
+        .collect()
+}
+
 async fn info(State(a): State<Admin>, Path(name): Path<String>) -> Response {
     match find(&a, &name) {
         Ok(c) => ok(info_of(&c)),
-        Err(r) => r.into_response(),
+        Err(r) => match a.known_config(&name) {
+            Some(flat) => ok(json!({
+                "name": name,
+                "config": redacted(flat),
+                "tasks": [{ "connector": name, "task": 0 }],
+                "type": "source",
+            })),
+            None => r.into_response(),
+        },
     }
 }
 
 async fn config(State(a): State<Admin>, Path(name): Path<String>) -> Response {
     match find(&a, &name) {
         Ok(c) => ok(Value::Object(flat_config(&c.cfg))),
-        Err(r) => r.into_response(),
+        Err(r) => match a.known_config(&name) {
+            Some(flat) => ok(Value::Object(redacted(flat))),
+            None => r.into_response(),
+        },
     }
 }
 

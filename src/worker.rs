@@ -335,7 +335,12 @@ impl Worker {
                 }
             }
         }
-        self.admin.set_known(self.view.keys().cloned().collect());
+        self.admin.set_known(
+            self.view
+                .iter()
+                .map(|(n, (flat, _))| (n.clone(), flat.clone()))
+                .collect(),
+        );
     }
 
     /// A change seen in the group: an assignment, or a record of the config topic.

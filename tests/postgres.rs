@@ -1435,6 +1435,20 @@ async fn three_workers_share_connectors_and_hand_them_over() {
     .await;
     let before = placement(&addrs[0]);
     eprintln!("placement before: {before:?}");
+    // any worker answers for a connector running elsewhere: its config (secrets hidden)
+    let (elsewhere, _) = before.iter().find(|(_, (_, w))| *w != addrs[0]).unwrap();
+    let (code, body) = http(
+        &addrs[0],
+        "GET",
+        &format!("/connectors/{elsewhere}/config"),
+        None,
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("source.type") && !body.contains("rowstream:rowstream@"),
+        "{body}"
+    );
     // rows before, during and after the kill of the worker running the most connectors
     let insert = |k: i32| {
         let pgs = &pgs;
