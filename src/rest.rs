@@ -18,6 +18,7 @@
 //! | `POST /connectors/{name}/restart` | 204: a new run from the stored position |
 //! | `GET /connectors/{name}/offsets` | KIP-875: `{"offsets": [{"partition", "offset"}]}` |
 //! | `DELETE /connectors/{name}/offsets` | KIP-875 reset, only when STOPPED: the next resume snapshots again |
+//! | `PATCH /connectors/{name}/offsets` | KIP-875 alter, only when STOPPED: `{"offsets": [{"partition", "offset": {"position"}}]}` sets where the next resume starts |
 //! | `POST /connectors/{name}/snapshot` | `{"tables": [...]}`: snapshot tables again while streaming |
 //!
 //! Invariants:
@@ -52,7 +53,7 @@ pub(crate) fn routes() -> Router<Admin> {
         .route("/connectors/{name}/restart", post(restart))
         .route(
             "/connectors/{name}/offsets",
-            get(offsets).delete(reset_offsets),
+            get(offsets).delete(reset_offsets).patch(alter_offsets),
         )
         .route("/connectors/{name}/snapshot", post(snapshot))
 }
@@ -530,6 +531,29 @@ async fn offsets(State(a): State<Admin>, Path(name): Path<String>) -> Response {
     }
 }
 
+/// The store of a STOPPED connector `name` whose offsets a caller may change (KIP-875), or
+/// the refusal.
+fn stopped_store(
+    a: &Admin,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<Arc<crate::checkpoint::store::Store>, Refusal> {
+    authorized(a, headers)?;
+    let c = find(a, name)?;
+    if c.state().0 != "STOPPED" {
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("Connectors must be in the STOPPED state before their offsets can be modified; stop it first: PUT /connectors/{name}/stop"),
+        ));
+    }
+    c.store().cloned().ok_or_else(|| {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the state is not open yet".into(),
+        )
+    })
+}
+
 /// KIP-875 reset: only a STOPPED connector; the stored position and snapshot progress are
 /// forgotten, so the next resume snapshots every table again.
 async fn reset_offsets(
@@ -537,21 +561,9 @@ async fn reset_offsets(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(r) = authorized(&a, &headers) {
-        return r.into_response();
-    }
-    let c = match find(&a, &name) {
-        Ok(c) => c,
+    let store = match stopped_store(&a, &headers, &name) {
+        Ok(s) => s,
         Err(r) => return r.into_response(),
-    };
-    if c.state().0 != "STOPPED" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("Connectors must be in the STOPPED state before their offsets can be modified; stop it first: PUT /connectors/{name}/stop"),
-        );
-    }
-    let Some(store) = c.store() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the state is not open yet");
     };
     let source_id = match store.load() {
         Ok(s) => s.map(|s| s.source_id).unwrap_or_default(),
@@ -566,6 +578,69 @@ async fn reset_offsets(
     match store.save(&fresh) {
         Ok(()) => ok(json!({
             "message": "The offsets for this connector have been reset successfully"
+        })),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// KIP-875 alter, only a STOPPED connector: `{"offsets": [{"partition": {...}, "offset":
+/// {"position": ...}}]}` (the shape `GET .../offsets` answers) sets the position the next
+/// resume starts from; snapshot progress is kept. (Postgres cannot go back behind its slot's
+/// confirmed position: an earlier one starts there.)
+async fn alter_offsets(
+    State(a): State<Admin>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: String,
+) -> Response {
+    let store = match stopped_store(&a, &headers, &name) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let entries = v["offsets"].as_array().cloned().unwrap_or_default();
+    let [entry] = entries.as_slice() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"offsets\": [{\"partition\": {...}, \"offset\": {\"position\": ...}}]} with one entry (a connector has one source partition); GET the offsets for the shape",
+        );
+    };
+    let position: crate::position::SourcePosition =
+        match serde_json::from_value(entry["offset"]["position"].clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("offset.position is not a position of this source: {e}"),
+                )
+            }
+        };
+    let mut state = match store.load() {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the connector has stored nothing yet: run it once first",
+            )
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if let Some(cur) = &state.position {
+        if std::mem::discriminant(cur) != std::mem::discriminant(&position) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "offset.position is of another kind of source than this connector's",
+            );
+        }
+    }
+    // the commit time of another position is unknown
+    if state.position.as_ref() != Some(&position) {
+        state.event_time_ms = -1;
+    }
+    state.position = Some(position);
+    match store.save(&state) {
+        Ok(()) => ok(json!({
+            "message": "The offsets for this connector have been altered successfully"
         })),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

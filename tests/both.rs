@@ -157,6 +157,23 @@ async fn connect_rest_api_steers_the_connector(db: Db) {
         204
     );
     wait_for(30, "STOPPED", || async { state(&get) == "STOPPED" }).await;
+    // KIP-875 alter: the shape GET answers is accepted back; a bad one is refused
+    let (_, offsets) = get(&format!("/connectors/{name}/offsets"));
+    let patch = |body: &str| {
+        http(
+            &addr,
+            "PATCH",
+            &format!("/connectors/{name}/offsets"),
+            Some("s3cret"),
+            body,
+        )
+    };
+    let (code, body) = patch(&offsets);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("altered successfully"), "{body}");
+    let (code, body) = patch(r#"{"offsets": [{"partition": {}, "offset": {"position": 7}}]}"#);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(get(&format!("/connectors/{name}/offsets")).1, offsets);
     let (code, body) = del(Some("s3cret"));
     assert_eq!(code, 200, "{body}");
     let (_, body) = get(&format!("/connectors/{name}/offsets"));
