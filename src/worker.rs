@@ -203,8 +203,72 @@ fn follow_config(
     Ok(())
 }
 
+/// How long a worker waits before rejoining the group again as a new member (see
+/// [`join_group`]): bounds the extra rebalances if a coordinator legitimately hands back the
+/// same partitions.
+const REJOIN_AFTER: Duration = Duration::from_secs(30);
+
+/// Sees each assignment the group coordinator hands this member (eager protocol: every
+/// rebalance revokes everything, then assigns).
+struct Rebalances {
+    assigned: std::sync::Mutex<Vec<BTreeSet<i32>>>,
+}
+
+impl rdkafka::ClientContext for Rebalances {}
+
+impl rdkafka::consumer::ConsumerContext for Rebalances {
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        r: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = r {
+            let set = tpl.elements().iter().map(|e| e.partition()).collect();
+            if let Ok(mut q) = self.assigned.lock() {
+                q.push(set);
+            }
+        }
+    }
+}
+
+type GroupConsumer = rdkafka::consumer::BaseConsumer<Rebalances>;
+
+fn group_consumer(
+    kafka: &crate::config::KafkaConfig,
+    group: &str,
+    topic: &str,
+) -> Result<GroupConsumer, Error> {
+    use rdkafka::consumer::Consumer;
+    let fail = |e: rdkafka::error::KafkaError| {
+        Error::setup(
+            format!("cannot join group {group}: {e}"),
+            "check [kafka] of worker.toml",
+        )
+    };
+    let c: GroupConsumer = kafka
+        .connection()
+        .set("group.id", group)
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "roundrobin")
+        .set("enable.auto.commit", "false")
+        .create_with_context(Rebalances {
+            assigned: std::sync::Mutex::new(Vec::new()),
+        })
+        .map_err(fail)?;
+    c.subscribe(&[topic]).map_err(fail)?;
+    Ok(c)
+}
+
 /// Join the group: a consumer over the connectors topic whose assignment (Kafka's group
 /// protocol, round robin) says which connectors this worker runs.
+///
+/// A rebalance that hands back exactly the partitions this member had is answered by leaving
+/// and joining again as a new member (at most once per [`REJOIN_AFTER`]): a coordinator that
+/// expires a dead member's session but keeps the group at the same generation (tansu 0.6 does)
+/// returns every survivor its old assignment and leaves the dead member's partitions to no
+/// one; a new member makes it form a new generation whose leader assigns every partition.
+/// Membership stays the coordinator's: this only asks it to recompute.
 fn join_group(
     kafka: &crate::config::KafkaConfig,
     group: &str,
@@ -212,39 +276,48 @@ fn join_group(
     tx: mpsc::UnboundedSender<Event>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), Error> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let c: BaseConsumer = kafka
-        .connection()
-        .set("group.id", group)
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("partition.assignment.strategy", "roundrobin")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| {
-            Error::setup(
-                format!("cannot join group {group}: {e}"),
-                "check [kafka] of worker.toml",
-            )
-        })?;
-    c.subscribe(&[topic]).map_err(|e| {
-        Error::setup(
-            format!("cannot join group {group}: {e}"),
-            "check [kafka] of worker.toml",
-        )
-    })?;
+    use rdkafka::consumer::Consumer;
+    let mut c = group_consumer(kafka, group, topic)?;
+    let (kafka, group, topic) = (kafka.clone(), group.to_string(), topic.to_string());
     std::thread::spawn(move || {
         let mut last: Option<BTreeSet<i32>> = None;
+        let mut rejoined: Option<std::time::Instant> = None;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let _ = c.poll(Duration::from_millis(200));
-            let now: BTreeSet<i32> = c
-                .assignment()
-                .map(|t| t.elements().iter().map(|e| e.partition()).collect())
+            let assigned: Vec<BTreeSet<i32>> = c
+                .context()
+                .assigned
+                .lock()
+                .map(|mut q| std::mem::take(&mut *q))
                 .unwrap_or_default();
-            if last.as_ref() != Some(&now) {
-                last = Some(now.clone());
-                if tx.send(Event::Owned(now)).is_err() {
-                    return;
+            for now in assigned {
+                let same = last.as_ref() == Some(&now);
+                if same && rejoined.is_none_or(|t| t.elapsed() >= REJOIN_AFTER) {
+                    tracing::info!(group = %group, "the group handed back the same connectors: rejoining so it reassigns");
+                    rejoined = Some(std::time::Instant::now());
+                    c.unsubscribe();
+                    drop(c);
+                    // the connectors keep running until the new assignment says otherwise
+                    // (a connector another member starts meanwhile is fenced by its claim)
+                    c = loop {
+                        match group_consumer(&kafka, &group, &topic) {
+                            Ok(c) => break c,
+                            Err(e) => {
+                                tracing::warn!(group = %group, "{e}");
+                                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                    return;
+                                }
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
+                    };
+                    break;
+                }
+                if !same {
+                    last = Some(now.clone());
+                    if tx.send(Event::Owned(now)).is_err() {
+                        return;
+                    }
                 }
             }
         }

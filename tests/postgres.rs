@@ -1332,13 +1332,13 @@ async fn worker_runs_connectors_added_over_rest() {
 }
 
 /// Distributed mode: three workers of one group, six connectors (three Postgres, three
-/// MariaDB) added over REST to any of them, spread by Kafka's group protocol. One worker
-/// leaves (SIGTERM) while rows are written: its connectors move to the others (the status says
-/// where), the others keep running, and every row of every table arrives. Prints the handover
-/// time. (A worker killed with -9 is not evicted by tansu's group coordinator, so its
-/// connectors would not move on tansu; Apache Kafka evicts it after session.timeout.ms.)
+/// MariaDB) added over REST to any of them, spread by Kafka's group protocol. While rows are
+/// written, the worker running the most connectors is killed with -9: its connectors move to
+/// the others (the status says where) once the coordinator expires its session; then a second
+/// worker leaves (SIGTERM) and the last one runs all six. Every row of every table arrives.
+/// Prints the failover and handover times.
 #[tokio::test(flavor = "multi_thread")]
-async fn three_workers_share_connectors_and_hand_them_over() {
+async fn three_workers_share_connectors_and_fail_over() {
     use mysql_async::prelude::*;
     let run = run_id();
     let group = format!("rs_group-{run}");
@@ -1484,7 +1484,7 @@ async fn three_workers_share_connectors_and_hand_them_over() {
         .map(|(n, _)| n.clone())
         .collect();
     let t0 = std::time::Instant::now();
-    assert_eq!(workers[vi].take().unwrap().stop(), 0);
+    workers[vi].take().unwrap().kill9();
     for k in 6..=10 {
         insert(k).await;
         for my in mys.iter_mut() {
@@ -1496,7 +1496,7 @@ async fn three_workers_share_connectors_and_hand_them_over() {
     let survivor = &addrs[(vi + 1) % 3];
     wait_for(
         90,
-        "the killed worker's connectors RUNNING elsewhere",
+        "the kill -9'd worker's connectors RUNNING elsewhere",
         || async {
             let p = placement(survivor);
             moved
@@ -1507,16 +1507,41 @@ async fn three_workers_share_connectors_and_hand_them_over() {
     .await;
     let failover = t0.elapsed();
     eprintln!(
-        "handover: {} connector(s) moved in {:.1} s; placement after: {:?}",
+        "failover after kill -9: {} connector(s) moved in {:.1} s; placement after: {:?}",
         moved.len(),
         failover.as_secs_f64(),
         placement(survivor)
+    );
+    // a second worker leaves cleanly: the last one runs all six
+    for k in 11..=15 {
+        insert(k).await;
+        for my in mys.iter_mut() {
+            my.exec_drop("INSERT INTO t VALUES (?)", (k,))
+                .await
+                .unwrap();
+        }
+    }
+    let t1 = std::time::Instant::now();
+    assert_eq!(workers[(vi + 1) % 3].take().unwrap().stop(), 0);
+    let last = addrs[(vi + 2) % 3].clone();
+    wait_for(
+        90,
+        "all six connectors RUNNING on the last worker",
+        || async {
+            let p = placement(&last);
+            p.values().all(|(s, w)| s == "RUNNING" && *w == last)
+        },
+    )
+    .await;
+    eprintln!(
+        "handover after SIGTERM: {:.1} s",
+        t1.elapsed().as_secs_f64()
     );
     for (n, r) in readers.iter_mut() {
         let recs = r.until(120, &format!("every row of {n}"), |x| {
             let ids: std::collections::HashSet<i64> =
                 x.iter().filter_map(|x| x.after()["id"].as_i64()).collect();
-            (1..=10).all(|k| ids.contains(&k))
+            (1..=15).all(|k| ids.contains(&k))
         });
         assert!(!recs.is_empty());
     }
