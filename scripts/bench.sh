@@ -5,6 +5,7 @@
 #   scripts/bench.sh [ROWS]        (default 300000 streamed changes, 200000 snapshot rows)
 #   BENCH_DEBEZIUM=0 scripts/bench.sh   skip Debezium
 #   BENCH_ONLY=postgres|mysql            one source only
+#   BENCH_ONLY=failover                  only the distributed failover (BENCH_FAILOVER_RUNS, default 3)
 #   BENCH_SSLMODE=require                Postgres over TLS (default disable), the same for every peer
 #   BENCH_BIN=/path/to/rowstream         measure another build (before/after a change)
 set -euo pipefail
@@ -17,6 +18,17 @@ SSLMODE=${BENCH_SSLMODE:-disable}
 export PGSSLMODE=$SSLMODE
 RUN="b$(date +%s)"
 scripts/services.sh up
+if [ "${BENCH_ONLY:-}" = failover ]; then
+  # three workers, six connectors, writes running; kill -9 the busiest worker, then SIGTERM a
+  # second one: seconds until every connector of the dead / leaving worker runs elsewhere.
+  # Dominated by the group's session timeout (10 s), not by CPU: the test build is used.
+  echo "== distributed failover: ${BENCH_FAILOVER_RUNS:-3} runs =="
+  for i in $(seq "${BENCH_FAILOVER_RUNS:-3}"); do
+    cargo test -q --test postgres three_workers_share_connectors_and_fail_over -- --nocapture 2>&1 |
+      grep -E "failover after kill -9|handover after SIGTERM" | sed -E 's/; placement after.*//'
+  done
+  exit 0
+fi
 cargo build --release --bin rowstream --example produce_raw --example mock_kafka >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw --example mock_kafka
 BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/rowstream}"   # BENCH_BIN: compare another build
 PSQL=(psql -qAt -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)

@@ -192,6 +192,10 @@ pub(crate) async fn serve(
         .route("/metrics", get(metrics))
         .route("/snapshot", post(snapshot))
         .merge(crate::rest::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            crate::rest::pass_on,
+        ))
         .with_state(admin);
     tracing::info!(
         addr,
@@ -315,20 +319,35 @@ pub(crate) async fn snapshot_of(c: &crate::run::Control, body: String) -> Reply 
     }
 }
 
-/// The client half of `POST /snapshot`, for `rowstream snapshot`: the server's answer, or why
-/// there is none. (One request to rowstream's own listener: HTTP/1.1 written by hand rather
-/// than a client crate for a single call.)
-pub(crate) async fn request_snapshot(listen: &str, tables: &[String]) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    // a wildcard listener is reached on loopback
-    let addr = listen
+/// The address to reach a listener at: a wildcard listener is reached on loopback.
+pub(crate) fn reachable(listen: &str) -> String {
+    listen
         .replace("0.0.0.0:", "127.0.0.1:")
-        .replace("[::]:", "[::1]:");
-    let body = serde_json::json!({ "tables": tables }).to_string();
-    let req = format!(
-        "POST /snapshot HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        .replace("[::]:", "[::1]:")
+}
+
+/// One HTTP/1.1 call to a rowstream listener (`rowstream snapshot`; a worker passing a call on
+/// to the worker running the connector): the status code and body, or why there is none.
+/// Written by hand rather than with a client crate: one request, `Connection: close`, to
+/// rowstream's own server, which always answers with a Content-Length body.
+pub(crate) async fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = reachable(addr);
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
     let io = async {
         let mut c = tokio::net::TcpStream::connect(&addr).await?;
         c.write_all(req.as_bytes()).await?;
@@ -338,16 +357,26 @@ pub(crate) async fn request_snapshot(listen: &str, tables: &[String]) -> Result<
     };
     let resp = match tokio::time::timeout(Duration::from_secs(60), io).await {
         Ok(Ok(r)) => String::from_utf8_lossy(&r).into_owned(),
-        Ok(Err(e)) => return Err(format!("cannot reach the running rowstream at admin.listen {addr}: {e}\n  fix: start `rowstream run` with this config first (admin.listen must be set)")),
+        Ok(Err(e)) => return Err(format!("cannot reach {addr}: {e}")),
         Err(_) => return Err(format!("no answer from {addr} within 60 s")),
     };
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let ok = head.split_whitespace().nth(1) == Some("202");
-    let body = body.trim().to_string();
-    if ok {
-        Ok(body)
-    } else {
-        Err(body)
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{addr} answered something other than HTTP"))?;
+    Ok((code, body.to_string()))
+}
+
+/// The client half of `POST /snapshot`, for `rowstream snapshot`: the server's answer, or why
+/// there is none.
+pub(crate) async fn request_snapshot(listen: &str, tables: &[String]) -> Result<String, String> {
+    let body = serde_json::json!({ "tables": tables }).to_string();
+    match call(listen, "POST", "/snapshot", &[], &body).await {
+        Ok((202, body)) => Ok(body.trim().to_string()),
+        Ok((_, body)) => Err(body.trim().to_string()),
+        Err(e) => Err(format!("the running rowstream at admin.listen: {e}\n  fix: start `rowstream run` with this config first (admin.listen must be set)")),
     }
 }
 

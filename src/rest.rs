@@ -15,13 +15,18 @@
 //! | `GET /connectors/{name}/tasks` | the one task |
 //! | `PUT /connectors/{name}/pause`, `/resume` | 202: the pipeline stops reading (the source connection closes, the slot or binlog position is kept) / starts again from the stored position |
 //! | `PUT /connectors/{name}/stop` | 204: as pause, and offsets may then be reset |
-//! | `POST /connectors/{name}/restart` | 204: a new run from the stored position |
+//! | `POST /connectors/{name}/restart` | 204: a new run from the stored position; KIP-745's `?includeTasks=true` / `?onlyFailed=true`: 202 with the status, RESTARTING for what restarts (`onlyFailed`: only a FAILED connector) |
+//! | `GET /connectors/{name}/tasks/0/status`, `POST .../tasks/0/restart` | the one task (the connector's run) |
+//! | `GET /connector-plugins` | the source types (`postgres`, `mysql`) |
 //! | `GET /connectors/{name}/offsets` | KIP-875: `{"offsets": [{"partition", "offset"}]}` |
 //! | `DELETE /connectors/{name}/offsets` | KIP-875 reset, only when STOPPED: the next resume snapshots again |
 //! | `PATCH /connectors/{name}/offsets` | KIP-875 alter, only when STOPPED: `{"offsets": [{"partition", "offset": {"position"}}]}` sets where the next resume starts |
 //! | `POST /connectors/{name}/snapshot` | `{"tables": [...]}`: snapshot tables again while streaming |
 //!
 //! Invariants:
+//! - A worker answers for any connector of its group: calls that need the running connector
+//!   (`status`, `offsets`, `snapshot`) are passed on to the worker running it ([`pass_on`]);
+//!   pause, resume, stop and restart travel through the config topic; configs are read from it.
 //! - Errors have Connect's shape, `{"error_code", "message"}`; an unknown connector is 404.
 //! - Secrets (URL passwords, `*password*` / `*secret*` properties, the admin token) are never
 //!   returned.
@@ -47,6 +52,12 @@ pub(crate) fn routes() -> Router<Admin> {
         .route("/connectors/{name}/config", get(config).put(put_config))
         .route("/connectors/{name}/status", get(status))
         .route("/connectors/{name}/tasks", get(tasks))
+        .route("/connectors/{name}/tasks/{task}/status", get(task_status))
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(restart_task),
+        )
+        .route("/connector-plugins", get(plugins))
         .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/stop", put(stop))
@@ -56,6 +67,76 @@ pub(crate) fn routes() -> Router<Admin> {
             get(offsets).delete(reset_offsets).patch(alter_offsets),
         )
         .route("/connectors/{name}/snapshot", post(snapshot))
+}
+
+/// Marks a call one worker passed on to another, so it is never passed on twice.
+const PASSED_ON: &str = "x-rowstream-passed-on";
+
+/// Calls that need the running connector itself (its live status, its state store, its
+/// snapshot queue): a worker passes them on to the worker running the connector, at the
+/// address that worker's status record gives, as Connect forwards to the owner. Everything
+/// else is answered from the config topic by any worker.
+pub(crate) async fn pass_on(
+    State(a): State<Admin>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let name = match path
+        .strip_prefix("/connectors/")
+        .and_then(|p| p.split_once('/'))
+    {
+        Some((name, "status" | "offsets" | "snapshot")) => name.to_string(),
+        _ => return next.run(req).await,
+    };
+    if req.headers().contains_key(PASSED_ON) || a.connector(&name).is_some() {
+        return next.run(req).await;
+    }
+    let Some(Some(st)) = a.remote(&name) else {
+        return next.run(req).await;
+    };
+    let Some(rest) = st["rest"].as_str().map(str::to_string) else {
+        return next.run(req).await;
+    };
+    let method = req.method().as_str().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or(path);
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let is_status = target.ends_with("/status");
+    let body = match axum::body::to_bytes(req.into_body(), 16 << 20).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let mut headers = vec![(PASSED_ON, "1")];
+    if let Some(v) = auth.as_deref() {
+        headers.push(("Authorization", v));
+    }
+    match crate::admin::call(&rest, &method, &target, &headers, &body).await {
+        Ok((code, body)) => {
+            let kind = match body.trim_start().starts_with(['{', '[']) {
+                true => "application/json",
+                false => "text/plain; charset=utf-8",
+            };
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            (code, [(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
+        }
+        // the status record is still an answer; the rest needs the owner
+        Err(_) if is_status => ok(remote_status(&name, Some(st))),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "connector {name} runs on worker {}, which does not answer ({e}); retry once it is back or the group has moved the connector",
+                st["worker_id"].as_str().unwrap_or("?")
+            ),
+        ),
+    }
 }
 
 /// A JSON answer.
@@ -419,11 +500,19 @@ fn status_of(c: &Control) -> Value {
 }
 
 async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
-    match find(&a, &name) {
-        Ok(c) => ok(status_of(&c)),
-        Err(r) => match a.remote(&name) {
-            Some(st) => ok(remote_status(&name, st)),
-            None => r.into_response(),
+    match status_value(&a, &name) {
+        Ok(v) => ok(v),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// The status of connector `name`, running here or (from its record) elsewhere.
+fn status_value(a: &Admin, name: &str) -> Result<Value, Refusal> {
+    match find(a, name) {
+        Ok(c) => Ok(status_of(&c)),
+        Err(r) => match a.remote(name) {
+            Some(st) => Ok(remote_status(name, st)),
+            None => Err(r),
         },
     }
 }
@@ -503,8 +592,80 @@ async fn stop(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<Strin
     .await
 }
 
-async fn restart(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+/// KIP-745: without parameters, 204 and a new run; with `includeTasks=true` or
+/// `onlyFailed=true`, 202 and the status with RESTARTING for what restarts (with
+/// `onlyFailed=true`, only a FAILED connector restarts; the one task is the connector's run).
+async fn restart(
+    State(a): State<Admin>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    let flag = |k: &str| {
+        uri.query()
+            .unwrap_or("")
+            .split('&')
+            .any(|p| p.eq_ignore_ascii_case(&format!("{k}=true")))
+    };
+    let (include_tasks, only_failed) = (flag("includeTasks"), flag("onlyFailed"));
+    if !include_tasks && !only_failed {
+        return steer(&a, &headers, &name, Steer::Restart, StatusCode::NO_CONTENT).await;
+    }
+    let mut st = match status_value(&a, &name) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    if only_failed && st["connector"]["state"] != "FAILED" {
+        return reply(StatusCode::ACCEPTED, st);
+    }
+    let r = steer(&a, &headers, &name, Steer::Restart, StatusCode::ACCEPTED).await;
+    if r.status() != StatusCode::ACCEPTED {
+        return r;
+    }
+    st["connector"]["state"] = json!("RESTARTING");
+    st["tasks"][0]["state"] = json!("RESTARTING");
+    reply(StatusCode::ACCEPTED, st)
+}
+
+/// `POST /connectors/{name}/tasks/0/restart`: the one task is the connector's run.
+async fn restart_task(
+    State(a): State<Admin>,
+    headers: HeaderMap,
+    Path((name, task)): Path<(String, String)>,
+) -> Response {
+    if task != "0" {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("Task {name}-{task} not found"),
+        );
+    }
     steer(&a, &headers, &name, Steer::Restart, StatusCode::NO_CONTENT).await
+}
+
+/// `GET /connectors/{name}/tasks/0/status`
+async fn task_status(
+    State(a): State<Admin>,
+    Path((name, task)): Path<(String, String)>,
+) -> Response {
+    if task != "0" {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("Task {name}-{task} not found"),
+        );
+    }
+    match status_value(&a, &name) {
+        Ok(v) => ok(v["tasks"][0].clone()),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `GET /connector-plugins`: the two source types a connector config can name.
+async fn plugins() -> Response {
+    let v = env!("CARGO_PKG_VERSION");
+    ok(json!([
+        { "class": "postgres", "type": "source", "version": v },
+        { "class": "mysql", "type": "source", "version": v },
+    ]))
 }
 
 /// KIP-875's shape: one source partition (this connector's source), its offset the stored

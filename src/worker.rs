@@ -518,7 +518,7 @@ impl Worker {
             if self.published.get(name) == Some(&st) {
                 continue;
             }
-            let v = serde_json::json!({ "state": st.0, "worker_id": id, "trace": st.1 });
+            let v = serde_json::json!({ "state": st.0, "worker_id": id, "trace": st.1, "rest": self.cfg.advertised() });
             let key = format!("status/{name}");
             let r = tokio::task::block_in_place(|| {
                 self.log

@@ -131,6 +131,40 @@ async fn connect_rest_api_steers_the_connector(db: Db) {
         "",
     );
     assert_eq!(code, 204);
+    // KIP-745: onlyFailed leaves a RUNNING connector alone; includeTasks restarts it (202 and
+    // the status with RESTARTING)
+    wait_for(30, "RUNNING after the restart", || async {
+        state(&get) == "RUNNING"
+    })
+    .await;
+    let (code, body) = http(
+        &addr,
+        "POST",
+        &format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=true"),
+        Some("s3cret"),
+        "",
+    );
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(json(&body)["connector"]["state"], "RUNNING", "{body}");
+    let (code, body) = http(
+        &addr,
+        "POST",
+        &format!("/connectors/{name}/restart?includeTasks=true"),
+        Some("s3cret"),
+        "",
+    );
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(json(&body)["connector"]["state"], "RESTARTING", "{body}");
+    assert_eq!(json(&body)["tasks"][0]["state"], "RESTARTING", "{body}");
+    wait_for(30, "RUNNING after the second restart", || async {
+        state(&get) == "RUNNING"
+    })
+    .await;
+    let (code, body) = get(&format!("/connectors/{name}/tasks/0/status"));
+    assert_eq!(
+        (code, json(&body)["state"].clone()),
+        (200, json!("RUNNING"))
+    );
     db.exec("INSERT INTO t VALUES (4, 0)").await;
     r.until(60, "a row after the restart", |x| {
         x.iter().any(|x| x.after()["id"] == json!(4))

@@ -1449,6 +1449,43 @@ async fn three_workers_share_connectors_and_fail_over() {
         body.contains("source.type") && !body.contains("rowstream:rowstream@"),
         "{body}"
     );
+    // calls that need the running connector are passed on to the worker running it: its live
+    // status (rowstream's figures), its offsets, an ad-hoc snapshot
+    let (code, body) = http(
+        &addrs[0],
+        "GET",
+        &format!("/connectors/{elsewhere}/status"),
+        None,
+        "",
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(code, 200, "{body}");
+    assert!(v["rowstream"].is_object(), "{body}");
+    let (code, body) = http(
+        &addrs[0],
+        "GET",
+        &format!("/connectors/{elsewhere}/offsets"),
+        None,
+        "",
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        v["offsets"][0]["partition"]["connector"], **elsewhere,
+        "{body}"
+    );
+    let table = match elsewhere.starts_with("rs_group_pg") {
+        true => "public.t".to_string(),
+        false => format!("{elsewhere}.t"),
+    };
+    let (code, body) = http(
+        &addrs[0],
+        "POST",
+        &format!("/connectors/{elsewhere}/snapshot"),
+        None,
+        &serde_json::json!({ "tables": [table] }).to_string(),
+    );
+    assert_eq!(code, 202, "{body}");
     // rows before, during and after the kill of the worker running the most connectors
     let insert = |k: i32| {
         let pgs = &pgs;

@@ -48,6 +48,11 @@ pub(crate) struct WorkerSection {
     /// This worker's name in statuses (default: `listen`).
     #[serde(default)]
     pub(crate) id: Option<String>,
+    /// The `host:port` other workers reach this one's REST API at, to pass on calls for a
+    /// connector running here (Connect's `rest.advertised.listener`; default: `listen`, a
+    /// wildcard address read as loopback).
+    #[serde(default)]
+    pub(crate) advertised_listen: Option<String>,
     /// Distributed mode: workers of one group share the connectors of `config_topic` through
     /// Kafka's group protocol (a consumer group over the topic `<group_id>-connectors`).
     #[serde(default)]
@@ -128,6 +133,14 @@ impl WorkerConfig {
             .id
             .clone()
             .unwrap_or_else(|| self.worker.listen.clone())
+    }
+
+    /// Where other workers reach this one's REST API.
+    pub(crate) fn advertised(&self) -> String {
+        self.worker
+            .advertised_listen
+            .clone()
+            .unwrap_or_else(|| crate::admin::reachable(&self.worker.listen))
     }
 
     /// The Kafka settings of the worker's own clients (the config topic).
