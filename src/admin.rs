@@ -12,7 +12,6 @@
 //! - Metrics carry counts and times only, never row values or secrets.
 
 use crate::checkpoint::tracker::Tracker;
-use crate::pipeline::Stats;
 use crate::source::SnapshotRequest;
 use axum::{
     extract::State,
@@ -20,8 +19,6 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -29,7 +26,6 @@ use tokio::sync::mpsc;
 /// The running pipeline's handles.
 #[derive(Clone)]
 pub(crate) struct Handles {
-    pub(crate) stats: Arc<Stats>,
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) snapshots: mpsc::Sender<SnapshotRequest>,
 }
@@ -189,6 +185,8 @@ pub(crate) async fn serve(
     })?;
     let app = Router::new()
         .route("/healthz", get(health))
+        .route("/health", get(alive))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/snapshot", post(snapshot))
         .merge(crate::rest::routes())
@@ -234,6 +232,90 @@ async fn health(State(a): State<Admin>) -> Reply {
             format!("{}\n", bad.join("\n")),
         ),
     }
+}
+
+/// `/health`: alive: the process serves (200), with each connector's state.
+async fn alive(State(a): State<Admin>) -> axum::response::Response {
+    let mut connectors = serde_json::Map::new();
+    for c in a.names().into_iter().filter_map(|n| a.connector(&n)) {
+        connectors.insert(c.name.clone(), serde_json::json!(c.state().0));
+    }
+    let body = serde_json::json!({ "status": "UP", "connectors": connectors });
+    json_reply(StatusCode::OK, &body)
+}
+
+/// `/ready`: 200 when every connector is ready (see [`readiness`]), 503 otherwise; the body
+/// gives each connector's reasons.
+async fn ready(State(a): State<Admin>) -> axum::response::Response {
+    let mut connectors = serde_json::Map::new();
+    let mut all = true;
+    for c in a.names().into_iter().filter_map(|n| a.connector(&n)) {
+        let reasons = readiness(&c);
+        all &= reasons.is_empty();
+        connectors.insert(
+            c.name.clone(),
+            serde_json::json!({ "ready": reasons.is_empty(), "state": c.state().0, "reasons": reasons }),
+        );
+    }
+    let code = match all {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = serde_json::json!({ "ready": all, "connectors": connectors });
+    json_reply(code, &body)
+}
+
+fn json_reply(code: StatusCode, v: &serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        code,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// Why connector `c` is not ready (empty: ready): it must be running (snapshotting or
+/// streaming; paused or stopped on request counts as ready), its broker acknowledging, its
+/// stored position not older than `admin.ready_max_checkpoint_age_ms` while records wait,
+/// and its lag within `admin.ready_max_lag_ms` when set.
+pub(crate) fn readiness(c: &crate::run::Control) -> Vec<String> {
+    let mut why = Vec::new();
+    let (state, trace) = c.state();
+    let Some(h) = c.handles() else {
+        match state {
+            "PAUSED" | "STOPPED" => {}
+            "FAILED" => why.push(format!(
+                "failed: {}",
+                trace.unwrap_or_default().lines().next().unwrap_or_default()
+            )),
+            _ => why.push("not running: starting, or restarting after a failure".into()),
+        }
+        return why;
+    };
+    if let Some(f) = h.tracker.failure() {
+        why.push(format!("delivery failed: {f}"));
+    }
+    if let Some(d) = h.tracker.stalled_for().filter(|d| *d >= STALLED) {
+        why.push(format!(
+            "broker unreachable: Kafka has acknowledged nothing for {} s ({} records waiting)",
+            d.as_secs(),
+            h.tracker.in_flight()
+        ));
+    }
+    let m = &c.metrics;
+    let max_age = c.cfg.admin.ready_max_checkpoint_age_ms as i64;
+    if let Some(age) = m.checkpoint_age_ms().filter(|a| *a > max_age) {
+        why.push(format!(
+            "checkpoint {age} ms old, over admin.ready_max_checkpoint_age_ms = {max_age}"
+        ));
+    }
+    if let (Some(max), Some(lag)) = (c.cfg.admin.ready_max_lag_ms, m.lag_ms()) {
+        if lag > max as i64 {
+            why.push(format!("lag {lag} ms, over admin.ready_max_lag_ms = {max}"));
+        }
+    }
+    why
 }
 
 /// One connector's health.
@@ -380,114 +462,21 @@ pub(crate) async fn request_snapshot(listen: &str, tables: &[String]) -> Result<
     }
 }
 
-/// `/metrics`: the connector of `run` (unlabelled); for a worker, a series per running
-/// connector, labelled `connector="<name>"`.
+/// `/metrics`: the connector of `run` (unlabelled); for a worker, a series per connector it
+/// runs, labelled `connector="<name>"`. Names and meanings: `crate::metrics`.
 async fn metrics(State(a): State<Admin>) -> Reply {
-    let mut series: Vec<(String, Vec<Sample>)> = Vec::new();
-    if let Some(c) = a.only() {
-        match c.handles() {
-            Some(s) => series.push((String::new(), metrics_of(&s))),
-            None => return not_running(),
-        }
-    } else {
-        for c in a.names().into_iter().filter_map(|n| a.connector(&n)) {
-            if let Some(s) = c.handles() {
-                let label = format!("{{connector=\"{}\"}}", c.name.replace('"', "'"));
-                series.push((label, metrics_of(&s)));
-            }
-        }
-    }
-    // one HELP/TYPE per metric, then its sample for each connector that has it
-    let mut heads: Vec<(&str, &str, &str)> = Vec::new();
-    for (name, kind, help, _) in series.iter().flat_map(|s| s.1.iter()) {
-        if !heads.iter().any(|h| h.0 == *name) {
-            heads.push((name, kind, help));
-        }
-    }
-    let mut out = String::new();
-    for (name, kind, help) in heads {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (label, samples) in &series {
-            if let Some((_, _, _, v)) = samples.iter().find(|x| x.0 == name) {
-                let _ = writeln!(out, "{name}{label} {v}");
-            }
-        }
-    }
-    (StatusCode::OK, out)
-}
-
-/// A metric's name, type, help and value.
-type Sample = (&'static str, &'static str, &'static str, i64);
-
-/// One pipeline's metrics, always the same names in the same order.
-fn metrics_of(s: &Handles) -> Vec<Sample> {
-    let st = &s.stats;
-    let mut out: Vec<Sample> = Vec::new();
-    let mut m = |name: &'static str, kind: &'static str, help: &'static str, v: i64| {
-        out.push((name, kind, help, v));
+    let of = |c: &crate::run::Control| {
+        let in_flight = c.handles().map(|h| h.tracker.in_flight()).unwrap_or(0);
+        c.metrics.samples(in_flight)
     };
-    m(
-        "rowstream_records_total",
-        "counter",
-        "Records handed to Kafka (rows, DDL).",
-        st.records.load(Ordering::Relaxed) as i64,
-    );
-    m(
-        "rowstream_snapshot_rows_total",
-        "counter",
-        "Snapshot rows read.",
-        st.snapshot_rows.load(Ordering::Relaxed) as i64,
-    );
-    m(
-        "rowstream_changes_total",
-        "counter",
-        "Change events streamed.",
-        st.changes.load(Ordering::Relaxed) as i64,
-    );
-    m(
-        "rowstream_ddl_records_total",
-        "counter",
-        "DDL records written.",
-        st.ddl.load(Ordering::Relaxed) as i64,
-    );
-    m(
-        "rowstream_oversized_records_total",
-        "counter",
-        "Records over message.max.bytes (left out or shrunk by kafka.oversized).",
-        st.oversized.load(Ordering::Relaxed) as i64,
-    );
-    m(
-        "rowstream_heartbeats_total",
-        "counter",
-        "MHEARTBEAT records written.",
-        st.heartbeats.load(Ordering::Relaxed) as i64,
-    );
-    m(
-        "rowstream_in_flight_records",
-        "gauge",
-        "Records sent and not yet acknowledged by Kafka.",
-        s.tracker.in_flight() as i64,
-    );
-    m(
-        "rowstream_render_failures_total",
-        "counter",
-        "Values that could not be rendered and were written as null.",
-        crate::source::render::RENDER_FAILURES.load(Ordering::Relaxed) as i64,
-    );
-    let et = st.delivered_event_time.load(Ordering::Relaxed);
-    m(
-        "rowstream_delivered_event_time_ms",
-        "gauge",
-        "Commit time of the newest fully delivered source position.",
-        et,
-    );
-    if et > 0 {
-        m(
-            "rowstream_lag_ms",
-            "gauge",
-            "Now minus the commit time of the newest delivered position.",
-            crate::time::now_ms() - et,
-        );
-    }
-    out
+    let series: Vec<(Option<String>, Vec<crate::metrics::Sample>)> = match a.only() {
+        Some(c) => vec![(None, of(&c))],
+        None => a
+            .names()
+            .into_iter()
+            .filter_map(|n| a.connector(&n))
+            .map(|c| (Some(c.name.clone()), of(&c)))
+            .collect(),
+    };
+    (StatusCode::OK, crate::metrics::render(&series))
 }

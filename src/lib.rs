@@ -18,6 +18,7 @@ pub(crate) mod config;
 pub(crate) mod encode;
 pub(crate) mod error;
 pub(crate) mod event;
+pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod position;
 pub(crate) mod rest;

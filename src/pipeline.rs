@@ -29,7 +29,7 @@ use crate::sink::kafka::{KafkaSink, SinkError};
 use crate::time::now_ms;
 use crate::value::Value;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -59,19 +59,8 @@ impl Classify for PipelineError {
     }
 }
 
-/// Counters other parts read (metrics, logs, tests).
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub(crate) records: AtomicU64,
-    pub(crate) snapshot_rows: AtomicU64,
-    pub(crate) changes: AtomicU64,
-    pub(crate) heartbeats: AtomicU64,
-    pub(crate) ddl: AtomicU64,
-    /// records over message.max.bytes (skipped, shrunk, or the one that stopped the run)
-    pub(crate) oversized: AtomicU64,
-    /// commit time (ms) of the newest fully delivered position; -1 before the first
-    pub(crate) delivered_event_time: AtomicI64,
-}
+/// The connector's counters (see `metrics`).
+pub(crate) use crate::metrics::Metrics as Stats;
 
 /// How records are shaped and how often heartbeats go out (from `[encode]`, `[kafka]`,
 /// `[heartbeat]`).
@@ -149,6 +138,8 @@ pub(crate) struct Pipeline {
     buf: Vec<u8>,
     key: Vec<u8>,
     keyless_warned: HashSet<String>,
+    /// this batch's records and bytes per table and op, merged into `stats` after it
+    traffic: crate::metrics::TrafficBatch,
 }
 
 impl Pipeline {
@@ -171,6 +162,7 @@ impl Pipeline {
             buf: Vec::with_capacity(4096),
             key: Vec::with_capacity(64),
             keyless_warned: HashSet::new(),
+            traffic: Default::default(),
         }
     }
 
@@ -309,12 +301,14 @@ impl Pipeline {
                         .send(&d.table.topic, None, &self.buf, None)
                         .await?;
                     self.stats.ddl.fetch_add(1, Ordering::Relaxed);
+                    self.traffic.add(&d.table, d.op.as_str(), self.buf.len());
                     self.stats.records.fetch_add(1, Ordering::Relaxed);
                 }
                 SourceEvent::Marker(m) => self.tracker.mark(m),
                 SourceEvent::Table(t) => self.table(&t).await?,
             }
         }
+        self.stats.merge(&mut self.traffic);
         Ok(())
     }
 
@@ -345,6 +339,8 @@ impl Pipeline {
         let key = if has_key { Some(&self.key[..]) } else { None };
         self.sink.send(&t.topic, key, &self.buf, None).await?;
         self.stats.records.fetch_add(1, Ordering::Relaxed);
+        let len = self.buf.len() + if has_key { self.key.len() } else { 0 };
+        self.traffic.add(t, op.as_str(), len);
         Ok(())
     }
 

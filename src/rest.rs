@@ -481,15 +481,35 @@ fn status_of(c: &Control) -> Value {
         "target": c.target().state(),
         "snapshot": { "tables_done": done, "in_progress": running },
     });
-    if let Some(h) = c.handles() {
-        let et = h.stats.delivered_event_time.load(Ordering::Relaxed);
-        extra["records"] = json!(h.stats.records.load(Ordering::Relaxed));
-        extra["snapshot_rows"] = json!(h.stats.snapshot_rows.load(Ordering::Relaxed));
-        extra["in_flight"] = json!(h.tracker.in_flight());
-        if et > 0 {
-            extra["lag_ms"] = json!(crate::time::now_ms() - et);
-        }
+    let m = &c.metrics;
+    extra["records"] = json!(m.records.load(Ordering::Relaxed));
+    extra["snapshot_rows"] = json!(m.snapshot_rows.load(Ordering::Relaxed));
+    extra["in_flight"] = json!(c.handles().map(|h| h.tracker.in_flight()).unwrap_or(0));
+    if let Some(lag) = m.lag_ms() {
+        extra["lag_ms"] = json!(lag);
     }
+    if let Some(age) = m.checkpoint_age_ms() {
+        extra["checkpoint_age_ms"] = json!(age);
+    }
+    let retained = m.source.retained_bytes.load(Ordering::Relaxed);
+    if retained >= 0 {
+        extra["source_retained_bytes"] = json!(retained);
+    }
+    // per table: rows read, the catalog's estimate, rate and time left
+    let mut tables = Map::new();
+    for (t, p) in m.snapshots() {
+        let secs = p.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let rate = p.rows as f64 / secs.max(1e-3);
+        let mut v = json!({ "rows": p.rows, "done": p.done, "rows_per_sec": rate as u64 });
+        if let Some(e) = p.estimate.filter(|&e| e > 0) {
+            v["estimated_rows"] = json!(e);
+            if !p.done && rate > 0.0 {
+                v["eta_secs"] = json!((e.saturating_sub(p.rows) as f64 / rate).ceil() as u64);
+            }
+        }
+        tables.insert(t, v);
+    }
+    extra["snapshot"]["tables"] = Value::Object(tables);
     json!({
         "name": c.name,
         "connector": connector,

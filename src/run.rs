@@ -80,6 +80,8 @@ pub(crate) struct Control {
     store: std::sync::OnceLock<Arc<Store>>,
     /// the running pipeline's handles (between runs: none)
     handles: std::sync::Mutex<Option<crate::admin::Handles>>,
+    /// counters kept across runs
+    pub(crate) metrics: Arc<Stats>,
 }
 
 impl Control {
@@ -96,6 +98,7 @@ impl Control {
             state: std::sync::Mutex::new(("UNASSIGNED", None)),
             store: Default::default(),
             handles: Default::default(),
+            metrics: Default::default(),
         }
     }
 
@@ -135,6 +138,9 @@ impl Control {
     }
 
     pub(crate) fn set_state(&self, state: &'static str, trace: Option<String>) {
+        self.metrics
+            .up
+            .store((state == "RUNNING") as i64, Ordering::Relaxed);
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, trace);
     }
 
@@ -227,6 +233,13 @@ pub(crate) async fn run_connector(
         crate::sink::kafka::try_transaction(&cfg.kafka, id, &cfg.state.topic)?;
     }
     let _ = control.store.set(store.clone());
+    // the source's retained log, watched while the connector lives (paused and stopped too:
+    // that is when it grows)
+    let _probe = Probe(tokio::spawn(probe_source(
+        cfg.clone(),
+        store.clone(),
+        control.metrics.clone(),
+    )));
     let mut wanted = control.wanted.subscribe();
     let mut sigterm = stop_rx.clone();
     let mut backoff = Duration::from_secs(1);
@@ -256,6 +269,7 @@ pub(crate) async fn run_connector(
             Ok(()) => continue,
             Err(e) => e,
         };
+        control.metrics.error(err.class());
         let retry = match err.class() {
             ErrorClass::Transient => true,
             ErrorClass::Unreachable => streamed,
@@ -268,6 +282,8 @@ pub(crate) async fn run_connector(
             backoff = Duration::from_secs(1);
         }
         tracing::warn!(error = %err, retry_in_secs = backoff.as_secs(), "transient failure: restarting from the stored position");
+        control.metrics.restarts.fetch_add(1, Ordering::Relaxed);
+        control.metrics.up.store(0, Ordering::Relaxed);
         let mut stop = stop_rx.clone();
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -305,10 +321,15 @@ async fn run_once(
     );
     let tracker = Arc::new(Tracker::new());
     let txn_id = crate::checkpoint::store::transactional_id(&cfg);
-    let sink = KafkaSink::new(&cfg.kafka, tracker.clone(), txn_id.as_deref())?;
+    let stats = control.metrics.clone();
+    let sink = KafkaSink::new(
+        &cfg.kafka,
+        tracker.clone(),
+        stats.clone(),
+        txn_id.as_deref(),
+    )?;
     let ready = source::prepare(&cfg, &state, fresh, store.clone()).await?;
     *streamed = true;
-    let stats = Arc::new(Stats::default());
     stats
         .delivered_event_time
         .store(state.event_time_ms, Ordering::Relaxed);
@@ -347,10 +368,14 @@ async fn run_once(
     let (ack_tx, ack_rx) = watch::channel::<Option<SourcePosition>>(state.position.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (snap_tx, snap_rx) = mpsc::channel(4);
-    let mut source = tokio::spawn(ready.source.run(Batcher::new(tx), ack_rx, stop_rx, snap_rx));
+    let mut source = tokio::spawn(ready.source.run(
+        Batcher::with_metrics(tx, stats.clone()),
+        ack_rx,
+        stop_rx,
+        snap_rx,
+    ));
     let mut pipe = tokio::spawn(pipeline.run(rx));
     control.set_handles(Some(crate::admin::Handles {
-        stats: stats.clone(),
         tracker: tracker.clone(),
         snapshots: snap_tx,
     }));
@@ -439,6 +464,50 @@ fn load_state(store: &Store, cfg: &Config) -> Result<State, Error> {
     }
 }
 
+/// How often the source's retained log is measured.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Stops the source probe when the connector ends.
+struct Probe(tokio::task::JoinHandle<()>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Measure what the source retains for this connector every [`PROBE_EVERY`] (a short
+/// session each time; a failure is logged at debug and shows as -1).
+async fn probe_source(cfg: Config, store: Arc<Store>, metrics: Arc<Stats>) {
+    loop {
+        let stored = store.load().ok().flatten().and_then(|s| s.position);
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            source::retention(&cfg, stored.as_ref()),
+        )
+        .await
+        .unwrap_or_else(|_| Err("no answer within 10 s".into()));
+        match r {
+            Ok((bytes, status)) => {
+                metrics
+                    .source
+                    .retained_bytes
+                    .store(bytes, Ordering::Relaxed);
+                *metrics
+                    .source
+                    .wal_status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = status;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot measure the source's retained log");
+                metrics.source.retained_bytes.store(-1, Ordering::Relaxed);
+            }
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
 fn flatten(r: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), Error> {
     match r {
         Ok(x) => x,
@@ -462,6 +531,11 @@ fn commit(
     if changed {
         store.save(state)?;
         acknowledge(state, stats, ack);
+    } else if tracker.in_flight() == 0 {
+        // nothing delivered since: the stored position is current
+        stats
+            .checkpointed_at
+            .store(crate::time::now_ms(), Ordering::Relaxed);
     }
     Ok(())
 }
@@ -471,6 +545,9 @@ fn acknowledge(state: &State, stats: &Stats, ack: &watch::Sender<Option<SourcePo
     stats
         .delivered_event_time
         .store(state.event_time_ms, Ordering::Relaxed);
+    stats
+        .checkpointed_at
+        .store(crate::time::now_ms(), Ordering::Relaxed);
     if let Some(p) = &state.position {
         ack.send_replace(Some(p.clone()));
     }

@@ -1586,3 +1586,142 @@ async fn three_workers_share_connectors_and_fail_over() {
         assert_eq!(w.stop(), 0);
     }
 }
+
+/// The value of the first `/metrics` line that starts with `series ` (None: absent).
+fn metric(addr: &str, series: &str) -> Option<f64> {
+    let text = http_get(addr, "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Every endpoint on a running pipeline: the numbers move and agree. Records per table and op
+/// equal the records consumed from the topic; the lag falls near zero when idle (heartbeats)
+/// and rises while the broker is paused, when `/ready` fails naming the broker; the slot's
+/// retained WAL grows while the connector is paused and writes go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_health_and_ready_agree_with_the_topics() {
+    let name = "rs_observe";
+    let addr = free_addr();
+    let (broker, db, cfg) = with_private_broker(
+        name,
+        19097,
+        "CREATE TABLE t(id int primary key, v int, pad text); INSERT INTO t SELECT g, 0, '' FROM generate_series(1, 50) g",
+        &format!("[admin]\nlisten = \"{addr}\"\n"),
+    )
+    .await;
+    let rs = Rowstream::start(name, &cfg);
+    let mut r = Reader::on("127.0.0.1:19097", &topic(name, "t"));
+    wait_for(60, "/ready 200", || async {
+        std::net::TcpStream::connect(&addr).is_ok()
+            && http_get(&addr, "/ready").starts_with("HTTP/1.1 200")
+    })
+    .await;
+    let h = http_get(&addr, "/health");
+    assert!(
+        h.starts_with("HTTP/1.1 200") && h.contains("\"status\":\"UP\""),
+        "{h}"
+    );
+    let ready = http_get(&addr, "/ready");
+    assert!(ready.contains("\"ready\":true"), "{ready}");
+    db.batch_execute(
+        "UPDATE t SET v = 1 WHERE id <= 10; DELETE FROM t WHERE id > 45; INSERT INTO t SELECT g, 0, '' FROM generate_series(51, 60) g",
+    )
+    .await
+    .unwrap();
+    let recs = r
+        .until(60, "every change", |x| count_data(x) >= 75)
+        .to_vec();
+    let mut per_op: std::collections::BTreeMap<String, usize> = Default::default();
+    for x in recs.iter().filter(|x| x.op() != "MHEARTBEAT") {
+        *per_op.entry(x.op().to_string()).or_default() += 1;
+    }
+    assert_eq!(per_op.values().sum::<usize>(), 75, "{per_op:?}");
+    wait_for(
+        30,
+        "per-table counters equal to what was consumed",
+        || async {
+            per_op.iter().all(|(op, n)| {
+                metric(
+                    &addr,
+                    &format!("rowstream_table_records_total{{table=\"public.t\",op=\"{op}\"}}"),
+                ) == Some(*n as f64)
+            }) && metric(&addr, "rowstream_records_total") == Some(75.0)
+        },
+    )
+    .await;
+    assert_eq!(
+        metric(&addr, "rowstream_snapshot_table_rows{table=\"public.t\"}"),
+        Some(50.0)
+    );
+    assert_eq!(
+        metric(&addr, "rowstream_snapshot_table_done{table=\"public.t\"}"),
+        Some(1.0)
+    );
+    assert!(metric(&addr, "rowstream_delivery_latency_ms_count").unwrap_or(0.0) >= 75.0);
+    assert!(
+        metric(
+            &addr,
+            "rowstream_table_bytes_total{table=\"public.t\",op=\"DELETE\"}"
+        )
+        .unwrap_or(0.0)
+            > 0.0
+    );
+    // idle: heartbeats keep the lag near zero
+    wait_for(30, "lag near zero when idle", || async {
+        metric(&addr, "rowstream_lag_ms").is_some_and(|l| l < 3000.0)
+    })
+    .await;
+    // the slot's retained WAL grows while the connector is paused and writes go on
+    let (code, body) = http(&addr, "PUT", "/connectors/rowstream/pause", None, "");
+    assert_eq!(code, 202, "{body}");
+    wait_for(30, "paused", || async {
+        metric(&addr, "rowstream_up") == Some(0.0)
+    })
+    .await;
+    wait_for(30, "the slot's retained WAL measured", || async {
+        metric(&addr, "rowstream_source_retained_bytes").unwrap_or(-1.0) >= 0.0
+    })
+    .await;
+    let before = metric(&addr, "rowstream_source_retained_bytes").unwrap_or(-1.0);
+    assert!(
+        http_get(&addr, "/metrics").contains("rowstream_source_wal_status{status=\"reserved\"} 1")
+    );
+    db.batch_execute(
+        "INSERT INTO t SELECT g, 0, repeat('x', 200) FROM generate_series(1000, 20999) g",
+    )
+    .await
+    .unwrap();
+    wait_for(30, "retained WAL grown by the writes", || async {
+        metric(&addr, "rowstream_source_retained_bytes").unwrap_or(-1.0) > before + 2_000_000.0
+    })
+    .await;
+    let (code, body) = http(&addr, "PUT", "/connectors/rowstream/resume", None, "");
+    assert_eq!(code, 202, "{body}");
+    r.until(60, "the rows written while paused", |x| {
+        count_data(x) >= 75 + 20_000
+    });
+    wait_for(30, "ready again after the resume", || async {
+        http_get(&addr, "/ready").starts_with("HTTP/1.1 200")
+    })
+    .await;
+    // the broker stops answering: /ready fails naming it, the lag rises
+    broker.pause();
+    wait_for(40, "/ready 503 naming the broker", || async {
+        let r = http_get(&addr, "/ready");
+        r.starts_with("HTTP/1.1 503") && r.contains("broker unreachable")
+    })
+    .await;
+    let lag1 = metric(&addr, "rowstream_lag_ms").unwrap_or(0.0);
+    assert!(lag1 >= 5000.0, "lag {lag1} while the broker is paused");
+    assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    broker.resume();
+    wait_for(60, "ready once the broker is back", || async {
+        http_get(&addr, "/ready").starts_with("HTTP/1.1 200")
+    })
+    .await;
+    wait_for(30, "lag near zero again", || async {
+        metric(&addr, "rowstream_lag_ms").is_some_and(|l| l < 3000.0)
+    })
+    .await;
+    assert_eq!(rs.stop(), 0);
+}

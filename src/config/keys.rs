@@ -88,6 +88,8 @@ pub(super) const KEYS: &[Key] = &[
     key("encode.split_update", Kind::Bool, false, ALL),
     key("admin.listen", Kind::Str, false, ALL),
     key("admin.token", Kind::Str, false, ALL),
+    key("admin.ready_max_lag_ms", Kind::Int, false, ALL),
+    key("admin.ready_max_checkpoint_age_ms", Kind::Int, false, ALL),
 ];
 
 pub(super) fn find(path: &str) -> Option<&'static Key> {

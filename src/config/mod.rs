@@ -444,15 +444,19 @@ brokers = "127.0.0.1:9092"
     #[test]
     fn keys_match_the_structs() {
         // every optional key given, so none serializes as absent
-        let full_pg = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"t\"\n")
-            .replace("[state]", "[state]\nconnector = \"c\"")
-            .replace("tables = [", "ssl_root_cert = \"ca.pem\"\ntables = [");
-        let full_my = format!("{MYSQL}\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"t\"\n")
-            .replace("[state]", "[state]\nconnector = \"c\"")
-            .replace(
-                "server_id = 7",
-                "server_id = 7\nssl_mode = \"required\"\nssl_root_cert = \"Cargo.toml\"",
-            );
+        let full_pg = format!(
+            "{GOOD}\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"t\"\nready_max_lag_ms = 1\n"
+        )
+        .replace("[state]", "[state]\nconnector = \"c\"")
+        .replace("tables = [", "ssl_root_cert = \"ca.pem\"\ntables = [");
+        let full_my = format!(
+            "{MYSQL}\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"t\"\nready_max_lag_ms = 1\n"
+        )
+        .replace("[state]", "[state]\nconnector = \"c\"")
+        .replace(
+            "server_id = 7",
+            "server_id = 7\nssl_mode = \"required\"\nssl_root_cert = \"Cargo.toml\"",
+        );
         let mut all_fields = Vec::new();
         for (kind, text) in [
             (SourceType::Postgres, full_pg),

@@ -102,7 +102,7 @@ pub(crate) struct EncodeConfig {
     pub(crate) split_update: bool,
 }
 
-#[derive(Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AdminConfig {
     /// `host:port` for /healthz, /readyz and /metrics; off when unset.
@@ -112,6 +112,17 @@ pub(crate) struct AdminConfig {
     /// snapshot) need `Authorization: Bearer <token>`.
     #[serde(default)]
     pub(crate) token: Option<String>,
+    /// `/ready` fails while the source lag is above this (ms); unset: lag does not count.
+    #[serde(default)]
+    pub(crate) ready_max_lag_ms: Option<u64>,
+    /// `/ready` fails while the stored position is older than this (ms) with records
+    /// delivered since (a broker that stopped acknowledging, a store that cannot be written).
+    #[serde(default = "default_ready_checkpoint_age")]
+    pub(crate) ready_max_checkpoint_age_ms: u64,
+}
+
+fn default_ready_checkpoint_age() -> u64 {
+    300_000
 }
 
 fn default_mode() -> SnapshotMode {
@@ -219,11 +230,27 @@ impl StateConfig {
     }
 }
 
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: None,
+            token: None,
+            ready_max_lag_ms: None,
+            ready_max_checkpoint_age_ms: default_ready_checkpoint_age(),
+        }
+    }
+}
+
 impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminConfig")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("ready_max_lag_ms", &self.ready_max_lag_ms)
+            .field(
+                "ready_max_checkpoint_age_ms",
+                &self.ready_max_checkpoint_age_ms,
+            )
             .finish()
     }
 }

@@ -321,6 +321,8 @@ impl ClientContext for Watch {
 
 pub(crate) struct DeliveryCtx {
     tracker: Arc<Tracker>,
+    /// the delivery latency histogram
+    metrics: Arc<crate::metrics::Metrics>,
     /// signalled by every delivery report: room may have freed up in librdkafka's queue
     space: tokio::sync::Notify,
     watch: Watch,
@@ -340,7 +342,15 @@ impl ProducerContext for DeliveryCtx {
 
     fn delivery(&self, r: &DeliveryResult<'_>, id: usize) {
         match r {
-            Ok(_) => self.tracker.delivered(id as u64, Ok(())),
+            Ok(m) => {
+                use rdkafka::Message as _;
+                // the record's create time is set by the producer when it was handed over
+                if let Some(t) = m.timestamp().to_millis() {
+                    let ms = (crate::time::now_ms() - t).max(0) as u64;
+                    self.metrics.latency.observe(ms);
+                }
+                self.tracker.delivered(id as u64, Ok(()))
+            }
             Err((e, m)) => {
                 use rdkafka::Message as _;
                 let f = delivery_failure(e, m.topic(), m.partition(), m.key(), m.payload_len());
@@ -530,10 +540,12 @@ impl KafkaSink {
     pub(crate) fn new(
         cfg: &KafkaConfig,
         tracker: Arc<Tracker>,
+        metrics: Arc<crate::metrics::Metrics>,
         transactional_id: Option<&str>,
     ) -> Result<KafkaSink, SinkError> {
         let ctx = DeliveryCtx {
             tracker: tracker.clone(),
+            metrics,
             space: tokio::sync::Notify::new(),
             watch: Watch::quiet(),
         };

@@ -30,6 +30,8 @@ impl Classify for Closed {
 pub(crate) struct Batcher {
     tx: mpsc::Sender<Batch>,
     batch: Batch,
+    /// where the snapshot driver reports per-table progress
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl Batcher {
@@ -37,7 +39,24 @@ impl Batcher {
         Batcher {
             tx,
             batch: Vec::with_capacity(BATCH),
+            metrics: None,
         }
+    }
+
+    /// A batcher whose source reports snapshot progress to `metrics`.
+    pub(crate) fn with_metrics(
+        tx: mpsc::Sender<Batch>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Batcher {
+        Batcher {
+            metrics: Some(metrics),
+            ..Batcher::new(tx)
+        }
+    }
+
+    /// The connector's metrics, if this batcher reports to them.
+    pub(crate) fn metrics(&self) -> Option<std::sync::Arc<crate::metrics::Metrics>> {
+        self.metrics.clone()
     }
 
     /// Add an event without sending (the caller flushes at its own boundaries).

@@ -129,6 +129,25 @@ pub(crate) enum AnySource {
 }
 
 /// Identifies the source a state belongs to (`postgres:<db>:<slot>`, `mysql:<host>:<port>`).
+/// What the source keeps for this connector (bytes) and, for Postgres, the slot's
+/// `wal_status`: the gauges of `metrics::RETAINED_BYTES` / `WAL_STATUS`.
+pub(crate) async fn retention(
+    cfg: &Config,
+    stored: Option<&SourcePosition>,
+) -> Result<(i64, Option<String>), String> {
+    match &cfg.source.options {
+        crate::config::SourceOptions::Postgres(o) => postgres::retention(cfg, o)
+            .await
+            .map(|(b, st)| (b, Some(st).filter(|s| !s.is_empty()))),
+        crate::config::SourceOptions::Mysql(_) => match stored {
+            Some(SourcePosition::MySql { file, pos, .. }) => {
+                mysql::retention(cfg, file, *pos).await.map(|b| (b, None))
+            }
+            _ => Err("no stored binlog position yet".into()),
+        },
+    }
+}
+
 pub(crate) fn source_id(cfg: &Config) -> String {
     match &cfg.source.options {
         SourceOptions::Postgres(o) => postgres::source_id(cfg, o),

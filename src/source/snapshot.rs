@@ -188,6 +188,10 @@ async fn snapshot_table<R: TableReader>(
     let started = Instant::now();
     let estimate = reader.begin(table).await?;
     tracing::info!(table = %name, estimated_rows = ?estimate, "snapshot started");
+    let metrics = out.metrics();
+    if let Some(m) = &metrics {
+        m.snapshot_started(&name, estimate);
+    }
     let mut rows = RowOut {
         dest: Dest::Out(out),
         schema,
@@ -197,6 +201,9 @@ async fn snapshot_table<R: TableReader>(
     let mut last_log = Instant::now();
     loop {
         cursor = reader.read_chunk(table, cursor, &mut rows).await?;
+        if let Some(m) = &metrics {
+            m.snapshot_progress(&name, rows.rows, false);
+        }
         if last_log.elapsed() > PROGRESS_EVERY {
             progress(&name, rows.rows, estimate, started);
             last_log = Instant::now();
@@ -210,6 +217,9 @@ async fn snapshot_table<R: TableReader>(
         }
     }
     let n = rows.rows;
+    if let Some(m) = &metrics {
+        m.snapshot_progress(&name, n, true);
+    }
     out.push(SourceEvent::Marker(Marker::Snapshot {
         table: name.clone(),
         fence: Some(at.clone()),

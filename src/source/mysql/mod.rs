@@ -75,6 +75,29 @@ pub(crate) fn source_id(cfg: &Config) -> String {
     }
 }
 
+/// Binlog bytes after `file`:`pos` (the stored position): the rest of that file and every
+/// later one, from `SHOW BINARY LOGS`. An error when the file is gone (purged).
+pub(crate) async fn retention(cfg: &Config, file: &str, pos: u64) -> Result<i64, String> {
+    let opts = Opts::from_url(&cfg.source.url).map_err(|e| e.to_string())?;
+    let mut c = connect(&opts).await.map_err(|e| e.to_string())?;
+    let logs: Vec<mysql_async::Row> = c
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = c.disconnect().await;
+    let mut behind: Option<i64> = None;
+    for r in logs {
+        let name: String = r.get(0).unwrap_or_default();
+        let size: i64 = r.get(1).unwrap_or(0);
+        if name.as_str() == file {
+            behind = Some((size - pos as i64).max(0));
+        } else if let Some(b) = behind.as_mut() {
+            *b += size;
+        }
+    }
+    behind.ok_or_else(|| format!("binlog {file} is no longer on the server"))
+}
+
 /// Connect with session settings the value conversion relies on.
 pub(crate) async fn connect(opts: &Opts) -> Result<Conn, mysql_async::Error> {
     let mut c = Conn::new(opts.clone()).await?;

@@ -104,6 +104,26 @@ fn parse_lsn(s: &str) -> Result<Lsn, SourceError> {
     })
 }
 
+/// What the slot holds back: `pg_current_wal_lsn() - restart_lsn` in bytes (the replay
+/// position on a standby) and its `wal_status`; an error names what failed (no row: the slot
+/// does not exist yet).
+pub(crate) async fn retention(cfg: &Config, o: &PostgresOptions) -> Result<(i64, String), String> {
+    let pg: tokio_postgres::Config = cfg.source.url.parse().map_err(|e| format!("{e}"))?;
+    let tls = tls::PgTls::new(o.ssl_root_cert.as_deref()).map_err(|e| e.to_string())?;
+    let client = catalog::connect(&pg, &tls, "rowstream-probe")
+        .await
+        .map_err(|e| e.to_string())?;
+    let row = client
+        .query_opt(
+            "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - restart_lsn)::bigint, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1",
+            &[&o.slot],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no slot {}", o.slot))?;
+    Ok((row.get::<_, Option<i64>>(0).unwrap_or(-1), row.get(1)))
+}
+
 /// Where and how to connect: the parsed URL, TLS, the database's name.
 struct Server {
     pg: tokio_postgres::Config,
