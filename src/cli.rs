@@ -1,4 +1,5 @@
-//! Command line: `run`, `worker`, `check`, `validate`, `snapshot`, `verify`, `migrate-state`; turns each outcome into the exit code.
+//! Command line: `run`, `worker`, `check`, `validate`, `snapshot`, `verify`, `tail`,
+//! `migrate-state`; turns each outcome into the exit code.
 //!
 //! Exit codes: 0 success, 1 runtime failure or a failed check, 2 invalid config or usage.
 //! A failure is printed once, on stderr, with its fix when it has one.
@@ -39,6 +40,13 @@ pub(crate) enum Command {
         /// is gone (slot dropped or lost, binlog purged). Consumers see every row again.
         #[arg(long)]
         resnapshot: bool,
+        /// Progress: `auto` shows a live display (snapshot bars, then a streaming status line)
+        /// when stderr is a terminal and periodic log lines otherwise.
+        #[arg(long, value_enum, default_value_t = crate::progress::Mode::Auto, env = "ROWSTREAM_PROGRESS")]
+        progress: crate::progress::Mode,
+        /// Seconds between progress log lines (when they are log lines).
+        #[arg(long, default_value_t = 30, env = "ROWSTREAM_PROGRESS_INTERVAL_SECS")]
+        progress_interval_secs: u64,
     },
     /// Report every missing prerequisite on the database and the broker, with its fix.
     Check {
@@ -86,7 +94,36 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Validate the config file (and ROWSTREAM_* overrides) and print it with secrets redacted.
+    /// Follow the topics and print each change in one line: commit time, table, op, key and
+    /// the changed columns (`--json`: the record as it is). Reads only; commits no offsets.
+    Tail {
+        /// The run's config: its brokers and [kafka.properties], and (when no topic is named)
+        /// its kafka.topic template, whose topics are all followed, new ones as they appear.
+        #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+        config: Option<PathBuf>,
+        /// Brokers (host:port,...) when no config is given.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Topics to follow (default: every topic of the config's kafka.topic template).
+        topics: Vec<String>,
+        /// Start at the oldest record of each partition (default: only new records).
+        #[arg(long)]
+        from_beginning: bool,
+        /// Print each record's JSON as it is.
+        #[arg(long)]
+        json: bool,
+        /// Print heartbeats too (left out by default).
+        #[arg(long)]
+        heartbeats: bool,
+        /// Stop once no record arrived for this many seconds (default: follow until Ctrl-C).
+        #[arg(long)]
+        idle_secs: Option<u64>,
+        /// Stop after printing this many records.
+        #[arg(long)]
+        max: Option<u64>,
+    },
+    /// Validate the config file (and ROWSTREAM_* overrides) and print the effective config as
+    /// TOML (defaults filled in, secrets as ***).
     Validate {
         #[arg(short, long, env = "ROWSTREAM_CONFIG")]
         config: PathBuf,
@@ -105,7 +142,7 @@ fn init_logging(format: LogFormat) {
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(|| crate::progress::LogWriter);
     match format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().init(),
@@ -142,16 +179,78 @@ pub(crate) fn main() -> ExitCode {
         Command::Validate { config } => match load(&config) {
             Ok(c) => {
                 let mut out = std::io::stdout().lock();
-                stdout_done(writeln!(out, "config is valid:\n{c:#?}"), ExitCode::SUCCESS)
+                stdout_done(
+                    writeln!(
+                        out,
+                        "# config is valid; effective values (defaults filled in, secrets as ***):\n{}",
+                        c.to_toml()
+                    ),
+                    ExitCode::SUCCESS,
+                )
             }
             Err(code) => code,
         },
-        Command::Run { config, resnapshot } => {
+        Command::Tail {
+            config,
+            brokers,
+            topics,
+            from_beginning,
+            json,
+            heartbeats,
+            idle_secs,
+            max,
+        } => {
+            let (kafka, skip) = match (&config, brokers) {
+                (Some(path), b) => match load(path) {
+                    Ok(mut c) => {
+                        if let Some(b) = b {
+                            c.kafka.brokers = b;
+                        }
+                        (c.kafka, vec![c.state.topic, c.state.history_topic])
+                    }
+                    Err(code) => return code,
+                },
+                (None, Some(b)) => (crate::config::KafkaConfig::with_brokers(&b), Vec::new()),
+                (None, None) => {
+                    eprintln!("error: `rowstream tail` needs the brokers\n  fix: give --config (the run's config) or --brokers host:port");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = crate::tail::Options {
+                topics,
+                template: kafka.topic.clone(),
+                skip,
+                from_beginning,
+                json,
+                heartbeats,
+                idle: idle_secs.map(std::time::Duration::from_secs),
+                max,
+            };
+            let mut out = std::io::stdout().lock();
+            match crate::tail::tail(&kafka, &opts, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Run {
+            config,
+            resnapshot,
+            progress,
+            progress_interval_secs,
+        } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match rt.block_on(crate::run::run(cfg, resnapshot)) {
+            match rt.block_on(crate::run::run(
+                cfg,
+                resnapshot,
+                progress,
+                std::time::Duration::from_secs(progress_interval_secs.max(1)),
+            )) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     // once: a JSON log line for machines, a plain line for people

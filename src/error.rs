@@ -190,4 +190,96 @@ mod tests {
         let r: Result<(), Inner> = Err(Inner(ErrorClass::Fatal));
         assert_eq!(r.context_err("x").unwrap_err().class(), ErrorClass::Fatal);
     }
+
+    /// The longest fixed part of a message literal (between `{..}` placeholders, first line).
+    fn fixed_part(lit: &str) -> String {
+        let first = lit.replace("\\\"", "\"");
+        let first = first.split("\\n").next().unwrap_or_default();
+        let mut parts = Vec::new();
+        let mut cur = String::new();
+        let mut depth = 0;
+        for ch in first.chars() {
+            match ch {
+                '{' => {
+                    depth += 1;
+                    parts.push(std::mem::take(&mut cur));
+                }
+                '}' if depth > 0 => depth -= 1,
+                _ if depth == 0 => cur.push(ch),
+                _ => {}
+            }
+        }
+        parts.push(cur);
+        parts
+            .into_iter()
+            .map(|p| p.trim().to_string())
+            .max_by_key(|p| p.len())
+            .unwrap_or_default()
+    }
+
+    /// Every error text in the code (the first string literal after a constructor of a
+    /// user-facing error) appears in docs/troubleshooting.md.
+    #[test]
+    fn every_error_text_is_on_the_troubleshooting_page() {
+        const MARKERS: [&str; 8] = [
+            "Error::setup(",
+            "SetupError::new(",
+            "Finding::fail(",
+            "Finding::warn(",
+            "#[error(",
+            "Error::fatal(",
+            "setup(",
+            "let what =",
+        ];
+        let doc = include_str!("../docs/troubleshooting.md");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![root];
+        let mut missing = Vec::new();
+        let mut seen = 0;
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if p.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            // the code, not its tests
+            let code = match text.find("#[cfg(test)]\nmod tests") {
+                Some(i) => &text[..i],
+                None => &text,
+            };
+            for m in MARKERS {
+                for (at, _) in code.match_indices(m) {
+                    let rest = code[at + m.len()..].trim_start();
+                    let rest = rest.strip_prefix("format!(").unwrap_or(rest).trim_start();
+                    let Some(lit) = rest.strip_prefix('"') else {
+                        continue;
+                    };
+                    let mut end = 0;
+                    let b = lit.as_bytes();
+                    while end < b.len() && b[end] != b'"' {
+                        end += if b[end] == b'\\' { 2 } else { 1 };
+                    }
+                    let fixed = fixed_part(&lit[..end]);
+                    if fixed.len() < 12 {
+                        continue; // `{0}`: the text is another error's
+                    }
+                    seen += 1;
+                    if !doc.contains(&fixed) {
+                        missing.push(format!("{}: {fixed}", p.display()));
+                    }
+                }
+            }
+        }
+        assert!(seen > 80, "only {seen} messages found: the scan is broken");
+        missing.sort();
+        missing.dedup();
+        assert!(
+            missing.is_empty(),
+            "error texts missing from docs/troubleshooting.md:\n{}",
+            missing.join("\n")
+        );
+    }
 }

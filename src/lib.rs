@@ -7,9 +7,9 @@
 //! 3. `encode` (events → record bytes), `checkpoint` (delivery tracking, durable state),
 //!    `source` (database logs → events), `sink` (records → Kafka).
 //! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries, pause / resume /
-//!    stop / restart), `admin` and `rest` (the admin listener: health, metrics, the Kafka
+//!    stop / restart), `progress` (what `run` shows on a terminal or in its log), `admin` and `rest` (the admin listener: health, metrics, the Kafka
 //!    Connect REST API), `worker` (many connectors managed over REST), `verify` (topics
-//!    read back and compared with the tables), `cli`.
+//!    read back and compared with the tables), `tail` (topics printed readably), `cli`.
 pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
@@ -21,12 +21,14 @@ pub(crate) mod event;
 pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod position;
+pub(crate) mod progress;
 pub(crate) mod rest;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod sequence;
 pub(crate) mod sink;
 pub(crate) mod source;
+pub(crate) mod tail;
 pub(crate) mod time;
 pub(crate) mod value;
 pub(crate) mod verify;

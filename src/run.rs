@@ -193,7 +193,12 @@ fn run_stop(
 /// Run until SIGTERM/SIGINT, restarting after transient failures, paused, stopped and restarted
 /// on request (REST). With `resnapshot`, the first attempt starts over (see `rowstream run
 /// --resnapshot`).
-pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
+pub(crate) async fn run(
+    cfg: Config,
+    resnapshot: bool,
+    progress: crate::progress::Mode,
+    progress_every: Duration,
+) -> Result<(), Error> {
     let stop_rx = sigterm();
     let worker_id = cfg
         .admin
@@ -206,7 +211,9 @@ pub(crate) async fn run(cfg: Config, resnapshot: bool) -> Result<(), Error> {
         admin.add(control.clone());
         crate::admin::serve(addr, admin, cfg.admin.token.clone()).await?;
     }
+    let shown = crate::progress::start(control.metrics.clone(), progress, progress_every);
     let res = run_connector(&control, stop_rx, resnapshot).await;
+    drop(shown);
     if let Err(e) = &res {
         control.set_state("FAILED", Some(e.to_string()));
     }

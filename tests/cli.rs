@@ -80,3 +80,81 @@ fn unusable_state_dir_is_a_clear_error() {
     );
     assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
 }
+
+/// `validate` prints the effective config as TOML: defaults filled in, secrets as `***`, and
+/// the text (secrets filled back in) validates to the same output.
+#[test]
+fn validate_prints_toml_that_loads_back() {
+    let cfg = write_config(
+        "cli_validate",
+        &MINIMAL.replace("postgres@", "postgres:hunter2@"),
+    );
+    let validate = |path: &std::path::Path| {
+        let out = Command::new(bin())
+            .args(["validate", "--config"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let printed = validate(&cfg);
+    assert!(!printed.contains("hunter2"), "{printed}");
+    for line in [
+        "[source]\n",
+        "url = \"postgres://postgres:***@127.0.0.1:5432/no_such_db_for_rowstream\"",
+        "slot = \"rowstream\"",
+        "tables = [\"public.*\"]",
+        "[kafka]\n",
+        "topic = \"{db}.{schema}.{table}\"",
+        "[snapshot]\n",
+        "chunk_pages = 4096",
+        "interval_ms = 5000",
+        "dir = \"./rowstream-state\"",
+        "ready_max_checkpoint_age_ms = 300000",
+    ] {
+        assert!(printed.contains(line), "missing {line:?} in:\n{printed}");
+    }
+    // a MySQL key never shows on a Postgres config
+    assert!(!printed.contains("chunk_rows"), "{printed}");
+    let again = write_config("cli_validate2", &printed.replace(":***@", ":hunter2@"));
+    assert_eq!(validate(&again), printed);
+}
+
+/// A server's refusal is printed once: one `error:` line with the server's text once, and the
+/// fix.
+#[test]
+fn a_server_error_is_printed_once() {
+    let cfg = write_config(
+        "cli_myerr",
+        r#"
+[source]
+type = "mysql"
+url = "mysql://no_such_user_rs:pw@127.0.0.1:3306/mysql"
+server_id = 4711
+[kafka]
+brokers = "127.0.0.1:9092"
+[state]
+dir = "/tmp/rowstream-test-cli-myerr"
+"#,
+    );
+    let out = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("Access denied").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("error: cannot connect to mysql://no_such_user_rs:***@127.0.0.1:3306/mysql: ")
+            && stderr.contains("\n  fix: check source.url, that the server runs, and the user's password and host grants"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw@"), "{stderr}");
+}

@@ -90,6 +90,65 @@ impl fmt::Debug for Config {
     }
 }
 
+impl Config {
+    /// The effective config (file, environment and defaults) as TOML a user can paste back,
+    /// secrets replaced by `***` (the URL's password, secret Kafka properties, the admin token).
+    pub(crate) fn to_toml(&self) -> String {
+        let mut v = match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => return String::new(),
+        };
+        if let Some(url) = v
+            .get_mut("source")
+            .and_then(|s| s.get_mut("url"))
+            .filter(|u| u.is_str())
+        {
+            *url = toml::Value::String(redact_url(url.as_str().unwrap_or_default()));
+        }
+        if let Some(props) = v
+            .get_mut("kafka")
+            .and_then(|k| k.get_mut("properties"))
+            .and_then(|p| p.as_table_mut())
+        {
+            for (k, val) in props.iter_mut() {
+                if is_secret_property(k) {
+                    *val = toml::Value::String("***".into());
+                }
+            }
+        }
+        if let Some(t) = v.get_mut("admin").and_then(|a| a.get_mut("token")) {
+            *t = toml::Value::String("***".into());
+        }
+        // keys of the other source type (defaults the structs carry) are left out, so the text
+        // loads back; sections in the order the docs give them
+        let kind = self.source.kind();
+        let mut out = String::new();
+        for section in [
+            "source",
+            "kafka",
+            "snapshot",
+            "heartbeat",
+            "state",
+            "encode",
+            "admin",
+        ] {
+            let Some(toml::Value::Table(mut t)) = v.remove(section) else {
+                continue;
+            };
+            t.retain(|k, _| {
+                keys::find(&format!("{section}.{k}")).is_none_or(|key| {
+                    key.applies == keys::For::All || key.applies == keys::For::Only(kind)
+                })
+            });
+            let mut one = toml::Table::new();
+            one.insert(section.into(), toml::Value::Table(t));
+            out.push_str(&toml::to_string(&one).unwrap_or_default());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// TOML numbers and booleans under `kafka.properties` become text: librdkafka takes strings.
 fn properties_as_text(root: &mut toml::Table) {
     let Some(props) = root
@@ -439,6 +498,118 @@ brokers = "127.0.0.1:9092"
         }
         out.sort();
         out
+    }
+
+    /// `validate` prints TOML that loads back into the same config; secrets are `***`.
+    #[test]
+    fn effective_toml_loads_back_with_secrets_hidden() {
+        let my = MYSQL.replace("u:p@", "u:hunter2@").replace(
+            "[kafka]",
+            "[kafka]\nproperties = { \"sasl.password\" = \"s3cret\", \"linger.ms\" = 5 }",
+        );
+        for base in [GOOD.to_string(), my] {
+            let text = base + "[admin]\ntoken = \"tok-secret\"\n";
+            let c = Config::from_toml_str(&text, &[]).unwrap();
+            let out = c.to_toml();
+            for secret in ["hunter2", "s3cret", "tok-secret"] {
+                assert!(!out.contains(secret), "{out}");
+            }
+            assert!(out.contains("\"linger.ms\" = \"5\""), "{out}");
+            assert!(out.starts_with("[source]\n"), "{out}");
+            assert!(out.contains("mode = \"initial\""), "{out}");
+            // pasted back with the secrets filled in, it is the same config
+            let filled = out
+                .replacen(":***@", ":hunter2@", 1)
+                .replace(
+                    "\"sasl.password\" = \"***\"",
+                    "\"sasl.password\" = \"s3cret\"",
+                )
+                .replace("token = \"***\"", "token = \"tok-secret\"");
+            let back = Config::from_toml_str(&filled, &[]).unwrap();
+            assert_eq!(
+                toml::Value::try_from(&back).unwrap(),
+                toml::Value::try_from(&c).unwrap()
+            );
+        }
+    }
+
+    /// docs/configuration.md has a row for every key with its default, its environment
+    /// variable and the source types that read it.
+    #[test]
+    fn the_configuration_reference_matches_the_structs() {
+        let doc = include_str!("../../docs/configuration.md");
+        let minimal = |t: SourceType| {
+            match t {
+            SourceType::Postgres => "[source]\ntype = \"postgres\"\nurl = \"postgres://u@h/shop\"\n[kafka]\nbrokers = \"b:9092\"\n",
+            SourceType::Mysql => "[source]\ntype = \"mysql\"\nurl = \"mysql://u@h/shop\"\nserver_id = 7\n[kafka]\nbrokers = \"b:9092\"\n",
+        }
+        };
+        let defaults: Vec<(SourceType, toml::Value)> = SourceType::ALL
+            .into_iter()
+            .map(|t| {
+                let c = Config::from_toml_str(minimal(t), &[]).unwrap();
+                (t, toml::Value::try_from(&c).unwrap())
+            })
+            .collect();
+        let mut missing = Vec::new();
+        for key in keys::KEYS {
+            let Some(row) = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", key.path)))
+            else {
+                missing.push(format!("no row for `{}`", key.path));
+                continue;
+            };
+            let env = format!(
+                "`ROWSTREAM_{}{}`",
+                key.path.to_ascii_uppercase().replace('.', "__"),
+                if key.path == "kafka.properties" {
+                    "__<NAME>"
+                } else {
+                    ""
+                }
+            );
+            if !row.contains(&env) {
+                missing.push(format!("`{}`: environment variable {env}", key.path));
+            }
+            let applies = match key.applies {
+                keys::For::All => "| both |",
+                keys::For::Only(SourceType::Postgres) => "| postgres |",
+                keys::For::Only(SourceType::Mysql) => "| mysql |",
+            };
+            if !row.contains(applies) {
+                missing.push(format!("`{}`: source column {applies}", key.path));
+            }
+            let (section, name) = key.path.split_once('.').unwrap();
+            for (t, v) in &defaults {
+                if key.applies != keys::For::All && key.applies != keys::For::Only(*t) {
+                    continue;
+                }
+                let shown = match v.get(section).and_then(|s| s.get(name)) {
+                    _ if key.required || key.path == "source.server_id" => "required".to_string(),
+                    None => "unset".to_string(),
+                    Some(d) if key.path == "source.url" => d.to_string(),
+                    Some(d) => format!("`{}`", d.to_string().replace("shop", "<db>")),
+                };
+                if !row.contains(&shown) {
+                    missing.push(format!("`{}`: default {shown} ({t:?})", key.path));
+                }
+            }
+        }
+        // and no row for a key that does not exist
+        for l in doc.lines() {
+            if let Some(path) = l.strip_prefix("| `").and_then(|r| r.split('`').next()) {
+                let worker = doc[..doc.find(l).unwrap()].contains("## `worker.toml`");
+                if !worker && keys::find(path).is_none() {
+                    missing.push(format!("row for unknown key `{path}`"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md:\n{}",
+            missing.join("\n")
+        );
     }
 
     #[test]

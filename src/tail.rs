@@ -1,0 +1,291 @@
+//! `rowstream tail`: follow topics and print each record readably, one line per change.
+//!
+//! A line is `time  table  op  key  columns`: the commit time (UTC, ms; `snapshot` for snapshot
+//! rows), the source table (`db.schema.table` / `db.table`), the op, the Kafka key (`-` when
+//! null), then the changed columns (for an update only the columns whose value differs between
+//! the images, as `col: old → new`; for an insert every column; for a delete the old image) or
+//! the DDL statement. `--json` prints the record as it is instead.
+//!
+//! Invariants:
+//! - Read only: no consumer group offsets are committed (partitions are assigned, not
+//!   subscribed), so tailing never moves anyone's position.
+//! - Without named topics, every topic the config's `kafka.topic` template can name is
+//!   followed, and topics created later (new tables) join within [`RESCAN`].
+//! - A record that is not DataWorks JSON is printed as its text, never dropped.
+//! - A reader that goes away (`rowstream tail | head`) ends the command quietly with exit 0.
+use crate::config::KafkaConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value as J;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// How often the topic list is read again for topics that appeared.
+const RESCAN: Duration = Duration::from_secs(5);
+/// Longest value printed in the readable form (longer ones are cut with `…`).
+const VALUE_CHARS: usize = 80;
+
+pub(crate) struct Options {
+    /// Named topics; empty: every topic `template` can name.
+    pub(crate) topics: Vec<String>,
+    pub(crate) template: String,
+    /// Topics never followed without being named (the state topics).
+    pub(crate) skip: Vec<String>,
+    pub(crate) from_beginning: bool,
+    pub(crate) json: bool,
+    pub(crate) heartbeats: bool,
+    /// Stop once nothing arrived for this long.
+    pub(crate) idle: Option<Duration>,
+    /// Stop after this many printed records.
+    pub(crate) max: Option<u64>,
+}
+
+/// Follow until interrupted, idle or `max` records; `Err` is one line for the user.
+pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> Result<(), String> {
+    let c: BaseConsumer = kafka
+        .connection()
+        .set("group.id", format!("rowstream-tail-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(|e| format!("kafka settings are not accepted: {e}\n  fix: check the keys and values of [kafka.properties]"))?;
+    let pattern = topic_glob(&opts.template);
+    let mut followed: BTreeSet<(String, i32)> = BTreeSet::new();
+    let mut scanned: Option<Instant> = None;
+    let mut last = Instant::now();
+    let mut printed = 0u64;
+    loop {
+        if scanned.is_none_or(|s| s.elapsed() >= RESCAN) {
+            let md = c.fetch_metadata(None, Duration::from_secs(10)).map_err(|e| {
+                format!("kafka at {} does not answer: {e}\n  fix: check the brokers (--brokers or kafka.brokers), that the broker runs, and the TLS/SASL settings in [kafka.properties]", kafka.brokers)
+            })?;
+            let mut tpl = TopicPartitionList::new();
+            tracing::debug!(topics = md.topics().len(), "topics on the broker");
+            for t in md.topics() {
+                let wanted = if opts.topics.is_empty() {
+                    !t.name().starts_with("__")
+                        && !opts.skip.iter().any(|s| s == t.name())
+                        && crate::schema::glob_match(&pattern, t.name())
+                } else {
+                    opts.topics.iter().any(|n| n == t.name())
+                };
+                if !wanted {
+                    continue;
+                }
+                for p in t.partitions() {
+                    if followed.insert((t.name().to_string(), p.id())) {
+                        let from = if opts.from_beginning || scanned.is_some() {
+                            // a topic that appeared while following is read whole
+                            Offset::Beginning
+                        } else {
+                            Offset::End
+                        };
+                        tpl.add_partition_offset(t.name(), p.id(), from)
+                            .map_err(|e| format!("cannot follow {}: {e}", t.name()))?;
+                    }
+                }
+            }
+            if tpl.count() > 0 {
+                // added to what is followed; the partitions followed already keep their place
+                c.incremental_assign(&tpl)
+                    .map_err(|e| format!("cannot follow the topics: {e}"))?;
+            }
+            if scanned.is_none() && followed.is_empty() && !opts.topics.is_empty() {
+                return Err(format!(
+                    "no topic named {} on the broker\n  fix: name topics that exist (see `kafka.topic` of the run's config), or leave them out to follow every topic of the config",
+                    opts.topics.join(", ")
+                ));
+            }
+            scanned = Some(Instant::now());
+        }
+        if let Some(idle) = opts.idle {
+            if last.elapsed() >= idle {
+                return Ok(());
+            }
+        }
+        let Some(r) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = match r {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka consumer");
+                continue;
+            }
+        };
+        last = Instant::now();
+        let payload = m.payload().unwrap_or_default();
+        let record: Option<J> = serde_json::from_slice(payload).ok();
+        let op = record
+            .as_ref()
+            .and_then(|r| r["payload"]["op"].as_str())
+            .unwrap_or("");
+        if op == "MHEARTBEAT" && !opts.heartbeats {
+            continue;
+        }
+        let key = m.key().map(String::from_utf8_lossy);
+        let line = if opts.json {
+            String::from_utf8_lossy(payload).into_owned()
+        } else {
+            match &record {
+                Some(r) => readable(r, key.as_deref()),
+                None => format!(
+                    "{}[{}]@{} (not DataWorks JSON) {}",
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    String::from_utf8_lossy(payload)
+                ),
+            }
+        };
+        match writeln!(out, "{line}").and_then(|_| out.flush()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(format!("cannot write to stdout: {e}")),
+        }
+        printed += 1;
+        if opts.max.is_some_and(|n| printed >= n) {
+            return Ok(());
+        }
+    }
+}
+
+/// The topic template as a glob: each placeholder stands for any run of characters.
+fn topic_glob(template: &str) -> String {
+    template
+        .replace("{db}", "*")
+        .replace("{schema}", "*")
+        .replace("{table}", "*")
+}
+
+/// One record as a line (see the module doc).
+pub(crate) fn readable(r: &J, key: Option<&str>) -> String {
+    let p = &r["payload"];
+    let op = p["op"].as_str().unwrap_or("?");
+    let time = match p["timestamp"]["eventTime"].as_i64() {
+        Some(ms) if ms >= 0 => chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_else(|| ms.to_string()),
+        _ => format!("{:<24}", "snapshot"),
+    };
+    let src = &r["schema"]["source"];
+    let table = match (src["dbName"].as_str(), src["tableName"].as_str()) {
+        (Some(db), Some(t)) => match src["schemaName"].as_str() {
+            Some(s) => format!("{db}.{s}.{t}"),
+            None => format!("{db}.{t}"),
+        },
+        _ => "-".into(),
+    };
+    let key = key.unwrap_or("-");
+    // columns in table order (schema.dataColumn), whatever order the parsed images keep
+    let order: Vec<&str> = r["schema"]["dataColumn"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let in_order = |img: &J| -> Vec<(String, J)> {
+        let Some(o) = img["dataColumn"].as_object() else {
+            return Vec::new();
+        };
+        let mut v: Vec<(String, J)> = order
+            .iter()
+            .filter_map(|n| o.get(*n).map(|x| (n.to_string(), x.clone())))
+            .collect();
+        v.extend(
+            o.iter()
+                .filter(|(k, _)| !order.contains(&k.as_str()))
+                .map(|(k, x)| (k.clone(), x.clone())),
+        );
+        v
+    };
+    let cols = |img: &J| -> Vec<String> {
+        in_order(img)
+            .iter()
+            .map(|(k, v)| format!("{k}={}", short(v)))
+            .collect()
+    };
+    let detail = if let Some(text) = p["ddl"]["text"].as_str() {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        match op {
+            "UPDATE_AFTER" | "UPDATE_BEFORE" if !p["before"].is_null() && !p["after"].is_null() => {
+                let before = &p["before"]["dataColumn"];
+                in_order(&p["after"])
+                    .iter()
+                    .filter(|(k, v)| before.get(k.as_str()).is_some_and(|b| b != v))
+                    .map(|(k, v)| format!("{k}: {} → {}", short(&before[k.as_str()]), short(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+            "DELETE" | "UPDATE_BEFORE" => cols(&p["before"]).join(" "),
+            _ => cols(&p["after"]).join(" "),
+        }
+    };
+    format!("{time}  {table}  {op:<12}  {key}  {detail}")
+        .trim_end()
+        .to_string()
+}
+
+/// A value as JSON text, cut to [`VALUE_CHARS`].
+fn short(v: &J) -> String {
+    let s = v.to_string();
+    if s.chars().count() <= VALUE_CHARS {
+        return s;
+    }
+    let mut cut: String = s.chars().take(VALUE_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(op: &str, before: J, after: J, event: i64, ddl: J) -> J {
+        serde_json::json!({
+            "schema": {"dataColumn": [{"name": "id", "type": "LONG"}, {"name": "status", "type": "STRING"}, {"name": "amount", "type": "DOUBLE"}], "primaryKey": ["id"],
+                       "source": {"dbType": "PostgreSQL", "dbName": "shop", "schemaName": "public", "tableName": "orders"}},
+            "payload": {"before": before, "after": after, "sequenceId": "1", "op": op, "ddl": ddl,
+                        "timestamp": {"eventTime": event, "systemTime": 1, "checkpointTime": event}},
+            "version": "0.0.1"
+        })
+    }
+
+    #[test]
+    fn one_line_per_change_with_the_changed_columns() {
+        let b = serde_json::json!({"dataColumn": {"id": 3, "status": "new", "amount": "12.50"}});
+        let a = serde_json::json!({"dataColumn": {"id": 3, "status": "paid", "amount": "12.50"}});
+        assert_eq!(
+            readable(&rec("UPDATE_AFTER", b.clone(), a.clone(), 1_700_000_000_123, J::Null), Some("3")),
+            "2023-11-14T22:13:20.123Z  shop.public.orders  UPDATE_AFTER  3  status: \"new\" → \"paid\""
+        );
+        assert_eq!(
+            readable(&rec("INSERT", J::Null, a, -1, J::Null), Some("3")),
+            "snapshot                  shop.public.orders  INSERT        3  id=3 status=\"paid\" amount=\"12.50\""
+        );
+        assert_eq!(
+            readable(&rec("DELETE", b, J::Null, 1_700_000_000_000, J::Null), Some("3")),
+            "2023-11-14T22:13:20.000Z  shop.public.orders  DELETE        3  id=3 status=\"new\" amount=\"12.50\""
+        );
+        let ddl =
+            serde_json::json!({"text": "ALTER TABLE orders\n  ADD note text", "ddlMeta": null});
+        assert_eq!(
+            readable(&rec("ALTER", J::Null, J::Null, 1_700_000_000_000, ddl), None),
+            "2023-11-14T22:13:20.000Z  shop.public.orders  ALTER         -  ALTER TABLE orders ADD note text"
+        );
+        let long = serde_json::json!({"dataColumn": {"doc": "x".repeat(200)}});
+        let line = readable(&rec("INSERT", J::Null, long, 1, J::Null), None);
+        assert!(line.ends_with('…') && line.chars().count() < 160, "{line}");
+    }
+
+    #[test]
+    fn the_template_becomes_a_glob() {
+        let g = topic_glob("{db}.{schema}.{table}");
+        assert!(crate::schema::glob_match(&g, "shop.public.orders"));
+        assert!(!crate::schema::glob_match(&g, "rowstream-offsets"));
+        assert!(crate::schema::glob_match(
+            &topic_glob("cdc-{table}"),
+            "cdc-orders"
+        ));
+    }
+}
