@@ -462,6 +462,24 @@ pub(crate) async fn request_snapshot(listen: &str, tables: &[String]) -> Result<
     }
 }
 
+/// `rowstream health`: asks the admin listener at `listen` for `/health` (or `/ready`); the
+/// answer's body when it is 200, else why not. For container health checks, which have no
+/// shell or curl in rowstream's image.
+pub(crate) async fn probe(listen: &str, ready: bool) -> Result<String, String> {
+    let path = if ready { "/ready" } else { "/health" };
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        call(listen, "GET", path, &[], ""),
+    )
+    .await
+    {
+        Ok(Ok((200, body))) => Ok(body.trim().to_string()),
+        Ok(Ok((code, body))) => Err(format!("{path} answered {code}: {}", body.trim())),
+        Ok(Err(e)) => Err(format!("no answer from {listen}{path}: {e}\n  fix: check that rowstream runs with admin.listen = \"{listen}\"")),
+        Err(_) => Err(format!("no answer from {listen}{path} within 5 s")),
+    }
+}
+
 /// `/metrics`: the connector of `run` (unlabelled); for a worker, a series per connector it
 /// runs, labelled `connector="<name>"`. Names and meanings: `crate::metrics`.
 async fn metrics(State(a): State<Admin>) -> Reply {

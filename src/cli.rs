@@ -1,4 +1,4 @@
-//! Command line: `run`, `worker`, `check`, `validate`, `snapshot`, `verify`, `tail`,
+//! Command line: `run`, `worker`, `check`, `validate`, `snapshot`, `verify`, `tail`, `health`,
 //! `migrate-state`; turns each outcome into the exit code.
 //!
 //! Exit codes: 0 success, 1 runtime failure or a failed check, 2 invalid config or usage.
@@ -122,6 +122,20 @@ pub(crate) enum Command {
         #[arg(long)]
         max: Option<u64>,
     },
+    /// Ask a running rowstream's admin listener whether it is alive (`/health`) or ready
+    /// (`/ready`); exit 0 when it is, 1 with the reasons when not. The container image's
+    /// health check (it has no shell or curl).
+    Health {
+        /// The admin listener (`host:port`); default: admin.listen of the config.
+        #[arg(long, env = "ROWSTREAM_ADMIN__LISTEN")]
+        admin: Option<String>,
+        #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+        config: Option<PathBuf>,
+        /// Ask `/ready` (connected, streaming or snapshotting, broker reachable) instead of
+        /// `/health`.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Validate the config file (and ROWSTREAM_* overrides) and print the effective config as
     /// TOML (defaults filled in, secrets as ***).
     Validate {
@@ -190,6 +204,30 @@ pub(crate) fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Health {
+            admin,
+            config,
+            ready,
+        } => {
+            let listen = match (admin, config) {
+                (Some(a), _) => a,
+                (None, Some(path)) => match load(&path) {
+                    Ok(c) => match c.admin.listen {
+                        Some(l) => l,
+                        None => {
+                            eprintln!("error: the config sets no admin.listen, so rowstream answers no health checks\n  fix: set admin.listen (e.g. \"0.0.0.0:8080\"), or give --admin host:port");
+                            return ExitCode::from(2);
+                        }
+                    },
+                    Err(code) => return code,
+                },
+                (None, None) => {
+                    eprintln!("error: `rowstream health` needs the admin listener's address\n  fix: give --admin host:port or --config (with admin.listen)");
+                    return ExitCode::from(2);
+                }
+            };
+            say(rt.block_on(crate::admin::probe(&listen, ready)))
+        }
         Command::Tail {
             config,
             brokers,

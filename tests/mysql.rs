@@ -376,3 +376,49 @@ async fn my_tls_verify_ca() {
     );
     assert_eq!(out.matches("cannot connect").count(), 1, "{out}");
 }
+
+/// MariaDB: `rowstream_source_retained_bytes` is the binlog the server keeps after rowstream's
+/// stored position; it grows while the connector is paused and writes go on, and falls once
+/// rowstream has caught up.
+#[tokio::test(flavor = "multi_thread")]
+async fn my_retained_binlog_grows_while_paused() {
+    let name = "rs_my_retained";
+    let addr = free_addr();
+    let mut c = fresh_mydb(name).await;
+    c.query_drop("CREATE TABLE t(id int primary key, pad varchar(300))")
+        .await
+        .unwrap();
+    let cfg = myconfig(name, 5411, "", &format!("[admin]\nlisten = \"{addr}\"\n"));
+    let rs = Rowstream::start(name, &cfg);
+    let mut r = Reader::on(BROKER, &mytopic(name, "t"));
+    wait_binlog_reader(name).await;
+    wait_for(30, "the retained binlog measured", || async {
+        metric(&addr, "rowstream_source_retained_bytes").unwrap_or(-1.0) >= 0.0
+    })
+    .await;
+    pause_and_wait(&addr).await;
+    let before = metric(&addr, "rowstream_source_retained_bytes").unwrap();
+    for chunk in 0..10 {
+        let values: Vec<String> = (0..1000)
+            .map(|i| format!("({}, REPEAT('x', 250))", chunk * 1000 + i))
+            .collect();
+        c.query_drop(format!("INSERT INTO t VALUES {}", values.join(",")))
+            .await
+            .unwrap();
+    }
+    wait_for(30, "retained binlog grown by the writes", || async {
+        metric(&addr, "rowstream_source_retained_bytes").unwrap_or(-1.0) > before + 2_000_000.0
+    })
+    .await;
+    let peak = metric(&addr, "rowstream_source_retained_bytes").unwrap();
+    let (code, body) = http(&addr, "PUT", "/connectors/rowstream/resume", None, "");
+    assert_eq!(code, 202, "{body}");
+    r.until(60, "the rows written while paused", |x| {
+        count_data(x) >= 10_000
+    });
+    wait_for(30, "retained binlog back down once caught up", || async {
+        metric(&addr, "rowstream_source_retained_bytes").unwrap_or(f64::MAX) < peak - 2_000_000.0
+    })
+    .await;
+    assert_eq!(rs.stop(), 0);
+}

@@ -1587,13 +1587,6 @@ async fn three_workers_share_connectors_and_fail_over() {
     }
 }
 
-/// The value of the first `/metrics` line that starts with `series ` (None: absent).
-fn metric(addr: &str, series: &str) -> Option<f64> {
-    let text = http_get(addr, "/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Every endpoint on a running pipeline: the numbers move and agree. Records per table and op
 /// equal the records consumed from the topic; the lag falls near zero when idle (heartbeats)
 /// and rises while the broker is paused, when `/ready` fails naming the broker; the slot's
@@ -1672,12 +1665,7 @@ async fn metrics_health_and_ready_agree_with_the_topics() {
     })
     .await;
     // the slot's retained WAL grows while the connector is paused and writes go on
-    let (code, body) = http(&addr, "PUT", "/connectors/rowstream/pause", None, "");
-    assert_eq!(code, 202, "{body}");
-    wait_for(30, "paused", || async {
-        metric(&addr, "rowstream_up") == Some(0.0)
-    })
-    .await;
+    pause_and_wait(&addr).await;
     wait_for(30, "the slot's retained WAL measured", || async {
         metric(&addr, "rowstream_source_retained_bytes").unwrap_or(-1.0) >= 0.0
     })
@@ -1714,11 +1702,32 @@ async fn metrics_health_and_ready_agree_with_the_topics() {
     let lag1 = metric(&addr, "rowstream_lag_ms").unwrap_or(0.0);
     assert!(lag1 >= 5000.0, "lag {lag1} while the broker is paused");
     assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    // `rowstream health`, the container's health check, says the same
+    let probe = |ready: bool| {
+        let mut c = std::process::Command::new(bin());
+        c.args(["health", "--admin", &addr]);
+        if ready {
+            c.arg("--ready");
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = probe(true);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("/ready answered 503") && err.contains("broker unreachable"),
+        "{err}"
+    );
+    assert_eq!(probe(false).0, Some(0));
     broker.resume();
     wait_for(60, "ready once the broker is back", || async {
         http_get(&addr, "/ready").starts_with("HTTP/1.1 200")
     })
     .await;
+    assert_eq!(probe(true), (Some(0), String::new()));
     wait_for(30, "lag near zero again", || async {
         metric(&addr, "rowstream_lag_ms").is_some_and(|l| l < 3000.0)
     })

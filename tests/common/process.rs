@@ -289,3 +289,21 @@ pub fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// One series' value from the `/metrics` of the admin listener at `addr`.
+pub fn metric(addr: &str, series: &str) -> Option<f64> {
+    let text = http_get(addr, "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Pause the connector of the `run` whose admin listener is `addr` (REST), and wait until it
+/// is held (`rowstream_up` 0).
+pub async fn pause_and_wait(addr: &str) {
+    let (code, body) = http(addr, "PUT", "/connectors/rowstream/pause", None, "");
+    assert_eq!(code, 202, "{body}");
+    wait_for(30, "paused", || async {
+        metric(addr, "rowstream_up") == Some(0.0)
+    })
+    .await;
+}
