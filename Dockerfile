@@ -5,6 +5,9 @@
 # The binary is near-static: OpenSSL and zlib are built into it (`--features vendored`); only
 # glibc (libc, libm, libgcc_s) is linked dynamically, and distroless/cc provides exactly that.
 # Kafka SASL PLAIN / SCRAM / OAUTHBEARER work; Kerberos (GSSAPI) is left out of the image.
+# The built-in OpenSSL finds the base image's CA certificates through SSL_CERT_FILE/DIR.
+# (Checked on the build machine: `ldd` of this build lists libc, libm and libgcc_s only;
+# stripped it is ~21 MB.)
 #
 # Configure it with a mounted file (ROWSTREAM_CONFIG, default /etc/rowstream/rowstream.toml)
 # and ROWSTREAM_<SECTION>__<KEY> environment variables, which win over the file. The state
@@ -33,7 +36,9 @@ ENV ROWSTREAM_CONFIG=/etc/rowstream/rowstream.toml \
     ROWSTREAM_STATE__DIR=/state \
     ROWSTREAM_ADMIN__LISTEN=0.0.0.0:8080 \
     ROWSTREAM_PROGRESS=log \
-    ROWSTREAM_LOG_FORMAT=json
+    ROWSTREAM_LOG_FORMAT=json \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    SSL_CERT_DIR=/etc/ssl/certs
 USER nonroot
 VOLUME /state
 EXPOSE 8080

@@ -158,3 +158,24 @@ dir = "/tmp/rowstream-test-cli-myerr"
     );
     assert!(!stderr.contains("pw@"), "{stderr}");
 }
+
+/// `--help` names both sources and every subcommand a user needs.
+#[test]
+fn help_names_both_sources_and_the_commands() {
+    let out = Command::new(bin()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("PostgreSQL or MySQL/MariaDB into Kafka"),
+        "{text}"
+    );
+    for cmd in [
+        "run", "check", "snapshot", "worker", "verify", "tail", "health", "validate",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{cmd} "))),
+            "no `{cmd}` in:\n{text}"
+        );
+    }
+}

@@ -1037,8 +1037,12 @@ async fn exactly_once_on_the_mock_cluster() {
     assert_eq!(rs.stop(), 0);
     let rs = Rowstream::start(name, &cfg);
     insert(51, 100).await;
+    // every id (they spread over three partitions: 100 may come before 98)
     let recs = r
-        .until(60, "ids up to 100", |x| ids(x).contains(&100))
+        .until(60, "ids 1 to 100", |x| {
+            let seen: std::collections::HashSet<i64> = ids(x).into_iter().collect();
+            (1..=100).all(|i| seen.contains(&i))
+        })
         .to_vec();
     let got = ids(&recs);
     let unique: std::collections::HashSet<i64> = got.iter().copied().collect();
@@ -1121,8 +1125,10 @@ async fn real_server_restart_fast_and_immediate() {
             .unwrap();
         next += 100;
         let want = next - 1;
+        // every row so far (the last id may arrive before others on other partitions)
         r.until(60, "the rows before the restart", |x| {
-            ids(x).contains(&(want as i64))
+            let seen = ids(x);
+            (1..=want as i64).all(|i| seen.contains(&i))
         });
         pg.restart(immediate);
         pg.connect(name)
@@ -1135,8 +1141,10 @@ async fn real_server_restart_fast_and_immediate() {
             .unwrap();
         next += 100;
         let want = next - 1;
+        // every row so far (the last id may arrive before others on other partitions)
         r.until(120, "the rows after the restart", |x| {
-            ids(x).contains(&(want as i64))
+            let seen = ids(x);
+            (1..=want as i64).all(|i| seen.contains(&i))
         });
         rs.assert_running();
     }
@@ -1741,6 +1749,7 @@ async fn metrics_health_and_ready_agree_with_the_topics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_prints_changes_readably_and_run_logs_its_progress() {
     let name = "rs_tail";
+    state_dir(name);
     let db = fresh_db(name).await;
     db.batch_execute(
         "CREATE TABLE t(id int primary key, v text, n int); ALTER TABLE t REPLICA IDENTITY FULL;
