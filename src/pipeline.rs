@@ -74,6 +74,10 @@ pub(crate) struct Settings {
     pub(crate) max_record_bytes: usize,
     /// the oversized-record policy, per table
     pub(crate) kafka: KafkaConfig,
+    /// the `schema` member's shape (`encode.profile`, `encode.schema_in_table_name`)
+    pub(crate) shape: dataworks::Shape,
+    /// heartbeats and DDL records go here instead of the data topics; `""`: nowhere
+    pub(crate) side_topic: Option<String>,
 }
 
 impl Settings {
@@ -84,6 +88,11 @@ impl Settings {
             heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
             max_record_bytes: cfg.kafka.message_max_bytes(),
             kafka: cfg.kafka.clone(),
+            shape: dataworks::Shape {
+                empty_key_list: cfg.encode.profile == crate::config::Profile::Paimon,
+                schema_in_table_name: cfg.encode.schema_in_table_name,
+            },
+            side_topic: cfg.encode.side_topic.clone(),
         }
     }
 }
@@ -260,11 +269,18 @@ impl Pipeline {
 
     async fn heartbeats(&mut self) -> Result<(), PipelineError> {
         let et = self.stats.delivered_event_time.load(Ordering::Relaxed);
-        let topics: Vec<(String, i32)> = self
-            .sink
-            .topics()
-            .map(|(t, n)| (t.to_string(), n))
-            .collect();
+        let topics: Vec<(String, i32)> = match self.settings.side_topic.as_deref() {
+            Some("") => return Ok(()),
+            Some(side) => {
+                let n = self.sink.ensure_topic(side).await?;
+                vec![(side.to_string(), n)]
+            }
+            None => self
+                .sink
+                .topics()
+                .map(|(t, n)| (t.to_string(), n))
+                .collect(),
+        };
         for (topic, n) in topics {
             for p in 0..n {
                 self.buf.clear();
@@ -292,14 +308,21 @@ impl Pipeline {
                     dataworks::encode_ddl(
                         &mut self.buf,
                         &d.table,
+                        self.settings.shape,
                         d.op.as_str(),
                         &d.text,
                         seq,
                         times,
                     );
-                    self.sink
-                        .send(&d.table.topic, None, &self.buf, None)
-                        .await?;
+                    let topic = match self.settings.side_topic.as_deref() {
+                        Some("") => continue, // DDL records left out (encode.side_topic = "")
+                        Some(side) => {
+                            self.sink.ensure_topic(side).await?;
+                            side
+                        }
+                        None => &d.table.topic,
+                    };
+                    self.sink.send(topic, None, &self.buf, None).await?;
                     self.stats.ddl.fetch_add(1, Ordering::Relaxed);
                     self.traffic.add(&d.table, d.op.as_str(), self.buf.len());
                     self.stats.records.fetch_add(1, Ordering::Relaxed);
@@ -329,7 +352,16 @@ impl Pipeline {
             system: now_ms(),
             checkpoint: event_time,
         };
-        dataworks::encode_row(&mut self.buf, t, op, before, after, seq, times);
+        dataworks::encode_row(
+            &mut self.buf,
+            t,
+            self.settings.shape,
+            op,
+            before,
+            after,
+            seq,
+            times,
+        );
         let key_len = if has_key { self.key.len() } else { 0 };
         if self.buf.len() + key_len > self.settings.max_record_bytes
             && !self.oversized(t, has_key, op, before, after, seq, times)?
@@ -388,6 +420,7 @@ impl Pipeline {
                     dataworks::encode_row(
                         &mut self.buf,
                         t,
+                        self.settings.shape,
                         op,
                         b.as_deref(),
                         a.as_deref(),

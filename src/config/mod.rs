@@ -25,8 +25,8 @@ mod worker;
 
 pub(crate) use kafka::{is_secret_property, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
 pub(crate) use runtime::{
-    AdminConfig, EncodeConfig, HeartbeatConfig, SnapshotConfig, SnapshotMode, StateBackend,
-    StateConfig,
+    AdminConfig, EncodeConfig, HeartbeatConfig, Profile, SnapshotConfig, SnapshotMode,
+    StateBackend, StateConfig,
 };
 pub(crate) use source::{
     redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, SourceConfig, SourceOptions,
@@ -260,6 +260,7 @@ impl Config {
                     ConfigError::Invalid(vec![e.to_string().trim().to_string()])
                 })?;
         cfg.source.resolve(&mut problems);
+        cfg.encode.resolve();
         cfg.validate(&mut problems);
         if problems.is_empty() {
             Ok(cfg)
@@ -274,6 +275,7 @@ impl Config {
         self.snapshot.validate(p);
         self.heartbeat.validate(p);
         self.state.validate(p);
+        self.encode.validate(p);
         self.admin.validate(p);
         if self.kafka.exactly_once && self.state.backend != StateBackend::Kafka {
             push(
@@ -627,6 +629,10 @@ brokers = "127.0.0.1:9092"
         .replace(
             "server_id = 7",
             "server_id = 7\nssl_mode = \"required\"\nssl_root_cert = \"Cargo.toml\"",
+        );
+        let (full_pg, full_my) = (
+            format!("{full_pg}[encode]\nside_topic = \"s\"\n"),
+            format!("{full_my}[encode]\nside_topic = \"s\"\n"),
         );
         let mut all_fields = Vec::new();
         for (kind, text) in [

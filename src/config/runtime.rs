@@ -100,6 +100,59 @@ pub(crate) struct EncodeConfig {
     /// Emit UPDATE as UPDATE_BEFORE + UPDATE_AFTER sharing one sequenceId (spec §4.1).
     #[serde(default)]
     pub(crate) split_update: bool,
+    /// Which consumers the topics are shaped for (see [`Profile`]).
+    #[serde(default)]
+    pub(crate) profile: Profile,
+    /// The topic heartbeats and DDL records go to instead of the data topics; `""` leaves
+    /// them out. Unset: the data topics, or with `profile = "paimon"`, `rowstream-side`
+    /// (filled in by `resolve`).
+    #[serde(default)]
+    pub(crate) side_topic: Option<String>,
+    /// PostgreSQL: `tableName` is `<schema>_<table>`, for consumers that ignore `schemaName`
+    /// (Paimon) when several schemas share a table name.
+    #[serde(default)]
+    pub(crate) schema_in_table_name: bool,
+}
+
+/// The shape of the topics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Profile {
+    /// The DataWorks format as DataWorks writes it: heartbeats and DDL records in the data
+    /// topics, `"primaryKey": null` for a table without a key.
+    #[default]
+    Dataworks,
+    /// What Apache Paimon's `aliyun-json` parser accepts: data topics hold only INSERT,
+    /// UPDATE_BEFORE, UPDATE_AFTER and DELETE records, heartbeats and DDL records go to
+    /// `side_topic`, a table without a key carries `"primaryKey": []`.
+    Paimon,
+}
+
+/// `encode.side_topic` under `profile = "paimon"` when not set.
+pub(crate) const DEFAULT_SIDE_TOPIC: &str = "rowstream-side";
+
+impl EncodeConfig {
+    /// Defaults that depend on the profile.
+    pub(super) fn resolve(&mut self) {
+        if self.profile == Profile::Paimon && self.side_topic.is_none() {
+            self.side_topic = Some(DEFAULT_SIDE_TOPIC.into());
+        }
+    }
+
+    pub(super) fn validate(&self, p: &mut Vec<String>) {
+        if let Some(t) = self.side_topic.as_deref().filter(|t| !t.is_empty()) {
+            if !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                push(
+                    p,
+                    "encode.side_topic",
+                    format!("`{t}` has characters Kafka topic names cannot hold (allowed: a-z A-Z 0-9 . _ -)"),
+                );
+            }
+        }
+    }
 }
 
 #[derive(Clone, Deserialize, serde::Serialize)]

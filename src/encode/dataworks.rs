@@ -48,14 +48,24 @@ pub(crate) struct Times {
     pub(crate) checkpoint: i64,
 }
 
+/// How the `schema` member is shaped beyond the spec's defaults (`[encode]`). One pipeline
+/// encodes with one shape, so the rendering cached in a table's schema is always of it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Shape {
+    /// `"primaryKey": []` instead of `null` for a table without a key (Paimon rejects null)
+    pub(crate) empty_key_list: bool,
+    /// PostgreSQL: `tableName` is `<schema>_<table>` (for consumers that ignore `schemaName`)
+    pub(crate) schema_in_table_name: bool,
+}
+
 /// `"schema":{...}` of a table, rendered once per schema version and cached in the schema.
-fn schema_member(t: &TableSchema) -> &[u8] {
+fn schema_member(t: &TableSchema, shape: Shape) -> &[u8] {
     t.encoded
-        .get_or_init(|| encode_schema(t).into_boxed_slice())
+        .get_or_init(|| encode_schema(t, shape).into_boxed_slice())
 }
 
 /// `"schema":{...}` for a table.
-fn encode_schema(t: &TableSchema) -> Vec<u8> {
+fn encode_schema(t: &TableSchema, shape: Shape) -> Vec<u8> {
     let mut b = Vec::with_capacity(64 + t.columns.len() * 32);
     b.extend_from_slice(b"\"schema\":{\"dataColumn\":[");
     for (i, c) in t.columns.iter().enumerate() {
@@ -70,6 +80,7 @@ fn encode_schema(t: &TableSchema) -> Vec<u8> {
     }
     b.extend_from_slice(b"],\"primaryKey\":");
     match &t.key {
+        None if shape.empty_key_list => b.extend_from_slice(b"[]"),
         None => b.extend_from_slice(b"null"),
         Some(k) => {
             b.push(b'[');
@@ -91,7 +102,12 @@ fn encode_schema(t: &TableSchema) -> Vec<u8> {
         write_str(&mut b, s);
     }
     b.extend_from_slice(b",\"tableName\":");
-    write_str(&mut b, &t.id.table);
+    match &t.id.schema {
+        Some(schema) if shape.schema_in_table_name => {
+            write_str(&mut b, &format!("{schema}_{}", t.id.table))
+        }
+        _ => write_str(&mut b, &t.id.table),
+    }
     b.extend_from_slice(b"}}");
     b
 }
@@ -196,9 +212,12 @@ pub(crate) fn write_image(b: &mut Vec<u8>, t: &TableSchema, row: Option<&[Value]
 }
 
 /// A row record (INSERT, UPDATE_BEFORE, UPDATE_AFTER, DELETE).
+// the record's parts as the pipeline holds them: a struct would only be built to be taken apart
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_row(
     b: &mut Vec<u8>,
     t: &TableSchema,
+    shape: Shape,
     op: RowOp,
     before: Option<&[Value]>,
     after: Option<&[Value]>,
@@ -206,7 +225,7 @@ pub(crate) fn encode_row(
     times: Times,
 ) {
     b.push(b'{');
-    b.extend_from_slice(schema_member(t));
+    b.extend_from_slice(schema_member(t, shape));
     b.extend_from_slice(b",\"payload\":{\"before\":");
     write_image(b, t, before);
     b.extend_from_slice(b",\"after\":");
@@ -232,6 +251,7 @@ pub(crate) fn encode_row(
 pub(crate) fn encode_ddl(
     b: &mut Vec<u8>,
     t: &TableSchema,
+    shape: Shape,
     op: &str,
     text: &str,
     seq: SequenceId,
@@ -239,7 +259,7 @@ pub(crate) fn encode_ddl(
 ) {
     use std::io::Write as _;
     b.push(b'{');
-    b.extend_from_slice(schema_member(t));
+    b.extend_from_slice(schema_member(t, shape));
     let _ = write!(
         b,
         ",\"payload\":{{\"before\":null,\"after\":null,\"sequenceId\":\"{seq}\","
@@ -355,6 +375,7 @@ mod tests {
         encode_row(
             &mut b,
             &t,
+            Shape::default(),
             RowOp::UpdateAfter,
             Some(&row(2, "1.100000")),
             Some(&row(2, "2.200000")),
@@ -376,6 +397,7 @@ mod tests {
         encode_row(
             &mut b,
             &t,
+            Shape::default(),
             RowOp::Delete,
             Some(&row(1, "1.100000")),
             None,
@@ -428,6 +450,7 @@ mod tests {
         encode_row(
             &mut b,
             &t,
+            Shape::default(),
             RowOp::Insert,
             None,
             Some(&[
@@ -450,6 +473,7 @@ mod tests {
         encode_row(
             &mut b,
             &t,
+            Shape::default(),
             RowOp::Delete,
             Some(&[Value::Int(7), Value::Absent, Value::Absent]),
             None,
@@ -472,6 +496,7 @@ mod tests {
         encode_ddl(
             &mut b,
             &t,
+            Shape::default(),
             "ALTER",
             "ALTER TABLE o ADD \"c\" int",
             SequenceId {

@@ -13,6 +13,7 @@ pub mod db;
 pub mod kafka;
 pub mod mariaserver;
 pub mod my;
+pub mod paimon;
 pub mod pg;
 pub mod pgserver;
 pub mod process;
