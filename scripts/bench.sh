@@ -147,6 +147,23 @@ config rsb_snap initial "$RUN-snap" >"$WORK/snap.toml"
 read -r RSS_SECS RSS_RSS < <(run_rowstream "$WORK/snap.toml" rowstream_snapshot_rows_total "$SNAP")
 read -r DBZS_SECS DBZS_RSS < <(run_debezium initial "$SNAP" dbzb_snap)
 
+echo "== sink: the snapshot's topic ($SNAP rows) into Parquet files =="
+cat >"$WORK/sink.toml" <<TOML
+[kafka]
+brokers = "127.0.0.1:9092"
+[sink]
+topics = ["$RUN-snap.public.t"]
+url = "$WORK/lake"
+flush_records = 50000
+TOML
+t0=$(now)
+/usr/bin/time -f "RSS %M" "$BIN" sink --config "$WORK/sink.toml" --idle-exit-secs 1 2>"$WORK/sink.log" || { tail -5 "$WORK/sink.log" >&2; }
+# the last second was the idle wait that ends the run
+SINK_SECS=$(python3 -c "print(f'{$(now)-$t0-1:.3f}')")
+SINK_RSS=$(sed -n 's/^RSS \([0-9]*\)/\1/p' "$WORK/sink.log" | tail -1)
+SINK_ROWS=$(sed -n 's/.*sink stopped files=[0-9]* rows=\([0-9]*\).*/\1/p' "$WORK/sink.log" | tail -1)
+SINK_BYTES=$(du -sb "$WORK/lake" | cut -f1)
+
 
 echo "== exactly-once: $N changes into librdkafka's mock cluster (tansu has no transactions), off vs on =="
 reset_db
@@ -186,6 +203,8 @@ snapshot $SNAP rows:
   rowstream           ${RSS_SECS}s  $(rate $SNAP $RSS_SECS)  max RSS $(mb "$RSS_RSS") MB
   debezium 3.6        ${DBZS_SECS}s  $(rate $SNAP $DBZS_SECS)  max RSS $(mb "${DBZS_RSS:-}") MB
   rowstream vs debezium: $(ratio "${DBZS_SECS:-0}" "$RSS_SECS")x faster
+rowstream sink, the snapshot topic into Parquet (zstd) on the local disk:
+  ${SINK_ROWS:-?} rows in ${SINK_SECS}s  $(rate "${SINK_ROWS:-0}" $SINK_SECS)  max RSS $(mb "${SINK_RSS:-}") MB  files $(mb "$((SINK_BYTES/1024))") MB
 exactly-once, $N changes into the mock cluster (state in Kafka both times):
   exactly_once = false ${EOS_OFF_SECS}s  $(rate $N $EOS_OFF_SECS)  max RSS $(mb "$EOS_OFF_RSS") MB
   exactly_once = true  ${EOS_ON_SECS}s  $(rate $N $EOS_ON_SECS)  max RSS $(mb "$EOS_ON_RSS") MB

@@ -9,6 +9,8 @@
 #                                GTIDs, user rowstream/rowstream with the replicator's grants
 #                              - MariaDB 10.11 on 127.0.0.1:3307 with binlog_format=STATEMENT (a server
 #                                `check` must reject)
+#                              - moto, an S3-compatible server (PyPI `moto[server]`, in a venv in the
+#                                cache), on 127.0.0.1:9000, for the Parquet sink's S3 test
 #   scripts/services.sh down   stop them
 #   scripts/services.sh status show what runs
 #
@@ -22,6 +24,8 @@ TANSU="$CACHE/tansu/bin/tansu"
 PG_VER=15
 PG_BIN="/usr/lib/postgresql/$PG_VER/bin"
 KAFKA_PORT="${ROWSTREAM_KAFKA_PORT:-9092}"
+S3_PORT="${ROWSTREAM_S3_PORT:-9000}"
+MOTO_VENV="$CACHE/moto-venv"
 LOG_DIR="$CACHE/log"
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -203,18 +207,36 @@ tansu_up() {
   wait_port 127.0.0.1 "$KAFKA_PORT" tansu 60
 }
 
+s3_up() {
+  if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+    log "installing moto[server] from PyPI into $MOTO_VENV (first time only)"
+    python3 -m venv "$MOTO_VENV" >"$LOG_DIR/moto-install.log" 2>&1 &&
+      "$MOTO_VENV/bin/pip" install -q 'moto[server]' >>"$LOG_DIR/moto-install.log" 2>&1 ||
+      { tail -20 "$LOG_DIR/moto-install.log" >&2; echo "moto install failed" >&2; exit 1; }
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+    log "S3 server already listening on 127.0.0.1:$S3_PORT"
+    return
+  fi
+  log "starting moto (S3) on 127.0.0.1:$S3_PORT"
+  nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$LOG_DIR/moto.log" 2>&1 &
+  echo $! >"$CACHE/moto.pid"
+  wait_port 127.0.0.1 "$S3_PORT" moto 60
+}
+
 up() {
   need_root
   mkdir -p "$CACHE" "$LOG_DIR"
   # postgres server and client; build dependencies of rdkafka (ssl, sasl/gssapi, zstd)
-  apt_install postgresql-$PG_VER postgresql-client-$PG_VER mariadb-server mariadb-client build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3
+  apt_install postgresql-$PG_VER postgresql-client-$PG_VER mariadb-server mariadb-client build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3 python3-venv
   configure_cluster main 5432 logical
   configure_cluster replica 5433 replica
   start_cluster main 5432
   start_cluster replica 5433
   mariadb_up
   tansu_up
-  log "up: postgres 127.0.0.1:5432 (logical), 127.0.0.1:5433 (replica), mariadb 127.0.0.1:3306 (ROW), 127.0.0.1:3307 (STATEMENT), kafka 127.0.0.1:$KAFKA_PORT"
+  s3_up
+  log "up: postgres 127.0.0.1:5432 (logical), 127.0.0.1:5433 (replica), mariadb 127.0.0.1:3306 (ROW), 127.0.0.1:3307 (STATEMENT), kafka 127.0.0.1:$KAFKA_PORT, s3 (moto) 127.0.0.1:$S3_PORT"
 }
 
 down() {
@@ -230,6 +252,10 @@ down() {
     rm -f "$CACHE/tansu.pid"
   fi
   pkill -f "$TANSU broker" 2>/dev/null || true
+  if [ -f "$CACHE/moto.pid" ]; then
+    kill "$(cat "$CACHE/moto.pid")" 2>/dev/null || true
+    rm -f "$CACHE/moto.pid"
+  fi
   log "down"
 }
 

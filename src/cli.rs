@@ -1,5 +1,5 @@
-//! Command line: `run`, `worker`, `check`, `validate`, `snapshot`, `verify`, `tail`, `health`,
-//! `migrate-state`; turns each outcome into the exit code.
+//! Command line: `run`, `worker`, `check`, `validate`, `snapshot`, `verify`, `tail`, `export`,
+//! `sink`, `health`, `migrate-state`; turns each outcome into the exit code.
 //!
 //! Exit codes: 0 success, 1 runtime failure or a failed check, 2 invalid config or usage.
 //! A failure is printed once, on stderr, with its fix when it has one.
@@ -122,6 +122,62 @@ pub(crate) enum Command {
         #[arg(long)]
         max: Option<u64>,
     },
+    /// Read one topic between two offsets or two times (DataWorks' offline Kafka reader) into
+    /// CSV, JSON lines or Parquet, then exit. Ranges include their begin and exclude their end.
+    Export {
+        /// The run's config (its brokers and [kafka.properties]); or give --brokers.
+        #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        brokers: Option<String>,
+        #[arg(long)]
+        topic: String,
+        /// One partition (default: all).
+        #[arg(long)]
+        partition: Option<i32>,
+        #[arg(long)]
+        begin_offset: Option<i64>,
+        #[arg(long)]
+        end_offset: Option<i64>,
+        /// Record time, yyyymmddhhmmss, included.
+        #[arg(long)]
+        begin_datetime: Option<String>,
+        /// Record time, yyyymmddhhmmss, excluded.
+        #[arg(long)]
+        end_datetime: Option<String>,
+        /// Zone of the datetimes: UTC or an offset like +08:00.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Columns, comma-separated: __key__, __value__, __partition__, __offset__,
+        /// __timestamp__, __headers__, a constant ('abc'), or a JSON path into the value
+        /// (event_id, tag.desc).
+        #[arg(long, value_delimiter = ',', default_value = "__key__,__value__")]
+        column: Vec<String>,
+        #[arg(long, value_enum, default_value_t = crate::export::Format::Json)]
+        format: crate::export::Format,
+        /// CSV field delimiter.
+        #[arg(long, default_value_t = ',')]
+        field_delimiter: char,
+        /// How CSV writes a null.
+        #[arg(long, default_value = "")]
+        null_value: String,
+        /// CSV: a first line with the column names.
+        #[arg(long)]
+        header: bool,
+        /// Write here instead of stdout (required for Parquet).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Land topics as Parquet files under a directory or an object store (S3, GCS, Azure):
+    /// `<topic>/partition=N/<topic>+N+<first offset>+<last offset>.parquet`, each file complete
+    /// before it appears; a restart resumes from the file names. Until SIGTERM.
+    Sink {
+        #[arg(short, long, env = "ROWSTREAM_SINK_CONFIG")]
+        config: PathBuf,
+        /// Stop once no record arrived for this many seconds (every row read is in a file).
+        #[arg(long)]
+        idle_exit_secs: Option<u64>,
+    },
     /// Ask a running rowstream's admin listener whether it is alive (`/health`) or ready
     /// (`/ready`); exit 0 when it is, 1 with the reasons when not. The container image's
     /// health check (it has no shell or curl).
@@ -204,6 +260,121 @@ pub(crate) fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Export {
+            config,
+            brokers,
+            topic,
+            partition,
+            begin_offset,
+            end_offset,
+            begin_datetime,
+            end_datetime,
+            timezone,
+            column,
+            format,
+            field_delimiter,
+            null_value,
+            header,
+            output,
+        } => {
+            let kafka = match (&config, brokers) {
+                (_, Some(b)) => crate::config::KafkaConfig::with_brokers(&b),
+                (Some(path), None) => match load(path) {
+                    Ok(c) => c.kafka,
+                    Err(code) => return code,
+                },
+                (None, None) => {
+                    eprintln!("error: `rowstream export` needs the brokers\n  fix: give --config (the run's config) or --brokers host:port");
+                    return ExitCode::from(2);
+                }
+            };
+            let time = |s: Option<String>| -> Result<Option<i64>, String> {
+                s.map(|s| crate::export::parse_datetime(&s, &timezone))
+                    .transpose()
+            };
+            let (begin_time, end_time) = match (time(begin_datetime), time(end_datetime)) {
+                (Ok(b), Ok(e)) => (b, e),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}\n  fix: write times as yyyymmddhhmmss, e.g. --begin-datetime 20241115000000");
+                    return ExitCode::from(2);
+                }
+            };
+            if format == crate::export::Format::Parquet && output.is_none() {
+                eprintln!("error: Parquet is not written to a terminal\n  fix: give --output FILE.parquet");
+                return ExitCode::from(2);
+            }
+            let opts = crate::export::Options {
+                topic,
+                partition,
+                begin_offset,
+                end_offset,
+                begin_time,
+                end_time,
+                columns: column
+                    .iter()
+                    .map(|c| crate::export::Column::parse(c))
+                    .collect(),
+                format,
+                delimiter: field_delimiter,
+                null: null_value,
+                header,
+                progress: output.is_some(),
+            };
+            let mut out: Box<dyn std::io::Write> = match &output {
+                Some(p) => match std::fs::File::create(p) {
+                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                    Err(e) => {
+                        eprintln!("error: cannot create {}: {e}", p.display());
+                        return ExitCode::from(1);
+                    }
+                },
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            match crate::export::export(&kafka, &opts, &mut out) {
+                Ok(n) => {
+                    if output.is_some() {
+                        tracing::info!(records = n, "export done");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Sink {
+            config,
+            idle_exit_secs,
+        } => {
+            let cfg = match crate::config::LakeConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let run = async {
+                let stop = crate::run::sigterm();
+                crate::lake::run(
+                    &cfg,
+                    stop,
+                    idle_exit_secs.map(std::time::Duration::from_secs),
+                )
+                .await
+            };
+            match rt.block_on(run) {
+                Ok(w) => {
+                    tracing::info!(files = w.files, rows = w.rows, "sink stopped");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Health {
             admin,
             config,

@@ -9,7 +9,8 @@
 //! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries, pause / resume /
 //!    stop / restart), `progress` (what `run` shows on a terminal or in its log), `admin` and `rest` (the admin listener: health, metrics, the Kafka
 //!    Connect REST API), `worker` (many connectors managed over REST), `verify` (topics
-//!    read back and compared with the tables), `tail` (topics printed readably), `cli`.
+//!    read back and compared with the tables), `tail` (topics printed readably), `lake`
+//!    (topics landed as Parquet files), `export` (a bounded read of a topic), `cli`.
 pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
@@ -18,6 +19,8 @@ pub(crate) mod config;
 pub(crate) mod encode;
 pub(crate) mod error;
 pub(crate) mod event;
+pub(crate) mod export;
+pub(crate) mod lake;
 pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod position;

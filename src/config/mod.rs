@@ -19,17 +19,19 @@
 mod env;
 mod kafka;
 mod keys;
+mod lake;
 mod runtime;
 mod source;
 mod worker;
 
 pub(crate) use kafka::{is_secret_property, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
+pub(crate) use lake::LakeConfig;
 pub(crate) use runtime::{
     AdminConfig, EncodeConfig, HeartbeatConfig, Profile, SnapshotConfig, SnapshotMode,
     StateBackend, StateConfig,
 };
 pub(crate) use source::{
-    redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, SourceConfig, SourceOptions,
+    parse_tz, redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, SourceConfig, SourceOptions,
 };
 pub(crate) use worker::{WorkerConfig, RESERVED};
 

@@ -306,7 +306,7 @@ fn valid_ident(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-pub(super) fn parse_tz(s: &str) -> Result<i32, String> {
+pub(crate) fn parse_tz(s: &str) -> Result<i32, String> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("utc") || t == "Z" || t.eq_ignore_ascii_case("gmt") {
         return Ok(0);

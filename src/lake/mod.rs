@@ -1,0 +1,462 @@
+//! `rowstream sink`: topics → Parquet files under a directory or an object store, Kafka
+//! Connect's HDFS-sink pattern: one sequence of files per partition, each named by the offsets
+//! it holds, `<topic>/partition=<n>/<topic>+<n>+<first offset>+<last offset>.parquet`.
+//!
+//! Invariants:
+//! - The files are the only state: at start, each partition resumes after the highest last
+//!   offset in its file names (no consumer-group offsets; partitions are assigned, not
+//!   subscribed). A file appears under its final name only when complete: it is written under
+//!   a temporary name (`_tmp+...`) and renamed; temporary files left by a killed process are
+//!   deleted at start. So after any crash no row is lost and none is written twice.
+//! - A file holds rows of one partition and one table schema, in offset order; it is written
+//!   at `flush_records` rows, when its first row waited `flush_interval_ms`, when the table's
+//!   schema changes (a DDL record, or rows with other columns), and at a clean stop.
+//! - Heartbeats and DDL records are not rows: they are skipped (a DDL record closes the file).
+//!   A record that is not DataWorks JSON, or a value that does not fit its column, stops the
+//!   sink with its topic, partition and offset: nothing is skipped silently.
+//! - Row values are never logged.
+mod columns;
+
+use crate::config::LakeConfig;
+use crate::error::Error;
+use columns::{Row, Rows};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt as _};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How far before a resume offset reading starts (records before the offset are skipped).
+/// tansu answers a fetch from an offset inside a record batch with the *next* batch, so
+/// reading from the offset itself would skip the rest of its batch; starting a producer
+/// batch's length earlier (rowstream's producer puts at most 10000 records in one) finds the
+/// batch that holds it. On Apache Kafka this only reads up to that many records again.
+const REWIND: i64 = 10_000;
+
+/// What a run wrote.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) files: u64,
+    pub(crate) rows: u64,
+}
+
+/// The parts of a DataWorks record the sink reads (values kept as their JSON text).
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(borrow)]
+    schema: Option<SchemaPart<'a>>,
+    #[serde(borrow)]
+    payload: Payload<'a>,
+}
+
+#[derive(Deserialize)]
+struct SchemaPart<'a> {
+    #[serde(rename = "dataColumn", borrow)]
+    data_column: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    before: Option<Image>,
+    after: Option<Image>,
+    #[serde(rename = "sequenceId")]
+    sequence_id: Option<String>,
+    timestamp: Option<Times>,
+    op: String,
+    #[serde(borrow)]
+    ddl: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Image {
+    #[serde(rename = "dataColumn")]
+    data_column: HashMap<String, Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct Times {
+    #[serde(rename = "eventTime")]
+    event_time: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ColumnType {
+    name: String,
+    #[serde(rename = "type")]
+    ltype: String,
+}
+
+/// A partition's rows waiting for their file.
+struct Pending {
+    /// `schema.dataColumn` as written, to see a change
+    schema: String,
+    rows: Rows,
+    first: i64,
+    last: i64,
+    since: Instant,
+}
+
+/// The store and the prefix everything goes under.
+struct Lake {
+    store: Arc<dyn ObjectStore>,
+    prefix: StorePath,
+}
+
+/// `<topic>+<partition>+<first>+<last>.parquet` → (first, last).
+pub(crate) fn offsets_of(name: &str, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let rest = name
+        .strip_prefix(&format!("{topic}+{partition}+"))?
+        .strip_suffix(".parquet")?;
+    let (first, last) = rest.split_once('+')?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
+fn open_store(cfg: &LakeConfig) -> Result<Lake, Error> {
+    let url = cfg.sink.url.trim();
+    let setup = |e: &dyn std::fmt::Display| {
+        Error::setup(
+            format!("sink.url `{url}` cannot be used: {e}"),
+            "give a directory (/var/lake, file:///var/lake) or an object store URL (s3://bucket/prefix, gs://bucket/prefix, az://container/prefix) with its settings in [sink.options]",
+        )
+    };
+    if !url.contains("://") || url.starts_with("file://") {
+        let dir = url.strip_prefix("file://").unwrap_or(url);
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::setup(
+                format!("sink directory {dir} cannot be created: {e}"),
+                "set sink.url to a directory rowstream can create and write",
+            )
+        })?;
+        let store =
+            object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| setup(&e))?;
+        return Ok(Lake {
+            store: Arc::new(store),
+            prefix: StorePath::default(),
+        });
+    }
+    let parsed = url::Url::parse(url).map_err(|e| setup(&e))?;
+    let (store, prefix) =
+        object_store::parse_url_opts(&parsed, cfg.sink.options.iter()).map_err(|e| setup(&e))?;
+    Ok(Lake {
+        store: Arc::from(store),
+        prefix,
+    })
+}
+
+impl Lake {
+    fn dir(&self, topic: &str, partition: i32) -> StorePath {
+        let mut p = self.prefix.clone();
+        for part in [topic.to_string(), format!("partition={partition}")] {
+            p = p.join(part);
+        }
+        p
+    }
+
+    /// The offset a partition resumes at (after its files' highest last offset), deleting
+    /// the temporary files a killed run left.
+    async fn resume_at(&self, topic: &str, partition: i32) -> Result<Option<i64>, Error> {
+        use futures_util::TryStreamExt as _;
+        let dir = self.dir(topic, partition);
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| store_error("list", &dir, e))?;
+        let mut next = None;
+        for m in listed {
+            let Some(name) = m.location.filename() else {
+                continue;
+            };
+            if name.starts_with("_tmp+") {
+                self.store
+                    .delete(&m.location)
+                    .await
+                    .map_err(|e| store_error("delete", &m.location, e))?;
+                tracing::info!(file = %m.location, "deleted a file a stopped run left unfinished");
+            } else if let Some((_, last)) = offsets_of(name, topic, partition) {
+                next = next.max(Some(last + 1));
+            }
+        }
+        Ok(next)
+    }
+
+    /// Write `p` as one Parquet file: under a temporary name, then renamed.
+    async fn write(&self, topic: &str, p: &Pending) -> Result<StorePath, Error> {
+        let batch = p.rows.to_batch().map_err(|e| {
+            Error::setup(
+                format!("{topic}[{}]: {e}", p.rows.partition),
+                "the record cannot be stored as Parquet; see docs/troubleshooting.md",
+            )
+        })?;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        {
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
+                .map_err(|e| Error::fatal(format!("parquet writer: {e}")))?;
+            w.write(&batch)
+                .map_err(|e| Error::fatal(format!("parquet write: {e}")))?;
+            w.close()
+                .map_err(|e| Error::fatal(format!("parquet close: {e}")))?;
+        }
+        let partition = p.rows.partition;
+        let name = format!("{topic}+{partition}+{}+{}.parquet", p.first, p.last);
+        let dir = self.dir(topic, partition);
+        let tmp = dir.clone().join(format!("_tmp+{name}"));
+        let fin = dir.join(name);
+        self.store
+            .put(&tmp, buf.into())
+            .await
+            .map_err(|e| store_error("write", &tmp, e))?;
+        self.store
+            .rename(&tmp, &fin)
+            .await
+            .map_err(|e| store_error("rename", &tmp, e))?;
+        Ok(fin)
+    }
+}
+
+fn store_error(what: &str, path: &StorePath, e: object_store::Error) -> Error {
+    Error::setup(
+        format!("cannot {what} {path} in the sink's store: {e}"),
+        "check sink.url, the credentials in [sink.options], and that the location is writable",
+    )
+}
+
+/// Land `cfg.sink.topics` until `stop` (or, with `idle`, until no record came for that long);
+/// every row read is in a file when it returns `Ok`.
+pub(crate) async fn run(
+    cfg: &LakeConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    idle: Option<Duration>,
+) -> Result<Written, Error> {
+    let lake = open_store(cfg)?;
+    let kafka = cfg.kafka();
+    let consumer: StreamConsumer = kafka
+        .connection()
+        .set("group.id", format!("rowstream-sink-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(|e| {
+            Error::setup(
+                format!("kafka settings are not accepted: {e}"),
+                "check the keys and values of [kafka.properties] in the sink's config",
+            )
+        })?;
+    let mut tpl = TopicPartitionList::new();
+    // per partition: the first offset not yet in a file
+    let mut resume: HashMap<(String, i32), i64> = HashMap::new();
+    for topic in &cfg.sink.topics {
+        let md = tokio::task::block_in_place(|| {
+            consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+        })
+        .map_err(|e| {
+            Error::setup(
+                format!("kafka at {} does not answer: {e}", cfg.kafka.brokers),
+                "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
+            )
+        })?;
+        let parts: Vec<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if parts.is_empty() {
+            return Err(Error::setup(
+                format!("topic {topic} does not exist on the broker"),
+                "name existing topics in sink.topics (the run's kafka.topic template gives their names)",
+            ));
+        }
+        for p in parts {
+            let at = match lake.resume_at(topic, p).await? {
+                Some(o) => {
+                    resume.insert((topic.clone(), p), o);
+                    Offset::Offset((o - REWIND).max(0))
+                }
+                None => Offset::Beginning,
+            };
+            tracing::info!(topic = %topic, partition = p, after_files = ?resume.get(&(topic.clone(), p)), "landing");
+            tpl.add_partition_offset(topic, p, at)
+                .map_err(|e| Error::fatal(e.to_string()))?;
+        }
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| Error::fatal(format!("cannot read the topics: {e}")))?;
+    let mut pending: HashMap<(String, i32), Pending> = HashMap::new();
+    let mut written = Written::default();
+    let max_rows = cfg.sink.flush_records;
+    let max_age = Duration::from_millis(cfg.sink.flush_interval_ms);
+    let mut last_record = Instant::now();
+    loop {
+        let msg = tokio::select! {
+            _ = stop.wait_for(|s| *s) => None,
+            r = tokio::time::timeout(Duration::from_millis(200), consumer.recv()) => match r {
+                Ok(Ok(m)) => Some(Some(m.detach())),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consumer");
+                    Some(None)
+                }
+                Err(_) => Some(None),
+            },
+        };
+        let Some(msg) = msg else {
+            break; // stopping: what is pending is written below
+        };
+        if let Some(m) = msg {
+            last_record = Instant::now();
+            let key = (m.topic().to_string(), m.partition());
+            let offset = m.offset();
+            if resume.get(&key).is_some_and(|&r| offset < r) {
+                continue; // in a file already (see REWIND)
+            }
+            let where_ = || format!("{}[{}]@{offset}", key.0, key.1);
+            let payload = m.payload().unwrap_or_default();
+            let rec: Record = serde_json::from_slice(payload).map_err(|e| {
+                Error::setup(
+                    format!("{} is not a DataWorks JSON record: {e}", where_()),
+                    "land only topics rowstream (or DataWorks) writes",
+                )
+            })?;
+            let op = rec.payload.op.as_str();
+            let ddl = rec.payload.ddl.is_some_and(|d| d.get() != "null");
+            if op == "MHEARTBEAT" || op.starts_with("TRANSACTION_") {
+                continue;
+            }
+            if ddl {
+                // the table's schema changes: the rows before it close their file
+                if let Some(p) = pending.remove(&key) {
+                    flush(&lake, &key.0, p, &mut written).await?;
+                }
+                continue;
+            }
+            let image = match op {
+                "INSERT" | "UPDATE_AFTER" => rec.payload.after,
+                "DELETE" | "UPDATE_BEFORE" => rec.payload.before,
+                _ => None,
+            };
+            let (Some(image), Some(schema)) = (image, rec.schema.and_then(|s| s.data_column))
+            else {
+                return Err(Error::setup(
+                    format!(
+                        "{} is a `{op}` record without its image or schema",
+                        where_()
+                    ),
+                    "land only topics rowstream (or DataWorks) writes",
+                ));
+            };
+            if pending.get(&key).is_some_and(|p| p.schema != schema.get()) {
+                if let Some(p) = pending.remove(&key) {
+                    flush(&lake, &key.0, p, &mut written).await?;
+                }
+            }
+            let p = match pending.entry(key.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let cols: Vec<ColumnType> =
+                        serde_json::from_str(schema.get()).map_err(|err| {
+                            Error::setup(
+                                format!(
+                                    "{}: schema.dataColumn is not a column list: {err}",
+                                    where_()
+                                ),
+                                "land only topics rowstream (or DataWorks) writes",
+                            )
+                        })?;
+                    e.insert(Pending {
+                        schema: schema.get().to_string(),
+                        rows: Rows {
+                            columns: cols.into_iter().map(|c| (c.name, c.ltype)).collect(),
+                            partition: key.1,
+                            rows: Vec::new(),
+                        },
+                        first: offset,
+                        last: offset,
+                        since: Instant::now(),
+                    })
+                }
+            };
+            let mut values = image.data_column;
+            let row = Row {
+                op: op.to_string(),
+                sequence_id: rec
+                    .payload
+                    .sequence_id
+                    .as_deref()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(-1),
+                event_time: rec
+                    .payload
+                    .timestamp
+                    .and_then(|t| t.event_time)
+                    .unwrap_or(-1),
+                offset,
+                values: p
+                    .rows
+                    .columns
+                    .iter()
+                    .map(|(name, _)| values.remove(name))
+                    .collect(),
+            };
+            p.rows.rows.push(row);
+            p.last = offset;
+            if p.rows.rows.len() >= max_rows {
+                if let Some(p) = pending.remove(&key) {
+                    flush(&lake, &key.0, p, &mut written).await?;
+                }
+            }
+        }
+        // files whose first row waited long enough
+        let due: Vec<(String, i32)> = pending
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() >= max_age)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            if let Some(p) = pending.remove(&k) {
+                flush(&lake, &k.0, p, &mut written).await?;
+            }
+        }
+        if idle.is_some_and(|i| last_record.elapsed() >= i) {
+            break;
+        }
+    }
+    for ((topic, _), p) in pending.drain() {
+        flush(&lake, &topic, p, &mut written).await?;
+    }
+    Ok(written)
+}
+
+async fn flush(lake: &Lake, topic: &str, p: Pending, written: &mut Written) -> Result<(), Error> {
+    let n = p.rows.rows.len() as u64;
+    let path = lake.write(topic, &p).await?;
+    written.files += 1;
+    written.rows += n;
+    tracing::debug!(file = %path, rows = n, "file written");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_carry_the_offsets() {
+        assert_eq!(
+            offsets_of("shop.t+2+100+199.parquet", "shop.t", 2),
+            Some((100, 199))
+        );
+        assert_eq!(offsets_of("shop.t+2+100+199.parquet", "shop.t", 1), None);
+        assert_eq!(offsets_of("_tmp+shop.t+2+1+2.parquet", "shop.t", 2), None);
+        assert_eq!(offsets_of("shop.t+2+x+2.parquet", "shop.t", 2), None);
+    }
+}
