@@ -1,5 +1,5 @@
 //! Command line: `run`, `worker`, `check`, `validate`, `snapshot`, `verify`, `tail`, `export`,
-//! `sink`, `health`, `migrate-state`; turns each outcome into the exit code.
+//! `copy`, `sink`, `health`, `migrate-state`; turns each outcome into the exit code.
 //!
 //! Exit codes: 0 success, 1 runtime failure or a failed check, 2 invalid config or usage.
 //! A failure is printed once, on stderr, with its fix when it has one.
@@ -168,6 +168,38 @@ pub(crate) enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Copy the matched tables into Kafka once, as they are now (DataWorks' offline Kafka
+    /// writer), then exit: snapshot records (sequenceId "-1", eventTime -1), or plain text or
+    /// JSON records. No slot, no binlog position, no state.
+    Copy {
+        #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+        config: PathBuf,
+        /// Tables as `schema.table` / `db.table`, comma-separated (default: source.tables).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        #[arg(long, value_enum, default_value_t = crate::copy::Format::Dataworks)]
+        format: crate::copy::Format,
+        /// Every table's records into this topic (default: the kafka.topic template).
+        #[arg(long)]
+        topic: Option<String>,
+        /// text: the field delimiter.
+        #[arg(long, default_value = ",")]
+        field_delimiter: String,
+        /// text: how a null is written.
+        #[arg(long, default_value = "")]
+        null_value: String,
+        /// text / json: the key is these columns (0-based positions, comma-separated), joined
+        /// by the delimiter; none: a null key.
+        #[arg(long, value_delimiter = ',')]
+        key_index: Vec<usize>,
+        /// json: a column's JSON type, `column=JSON_STRING|JSON_NUMBER|JSON_BOOL|JSON_ARRAY|
+        /// JSON_MAP|JSON_BASE64|JSON_HEX` (repeatable; default from the column's type).
+        #[arg(long)]
+        json_type: Vec<String>,
+        /// The producer's acks: all (default), 1 or 0.
+        #[arg(long)]
+        acks: Option<String>,
+    },
     /// Land topics as Parquet files under a directory or an object store (S3, GCS, Azure):
     /// `<topic>/partition=N/<topic>+N+<first offset>+<last offset>.parquet`, each file complete
     /// before it appears; a restart resumes from the file names. Until SIGTERM.
@@ -260,6 +292,68 @@ pub(crate) fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Copy {
+            config,
+            tables,
+            format,
+            topic,
+            field_delimiter,
+            null_value,
+            key_index,
+            json_type,
+            acks,
+        } => {
+            let mut cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if !tables.is_empty() {
+                cfg.source.set_tables(tables);
+            }
+            let mut json_types = std::collections::BTreeMap::new();
+            for jt in &json_type {
+                match jt
+                    .split_once('=')
+                    .and_then(|(c, t)| Some((c, crate::encode::plain::JsonType::parse(t)?)))
+                {
+                    Some((c, t)) => {
+                        json_types.insert(c.to_string(), t);
+                    }
+                    None => {
+                        eprintln!("error: --json-type `{jt}` is not column=JSON_STRING|JSON_NUMBER|JSON_BOOL|JSON_ARRAY|JSON_MAP|JSON_BASE64|JSON_HEX\n  fix: write it as e.g. --json-type tags=JSON_ARRAY");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            if let Some(a) = &acks {
+                if !["all", "-1", "1", "0"].contains(&a.as_str()) {
+                    eprintln!("error: --acks `{a}` is not all, 1 or 0\n  fix: give --acks all (the default), 1 or 0");
+                    return ExitCode::from(2);
+                }
+            }
+            let opts = crate::copy::Options {
+                format,
+                topic,
+                delimiter: field_delimiter,
+                null_value,
+                key_indexes: key_index,
+                json_types,
+                acks,
+            };
+            match rt.block_on(crate::copy::copy(&cfg, &opts)) {
+                Ok((t, n)) => {
+                    let mut out = std::io::stdout().lock();
+                    stdout_done(
+                        writeln!(out, "copied {n} rows of {t} table(s)"),
+                        ExitCode::SUCCESS,
+                    )
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Export {
             config,
             brokers,

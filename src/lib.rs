@@ -10,12 +10,14 @@
 //!    stop / restart), `progress` (what `run` shows on a terminal or in its log), `admin` and `rest` (the admin listener: health, metrics, the Kafka
 //!    Connect REST API), `worker` (many connectors managed over REST), `verify` (topics
 //!    read back and compared with the tables), `tail` (topics printed readably), `lake`
-//!    (topics landed as Parquet files), `export` (a bounded read of a topic), `cli`.
+//!    (topics landed as Parquet files), `export` (a bounded read of a topic),
+//!    `copy` (tables → topics once), `cli`.
 pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
 pub(crate) mod cli;
 pub(crate) mod config;
+pub(crate) mod copy;
 pub(crate) mod encode;
 pub(crate) mod error;
 pub(crate) mod event;

@@ -46,6 +46,7 @@ both!(kafka_state_survives_kill9_at_random_moments, 6115);
 both!(two_processes_one_connector_only_one_advances, 6116);
 both!(connect_rest_api_steers_the_connector, 6117);
 both!(paimon_profile_passes_paimons_parser, 6118);
+both!(copy_writes_every_row_once_and_exits, 6119);
 
 /// The Kafka Connect REST API on `run`'s admin listener: list, status, config (secrets
 /// hidden), a 404 in Connect's shape; pause (the source lets go, nothing streams), resume
@@ -1203,4 +1204,103 @@ async fn paimon_profile_passes_paimons_parser(db: Db) {
         .replace("\"primaryKey\":[]", "\"primaryKey\":null");
     assert!(parse(null_key.as_bytes(), TypeMapping::ToString).is_err());
     assert_eq!(rs.stop(), 0);
+}
+
+/// `rowstream copy`: every row of the table as it is now, once, as snapshot records
+/// (sequenceId "-1", eventTime and checkpointTime -1), then exit 0; no slot is left behind.
+/// The plain formats: `text` with a delimiter, a null text and a key column; `json` with typed
+/// columns.
+async fn copy_writes_every_row_once_and_exits(db: Db) {
+    db.exec(&format!(
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(10), d DECIMAL(10,2));
+         INSERT INTO t SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'r' END, g * 1.25 FROM {};",
+        db.series(1, 50)
+    ))
+    .await;
+    let cfg_path = std::env::temp_dir().join(format!("rowstream-test-{}-copy.toml", db.name));
+    std::fs::write(&cfg_path, db.config("", "")).unwrap();
+    let copy = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(["copy", "--config"])
+            .arg(&cfg_path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(copy(&[]), "copied 50 rows of 1 table(s)\n");
+    let mut r = Reader::new(&db.topic("t"));
+    let recs = r.until(60, "50 rows", |x| count_data(x) >= 50).to_vec();
+    let mut ids: Vec<i64> = recs
+        .iter()
+        .filter_map(|x| x.after()["id"].as_i64())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (1..=50).collect::<Vec<_>>());
+    for x in &recs {
+        assert_eq!(x.op(), "INSERT");
+        assert_eq!(x.seq(), "-1");
+        let ts = &x.value["payload"]["timestamp"];
+        assert_eq!(
+            (ts["eventTime"].as_i64(), ts["checkpointTime"].as_i64()),
+            (Some(-1), Some(-1))
+        );
+        assert_eq!(x.key.as_deref(), Some(x.after()["id"].to_string().as_str()));
+        assert_eq!(x.value["schema"]["source"], db.source_json("t"));
+    }
+    if db.flavor == Flavor::Postgres {
+        let slots = db
+            .rows(&format!(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+                db.name
+            ))
+            .await;
+        assert_eq!(slots[0][0].as_deref(), Some("0"), "copy makes no slot");
+    }
+    // text: delimiter, null text, the key from column 0
+    let text_topic = format!("{}-text", db.topic("t"));
+    copy(&[
+        "--format",
+        "text",
+        "--topic",
+        &text_topic,
+        "--field-delimiter",
+        "|",
+        "--null-value",
+        "NULL",
+        "--key-index",
+        "0",
+    ]);
+    let mut r = Reader::new(&text_topic);
+    let text: Vec<(Option<String>, String)> = r.until_raw(60, 50).into_iter().collect();
+    let row10 = text
+        .iter()
+        .find(|(k, _)| k.as_deref() == Some("10"))
+        .unwrap();
+    assert_eq!(row10.1, "10|NULL|12.50");
+    assert_eq!(text.len(), 50);
+    // json: typed columns, a decimal keeps its scale
+    let json_topic = format!("{}-json", db.topic("t"));
+    copy(&[
+        "--format",
+        "json",
+        "--topic",
+        &json_topic,
+        "--json-type",
+        "id=JSON_STRING",
+    ]);
+    let mut r = Reader::new(&json_topic);
+    let json: Vec<(Option<String>, String)> = r.until_raw(60, 50).into_iter().collect();
+    assert!(json.iter().all(|(k, _)| k.is_none()));
+    assert!(
+        json.iter()
+            .any(|(_, v)| v == r#"{"id":"7","s":"r","d":8.75}"#),
+        "{json:?}"
+    );
 }

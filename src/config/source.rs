@@ -145,6 +145,11 @@ impl SourceConfig {
         self.tables.as_deref().unwrap_or_default()
     }
 
+    /// Replace the include patterns (a command's `--tables`).
+    pub(crate) fn set_tables(&mut self, tables: Vec<String>) {
+        self.tables = Some(tables);
+    }
+
     /// Fill in what depends on the source type: the default `tables`.
     pub(super) fn resolve(&mut self, p: &mut Vec<String>) {
         if self.tables.is_some() {

@@ -84,6 +84,35 @@ impl Reader {
     }
 
     /// Poll until `done(records)` or the deadline; panics with the records on timeout.
+    /// The first `n` records (key, value text) of a topic whose values need not be JSON.
+    pub fn until_raw(&mut self, secs: u64, n: usize) -> Vec<(Option<String>, String)> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut out = Vec::new();
+        while out.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{}: {} of {n} records",
+                self.topic,
+                out.len()
+            );
+            if !self.assigned {
+                self.assigned = self.assign();
+                if !self.assigned {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+            if let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
+                let m = m.expect("consume");
+                out.push((
+                    m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                ));
+            }
+        }
+        out
+    }
+
     pub fn until(&mut self, secs: u64, what: &str, done: impl Fn(&[Rec]) -> bool) -> &[Rec] {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {

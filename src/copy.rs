@@ -1,0 +1,194 @@
+//! `rowstream copy`: a one-shot table → topic copy (DataWorks' offline Kafka writer): every
+//! row of the matched tables as it is now, then exit. No slot, no binlog position, no state.
+//!
+//! Invariants:
+//! - Records are snapshot records: `op` INSERT, `sequenceId` "-1", `eventTime` and
+//!   `checkpointTime` -1 (the envelope), or the writer's plain `text` / `json` formats.
+//! - Keys: the table's key (envelope), or the `--key-index` columns (plain formats; none: a
+//!   null key). Partitions: murmur2 of the key, as every rowstream producer.
+//! - Tables are read in chunks through the one snapshot driver (`source::Dump`); memory stays
+//!   bounded by a chunk and librdkafka's queue.
+//! - It exits 0 only when Kafka acknowledged every record (`acks`, default all); a record
+//!   Kafka refused stops it with exit 1 naming the table.
+use crate::config::Config;
+use crate::encode::dataworks::{self, RowOp, Shape, Times};
+use crate::encode::plain::{self, JsonType};
+use crate::error::Error;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// The DataWorks envelope.
+    Dataworks,
+    /// Columns' text joined by a delimiter.
+    Text,
+    /// An object of typed columns.
+    Json,
+}
+
+pub(crate) struct Options {
+    pub(crate) format: Format,
+    /// all tables' records go here (default: the `kafka.topic` template)
+    pub(crate) topic: Option<String>,
+    pub(crate) delimiter: String,
+    pub(crate) null_value: String,
+    pub(crate) key_indexes: Vec<usize>,
+    pub(crate) json_types: BTreeMap<String, JsonType>,
+    pub(crate) acks: Option<String>,
+}
+
+/// Counts deliveries; keeps the first failure.
+#[derive(Default)]
+struct Deliveries {
+    ok: AtomicU64,
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, m)) => {
+                use rdkafka::Message as _;
+                let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                f.get_or_insert_with(|| format!("{} refused a record: {e}", m.topic()));
+            }
+        }
+    }
+}
+
+/// Copy every matched table; returns (tables, rows).
+pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Error> {
+    let mut dump = crate::source::Dump::open(cfg).await?;
+    let tables = dump.schemas().await?;
+    // topics first (the producer does not create them)
+    {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let tracker = Arc::new(crate::checkpoint::tracker::Tracker::new());
+        let mut sink = crate::sink::kafka::KafkaSink::new(&cfg.kafka, tracker, metrics, None)?;
+        for t in &tables {
+            sink.ensure_topic(o.topic.as_deref().unwrap_or(&t.topic))
+                .await?;
+        }
+    }
+    let mut pc = crate::sink::kafka::producer_config(&cfg.kafka);
+    if let Some(acks) = &o.acks {
+        pc.set("acks", acks);
+        if acks != "all" && acks != "-1" {
+            // the idempotent producer needs acks=all
+            pc.set("enable.idempotence", "false");
+        }
+    }
+    let producer: ThreadedProducer<Deliveries> =
+        pc.create_with_context(Deliveries::default()).map_err(|e| {
+            Error::setup(
+                format!("kafka settings are not accepted: {e}"),
+                "check [kafka] and [kafka.properties]",
+            )
+        })?;
+    let ctx = producer.context().clone();
+    let mut sent = 0u64;
+    for (i, t) in tables.iter().enumerate() {
+        let topic = o.topic.clone().unwrap_or_else(|| t.topic.clone());
+        let mut rows_of_table = 0u64;
+        let mut key = Vec::new();
+        let mut f = |rows: &[crate::value::Row]| -> Result<(), Error> {
+            for row in rows {
+                let (k, value): (Option<Vec<u8>>, Vec<u8>) = match o.format {
+                    Format::Dataworks => {
+                        let has = dataworks::write_key(&mut key, t, row, &cfg.kafka.key_separator);
+                        let mut b = Vec::with_capacity(256);
+                        dataworks::encode_row(
+                            &mut b,
+                            t,
+                            Shape {
+                                empty_key_list: cfg.encode.profile == crate::config::Profile::Paimon,
+                                schema_in_table_name: cfg.encode.schema_in_table_name,
+                            },
+                            RowOp::Insert,
+                            None,
+                            Some(row),
+                            None,
+                            Times {
+                                event: -1,
+                                system: crate::time::now_ms(),
+                                checkpoint: -1,
+                            },
+                        );
+                        (has.then(|| key.clone()), b)
+                    }
+                    Format::Text => (
+                        plain::key_of(t, row, &o.key_indexes, &o.delimiter),
+                        plain::encode_text(t, row, &o.delimiter, &o.null_value),
+                    ),
+                    Format::Json => (
+                        plain::key_of(t, row, &o.key_indexes, &cfg.kafka.key_separator),
+                        plain::encode_json(t, row, &o.json_types).map_err(|e| {
+                            Error::setup(e, "choose a --json-type the column's values fit (JSON_STRING holds anything)")
+                        })?,
+                    ),
+                };
+                let mut rec: BaseRecord<'_, [u8], [u8], ()> =
+                    BaseRecord::to(&topic).payload(&value[..]);
+                if let Some(k) = &k {
+                    rec = rec.key(&k[..]);
+                }
+                loop {
+                    match producer.send(rec) {
+                        Ok(()) => break,
+                        Err((e, r))
+                            if e.rdkafka_error_code()
+                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                        {
+                            rec = r;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        Err((e, _)) => {
+                            return Err(Error::setup(
+                                format!("cannot produce to {topic}: {e}"),
+                                "check the topic and the broker",
+                            ))
+                        }
+                    }
+                }
+                if let Some(f) = ctx.failed.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                    return Err(Error::setup(f, "check the topic, its ACLs and the broker"));
+                }
+                rows_of_table += 1;
+            }
+            Ok(())
+        };
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(dump.rows(i, &mut f))
+        })?;
+        sent += rows_of_table;
+        tracing::info!(table = %t.id, rows = rows_of_table, topic = %topic, "copied");
+    }
+    producer.flush(Duration::from_secs(120)).map_err(|e| {
+        Error::setup(
+            format!("kafka did not acknowledge every record: {e}"),
+            "check the broker and run the copy again (it writes every row again)",
+        )
+    })?;
+    if let Some(f) = ctx.failed.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        return Err(Error::setup(f, "check the topic, its ACLs and the broker"));
+    }
+    let ok = ctx.ok.load(Ordering::Relaxed);
+    if ok != sent {
+        return Err(Error::setup(
+            format!("kafka acknowledged {ok} of {sent} records"),
+            "check the broker and run the copy again (it writes every row again)",
+        ));
+    }
+    Ok((tables.len(), sent))
+}
