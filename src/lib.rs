@@ -2,16 +2,17 @@
 //!
 //! Layers, lowest first; a module only uses modules of its own layer or below
 //! (docs/architecture.md has the map and the reasons):
-//! 1. `time`, `value`, `schema`, `position`, `event`, `sequence`, `error`: the data model.
+//! 1. `time`, `value`, `schema`, `position`, `event`, `sequence`, `error`: the data model;
+//!    `metrics` (every counter and gauge, fed by the layers above, read by `admin`).
 //! 2. `config`, `check`: what the user asked for and what the databases must provide.
 //! 3. `encode` (events → record bytes), `checkpoint` (delivery tracking, durable state),
 //!    `source` (database logs → events), `sink` (records → Kafka).
 //! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries, pause / resume /
-//!    stop / restart), `progress` (what `run` shows on a terminal or in its log), `admin` and `rest` (the admin listener: health, metrics, the Kafka
-//!    Connect REST API), `worker` (many connectors managed over REST), `verify` (topics
-//!    read back and compared with the tables), `tail` (topics printed readably), `lake`
-//!    (topics landed as Parquet files), `export` (a bounded read of a topic),
-//!    `copy` (tables → topics once), `cli`.
+//!    stop / restart), `progress` (what `run` shows on a terminal or in its log), `admin` and
+//!    `rest` (the admin listener: health, metrics, the Kafka Connect REST API), `worker` (many
+//!    connectors managed over REST), `verify` (topics read back and compared with the
+//!    tables), `tail` (topics printed readably), `lake` (topics landed as Parquet files),
+//!    `export` (a bounded read of a topic), `copy` (tables → topics once), `cli`.
 pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod checkpoint;

@@ -66,6 +66,11 @@ pub(crate) const FAMILIES: &[(&str, &str, &str)] = &[
     (RESTARTS, "counter", "In-process restarts after a transient failure."),
 ];
 
+/// Values rendered as null because they could not be rendered (an infinite date, a zero date),
+/// process-wide: counted where it happens (`source::render`).
+pub(crate) static RENDERED_AS_NULL: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 /// Upper bounds (ms) of the delivery latency buckets.
 const LATENCY_BOUNDS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000];
 
@@ -296,7 +301,7 @@ impl Metrics {
             RENDER_FAILURES,
             "",
             String::new(),
-            crate::source::render::RENDER_FAILURES.load(Ordering::Relaxed) as f64,
+            RENDERED_AS_NULL.load(Ordering::Relaxed) as f64,
         );
         s(IN_FLIGHT, "", String::new(), in_flight as f64);
         let mut cum = 0;

@@ -383,6 +383,7 @@ async fn my_tls_verify_ca() {
 #[tokio::test(flavor = "multi_thread")]
 async fn my_retained_binlog_grows_while_paused() {
     let name = "rs_my_retained";
+    state_dir(name);
     let addr = free_addr();
     let mut c = fresh_mydb(name).await;
     c.query_drop("CREATE TABLE t(id int primary key, pad varchar(300))")
@@ -392,6 +393,10 @@ async fn my_retained_binlog_grows_while_paused() {
     let rs = Rowstream::start(name, &cfg);
     let mut r = Reader::on(BROKER, &mytopic(name, "t"));
     wait_binlog_reader(name).await;
+    wait_for(30, "the admin listener", || async {
+        std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .await;
     wait_for(30, "the retained binlog measured", || async {
         metric(&addr, "rowstream_source_retained_bytes").unwrap_or(-1.0) >= 0.0
     })

@@ -7,10 +7,10 @@
 
 use crate::value::Value;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-/// Values that could not be rendered (null instead), over the process lifetime.
-pub(crate) static RENDER_FAILURES: AtomicU64 = AtomicU64::new(0);
+// values that could not be rendered (null instead), over the process lifetime
+use crate::metrics::RENDERED_AS_NULL as RENDER_FAILURES;
 
 /// Remembers which columns were already warned about.
 #[derive(Default)]
