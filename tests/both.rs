@@ -1219,21 +1219,8 @@ async fn copy_writes_every_row_once_and_exits(db: Db) {
     .await;
     let cfg_path = std::env::temp_dir().join(format!("rowstream-test-{}-copy.toml", db.name));
     std::fs::write(&cfg_path, db.config("", "")).unwrap();
-    let copy = |args: &[&str]| {
-        let out = std::process::Command::new(bin())
-            .args(["copy", "--config"])
-            .arg(&cfg_path)
-            .args(args)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cfg = cfg_path.to_str().unwrap();
+    let copy = |args: &[&str]| rowstream_ok(&[&["copy", "--config", cfg], args].concat());
     assert_eq!(copy(&[]), "copied 50 rows of 1 table(s)\n");
     let mut r = Reader::new(&db.topic("t"));
     let recs = r.until(60, "50 rows", |x| count_data(x) >= 50).to_vec();

@@ -89,15 +89,8 @@ fn validate_prints_toml_that_loads_back() {
         "cli_validate",
         &MINIMAL.replace("postgres@", "postgres:hunter2@"),
     );
-    let validate = |path: &std::path::Path| {
-        let out = Command::new(bin())
-            .args(["validate", "--config"])
-            .arg(path)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let validate =
+        |path: &std::path::Path| rowstream_ok(&["validate", "--config", path.to_str().unwrap()]);
     let printed = validate(&cfg);
     assert!(!printed.contains("hunter2"), "{printed}");
     for line in [
@@ -138,13 +131,8 @@ brokers = "127.0.0.1:9092"
 dir = "/tmp/rowstream-test-cli-myerr"
 "#,
     );
-    let out = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = rowstream(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(
         stderr.lines().filter(|l| l.starts_with("error: ")).count(),
         1,

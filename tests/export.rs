@@ -9,7 +9,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value as J};
-use std::process::Command;
 use std::time::Duration;
 
 /// 2024-11-15 00:00:00 UTC: record i has timestamp BASE + i s.
@@ -56,18 +55,7 @@ async fn known_topic(name: &str) -> String {
 }
 
 fn export(topic: &str, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(["export", "--brokers", BROKER, "--topic", topic])
-        .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    rowstream_ok(&[&["export", "--brokers", BROKER, "--topic", topic], args].concat())
 }
 
 fn lines(text: &str) -> Vec<J> {
@@ -218,12 +206,8 @@ async fn export_by_offsets_and_by_time_returns_exactly_the_range() {
 /// A topic or partition that does not exist is one clear line, exit 1.
 #[tokio::test(flavor = "multi_thread")]
 async fn export_names_a_missing_topic() {
-    let out = Command::new(bin())
-        .args(["export", "--brokers", BROKER, "--topic", "no-such-topic-rs"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, _, err) = rowstream(&["export", "--brokers", BROKER, "--topic", "no-such-topic-rs"]);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("error: topic no-such-topic-rs does not exist on the broker"),
         "{err}"

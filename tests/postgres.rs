@@ -1769,17 +1769,18 @@ async fn tail_prints_changes_readably_and_run_logs_its_progress() {
     )
     .await
     .unwrap();
+    let cfg_path = rs.cfg.to_str().unwrap().to_string();
+    let tail_topic = topic(name, "t");
     let tail = |extra: &[&str]| {
-        let out = std::process::Command::new(bin())
-            .args(["tail", "--config"])
-            .arg(&rs.cfg)
-            .args(["--from-beginning", "--idle-secs", "30"])
-            .args(extra)
-            .arg(topic(name, "t"))
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
+        let base = [
+            "tail",
+            "--config",
+            &cfg_path,
+            "--from-beginning",
+            "--idle-secs",
+            "30",
+        ];
+        rowstream_ok(&[&base[..], extra, &[tail_topic.as_str()]].concat())
     };
     let text = tail(&["--max", "5"]);
     let mut lines: Vec<String> = text

@@ -307,3 +307,20 @@ pub async fn pause_and_wait(addr: &str) {
     })
     .await;
 }
+
+/// `rowstream <args>`: its exit code, stdout and stderr.
+pub fn rowstream(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `rowstream <args>` that must succeed: its stdout.
+pub fn rowstream_ok(args: &[&str]) -> String {
+    let (code, stdout, stderr) = rowstream(args);
+    assert_eq!(code, Some(0), "rowstream {args:?}: {stderr}");
+    stdout
+}
