@@ -194,11 +194,7 @@ const QUIET: Duration = Duration::from_secs(1);
 /// Export into `out`; returns the number of records written.
 pub(crate) fn export(kafka: &KafkaConfig, o: &Options, out: &mut dyn Write) -> Result<u64, String> {
     let c: BaseConsumer = kafka
-        .connection()
-        .set("group.id", format!("rowstream-export-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest")
+        .bulk_reader("rowstream-export")
         .create()
         .map_err(|e| format!("kafka settings are not accepted: {e}\n  fix: check the keys and values of [kafka.properties]"))?;
     let md = c

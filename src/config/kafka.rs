@@ -129,6 +129,21 @@ impl KafkaConfig {
         c
     }
 
+    /// A consumer that reads whole partitions (sink, export, tail): the connection settings,
+    /// no group commits, and large fetches (librdkafka's 1 MB per partition and 500 ms waits
+    /// made the Parquet sink wait on the broker most of the time).
+    pub(crate) fn bulk_reader(&self, group: &str) -> rdkafka::config::ClientConfig {
+        let mut c = self.connection();
+        c.set("group.id", format!("{group}-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.message.max.bytes", "33554432")
+            .set("fetch.max.bytes", "134217728")
+            .set("fetch.wait.max.ms", "10");
+        c
+    }
+
     /// The oversized-record policy of `table` (`schema.table` / `db.table`).
     pub(crate) fn oversized_for(&self, table: &str) -> Oversized {
         self.oversized_tables

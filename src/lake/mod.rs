@@ -238,19 +238,12 @@ pub(crate) async fn run(
 ) -> Result<Written, Error> {
     let lake = open_store(cfg)?;
     let kafka = cfg.kafka();
-    let consumer: StreamConsumer = kafka
-        .connection()
-        .set("group.id", format!("rowstream-sink-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .map_err(|e| {
-            Error::setup(
-                format!("kafka settings are not accepted: {e}"),
-                "check the keys and values of [kafka.properties] in the sink's config",
-            )
-        })?;
+    let consumer: StreamConsumer = kafka.bulk_reader("rowstream-sink").create().map_err(|e| {
+        Error::setup(
+            format!("kafka settings are not accepted: {e}"),
+            "check the keys and values of [kafka.properties] in the sink's config",
+        )
+    })?;
     let mut tpl = TopicPartitionList::new();
     // per partition: the first offset not yet in a file
     let mut resume: HashMap<(String, i32), i64> = HashMap::new();
