@@ -138,8 +138,8 @@ impl KafkaConfig {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.message.max.bytes", "33554432")
-            .set("fetch.max.bytes", "134217728")
+            .set("fetch.message.max.bytes", "8388608")
+            .set("fetch.max.bytes", "33554432")
             .set("fetch.wait.max.ms", "10");
         c
     }
