@@ -264,7 +264,8 @@ fn group_consumer(
 /// protocol, round robin) says which connectors this worker runs.
 ///
 /// A rebalance that hands back exactly the partitions this member had is answered by leaving
-/// and joining again as a new member (at most once per [`REJOIN_AFTER`]): a coordinator that
+/// and joining again as a new member (at most once per [`REJOIN_AFTER`]; one that comes
+/// sooner is answered when that time has passed): a coordinator that
 /// expires a dead member's session but keeps the group at the same generation (tansu 0.6 does)
 /// returns every survivor its old assignment and leaves the dead member's partitions to no
 /// one; a new member makes it form a new generation whose leader assigns every partition.
@@ -282,6 +283,12 @@ fn join_group(
     std::thread::spawn(move || {
         let mut last: Option<BTreeSet<i32>> = None;
         let mut rejoined: Option<std::time::Instant> = None;
+        // a same-assignment rebalance that came too soon after the last rejoin: answered once
+        // REJOIN_AFTER has passed (dropping it could leave partitions to no one for good)
+        let mut deferred = false;
+        // the next assignment answers our own rejoin: the same partitions then are an answer,
+        // not a sign of a stuck generation (else a stable group would rejoin every 30 s)
+        let mut answering = false;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let _ = c.poll(Duration::from_millis(200));
             let assigned: Vec<BTreeSet<i32>> = c
@@ -290,35 +297,43 @@ fn join_group(
                 .lock()
                 .map(|mut q| std::mem::take(&mut *q))
                 .unwrap_or_default();
+            let mut rejoin = false;
             for now in assigned {
-                let same = last.as_ref() == Some(&now);
-                if same && rejoined.is_none_or(|t| t.elapsed() >= REJOIN_AFTER) {
-                    tracing::info!(group = %group, "the group handed back the same connectors: rejoining so it reassigns");
-                    rejoined = Some(std::time::Instant::now());
-                    c.unsubscribe();
-                    drop(c);
-                    // the connectors keep running until the new assignment says otherwise
-                    // (a connector another member starts meanwhile is fenced by its claim)
-                    c = loop {
-                        match group_consumer(&kafka, &group, &topic) {
-                            Ok(c) => break c,
-                            Err(e) => {
-                                tracing::warn!(group = %group, "{e}");
-                                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                                    return;
-                                }
-                                std::thread::sleep(Duration::from_secs(1));
+                let answer = std::mem::take(&mut answering);
+                if last.as_ref() == Some(&now) {
+                    deferred = !answer;
+                    continue;
+                }
+                deferred = false;
+                last = Some(now.clone());
+                if tx.send(Event::Owned(now)).is_err() {
+                    return;
+                }
+            }
+            if deferred && rejoined.is_none_or(|t| t.elapsed() >= REJOIN_AFTER) {
+                deferred = false;
+                rejoin = true;
+            }
+            if rejoin {
+                tracing::info!(group = %group, "the group handed back the same connectors: rejoining so it reassigns");
+                rejoined = Some(std::time::Instant::now());
+                answering = true;
+                c.unsubscribe();
+                drop(c);
+                // the connectors keep running until the new assignment says otherwise
+                // (a connector another member starts meanwhile is fenced by its claim)
+                c = loop {
+                    match group_consumer(&kafka, &group, &topic) {
+                        Ok(c) => break c,
+                        Err(e) => {
+                            tracing::warn!(group = %group, "{e}");
+                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                return;
                             }
+                            std::thread::sleep(Duration::from_secs(1));
                         }
-                    };
-                    break;
-                }
-                if !same {
-                    last = Some(now.clone());
-                    if tx.send(Event::Owned(now)).is_err() {
-                        return;
                     }
-                }
+                };
             }
         }
         // leaving the group hands our partitions over at once
