@@ -195,7 +195,7 @@ impl Pipeline {
         }
         let mut changed = false;
         for m in self.tracker.drain_ready() {
-            changed |= eos.state.apply(&m);
+            changed |= eos.state.apply(&m)?;
         }
         if changed {
             if let Some((topic, partition, key)) = self.store.state_record() {

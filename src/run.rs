@@ -357,7 +357,7 @@ async fn run_once(
     }
     // the snapshots about to start are on disk before their first row is sent
     for m in ready.source.started() {
-        state.apply(&m);
+        state.apply(&m)?;
     }
     store.save(&state)?;
     // exactly-once: the pipeline folds and commits the state with its transactions
@@ -533,7 +533,7 @@ fn commit(
     let ready = tracker.drain_ready();
     let mut changed = false;
     for m in &ready {
-        changed |= state.apply(m);
+        changed |= state.apply(m)?;
     }
     if changed {
         store.save(state)?;

@@ -145,11 +145,7 @@ async fn wait_caught_up(cfg: &Config, dump: &mut Dump, wait: Duration) -> Result
         let stored = crate::checkpoint::store::Store::peek(cfg)
             .await?
             .and_then(|s| s.position);
-        if stored
-            .as_ref()
-            .and_then(|s| s.cmp_in_log(&target))
-            .is_some_and(|o| o != std::cmp::Ordering::Less)
-        {
+        if stored.as_ref().is_some_and(|s| s.reached(&target)) {
             return Ok(());
         }
         let shown = stored

@@ -36,6 +36,11 @@ pub(crate) enum StoreError {
     /// The Kafka state topics could not be written or read (the broker may be back later).
     #[error("state in Kafka: {0}")]
     Kafka(String),
+    /// A delivered checkpoint lies before the stored one: positions only move forward, so
+    /// something labelled a position wrongly; stopping keeps the stored position (no change is
+    /// lost, some may be sent again) instead of skipping or re-reading a stretch of the log.
+    #[error("the source position went backwards: {offered} was delivered after {stored} was stored\n  fix: this is a bug in rowstream (report it with the log); the stored position is kept, so the next start resumes from it and nothing is lost")]
+    Backwards { stored: String, offered: String },
     #[error("another process claimed connector `{connector}` ({by}); this one stops so that only one advances its position\n  fix: run each connector (state.connector) in one process at a time")]
     Fenced { connector: String, by: String },
 }
@@ -44,7 +49,7 @@ impl Classify for StoreError {
     fn class(&self) -> ErrorClass {
         match self {
             // a disk that fails a write is not something a retry loop should hide
-            StoreError::Io { .. } => ErrorClass::Fatal,
+            StoreError::Io { .. } | StoreError::Backwards { .. } => ErrorClass::Fatal,
             StoreError::Unusable { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Fenced { .. } => ErrorClass::Setup,
@@ -87,8 +92,10 @@ pub(crate) struct State {
 
 impl State {
     /// Fold a released marker. Returns whether anything changed. A checkpoint behind the
-    /// stored position is refused (logged): positions only move forward.
-    pub(crate) fn apply(&mut self, m: &Marker) -> bool {
+    /// stored position is an error: positions only move forward, and one that seems to go back
+    /// was labelled wrongly (storing it would resume in the wrong place, refusing it quietly
+    /// would let the stored position fall behind for good).
+    pub(crate) fn apply(&mut self, m: &Marker) -> Result<bool, StoreError> {
         match m {
             Marker::Checkpoint {
                 position,
@@ -97,10 +104,12 @@ impl State {
                 if let Some(cur) = &self.position {
                     match position.cmp_in_log(cur) {
                         Some(std::cmp::Ordering::Less) => {
-                            tracing::warn!(stored = %cur, offered = %position, "a checkpoint behind the stored position was refused");
-                            return false;
+                            return Err(StoreError::Backwards {
+                                stored: cur.to_string(),
+                                offered: position.to_string(),
+                            });
                         }
-                        _ if cur == position => return false,
+                        _ if cur == position => return Ok(false),
                         _ => {}
                     }
                 }
@@ -108,7 +117,7 @@ impl State {
                 if *event_time_ms >= 0 {
                     self.event_time_ms = *event_time_ms;
                 }
-                true
+                Ok(true)
             }
             Marker::Snapshot { table, fence, step } => {
                 // nothing stored yet: the stream starts at the snapshot's point, also after a
@@ -125,7 +134,7 @@ impl State {
                     SnapshotStep::At(c) => Some(Resume { cursor: c.clone() }),
                     SnapshotStep::Done => None,
                 };
-                *t != before
+                Ok(*t != before)
             }
         }
     }
@@ -498,40 +507,59 @@ mod tests {
             ..Default::default()
         };
         let p = SourcePosition::Postgres { lsn: Lsn(99) };
-        assert!(st.apply(&Marker::Checkpoint {
-            position: p.clone(),
-            event_time_ms: 5
-        }));
-        assert!(!st.apply(&Marker::Checkpoint {
-            position: p.clone(),
-            event_time_ms: 5
-        }));
-        // positions only move forward
-        assert!(!st.apply(&Marker::Checkpoint {
-            position: SourcePosition::Postgres { lsn: Lsn(98) },
-            event_time_ms: 6
-        }));
+        assert!(st
+            .apply(&Marker::Checkpoint {
+                position: p.clone(),
+                event_time_ms: 5
+            })
+            .unwrap());
+        assert!(!st
+            .apply(&Marker::Checkpoint {
+                position: p.clone(),
+                event_time_ms: 5
+            })
+            .unwrap());
+        // positions only move forward: one that goes back stops the run, naming both
+        let e = st
+            .apply(&Marker::Checkpoint {
+                position: SourcePosition::Postgres { lsn: Lsn(98) },
+                event_time_ms: 6,
+            })
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Backwards { .. }));
+        assert_eq!(e.class(), ErrorClass::Fatal);
+        assert!(
+            e.to_string()
+                .contains("lsn 0/62 was delivered after lsn 0/63 was stored"),
+            "{e}"
+        );
         assert_eq!(st.position, Some(p.clone()));
         let snap = |fence: Option<SourcePosition>, step| Marker::Snapshot {
             table: "public.t".into(),
             fence,
             step,
         };
-        assert!(st.apply(&snap(
-            Some(p.clone()),
-            SnapshotStep::At(serde_json::Value::Null)
-        )));
+        assert!(st
+            .apply(&snap(
+                Some(p.clone()),
+                SnapshotStep::At(serde_json::Value::Null)
+            ))
+            .unwrap());
         assert_eq!(st.tables["public.t"].resume, Some(Resume::default()));
-        assert!(st.apply(&snap(None, SnapshotStep::At(serde_json::json!(8)))));
+        assert!(st
+            .apply(&snap(None, SnapshotStep::At(serde_json::json!(8))))
+            .unwrap());
         assert_eq!(st.tables["public.t"].snapshot_from, Some(p.clone()));
-        assert!(st.apply(&snap(None, SnapshotStep::Done)));
+        assert!(st.apply(&snap(None, SnapshotStep::Done)).unwrap());
         // a fresh state starts streaming at the first snapshot's point
         let mut fresh = State::default();
         let f = SourcePosition::Postgres { lsn: Lsn(7) };
-        fresh.apply(&snap(
-            Some(f.clone()),
-            SnapshotStep::At(serde_json::Value::Null),
-        ));
+        fresh
+            .apply(&snap(
+                Some(f.clone()),
+                SnapshotStep::At(serde_json::Value::Null),
+            ))
+            .unwrap();
         assert_eq!(fresh.position, Some(f));
         assert_eq!(st.tables["public.t"].resume, None);
         // a state written before `resume` existed reads as complete

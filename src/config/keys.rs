@@ -65,6 +65,7 @@ pub(super) const KEYS: &[Key] = &[
     key("source.ssl_mode", Kind::Str, false, MY),
     key("source.server_id", Kind::Int, false, MY),
     key("source.tinyint1_as_boolean", Kind::Bool, false, MY),
+    key("source.resume_by", Kind::Str, false, MY),
     key("kafka.brokers", Kind::Str, true, ALL),
     key("kafka.topic", Kind::Str, false, ALL),
     key("kafka.partitions", Kind::Int, false, ALL),

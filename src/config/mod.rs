@@ -31,7 +31,8 @@ pub(crate) use runtime::{
     StateBackend, StateConfig,
 };
 pub(crate) use source::{
-    parse_tz, redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, SourceConfig, SourceOptions,
+    parse_tz, redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, ResumeBy, SourceConfig,
+    SourceOptions,
 };
 pub(crate) use worker::{WorkerConfig, RESERVED};
 

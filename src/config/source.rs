@@ -101,6 +101,24 @@ pub(crate) struct MysqlOptions {
     /// CA file (PEM) for `verify_ca` / `verify_identity`.
     #[serde(default)]
     pub(crate) ssl_root_cert: Option<String>,
+    /// How a restart finds its place in the binlog: by the GTID stored with the position, or
+    /// by the binlog file and offset.
+    #[serde(default)]
+    pub(crate) resume_by: ResumeBy,
+}
+
+/// `source.resume_by` for MySQL/MariaDB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ResumeBy {
+    /// By file and offset on the server that wrote the position; by GTID after a move to
+    /// another server of the replication topology.
+    #[default]
+    Auto,
+    /// By the stored GTID set (MariaDB `@slave_connect_state`, MySQL auto-positioning).
+    Gtid,
+    /// By the stored binlog file and offset.
+    File,
 }
 
 /// `source.ssl_mode` for MySQL/MariaDB.

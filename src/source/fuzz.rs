@@ -8,7 +8,7 @@
 use crate::source::mysql::schema::{MyCol, MyTable};
 use crate::source::mysql::values::{convert, Ctx, Origin};
 use crate::source::mysql::{
-    binlog_row, image_columns, parse_mariadb_gtid, rotate_target, verify_checksum, GtidSet,
+    binlog_row, image_columns, parse_mariadb_gtid, verify_checksum, GtidSet,
     MYSQL_PREVIOUS_GTIDS_EVENT,
 };
 use crate::source::postgres::pgoutput::{parse_copy, parse_logical};
@@ -256,6 +256,7 @@ fn read_binlog(bytes: &[u8]) {
     };
     let mut warned = RenderWarnings::default();
     let mut tmes: std::collections::HashMap<u64, TableMapEvent<'static>> = Default::default();
+    let mut cursor = crate::source::mysql::cursor::Cursor::new("bin.000001", 4);
     // mysql_common panics in `Event::read` on an event whose header claims more bytes than
     // follow, or too few to hold its checksum; the stream turns such a panic into an error
     // (catch_unwind around the read), here the damaged file is cut before such an event
@@ -272,7 +273,7 @@ fn read_binlog(bytes: &[u8]) {
         if ev.header().event_type_raw() == MYSQL_PREVIOUS_GTIDS_EVENT {
             continue;
         }
-        let _ = rotate_target(ev.data(), "bin.000001", false, true);
+        let _ = cursor.on_event(&ev);
         let _ = parse_mariadb_gtid(ev.data());
         match ev.read_data() {
             Ok(Some(EventData::TableMapEvent(t))) => {
@@ -366,7 +367,24 @@ proptest! {
     fn gtid_sets_and_rotate_names_never_panic(s in ".{0,80}", raw in proptest::collection::vec(any::<u8>(), 0..40)) {
         let g = GtidSet::parse(Some(&s));
         let _ = GtidSet::parse(g.render().as_deref());
-        let _ = rotate_target(&raw, "bin.000001", false, true);
+        let _ = crate::position::gtid_order(&s, "0-1-5");
+        let _ = crate::position::gtid_order(&s, &s);
+        // a ROTATE event with these bytes as its body, read as the stream reads it
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.push(4);
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&(19 + raw.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&0u16.to_le_bytes());
+        bytes.extend_from_slice(&raw);
+        let mut r = mysql_common::binlog::EventStreamReader::new(
+            mysql_common::binlog::consts::BinlogVersion::Version4,
+        );
+        if let Ok(Some(ev)) = r.read(&bytes[..]) {
+            let _ = crate::source::mysql::cursor::rotate_body(&ev);
+            let _ = crate::source::mysql::cursor::Cursor::new("bin.000001", 4).on_event(&ev);
+        }
         let _ = parse_mariadb_gtid(&raw);
     }
 }

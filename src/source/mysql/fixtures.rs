@@ -420,3 +420,118 @@ fn invisible_columns_decode_in_table_order() {
         Some("97c7af02-4c50-11ec-acd8-681842034964:1-5")
     );
 }
+
+/// Every recorded binlog file (the `\xfebin` magic), by path under the fixtures folder.
+fn binlog_files() -> Vec<String> {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mysql-binlog");
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("fixtures {} are absent: {e}", root.display()))
+    {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let p = f.unwrap().path();
+            let magic = std::fs::read(&p)
+                .ok()
+                .and_then(|b| b.get(..4).map(<[u8]>::to_vec));
+            if magic.as_deref() == Some(&b"\xfebin"[..]) {
+                out.push(p.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// MySQL's rotations as a dump delivers them, for every recorded file: the dump's fake ROTATE
+/// names the file, the file's own events (its real ROTATE at the end, or a STOP), then the
+/// dump's fake ROTATE for the next file and that file's events. Every position is labelled
+/// with the file it is in, every event of the next file lies after every event of this one,
+/// and a transaction inside a compressed payload ends where the payload ends.
+#[test]
+fn rotations_name_the_file_in_recorded_binlogs() {
+    use super::cursor::tests::rotate_bytes;
+    use super::cursor::Cursor;
+    use crate::position::SourcePosition;
+    use std::cmp::Ordering;
+    let files = binlog_files();
+    assert!(files.len() >= 20, "{files:?}");
+    let fake = |name: &str| {
+        let mut r = mysql_common::binlog::EventStreamReader::new(BinlogVersion::Version4);
+        r.read(&rotate_bytes(name, 4, 0, true)[..])
+            .unwrap()
+            .unwrap()
+    };
+    let mut rotations = 0;
+    for rel in files {
+        let evs = events(&rel);
+        // the file's name: one before the name its ROTATE gives, or made up
+        let next = evs.iter().find_map(|e| match e.read_data() {
+            Ok(Some(EventData::RotateEvent(r))) if e.header().log_pos() != 0 => {
+                Some(r.name().into_owned())
+            }
+            _ => None,
+        });
+        let (name, next) = match next {
+            Some(n) => {
+                let (base, seq) = crate::position::binlog_file_seq(&n).unwrap();
+                rotations += 1;
+                (format!("{base}.{:06}", seq - 1), n)
+            }
+            None => ("fixture.000001".to_string(), "fixture.000002".to_string()),
+        };
+        let mut c = Cursor::new(&name, 4);
+        c.on_event(&fake(&name)).unwrap();
+        // `file`'s events; the second pass (a copy of the file under the next name) stops
+        // before its ROTATE, which would name its own file again
+        let pass = |c: &mut Cursor, file: &str, again: bool| -> Vec<SourcePosition> {
+            let mut seen = Vec::new();
+            let mut payload_end = None;
+            for ev in &evs {
+                let h = ev.header();
+                if h.event_type_raw() == 4 && h.log_pos() != 0 && again {
+                    break;
+                }
+                let at = c.on_event(ev).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                if h.event_type_raw() == 4 && h.log_pos() != 0 {
+                    assert_eq!(at.end, h.log_pos() as u64, "{rel}");
+                    assert_eq!(c.file, next, "{rel}: the real ROTATE names the next file");
+                    continue;
+                }
+                assert_eq!(c.file, file, "{rel}");
+                match h.log_pos() {
+                    0 => assert_eq!(Some(at.end), payload_end, "{rel}: inside a payload"),
+                    p => assert_eq!(at.end, p as u64, "{rel}"),
+                }
+                if h.event_type_raw() == 40 {
+                    payload_end = Some(at.end);
+                }
+                seen.push(SourcePosition::MySql {
+                    file: c.file.clone(),
+                    pos: at.end,
+                    gtid: None,
+                });
+            }
+            seen
+        };
+        let first = pass(&mut c, &name, false);
+        // the dump moves on: a fake ROTATE names the next file (after a real ROTATE or a STOP)
+        c.on_event(&fake(&next)).unwrap();
+        assert_eq!((c.file.as_str(), c.pos), (next.as_str(), 4), "{rel}");
+        let second = pass(&mut c, &next, true);
+        for (a, b) in first.iter().zip(&second) {
+            assert_eq!(
+                b.cmp_in_log(a),
+                Some(Ordering::Greater),
+                "{rel}: {b} after {a}"
+            );
+        }
+        // and never back
+        assert!(c.on_event(&fake(&name)).is_err(), "{rel}");
+    }
+    assert!(rotations >= 10, "{rotations} files end with a real ROTATE");
+}

@@ -26,6 +26,7 @@
 //!   ROWS_QUERY and TRANSACTION_PAYLOAD (compressed transactions, expanded by mysql_async) too.
 
 pub(crate) mod check;
+pub(crate) mod cursor;
 pub(crate) mod ddl;
 pub(crate) mod error;
 #[cfg(test)]
@@ -37,7 +38,7 @@ pub(crate) mod snapshot;
 pub(crate) mod values;
 
 use crate::checkpoint::store::State;
-use crate::config::{Config, MysqlOptions};
+use crate::config::{Config, MysqlOptions, ResumeBy};
 use crate::error::{Classify as _, SetupError};
 use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::position::SourcePosition;
@@ -51,6 +52,7 @@ use crate::source::snapshot::snapshot_tables;
 use crate::source::SnapshotRequest;
 use crate::source::Source;
 use crate::value::Value;
+use cursor::{Cursor, EventAt};
 pub(crate) use error::MySqlError;
 use futures_util::{FutureExt as _, StreamExt};
 use mysql_async::binlog::events::{EventData, RowsEventData, TableMapEvent};
@@ -116,8 +118,10 @@ pub(crate) struct Prepared {
     history: History,
     start: (String, u64),
     gtid: Option<String>,
-    /// resume by GTID (the state was written on another server of the topology)
+    /// resume by GTID (`source.resume_by`, or the state was written on another server)
     by_gtid: bool,
+    /// the state was written on another server of the replication topology
+    moved: bool,
     /// tables to snapshot, with the open snapshot connection and its position
     snapshot: Option<(Conn, (String, u64), Vec<MyTable>)>,
     /// per table: binlog events starting before this position are in its snapshot
@@ -131,6 +135,13 @@ pub(crate) struct Prepared {
 }
 
 async fn master_status(conn: &mut Conn) -> Result<(String, u64), MySqlError> {
+    Ok(master_status_gtid(conn).await?.0)
+}
+
+/// The server's binlog end, and (MySQL) the GTIDs executed up to it, read in one statement.
+async fn master_status_gtid(
+    conn: &mut Conn,
+) -> Result<((String, u64), Option<String>), MySqlError> {
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
         Ok(r) => r,
         Err(_) => conn.query_first("SHOW MASTER STATUS").await?,
@@ -143,7 +154,46 @@ async fn master_status(conn: &mut Conn) -> Result<(String, u64), MySqlError> {
     })?;
     let file: String = row.get(0).unwrap_or_default();
     let pos: u64 = row.get(1).unwrap_or(4);
-    Ok((file, pos))
+    // MySQL's fifth column, Executed_Gtid_Set (MariaDB has four)
+    let gtid: Option<String> = row
+        .get_opt::<String, _>(4)
+        .and_then(Result::ok)
+        .map(|g| g.replace(['\n', ' '], ""))
+        .filter(|g| !g.is_empty());
+    Ok(((file, pos), gtid))
+}
+
+/// MariaDB: the GTID position of a binlog file and offset (`BINLOG_GTID_POS`); `None` before
+/// any GTID was written.
+async fn mariadb_gtid_at(
+    conn: &mut Conn,
+    at: &(String, u64),
+) -> Result<Option<String>, MySqlError> {
+    let g: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&at.0, at.1))
+        .await?;
+    Ok(g.flatten().filter(|g| !g.is_empty()))
+}
+
+/// Does this run resume by GTID (`source.resume_by`; a move to another server always does)?
+/// `gtid` is the GTID set stored with the position (or executed up to a first start).
+fn resume_by_gtid(
+    by: ResumeBy,
+    start: &(String, u64),
+    gtid: Option<&str>,
+) -> Result<bool, MySqlError> {
+    match (by, gtid) {
+        (ResumeBy::File, _) => Ok(false),
+        (ResumeBy::Auto, _) => Ok(false),
+        (ResumeBy::Gtid, Some(_)) => Ok(true),
+        (ResumeBy::Gtid, None) => Err(setup(
+            format!(
+                "source.resume_by = \"gtid\", but the position binlog {}:{} carries no GTID (the server writes none, or the state was stored before any was written)",
+                start.0, start.1
+            ),
+            "set source.resume_by = \"file\" (or \"auto\"); on MySQL, enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON)",
+        )),
+    }
 }
 
 /// Connect, check what a run needs, plan the snapshot, open its read view, load the schemas.
@@ -162,16 +212,25 @@ pub(crate) async fn prepare(
     }
     let mut history = History::open(store)?;
     let need: Vec<TableId> = tables_to_snapshot(cfg.snapshot.mode, &matched, state);
-    let mut fence = Fence::from_state(state);
-    let snapshot = match need.is_empty() {
-        true => None,
-        false => Some(open_snapshot(&opts, &mut conn, db_type, &need).await?),
+    // after a move to another server the stored fences name the old server's files, which
+    // cannot be compared with this one's: none skips anything (changes between the stored
+    // position and a fence may be sent again, none is lost)
+    let mut fence = match state.moved_from {
+        Some(_) => Fence::default(),
+        None => Fence::from_state(state),
+    };
+    let (snapshot, snapshot_gtid) = match need.is_empty() {
+        true => (None, None),
+        false => {
+            let (sc, pos, gtid, defs) = open_snapshot(&opts, &mut conn, db_type, &need).await?;
+            (Some((sc, pos, defs)), gtid)
+        }
     };
     if let Some((_, pos, _)) = &snapshot {
         fence.set(&need, &binlog_position(&pos.0, pos.1));
     }
-    let by_gtid = state.moved_from.is_some();
-    if by_gtid {
+    let moved = state.moved_from.is_some();
+    if moved {
         // binlog positions of the other server mean nothing here: decode with the schemas as
         // they are now, recorded from the start on
         history.reset()?;
@@ -197,15 +256,25 @@ pub(crate) async fn prepare(
         }
     }
     let (start, gtid) = match &state.position {
-        Some(SourcePosition::MySql { gtid: Some(g), .. }) if by_gtid => {
+        Some(SourcePosition::MySql { gtid: Some(g), .. }) if moved => {
             ((String::new(), 4), Some(g.clone()))
         }
         Some(SourcePosition::MySql { file, pos, gtid }) => ((file.clone(), *pos), gtid.clone()),
-        _ => match &snapshot {
-            Some((_, p, _)) => (p.clone(), None),
-            None => (master_status(&mut conn).await?, None),
-        },
+        _ => {
+            // a first start: the GTIDs executed up to the start, so that every position
+            // carries the whole set (and a later start can resume by it)
+            let (start, reported) = match &snapshot {
+                Some((_, p, _)) => (p.clone(), snapshot_gtid.clone()),
+                None => master_status_gtid(&mut conn).await?,
+            };
+            let gtid = match db_type {
+                DbType::MariaDb => mariadb_gtid_at(&mut conn, &start).await?,
+                _ => reported,
+            };
+            (start, gtid)
+        }
     };
+    let by_gtid = moved || resume_by_gtid(my.resume_by, &start, gtid.as_deref())?;
     // the history knows every matched table from the start position on
     for id in &matched {
         if history.at(&id.to_string(), &start.0, start.1).is_none() {
@@ -231,6 +300,7 @@ pub(crate) async fn prepare(
         chunk_rows: cfg.snapshot.chunk_rows as usize,
         store_start: state.position.is_none(),
         by_gtid,
+        moved,
         resume,
     };
     let mut schemas = Vec::with_capacity(matched.len());
@@ -383,12 +453,12 @@ async fn open_snapshot(
     conn: &mut Conn,
     db_type: DbType,
     need: &[TableId],
-) -> Result<(Conn, (String, u64), Vec<MyTable>), MySqlError> {
+) -> Result<(Conn, (String, u64), Option<String>, Vec<MyTable>), MySqlError> {
     let mut sc = connect(opts).await?;
     sc.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .await?;
-    let pos = match db_type {
-        DbType::MariaDb => mariadb_snapshot(&mut sc).await?,
+    let (pos, gtid) = match db_type {
+        DbType::MariaDb => (mariadb_snapshot(&mut sc).await?, None),
         _ => mysql_snapshot(conn, &mut sc).await?,
     };
     tracing::info!(file = %pos.0, pos = pos.1, tables = need.len(), "consistent snapshot opened");
@@ -398,7 +468,7 @@ async fn open_snapshot(
             defs.push(def);
         }
     }
-    Ok((sc, pos, defs))
+    Ok((sc, pos, gtid, defs))
 }
 
 /// MariaDB tells the binlog position of a consistent snapshot without a lock.
@@ -424,7 +494,10 @@ async fn mariadb_snapshot(sc: &mut Conn) -> Result<(String, u64), MySqlError> {
 }
 
 /// MySQL: the position read under a brief global read lock while the snapshot opens.
-async fn mysql_snapshot(conn: &mut Conn, sc: &mut Conn) -> Result<(String, u64), MySqlError> {
+async fn mysql_snapshot(
+    conn: &mut Conn,
+    sc: &mut Conn,
+) -> Result<((String, u64), Option<String>), MySqlError> {
     conn.query_drop("FLUSH TABLES WITH READ LOCK")
         .await
         .map_err(|e| {
@@ -434,7 +507,7 @@ async fn mysql_snapshot(conn: &mut Conn, sc: &mut Conn) -> Result<(String, u64),
             )
         })?;
     let res = async {
-        let pos = master_status(conn).await?;
+        let pos = master_status_gtid(conn).await?;
         sc.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             .await?;
         Ok::<_, MySqlError>(pos)
@@ -532,6 +605,7 @@ fn ctx_of(cfg: &Config, my: &MysqlOptions) -> Ctx {
 /// Every matched table's current rows, chunk by chunk (for `verify`).
 pub(crate) struct MyDump {
     conn: Conn,
+    db_type: DbType,
     defs: Vec<MyTable>,
     schemas: Vec<Arc<TableSchema>>,
     ctx: Ctx,
@@ -553,6 +627,7 @@ impl MyDump {
         }
         Ok(MyDump {
             conn,
+            db_type,
             defs,
             schemas,
             ctx,
@@ -564,10 +639,22 @@ impl MyDump {
         self.schemas.clone()
     }
 
-    /// The binlog end now.
+    /// The binlog end now, with the GTIDs executed up to it where the server has them (so a
+    /// reader that stored a GTID set can tell it has everything, whatever events without a
+    /// transaction, such as MariaDB's binlog checkpoints, follow the last one).
     pub(crate) async fn position(&mut self) -> Result<SourcePosition, MySqlError> {
-        let (file, pos) = master_status(&mut self.conn).await?;
-        Ok(binlog_position(&file, pos))
+        let ((file, pos), reported) = master_status_gtid(&mut self.conn).await?;
+        let gtid = match (self.db_type, reported) {
+            (DbType::MariaDb, _) => {
+                let g: Option<String> = self
+                    .conn
+                    .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+                    .await?;
+                g.filter(|g| !g.is_empty())
+            }
+            (_, g) => g,
+        };
+        Ok(SourcePosition::MySql { file, pos, gtid })
     }
 
     /// The rows of the `i`th matched table, a chunk at a time.
@@ -600,14 +687,12 @@ impl Prepared {
     }
 
     /// Open the binlog dump at the resume position.
-    async fn open_stream(&self) -> Result<(BinlogStream, bool), MySqlError> {
+    async fn open_stream(&self) -> Result<BinlogStream, MySqlError> {
         let mut conn = connect(&self.opts).await?;
         if self.db_type == DbType::MariaDb {
             // GTID, GTID_LIST, BINLOG_CHECKPOINT and ANNOTATE_ROWS events instead of fakes
             conn.query_drop("SET @mariadb_slave_capability = 4").await?;
         }
-        let checksum: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_checksum").await?;
-        let checksummed = !checksum.unwrap_or_default().eq_ignore_ascii_case("NONE");
         // the server sends heartbeat events when idle: a dead connection is noticed
         conn.query_drop("SET @master_heartbeat_period = 5000000000")
             .await?;
@@ -634,7 +719,7 @@ impl Prepared {
             .get_binlog_stream(req)
             .await
             .map_err(|e| self.unreadable(e))?;
-        Ok((stream, checksummed))
+        Ok(stream)
     }
 
     async fn stream(
@@ -644,10 +729,9 @@ impl Prepared {
         requests: &mut tokio::sync::mpsc::Receiver<SnapshotRequest>,
         warned: &mut RenderWarnings,
     ) -> Result<(), MySqlError> {
-        let (mut stream, checksummed) = self.open_stream().await?;
+        let mut stream = self.open_stream().await?;
         let mut st = StreamState {
-            file: self.start.0.clone(),
-            pos: self.start.1,
+            cur: Cursor::new(&self.start.0, self.start.1),
             gtids: GtidSet::parse(self.gtid.as_deref()),
             txn_time: -1,
             out,
@@ -660,7 +744,11 @@ impl Prepared {
         }
         if self.store_start {
             st.out.add(SourceEvent::Marker(Marker::Checkpoint {
-                position: binlog_position(&self.start.0, self.start.1),
+                position: SourcePosition::MySql {
+                    file: self.start.0.clone(),
+                    pos: self.start.1,
+                    gtid: self.gtid.clone(),
+                },
                 event_time_ms: -1,
             }));
             st.out.flush().await?;
@@ -686,7 +774,7 @@ impl Prepared {
                 ev = std::panic::AssertUnwindSafe(stream.next()).catch_unwind() => ev.map_err(|_| {
                     MySqlError::Malformed(format!(
                         "the binlog parser failed on a malformed event after {}:{} (a damaged binlog or connection)",
-                        st.file, st.pos
+                        st.cur.file, st.cur.pos
                     ))
                 })?,
             };
@@ -701,21 +789,20 @@ impl Prepared {
             verify_checksum(&ev).map_err(|e| {
                 MySqlError::Malformed(format!(
                     "{e} in {} (a damaged binlog or connection)",
-                    st.file
+                    st.cur.file
                 ))
             })?;
             let h = ev.header();
-            let at = EventAt {
-                end: h.log_pos() as u64,
-                start: (h.log_pos() as u64).saturating_sub(h.event_size() as u64),
-                ts_ms: h.timestamp() as i64 * 1000,
-            };
+            let at = st.cur.on_event(&ev).map_err(|e| {
+                MySqlError::Malformed(format!(
+                    "{e}: rowstream stops rather than guess which changes it has sent (its stored position is kept, nothing is lost); report this with the log"
+                ))
+            })?;
             tracing::trace!(
                 event_type = h.event_type_raw(),
                 end_pos = at.end,
                 "binlog event"
             );
-            st.pos = st.pos.max(at.end);
             match h.event_type_raw() {
                 MARIADB_GTID_EVENT => {
                     if let Some((domain, seq)) = parse_mariadb_gtid(ev.data()) {
@@ -735,15 +822,8 @@ impl Prepared {
                 continue;
             };
             match data {
-                EventData::RotateEvent(r) => {
-                    // a GTID start knows no file yet: the server's first (fake) ROTATE names it
-                    let fake = at.end == 0 && !st.file.is_empty();
-                    let file = rotate_target(r.name_raw(), &st.file, fake, checksummed);
-                    if file != st.file {
-                        st.file = file;
-                        st.pos = r.position();
-                    }
-                }
+                // the cursor has moved to the file it names
+                EventData::RotateEvent(_) => {}
                 EventData::GtidEvent(g) => {
                     st.gtids
                         .mysql(g.sid(), g.tag().map(|t| t.as_str()), g.gno());
@@ -778,7 +858,11 @@ impl Prepared {
                     self.gtid.as_deref().unwrap_or(""),
                     s.message
                 ),
-                "its binlog history does not contain that position: point source.url at a server of the same replication topology that has applied it (a GTID replica with log_slave_updates), or start over with `rowstream run --resnapshot`",
+                if self.moved {
+                    "its binlog history does not contain that position: point source.url at a server of the same replication topology that has applied it (a GTID replica with log_slave_updates), or start over with `rowstream run --resnapshot`"
+                } else {
+                    "the binlog holding that GTID was purged (or the binlog was reset) before rowstream read it: start over with `rowstream run --resnapshot` (every table snapshotted again), and keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days)"
+                },
             ),
             _ => purged(&self.start.0, self.start.1, e),
         }
@@ -824,7 +908,7 @@ impl Prepared {
         if !self.filter.matches(&id)
             || self
                 .fence
-                .covers(&name, &binlog_position(&st.file, at.start))
+                .covers(&name, &binlog_position(&st.cur.file, at.start))
         {
             return Ok(());
         }
@@ -872,7 +956,7 @@ impl Prepared {
         let t = if st.txn_time >= 0 { st.txn_time } else { ts_ms };
         st.out.add(SourceEvent::Marker(Marker::Checkpoint {
             position: SourcePosition::MySql {
-                file: st.file.clone(),
+                file: st.cur.file.clone(),
                 pos: end_pos,
                 gtid: st.gtids.render(),
             },
@@ -895,7 +979,7 @@ impl Prepared {
                 return Ok((d.clone(), s.clone()));
             }
         }
-        let def = match self.history.at(name, &st.file, end_pos) {
+        let def = match self.history.at(name, &st.cur.file, end_pos) {
             Some(d) if d.columns.len() == ncols => d.clone(),
             _ => {
                 // unknown or out of step: read the catalog now and remember it from here on
@@ -913,7 +997,7 @@ impl Prepared {
                         "move state.dir away and re-snapshot",
                     ));
                 }
-                self.history.append(&st.file, end_pos, d.clone())?;
+                self.history.append(&st.cur.file, end_pos, d.clone())?;
                 d
             }
         };
@@ -941,7 +1025,7 @@ impl Prepared {
                     .into_iter()
                     .filter(|(d, t)| {
                         self.history
-                            .at(&format!("{d}.{t}"), &st.file, end_pos)
+                            .at(&format!("{d}.{t}"), &st.cur.file, end_pos)
                             .is_some()
                     })
                     .collect();
@@ -986,19 +1070,19 @@ impl Prepared {
         let name = id.to_string();
         if op == DdlOp::Query {
             // the statement does not change the table's columns
-            return match self.history.at(&name, &st.file, end_pos) {
+            return match self.history.at(&name, &st.cur.file, end_pos) {
                 Some(d) => Ok(Some(self.table_schema(&d.clone())?)),
                 None => Ok(None),
             };
         }
         st.current.remove(&name);
-        let def = match self.history.exactly(&name, &st.file, end_pos) {
+        let def = match self.history.exactly(&name, &st.cur.file, end_pos) {
             Some(d) => Some(d.clone()),
             None if op == DdlOp::Erase => None,
             None => {
                 let d = schema::load_table(&mut st.meta, &id.db, &id.table).await?;
                 if let Some(d) = &d {
-                    self.history.append(&st.file, end_pos, d.clone())?;
+                    self.history.append(&st.cur.file, end_pos, d.clone())?;
                 }
                 d
             }
@@ -1006,7 +1090,10 @@ impl Prepared {
         Ok(Some(match &def {
             Some(d) => self.table_schema(d)?,
             // a dropped table: the columns it had
-            None => match self.history.at(&name, &st.file, end_pos.saturating_sub(1)) {
+            None => match self
+                .history
+                .at(&name, &st.cur.file, end_pos.saturating_sub(1))
+            {
                 Some(d) => self.table_schema(&d.clone())?,
                 None => self.factory.with_key(id.clone(), vec![], None),
             },
@@ -1107,47 +1194,6 @@ pub(crate) fn parse_mariadb_gtid(d: &[u8]) -> Option<(u32, u64)> {
     Some((domain, seq))
 }
 
-/// Is `n` a binlog file name: printable ASCII `base.<digits>`?
-fn is_binlog_name(n: &[u8]) -> bool {
-    let Some(dot) = n.iter().rposition(|&c| c == b'.') else {
-        return false;
-    };
-    let ext = &n[dot + 1..];
-    dot > 0
-        && !ext.is_empty()
-        && ext.iter().all(u8::is_ascii_digit)
-        && n.iter().all(|c| c.is_ascii_graphic())
-}
-
-/// The file a ROTATE event switches to.
-///
-/// The fake ROTATE the server sends when a dump starts (log_pos 0) only repeats the file rowstream
-/// asked for, and it arrives before the format description, so whether its 4-byte CRC32 trails
-/// the name varies (seen both ways on MariaDB 10.11): it is not parsed, `current` stays. A real
-/// ROTATE names the next file; should a checksum still trail it, it is stripped.
-pub(crate) fn rotate_target(raw: &[u8], current: &str, fake: bool, checksummed: bool) -> String {
-    if fake {
-        return current.to_string();
-    }
-    if is_binlog_name(raw) {
-        return String::from_utf8_lossy(raw).into_owned();
-    }
-    if checksummed && raw.len() > 4 && is_binlog_name(&raw[..raw.len() - 4]) {
-        return String::from_utf8_lossy(&raw[..raw.len() - 4]).into_owned();
-    }
-    tracing::warn!("unreadable binlog file name in a ROTATE event; keeping {current}");
-    current.to_string()
-}
-
-/// Where a binlog event lies and when it was written.
-struct EventAt {
-    /// offset just after the event (the server's `log_pos`)
-    end: u64,
-    /// offset of the event's first byte
-    start: u64,
-    ts_ms: i64,
-}
-
 /// MariaDB's own event types (mysql_async parses MySQL's; these are read by number).
 const MARIADB_ANNOTATE_ROWS_EVENT: u8 = 160;
 const MARIADB_BINLOG_CHECKPOINT_EVENT: u8 = 161;
@@ -1157,9 +1203,8 @@ const MARIADB_GTID_LIST_EVENT: u8 = 163;
 pub(crate) const MYSQL_PREVIOUS_GTIDS_EVENT: u8 = 35;
 
 struct StreamState<'a> {
-    file: String,
-    /// end offset in `file` of the last event read
-    pos: u64,
+    /// where the stream is in the server's binlog
+    cur: Cursor,
     /// incremental snapshots: queued tables, and the chunk waiting for the binlog end its read
     /// saw (file, offset)
     inc: Incremental<(String, u64)>,
@@ -1174,7 +1219,8 @@ struct StreamState<'a> {
 impl StreamState<'_> {
     /// Has the stream read up to binlog position `h`?
     fn passed(&self, h: &(String, u64)) -> bool {
-        SourcePosition::binlog_key(&self.file, self.pos) >= SourcePosition::binlog_key(&h.0, h.1)
+        crate::position::binlog_order(&self.cur.file, self.cur.pos, &h.0, h.1)
+            .is_some_and(|o| o != std::cmp::Ordering::Less)
     }
 }
 
@@ -1287,32 +1333,6 @@ mod tests {
         let (d, s) = parse_mariadb_gtid(&body).unwrap();
         g.mariadb(d, 7, s);
         assert_eq!(g.render().as_deref(), Some("2-7-10000"));
-    }
-
-    #[test]
-    fn rotate_names_with_trailing_checksums() {
-        let cur = "mysql-bin.000045";
-        // the fake ROTATE repeats the requested file, with or without a CRC that may look like
-        // digits or a dot: never parsed
-        for tail in [&b""[..], b"1234", b".\xfe\xa1T", b"\x00\x01\x02\x03"] {
-            let mut raw = cur.as_bytes().to_vec();
-            raw.extend_from_slice(tail);
-            assert_eq!(rotate_target(&raw, cur, true, true), cur, "tail {tail:?}");
-        }
-        // real ROTATE events carry the next file's name (a trailing checksum is stripped)
-        assert_eq!(
-            rotate_target(b"mysql-bin.000046", cur, false, true),
-            "mysql-bin.000046"
-        );
-        assert_eq!(
-            rotate_target(b"mysql-bin.000046\xfe\xa1.T", cur, false, true),
-            "mysql-bin.000046"
-        );
-        assert_eq!(
-            rotate_target(b"a.b.000003", cur, false, false),
-            "a.b.000003"
-        );
-        assert_eq!(rotate_target(b"\xff\xfe", cur, false, true), cur);
     }
 
     #[test]

@@ -13,7 +13,6 @@
 //!   TABLE_MAP's own metadata (binlog_row_metadata=FULL) is used instead, never a misaligned guess.
 
 use crate::checkpoint::store::Store;
-use crate::position::SourcePosition;
 use crate::schema::{Column, LogicalType};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -232,6 +231,12 @@ struct Entry {
     table: MyTable,
 }
 
+/// The order key of a binlog position in the history: (file sequence number, offset).
+fn binlog_key(file: &str, pos: u64) -> (u64, u64) {
+    let seq = crate::position::binlog_file_seq(file).map_or(0, |(_, n)| n);
+    (seq, pos)
+}
+
 /// The durable schema history (see module doc).
 pub(crate) struct History {
     store: Arc<Store>,
@@ -250,7 +255,7 @@ impl History {
             let Ok(e) = serde_json::from_slice::<Entry>(&line) else {
                 continue;
             };
-            let key = SourcePosition::binlog_key(&e.file, e.pos);
+            let key = binlog_key(&e.file, e.pos);
             let v = entries
                 .entry(format!("{}.{}", e.table.db, e.table.table))
                 .or_default();
@@ -268,7 +273,7 @@ impl History {
 
     /// The table's columns as of `(file, pos)`.
     pub(crate) fn at(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
-        let key = SourcePosition::binlog_key(file, pos);
+        let key = binlog_key(file, pos);
         self.entries
             .get(name)?
             .iter()
@@ -279,7 +284,7 @@ impl History {
 
     /// Is there an entry for `name` exactly at `(file, pos)` (a DDL seen before)?
     pub(crate) fn exactly(&self, name: &str, file: &str, pos: u64) -> Option<&MyTable> {
-        let key = SourcePosition::binlog_key(file, pos);
+        let key = binlog_key(file, pos);
         self.entries
             .get(name)?
             .iter()
@@ -303,7 +308,7 @@ impl History {
         self.store
             .history_append(&format!("{file}/{pos}/{name}"), &entry)?;
         let v = self.entries.entry(name).or_default();
-        v.push((SourcePosition::binlog_key(file, pos), table));
+        v.push((binlog_key(file, pos), table));
         v.sort_by_key(|x| x.0);
         Ok(())
     }
