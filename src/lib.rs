@@ -28,6 +28,7 @@ pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod position;
 pub(crate) mod progress;
+pub(crate) mod repeats;
 pub(crate) mod rest;
 pub(crate) mod run;
 pub(crate) mod schema;

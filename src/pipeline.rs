@@ -147,6 +147,8 @@ pub(crate) struct Pipeline {
     buf: Vec<u8>,
     key: Vec<u8>,
     keyless_warned: HashSet<String>,
+    /// per-record warnings, logged once with a count
+    repeats: crate::repeats::Repeats,
     /// this batch's records and bytes per table and op, merged into `stats` after it
     traffic: crate::metrics::TrafficBatch,
 }
@@ -171,6 +173,7 @@ impl Pipeline {
             buf: Vec::with_capacity(4096),
             key: Vec::with_capacity(64),
             keyless_warned: HashSet::new(),
+            repeats: Default::default(),
             traffic: Default::default(),
         }
     }
@@ -407,7 +410,9 @@ impl Pipeline {
         match policy {
             Oversized::Fail => Err(too_large(&self.key)),
             Oversized::Skip => {
-                tracing::warn!(table = %table, size, limit, "record over message.max.bytes left out (kafka.oversized = skip)");
+                if let Some(count) = self.repeats.hit(&format!("{table}/skip")) {
+                    tracing::warn!(table = %table, size, limit, count, "record over message.max.bytes left out (kafka.oversized = skip; logged once a minute with the count)");
+                }
                 Ok(false)
             }
             Oversized::Placeholder => {
@@ -428,7 +433,9 @@ impl Pipeline {
                         times,
                     );
                 }
-                tracing::warn!(table = %table, size, limit, "values over message.max.bytes replaced by a placeholder (kafka.oversized = placeholder)");
+                if let Some(count) = self.repeats.hit(&format!("{table}/placeholder")) {
+                    tracing::warn!(table = %table, size, limit, count, "values over message.max.bytes replaced by a placeholder (kafka.oversized = placeholder; logged once a minute with the count)");
+                }
                 Ok(true)
             }
         }
