@@ -102,7 +102,7 @@ pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Erro
         let topic = o.topic.clone().unwrap_or_else(|| t.topic.clone());
         let mut rows_of_table = 0u64;
         let mut key = Vec::new();
-        let mut f = |rows: &[crate::value::Row]| -> Result<(), Error> {
+        let mut f = |rows: &[crate::model::value::Row]| -> Result<(), Error> {
             for row in rows {
                 let (k, value): (Option<Vec<u8>>, Vec<u8>) = match o.format {
                     Format::Dataworks => {
@@ -121,7 +121,7 @@ pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Erro
                             None,
                             Times {
                                 event: -1,
-                                system: crate::time::now_ms(),
+                                system: crate::model::time::now_ms(),
                                 checkpoint: -1,
                             },
                         );

@@ -2,7 +2,7 @@
 //!
 //! Layers, lowest first; a module only uses modules of its own layer or below
 //! (docs/architecture.md has the map and the reasons):
-//! 1. `time`, `value`, `schema`, `position`, `event`, `sequence`, `error`: the data model;
+//! 1. `model` (`time`, `value`, `schema`, `position`, `event`, `sequence`), `error`: the data model;
 //!    `metrics` (every counter and gauge, fed by the layers above, read by `admin`).
 //! 2. `config`, `check`: what the user asked for and what the databases must provide.
 //! 3. `encode` (events → record bytes), `checkpoint` (delivery tracking, durable state),
@@ -21,23 +21,18 @@ pub(crate) mod config;
 pub(crate) mod copy;
 pub(crate) mod encode;
 pub(crate) mod error;
-pub(crate) mod event;
 pub(crate) mod export;
 pub(crate) mod lake;
 pub(crate) mod metrics;
+pub(crate) mod model;
 pub(crate) mod pipeline;
-pub(crate) mod position;
 pub(crate) mod progress;
 pub(crate) mod repeats;
 pub(crate) mod rest;
 pub(crate) mod run;
-pub(crate) mod schema;
-pub(crate) mod sequence;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod tail;
-pub(crate) mod time;
-pub(crate) mod value;
 pub(crate) mod verify;
 pub(crate) mod worker;
 

@@ -176,7 +176,12 @@ pub(crate) struct TrafficBatch {
 }
 
 impl TrafficBatch {
-    pub(crate) fn add(&mut self, t: &crate::schema::TableSchema, op: &'static str, bytes: usize) {
+    pub(crate) fn add(
+        &mut self,
+        t: &crate::model::schema::TableSchema,
+        op: &'static str,
+        bytes: usize,
+    ) {
         let e = self
             .map
             .entry((t as *const _ as usize, op))
@@ -247,13 +252,13 @@ impl Metrics {
     /// The source lag in ms (None before anything was delivered).
     pub(crate) fn lag_ms(&self) -> Option<i64> {
         let et = self.delivered_event_time.load(Ordering::Relaxed);
-        (et > 0).then(|| (crate::time::now_ms() - et).max(0))
+        (et > 0).then(|| (crate::model::time::now_ms() - et).max(0))
     }
 
     /// Milliseconds since the position was last stored (None before the first).
     pub(crate) fn checkpoint_age_ms(&self) -> Option<i64> {
         let at = self.checkpointed_at.load(Ordering::Relaxed);
-        (at > 0).then(|| (crate::time::now_ms() - at).max(0))
+        (at > 0).then(|| (crate::model::time::now_ms() - at).max(0))
     }
 
     /// This connector's samples; `in_flight` is the current run's producer queue (0 between
@@ -404,9 +409,9 @@ mod tests {
     #[test]
     fn every_sample_belongs_to_a_documented_family() {
         let m = Metrics::default();
-        let t = crate::schema::TableSchema::new(
-            crate::schema::DbType::PostgreSql,
-            crate::schema::TableId {
+        let t = crate::model::schema::TableSchema::new(
+            crate::model::schema::DbType::PostgreSql,
+            crate::model::schema::TableId {
                 db: "d".into(),
                 schema: Some("public".into()),
                 table: "t".into(),

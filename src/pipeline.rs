@@ -22,12 +22,12 @@ use crate::checkpoint::tracker::Tracker;
 use crate::config::{Config, KafkaConfig, Oversized};
 use crate::encode::dataworks::{self, RowOp, Times};
 use crate::error::{Classify, ErrorClass};
-use crate::event::{Batch, ChangeEvent, Op, SourceEvent};
-use crate::schema::TableSchema;
-use crate::sequence::{SequenceGen, SequenceId};
+use crate::model::event::{Batch, ChangeEvent, Op, SourceEvent};
+use crate::model::schema::TableSchema;
+use crate::model::sequence::{SequenceGen, SequenceId};
+use crate::model::time::now_ms;
+use crate::model::value::Value;
 use crate::sink::kafka::{KafkaSink, SinkError};
-use crate::time::now_ms;
-use crate::value::Value;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -536,7 +536,7 @@ pub(crate) fn key_changed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Column, DbType, LogicalType, TableId};
+    use crate::model::schema::{Column, DbType, LogicalType, TableId};
 
     #[test]
     fn key_change_detection() {

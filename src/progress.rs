@@ -307,7 +307,7 @@ mod tests {
             .retained_bytes
             .store(3 * 1_048_576, std::sync::atomic::Ordering::Relaxed);
         m.delivered_event_time.store(
-            crate::time::now_ms() - 2500,
+            crate::model::time::now_ms() - 2500,
             std::sync::atomic::Ordering::Relaxed,
         );
         let line = streaming_line(&m, 840.4);

@@ -786,7 +786,7 @@ async fn alter_offsets(
             "expected {\"offsets\": [{\"partition\": {...}, \"offset\": {\"position\": ...}}]} with one entry (a connector has one source partition); GET the offsets for the shape",
         );
     };
-    let position: crate::position::SourcePosition =
+    let position: crate::model::position::SourcePosition =
         match serde_json::from_value(entry["offset"]["position"].clone()) {
             Ok(p) => p,
             Err(e) => {

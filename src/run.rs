@@ -24,9 +24,9 @@ use crate::checkpoint::store::{State, Store};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::Config;
 use crate::error::{Error, ErrorClass, ResultExt as _};
+use crate::model::position::SourcePosition;
+use crate::model::sequence::SequenceGen;
 use crate::pipeline::{Pipeline, Settings, Stats};
-use crate::position::SourcePosition;
-use crate::sequence::SequenceGen;
 use crate::sink::kafka::KafkaSink;
 use crate::source::batch::Batcher;
 use crate::source::{self, Source as _};
@@ -542,7 +542,7 @@ fn commit(
         // nothing delivered since: the stored position is current
         stats
             .checkpointed_at
-            .store(crate::time::now_ms(), Ordering::Relaxed);
+            .store(crate::model::time::now_ms(), Ordering::Relaxed);
     }
     Ok(())
 }
@@ -554,7 +554,7 @@ fn acknowledge(state: &State, stats: &Stats, ack: &watch::Sender<Option<SourcePo
         .store(state.event_time_ms, Ordering::Relaxed);
     stats
         .checkpointed_at
-        .store(crate::time::now_ms(), Ordering::Relaxed);
+        .store(crate::model::time::now_ms(), Ordering::Relaxed);
     if let Some(p) = &state.position {
         ack.send_replace(Some(p.clone()));
     }

@@ -63,7 +63,7 @@ pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> 
                 let wanted = if opts.topics.is_empty() {
                     !t.name().starts_with("__")
                         && !opts.skip.iter().any(|s| s == t.name())
-                        && crate::schema::glob_match(&pattern, t.name())
+                        && crate::model::schema::glob_match(&pattern, t.name())
                 } else {
                     opts.topics.iter().any(|n| n == t.name())
                 };
@@ -278,9 +278,9 @@ mod tests {
     #[test]
     fn the_template_becomes_a_glob() {
         let g = topic_glob("{db}.{schema}.{table}");
-        assert!(crate::schema::glob_match(&g, "shop.public.orders"));
-        assert!(!crate::schema::glob_match(&g, "rowstream-offsets"));
-        assert!(crate::schema::glob_match(
+        assert!(crate::model::schema::glob_match(&g, "shop.public.orders"));
+        assert!(!crate::model::schema::glob_match(&g, "rowstream-offsets"));
+        assert!(crate::model::schema::glob_match(
             &topic_glob("cdc-{table}"),
             "cdc-orders"
         ));

@@ -25,10 +25,10 @@
 use crate::config::Config;
 use crate::encode::dataworks;
 use crate::error::Error;
-use crate::schema::TableSchema;
+use crate::model::schema::TableSchema;
+use crate::model::value::Row;
 use crate::sink::kafka::{read_topic, Record};
 use crate::source::Dump;
-use crate::value::Row;
 use serde_json::Value as J;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

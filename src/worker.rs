@@ -506,7 +506,10 @@ impl Worker {
                     c.restart();
                     return Ok(());
                 }
-                (format!("restart/{name}"), crate::time::now_ms().to_string())
+                (
+                    format!("restart/{name}"),
+                    crate::model::time::now_ms().to_string(),
+                )
             }
         };
         tokio::task::block_in_place(|| {

@@ -112,7 +112,7 @@ impl KafkaState {
     /// Connect, create the topics if missing, claim the connector and read what it stored.
     pub(crate) async fn open(cfg: &Config) -> Result<(KafkaState, Loaded), StoreError> {
         let (mut me, owner) = Self::connect(cfg).await?;
-        let claim_value = serde_json::json!({ "owner": owner, "at": crate::time::now_ms() });
+        let claim_value = serde_json::json!({ "owner": owner, "at": crate::model::time::now_ms() });
         let (topic, p) = (me.topic.clone(), me.partition);
         let claim = tokio::task::block_in_place(|| {
             me.write(

@@ -12,8 +12,8 @@
 //!   the same directory is refused rather than silently resuming from a foreign position.
 
 use crate::error::{Classify, ErrorClass};
-use crate::event::{Marker, SnapshotStep};
-use crate::position::SourcePosition;
+use crate::model::event::{Marker, SnapshotStep};
+use crate::model::position::SourcePosition;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -494,7 +494,7 @@ pub(crate) async fn migrate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::position::Lsn;
+    use crate::model::position::Lsn;
 
     #[test]
     fn save_load_and_fold() {

@@ -12,7 +12,7 @@
 //!   skipped over by a later checkpoint.
 //! - Segment ids are contiguous, so the delivery callback finds its segment in O(1).
 
-use crate::event::Marker;
+use crate::model::event::Marker;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
@@ -178,7 +178,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::position::{Lsn, SourcePosition};
+    use crate::model::position::{Lsn, SourcePosition};
 
     fn cp(n: u64) -> Marker {
         Marker::Checkpoint {

@@ -13,14 +13,14 @@
 //! - A PostgreSQL source adds `schemaName` between `dbName` and `tableName`.
 
 use super::json::{write_f64, write_i64, write_str, write_str_body, write_u64};
-use crate::schema::{Column, TableSchema};
-use crate::sequence::SequenceId;
-use crate::value::Value;
+use crate::model::schema::{Column, TableSchema};
+use crate::model::sequence::SequenceId;
+use crate::model::value::Value;
 use base64::Engine as _;
 
 pub(crate) const VERSION: &str = "0.0.1";
 
-/// Record operations (spec §1); DDL ops come from [`crate::event::DdlOp`].
+/// Record operations (spec §1); DDL ops come from [`crate::model::event::DdlOp`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RowOp {
     Insert,
@@ -332,7 +332,7 @@ pub(crate) fn write_key(out: &mut Vec<u8>, t: &TableSchema, row: &[Value], sep: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Column, DbType, LogicalType, TableId};
+    use crate::model::schema::{Column, DbType, LogicalType, TableId};
 
     fn sync_test_table() -> std::sync::Arc<TableSchema> {
         let col = |n: &str, t, fsp| Column {

@@ -10,8 +10,8 @@
 //!   BOOL, BYTES → BASE64, STRING → STRING); a value the chosen type cannot hold (text in a
 //!   NUMBER column, a string that is not a JSON array for ARRAY) is an error naming the column.
 use super::dataworks::write_value;
-use crate::schema::{LogicalType, TableSchema};
-use crate::value::Value;
+use crate::model::schema::{LogicalType, TableSchema};
+use crate::model::value::Value;
 use serde_json::Value as J;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,7 +178,7 @@ pub(crate) fn key_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Column, DbType, TableId};
+    use crate::model::schema::{Column, DbType, TableId};
 
     fn table() -> TableSchema {
         let col = |n: &str, t, fsp| Column {

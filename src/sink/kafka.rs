@@ -346,7 +346,7 @@ impl ProducerContext for DeliveryCtx {
                 use rdkafka::Message as _;
                 // the record's create time is set by the producer when it was handed over
                 if let Some(t) = m.timestamp().to_millis() {
-                    let ms = (crate::time::now_ms() - t).max(0) as u64;
+                    let ms = (crate::model::time::now_ms() - t).max(0) as u64;
                     self.metrics.latency.observe(ms);
                 }
                 self.tracker.delivered(id as u64, Ok(()))

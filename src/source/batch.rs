@@ -9,7 +9,7 @@
 //!   nothing and can simply be called again.
 
 use crate::error::{Classify, ErrorClass};
-use crate::event::{Batch, SourceEvent};
+use crate::model::event::{Batch, SourceEvent};
 use tokio::sync::mpsc;
 
 /// Events per batch: keeps channel overhead off the per-row path.
@@ -119,8 +119,8 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Marker;
-    use crate::position::{Lsn, SourcePosition};
+    use crate::model::event::Marker;
+    use crate::model::position::{Lsn, SourcePosition};
 
     fn ev(n: u64) -> SourceEvent {
         SourceEvent::Marker(Marker::Checkpoint {

@@ -367,8 +367,8 @@ proptest! {
     fn gtid_sets_and_rotate_names_never_panic(s in ".{0,80}", raw in proptest::collection::vec(any::<u8>(), 0..40)) {
         let g = GtidSet::parse(Some(&s));
         let _ = GtidSet::parse(g.render().as_deref());
-        let _ = crate::position::gtid_order(&s, "0-1-5");
-        let _ = crate::position::gtid_order(&s, &s);
+        let _ = crate::model::position::gtid_order(&s, "0-1-5");
+        let _ = crate::model::position::gtid_order(&s, &s);
         // a ROTATE event with these bytes as its body, read as the stream reads it
         let mut bytes = Vec::new();
         bytes.extend_from_slice(&0u32.to_le_bytes());

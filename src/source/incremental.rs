@@ -27,9 +27,9 @@
 
 use super::batch::{Batcher, Closed};
 use super::snapshot::snapshot_row;
-use crate::event::{ChangeEvent, Marker, SnapshotStep, SourceEvent};
-use crate::schema::TableSchema;
-use crate::value::Row;
+use crate::model::event::{ChangeEvent, Marker, SnapshotStep, SourceEvent};
+use crate::model::schema::TableSchema;
+use crate::model::value::Row;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -152,7 +152,7 @@ impl<W> Incremental<W> {
     }
 
     /// `table` was truncated or changed shape while a chunk of it is open: read the chunk again.
-    pub(crate) fn reread(&mut self, table: &crate::schema::TableId) {
+    pub(crate) fn reread(&mut self, table: &crate::model::schema::TableId) {
         if self.open.as_ref().is_some_and(|c| &c.schema.id == table) {
             self.open = None;
         }
@@ -207,9 +207,9 @@ impl<W> Incremental<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Op;
-    use crate::schema::{Column, DbType, LogicalType, TableId};
-    use crate::value::Value;
+    use crate::model::event::Op;
+    use crate::model::schema::{Column, DbType, LogicalType, TableId};
+    use crate::model::value::Value;
     use tokio::sync::mpsc;
 
     fn table() -> Arc<TableSchema> {

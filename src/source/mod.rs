@@ -65,9 +65,9 @@ use crate::check::Finding;
 use crate::checkpoint::store::State;
 use crate::config::{Config, SourceOptions};
 use crate::error::Error;
-use crate::event::{Marker, SnapshotStep};
-use crate::position::SourcePosition;
-use crate::schema::{TableFilter, TableId, TableSchema};
+use crate::model::event::{Marker, SnapshotStep};
+use crate::model::position::SourcePosition;
+use crate::model::schema::{TableFilter, TableId, TableSchema};
 use batch::Batcher;
 use std::future::Future;
 use std::sync::Arc;
@@ -253,7 +253,7 @@ impl Dump {
     pub(crate) async fn rows(
         &mut self,
         i: usize,
-        f: &mut (dyn FnMut(&[crate::value::Row]) -> Result<(), Error> + Send),
+        f: &mut (dyn FnMut(&[crate::model::value::Row]) -> Result<(), Error> + Send),
     ) -> Result<(), Error> {
         match self {
             Dump::Postgres(d) => d.rows(i, f).await,

@@ -15,8 +15,8 @@
 
 use crate::checkpoint::store::State;
 use crate::config::SnapshotMode;
-use crate::position::SourcePosition;
-use crate::schema::TableId;
+use crate::model::position::SourcePosition;
+use crate::model::schema::TableId;
 use std::collections::HashMap;
 
 /// The matched tables that need a snapshot now, in the order given.
@@ -97,7 +97,7 @@ pub(crate) fn covered(fence: &SourcePosition, at: &SourcePosition) -> bool {
 mod tests {
     use super::*;
     use crate::checkpoint::store::TableState;
-    use crate::position::Lsn;
+    use crate::model::position::Lsn;
 
     fn id(t: &str) -> TableId {
         TableId {

@@ -5,7 +5,7 @@
 //! (exported as `rowstream_render_failures_total`), and is logged once per (table, column) with
 //! the reason, never with the value itself. It never stops the stream.
 
-use crate::value::Value;
+use crate::model::value::Value;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 

@@ -9,7 +9,7 @@
 //! - The topic is `kafka.topic` rendered for the table.
 
 use crate::error::SetupError;
-use crate::schema::{render_topic, Column, DbType, TableId, TableSchema};
+use crate::model::schema::{render_topic, Column, DbType, TableId, TableSchema};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -91,7 +91,7 @@ pub(crate) fn resolve_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::LogicalType;
+    use crate::model::schema::LogicalType;
 
     #[test]
     fn custom_primary_or_none_and_a_bad_entry_is_an_error() {

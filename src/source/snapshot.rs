@@ -16,10 +16,10 @@
 //!   `START TRANSACTION WITH CONSISTENT SNAPSHOT`); the driver never opens or ends it.
 
 use super::batch::{Batcher, Closed};
-use crate::event::{ChangeEvent, Marker, Op, SnapshotStep, SourceEvent};
-use crate::position::SourcePosition;
-use crate::schema::TableSchema;
-use crate::value::Row;
+use crate::model::event::{ChangeEvent, Marker, Op, SnapshotStep, SourceEvent};
+use crate::model::position::SourcePosition;
+use crate::model::schema::TableSchema;
+use crate::model::value::Row;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,9 +267,9 @@ fn progress(table: &str, rows: u64, estimate: Option<u64>, started: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::position::Lsn;
-    use crate::schema::{DbType, TableId};
-    use crate::value::Value;
+    use crate::model::position::Lsn;
+    use crate::model::schema::{DbType, TableId};
+    use crate::model::value::Value;
     use tokio::sync::mpsc;
 
     /// A reader over an in-memory table: chunks of 2 rows, cursor = next row index.
@@ -325,7 +325,7 @@ mod tests {
         )
     }
 
-    fn drain(rx: &mut mpsc::Receiver<crate::event::Batch>) -> Vec<SourceEvent> {
+    fn drain(rx: &mut mpsc::Receiver<crate::model::event::Batch>) -> Vec<SourceEvent> {
         let mut out = vec![];
         while let Ok(b) = rx.try_recv() {
             out.extend(b);

@@ -25,7 +25,7 @@
 //! seen both ways on MariaDB 10.11), which the parser under mysql_async cannot know: the
 //! trailing four bytes are taken as a checksum only when they are the event's CRC32.
 
-use crate::position::binlog_order;
+use crate::model::position::binlog_order;
 use mysql_async::binlog::events::Event;
 use std::cmp::Ordering;
 

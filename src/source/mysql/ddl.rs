@@ -4,7 +4,7 @@
 //! follow them. Anything it does not recognise is `QUERY` (for a table it can name) or ignored
 //! (no table to attribute it to); it never fails and never stops the stream.
 
-use crate::event::DdlOp;
+use crate::model::event::DdlOp;
 
 /// A table named by a statement: (database or the event's default, table).
 pub(crate) type TableRef = (String, String);

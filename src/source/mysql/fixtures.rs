@@ -9,8 +9,8 @@
 use super::schema::{MyCol, MyTable};
 use super::values::Ctx;
 use super::{binlog_row, image_columns, GtidSet};
+use crate::model::value::Value;
 use crate::source::render::RenderWarnings;
-use crate::value::Value;
 use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::events::{
     Event, EventData, RowsEventData, TableMapEvent, TransactionPayloadEvent,
@@ -456,7 +456,7 @@ fn binlog_files() -> Vec<String> {
 fn rotations_name_the_file_in_recorded_binlogs() {
     use super::cursor::tests::rotate_bytes;
     use super::cursor::Cursor;
-    use crate::position::SourcePosition;
+    use crate::model::position::SourcePosition;
     use std::cmp::Ordering;
     let files = binlog_files();
     assert!(files.len() >= 20, "{files:?}");
@@ -478,7 +478,7 @@ fn rotations_name_the_file_in_recorded_binlogs() {
         });
         let (name, next) = match next {
             Some(n) => {
-                let (base, seq) = crate::position::binlog_file_seq(&n).unwrap();
+                let (base, seq) = crate::model::position::binlog_file_seq(&n).unwrap();
                 rotations += 1;
                 (format!("{base}.{:06}", seq - 1), n)
             }

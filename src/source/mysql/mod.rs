@@ -40,9 +40,10 @@ pub(crate) mod values;
 use crate::checkpoint::store::State;
 use crate::config::{Config, MysqlOptions, ResumeBy};
 use crate::error::{Classify as _, SetupError};
-use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
-use crate::position::SourcePosition;
-use crate::schema::{DbType, TableFilter, TableId, TableSchema};
+use crate::model::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
+use crate::model::position::SourcePosition;
+use crate::model::schema::{DbType, TableFilter, TableId, TableSchema};
+use crate::model::value::Value;
 use crate::source::batch::Batcher;
 use crate::source::incremental::{Incremental, Job};
 use crate::source::plan::{tables_to_resume, tables_to_snapshot, Fence};
@@ -51,7 +52,6 @@ use crate::source::schemas::SchemaFactory;
 use crate::source::snapshot::snapshot_tables;
 use crate::source::SnapshotRequest;
 use crate::source::Source;
-use crate::value::Value;
 use cursor::{Cursor, EventAt};
 pub(crate) use error::MySqlError;
 use futures_util::{FutureExt as _, StreamExt};
@@ -661,7 +661,7 @@ impl MyDump {
     pub(crate) async fn rows(
         &mut self,
         i: usize,
-        f: &mut (dyn FnMut(&[crate::value::Row]) -> Result<(), crate::error::Error> + Send),
+        f: &mut (dyn FnMut(&[crate::model::value::Row]) -> Result<(), crate::error::Error> + Send),
     ) -> Result<(), crate::error::Error> {
         let (Some(def), Some(schema)) = (self.defs.get(i), self.schemas.get(i)) else {
             return Ok(());
@@ -1219,7 +1219,7 @@ struct StreamState<'a> {
 impl StreamState<'_> {
     /// Has the stream read up to binlog position `h`?
     fn passed(&self, h: &(String, u64)) -> bool {
-        crate::position::binlog_order(&self.cur.file, self.cur.pos, &h.0, h.1)
+        crate::model::position::binlog_order(&self.cur.file, self.cur.pos, &h.0, h.1)
             .is_some_and(|o| o != std::cmp::Ordering::Less)
     }
 }

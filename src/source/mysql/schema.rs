@@ -13,7 +13,7 @@
 //!   TABLE_MAP's own metadata (binlog_row_metadata=FULL) is used instead, never a misaligned guess.
 
 use crate::checkpoint::store::Store;
-use crate::schema::{Column, LogicalType};
+use crate::model::schema::{Column, LogicalType};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -233,7 +233,7 @@ struct Entry {
 
 /// The order key of a binlog position in the history: (file sequence number, offset).
 fn binlog_key(file: &str, pos: u64) -> (u64, u64) {
-    let seq = crate::position::binlog_file_seq(file).map_or(0, |(_, n)| n);
+    let seq = crate::model::position::binlog_file_seq(file).map_or(0, |(_, n)| n);
     (seq, pos)
 }
 

@@ -9,8 +9,8 @@
 //! never a plausible wrong value.
 
 use super::schema::MyCol;
-use crate::time::days_from_civil;
-use crate::value::Value;
+use crate::model::time::days_from_civil;
+use crate::model::value::Value;
 use mysql_async::Value as MyValue;
 
 /// Where a value came from: the two protocols encode a few types differently.
@@ -191,7 +191,7 @@ pub(crate) fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Res
                 if dt == "time" {
                     Value::Text(s)
                 } else {
-                    let us = crate::time::parse_timestamp(
+                    let us = crate::model::time::parse_timestamp(
                         if s.len() == 10 {
                             format!("{s} 00:00:00")
                         } else {

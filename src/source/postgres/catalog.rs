@@ -179,7 +179,7 @@ pub(crate) async fn list_schemas(client: &Client) -> Result<Vec<String>, tokio_p
 /// `source::unmatched_patterns`).
 pub(crate) async fn unmatched_patterns(
     client: &Client,
-    filter: &crate::schema::TableFilter,
+    filter: &crate::model::schema::TableFilter,
 ) -> Result<Result<(), crate::error::SetupError>, tokio_postgres::Error> {
     let schemas = list_schemas(client).await?;
     let names: Vec<String> = list_tables(client)

@@ -168,7 +168,7 @@ impl Checker<'_> {
             .await?
             .into_iter()
             .filter(|t| {
-                filter.matches(&crate::schema::TableId {
+                filter.matches(&crate::model::schema::TableId {
                     db: db.clone(),
                     schema: Some(t.schema.clone()),
                     table: t.name.clone(),

@@ -4,7 +4,7 @@
 //! Invariants: an unknown command tag is `QUERY`, never an error; a message that is not valid
 //! JSON is logged and skipped (it cannot be attributed to a table), never a stop.
 
-use crate::event::DdlOp;
+use crate::model::event::DdlOp;
 use serde::Deserialize;
 
 pub(crate) const DDL_PREFIX: &str = "rowstream.ddl";

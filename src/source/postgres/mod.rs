@@ -40,8 +40,8 @@ pub(crate) mod types;
 use crate::checkpoint::store::State;
 use crate::config::{Config, PostgresOptions};
 use crate::error::SetupError;
-use crate::position::{Lsn, SourcePosition};
-use crate::schema::{DbType, TableId, TableSchema};
+use crate::model::position::{Lsn, SourcePosition};
+use crate::model::schema::{DbType, TableId, TableSchema};
 use crate::source::batch::Batcher;
 use crate::source::incremental::{Incremental, Job};
 use crate::source::plan::{tables_to_resume, tables_to_snapshot, Fence};
@@ -99,9 +99,10 @@ pub(crate) fn source_id(cfg: &Config, o: &PostgresOptions) -> String {
 }
 
 fn parse_lsn(s: &str) -> Result<Lsn, SourceError> {
-    s.parse().map_err(|e: crate::position::LsnParseError| {
-        SourceError::Protocol(PgError::Protocol(e.to_string()))
-    })
+    s.parse()
+        .map_err(|e: crate::model::position::LsnParseError| {
+            SourceError::Protocol(PgError::Protocol(e.to_string()))
+        })
 }
 
 /// What the slot holds back: `pg_current_wal_lsn() - restart_lsn` in bytes (the replay
@@ -218,7 +219,7 @@ impl PgDump {
     pub(crate) async fn rows(
         &mut self,
         i: usize,
-        f: &mut (dyn FnMut(&[crate::value::Row]) -> Result<(), crate::error::Error> + Send),
+        f: &mut (dyn FnMut(&[crate::model::value::Row]) -> Result<(), crate::error::Error> + Send),
     ) -> Result<(), crate::error::Error> {
         let Some(t) = self.matched.get(i).cloned() else {
             return Ok(());
@@ -522,7 +523,7 @@ impl Prepared {
 }
 
 impl Source for Prepared {
-    fn started(&self) -> Vec<crate::event::Marker> {
+    fn started(&self) -> Vec<crate::model::event::Marker> {
         let Some(s) = &self.snapshot else {
             return vec![];
         };

@@ -8,7 +8,7 @@
 //!   values happens later, in `types`, with the relation's column types.
 
 use super::replication::{PgError, Reader};
-use crate::position::Lsn;
+use crate::model::position::Lsn;
 use bytes::Bytes;
 
 #[derive(Debug, PartialEq)]

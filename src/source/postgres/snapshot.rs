@@ -18,9 +18,9 @@ use super::replication::quote_ident;
 use super::tables::{TableDecoder, Tables};
 use super::SourceError;
 use crate::error::SetupError;
-use crate::schema::TableSchema;
+use crate::model::schema::TableSchema;
+use crate::model::value::Value;
 use crate::source::snapshot::{RowOut, TableReader};
-use crate::value::Value;
 use futures_util::StreamExt;
 use std::sync::Arc;
 

@@ -14,14 +14,14 @@ use super::pgoutput::{self, CopyMessage, LogicalMessage, OldKind, Relation, Tupl
 use super::replication::{pg_ts_to_unix_ms, quote_ident, PgError, ReplicationConn};
 use super::tables::{TableDecoder, Tables};
 use super::SourceError;
-use crate::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
-use crate::position::{Lsn, SourcePosition};
-use crate::schema::TableSchema;
+use crate::model::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
+use crate::model::position::{Lsn, SourcePosition};
+use crate::model::schema::TableSchema;
+use crate::model::value::Value;
 use crate::source::batch::{Batcher, Closed};
 use crate::source::incremental::{Incremental, Job};
 use crate::source::plan::{covered, Fence};
 use crate::source::SnapshotRequest;
-use crate::value::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

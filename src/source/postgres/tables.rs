@@ -10,10 +10,10 @@
 use super::catalog::Catalog;
 use super::types::{decode_text, DecodeCtx, PgKind};
 use super::SourceError;
-use crate::schema::{TableFilter, TableId, TableSchema};
+use crate::model::schema::{TableFilter, TableId, TableSchema};
+use crate::model::value::Value;
 use crate::source::render::RenderWarnings;
 use crate::source::schemas::SchemaFactory;
-use crate::value::Value;
 use std::sync::Arc;
 
 pub(crate) struct Tables {

@@ -9,9 +9,9 @@
 //!   warning upstream, never a made-up value).
 //! - Every type has a kind: unknown ones are their text form (`STRING`).
 
-use crate::schema::{Column, LogicalType};
-use crate::time::{parse_date, parse_timestamp};
-use crate::value::Value;
+use crate::model::schema::{Column, LogicalType};
+use crate::model::time::{parse_date, parse_timestamp};
+use crate::model::value::Value;
 
 /// How a Postgres type's text form is read.
 #[derive(Clone, Debug, PartialEq)]
@@ -318,7 +318,7 @@ impl ArrayText<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::days_from_civil;
+    use crate::model::time::days_from_civil;
 
     fn d(kind: PgKind, s: &str) -> Value {
         decode_text(&kind, s.as_bytes(), &DecodeCtx::default()).unwrap()

@@ -102,7 +102,7 @@ pub(crate) struct TableSchema {
 impl TableSchema {
     /// A row's identity for matching images of one table against each other (not a Kafka
     /// key): the key columns' values, `None` without a key or when a key column is absent.
-    pub(crate) fn key_bytes(&self, row: &[crate::value::Value]) -> Option<Vec<u8>> {
+    pub(crate) fn key_bytes(&self, row: &[crate::model::value::Value]) -> Option<Vec<u8>> {
         use std::fmt::Write as _;
         let mut s = String::new();
         for &i in self.key.as_ref()? {
@@ -112,10 +112,10 @@ impl TableSchema {
             }
             match v {
                 // one number, however the source typed it (a snapshot's Int, a log's UInt)
-                crate::value::Value::Int(i) => {
+                crate::model::value::Value::Int(i) => {
                     let _ = write!(s, "n{i}\u{0}");
                 }
-                crate::value::Value::UInt(u) => {
+                crate::model::value::Value::UInt(u) => {
                     let _ = write!(s, "n{u}\u{0}");
                 }
                 _ => {

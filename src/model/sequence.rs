@@ -75,7 +75,7 @@ impl SequenceGen {
         &mut self,
         persist: impl FnOnce(i64) -> Result<(), E>,
     ) -> Result<SequenceId, E> {
-        self.next_with(crate::time::now_ms(), persist)
+        self.next_with(crate::model::time::now_ms(), persist)
     }
 }
 

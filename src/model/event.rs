@@ -6,9 +6,9 @@
 //! - `ChangeEvent::event_time_ms` is the source commit time, or -1 for snapshot rows.
 //! - Row images line up with `table.columns` by index.
 
-use crate::position::SourcePosition;
-use crate::schema::TableSchema;
-use crate::value::Row;
+use crate::model::position::SourcePosition;
+use crate::model::schema::TableSchema;
+use crate::model::value::Row;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
