@@ -314,7 +314,7 @@ pub(crate) fn main() -> ExitCode {
             for jt in &json_type {
                 match jt
                     .split_once('=')
-                    .and_then(|(c, t)| Some((c, crate::encode::plain::JsonType::parse(t)?)))
+                    .and_then(|(c, t)| Some((c, crate::format::plain::JsonType::parse(t)?)))
                 {
                     Some((c, t)) => {
                         json_types.insert(c.to_string(), t);
@@ -628,7 +628,7 @@ pub(crate) fn main() -> ExitCode {
             };
             // the source's prerequisites, then the broker's
             let mut findings = rt.block_on(crate::source::check(&cfg, fix));
-            findings.push(crate::sink::kafka::check(&cfg.kafka));
+            findings.push(crate::kafka::check(&cfg.kafka));
             let failed = findings
                 .iter()
                 .filter(|f| f.level == crate::check::Level::Fail)

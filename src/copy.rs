@@ -11,9 +11,9 @@
 //! - It exits 0 only when Kafka acknowledged every record (`acks`, default all); a record
 //!   Kafka refused stops it with exit 1 naming the table.
 use crate::config::Config;
-use crate::encode::dataworks::{self, RowOp, Shape, Times};
-use crate::encode::plain::{self, JsonType};
 use crate::error::Error;
+use crate::format::dataworks::{self, RowOp, Shape, Times};
+use crate::format::plain::{self, JsonType};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::BTreeMap;
@@ -75,13 +75,13 @@ pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Erro
     {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let tracker = Arc::new(crate::checkpoint::tracker::Tracker::new());
-        let mut sink = crate::sink::kafka::KafkaSink::new(&cfg.kafka, tracker, metrics, None)?;
+        let mut sink = crate::kafka::KafkaSink::new(&cfg.kafka, tracker, metrics, None)?;
         for t in &tables {
             sink.ensure_topic(o.topic.as_deref().unwrap_or(&t.topic))
                 .await?;
         }
     }
-    let mut pc = crate::sink::kafka::producer_config(&cfg.kafka);
+    let mut pc = crate::kafka::producer_config(&cfg.kafka);
     if let Some(acks) = &o.acks {
         pc.set("acks", acks);
         if acks != "all" && acks != "-1" {

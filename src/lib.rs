@@ -6,7 +6,7 @@
 //!    `metrics` (every counter and gauge, fed by the layers above, read by `admin`).
 //! 2. `config`, `check`: what the user asked for and what the databases must provide.
 //! 3. `encode` (events → record bytes), `checkpoint` (delivery tracking, durable state),
-//!    `source` (database logs → events), `sink` (records → Kafka).
+//!    `source` (database logs → events), `kafka` (records → Kafka, and the one reader of topics).
 //! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries, pause / resume /
 //!    stop / restart), `progress` (what `run` shows on a terminal or in its log), `admin` and
 //!    `rest` (the admin listener: health, metrics, the Kafka Connect REST API), `worker` (many
@@ -19,9 +19,10 @@ pub(crate) mod checkpoint;
 pub(crate) mod cli;
 pub(crate) mod config;
 pub(crate) mod copy;
-pub(crate) mod encode;
 pub(crate) mod error;
 pub(crate) mod export;
+pub(crate) mod format;
+pub(crate) mod kafka;
 pub(crate) mod lake;
 pub(crate) mod metrics;
 pub(crate) mod model;
@@ -30,7 +31,6 @@ pub(crate) mod progress;
 pub(crate) mod repeats;
 pub(crate) mod rest;
 pub(crate) mod run;
-pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod tail;
 pub(crate) mod verify;
@@ -45,5 +45,5 @@ pub fn main() -> std::process::ExitCode {
 /// benchmark's raw ceiling, so both produce alike).
 #[doc(hidden)]
 pub fn producer_settings(brokers: &str) -> rdkafka::ClientConfig {
-    sink::kafka::producer_config(&config::KafkaConfig::with_brokers(brokers))
+    kafka::producer_config(&config::KafkaConfig::with_brokers(brokers))
 }

@@ -20,14 +20,14 @@
 use crate::checkpoint::store::{Store, StoreError};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::{Config, KafkaConfig, Oversized};
-use crate::encode::dataworks::{self, RowOp, Times};
 use crate::error::{Classify, ErrorClass};
+use crate::format::dataworks::{self, RowOp, Times};
+use crate::kafka::{KafkaSink, SinkError};
 use crate::model::event::{Batch, ChangeEvent, Op, SourceEvent};
 use crate::model::schema::TableSchema;
 use crate::model::sequence::{SequenceGen, SequenceId};
 use crate::model::time::now_ms;
 use crate::model::value::Value;
-use crate::sink::kafka::{KafkaSink, SinkError};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

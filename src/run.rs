@@ -24,10 +24,10 @@ use crate::checkpoint::store::{State, Store};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::Config;
 use crate::error::{Error, ErrorClass, ResultExt as _};
+use crate::kafka::KafkaSink;
 use crate::model::position::SourcePosition;
 use crate::model::sequence::SequenceGen;
 use crate::pipeline::{Pipeline, Settings, Stats};
-use crate::sink::kafka::KafkaSink;
 use crate::source::batch::Batcher;
 use crate::source::{self, Source as _};
 use std::sync::atomic::Ordering;
@@ -232,12 +232,12 @@ pub(crate) async fn run_connector(
     // held back by a dead process's open transaction
     let txn_id = crate::checkpoint::store::transactional_id(cfg);
     if let Some(id) = &txn_id {
-        crate::sink::kafka::fence_transactions(&cfg.kafka, id)?;
+        crate::kafka::fence_transactions(&cfg.kafka, id)?;
     }
     // opened once: with the Kafka backend, opening claims the connector
     let store = Arc::new(Store::open_for(cfg).await?);
     if let Some(id) = &txn_id {
-        crate::sink::kafka::try_transaction(&cfg.kafka, id, &cfg.state.topic)?;
+        crate::kafka::try_transaction(&cfg.kafka, id, &cfg.state.topic)?;
     }
     let _ = control.store.set(store.clone());
     // the source's retained log, watched while the connector lives (paused and stopped too:
@@ -565,8 +565,8 @@ fn acknowledge(state: &State, stats: &Stats, ack: &watch::Sender<Option<SourcePo
 mod tests {
     use super::*;
     use crate::checkpoint::store::StoreError;
+    use crate::kafka::SinkError;
     use crate::pipeline::PipelineError;
-    use crate::sink::kafka::SinkError;
     use crate::source::mysql::MySqlError;
     use crate::source::postgres::SourceError;
 

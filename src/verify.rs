@@ -23,11 +23,11 @@
 //!   answer; a difference found under writes is re-checked once after catching up again.
 
 use crate::config::Config;
-use crate::encode::dataworks;
 use crate::error::Error;
+use crate::format::dataworks;
+use crate::kafka::{read_topic, Record};
 use crate::model::schema::TableSchema;
 use crate::model::value::Row;
-use crate::sink::kafka::{read_topic, Record};
 use crate::source::Dump;
 use serde_json::Value as J;
 use std::collections::HashMap;

@@ -1,0 +1,272 @@
+//! The Kafka producer: rdkafka (bundled librdkafka), topic creation, keys, partitioning,
+//! delivery tracking and backpressure.
+//!
+//! Invariants:
+//! - Every record sent is registered with the [`Tracker`] first; its delivery report (from
+//!   librdkafka's poll thread) completes it, or poisons the tracker on a final error. Nothing is
+//!   fire-and-forget.
+//! - Keys are partitioned by librdkafka's `murmur2_random`, the Java client's default murmur2,
+//!   so a key lands where a Java producer would put it. Heartbeats name their partition.
+//! - `KafkaSink::new` asks the brokers for metadata before anything else starts, so a wrong
+//!   address, password or CA stops rowstream before it touches the database.
+//! - When librdkafka's queue is full, `send` waits until a delivery report frees room (it is
+//!   woken by the report, not by polling) instead of buffering: the source is slowed, memory
+//!   stays bounded by `queue.buffering.max.*`.
+
+use super::client::{probe, producer_config, Watch, TXN_TIMEOUT};
+use super::error::{delivery_failure, refused_for_good, txn_error, SinkError};
+use crate::checkpoint::tracker::Tracker;
+use crate::config::KafkaConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(crate) struct DeliveryCtx {
+    tracker: Arc<Tracker>,
+    /// the delivery latency histogram
+    metrics: Arc<crate::metrics::Metrics>,
+    /// signalled by every delivery report: room may have freed up in librdkafka's queue
+    space: tokio::sync::Notify,
+    watch: Watch,
+}
+
+impl ClientContext for DeliveryCtx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        self.watch.log(level, fac, msg)
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.error(error, reason)
+    }
+}
+
+impl ProducerContext for DeliveryCtx {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, r: &DeliveryResult<'_>, id: usize) {
+        match r {
+            Ok(m) => {
+                use rdkafka::Message as _;
+                // the record's create time is set by the producer when it was handed over
+                if let Some(t) = m.timestamp().to_millis() {
+                    let ms = (crate::model::time::now_ms() - t).max(0) as u64;
+                    self.metrics.latency.observe(ms);
+                }
+                self.tracker.delivered(id as u64, Ok(()))
+            }
+            Err((e, m)) => {
+                use rdkafka::Message as _;
+                let f = delivery_failure(e, m.topic(), m.partition(), m.key(), m.payload_len());
+                if !f.permanent {
+                    tracing::error!(error = %f, "kafka delivery failed");
+                }
+                self.tracker.delivered(id as u64, Err(f))
+            }
+        }
+        self.space.notify_one();
+    }
+}
+
+pub(crate) struct KafkaSink {
+    producer: ThreadedProducer<DeliveryCtx>,
+    /// `kafka.exactly_once`: a transaction is open
+    transactional: bool,
+    admin: AdminClient<Watch>,
+    partitions: HashMap<String, i32>,
+    cfg: KafkaConfig,
+    tracker: Arc<Tracker>,
+}
+
+impl KafkaSink {
+    /// The sink; with a `transactional_id` (`kafka.exactly_once`) its producer is
+    /// transactional: `init_transactions` fences any older producer of that id (aborting its
+    /// open transaction) and a transaction is begun.
+    pub(crate) fn new(
+        cfg: &KafkaConfig,
+        tracker: Arc<Tracker>,
+        metrics: Arc<crate::metrics::Metrics>,
+        transactional_id: Option<&str>,
+    ) -> Result<KafkaSink, SinkError> {
+        let ctx = DeliveryCtx {
+            tracker: tracker.clone(),
+            metrics,
+            space: tokio::sync::Notify::new(),
+            watch: Watch::quiet(),
+        };
+        let mut pc = producer_config(cfg);
+        if let Some(id) = transactional_id {
+            pc.set("transactional.id", id)
+                .set("transaction.timeout.ms", "60000");
+        }
+        let producer: ThreadedProducer<DeliveryCtx> =
+            pc.create_with_context(ctx).map_err(SinkError::Setup)?;
+        let admin = cfg
+            .connection()
+            .create_with_context(Watch::quiet())
+            .map_err(SinkError::Setup)?;
+        probe(producer.client(), &producer.context().watch, cfg)?;
+        if transactional_id.is_some() {
+            tokio::task::block_in_place(|| producer.init_transactions(TXN_TIMEOUT))
+                .map_err(|e| txn_error("cannot start transactions", e))?;
+            producer
+                .begin_transaction()
+                .map_err(|e| txn_error("cannot begin a transaction", e))?;
+        }
+        Ok(KafkaSink {
+            transactional: transactional_id.is_some(),
+            producer,
+            admin,
+            partitions: HashMap::new(),
+            cfg: cfg.clone(),
+            tracker,
+        })
+    }
+
+    /// Create `topic` if missing and learn its partition count.
+    pub(crate) async fn ensure_topic(&mut self, topic: &str) -> Result<i32, SinkError> {
+        if let Some(&n) = self.partitions.get(topic) {
+            return Ok(n);
+        }
+        if let Some(n) = self.fetch_partitions(topic).await {
+            self.partitions.insert(topic.to_string(), n);
+            return Ok(n);
+        }
+        let nt = NewTopic::new(
+            topic,
+            self.cfg.partitions,
+            TopicReplication::Fixed(self.cfg.replication_factor),
+        );
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        match self.admin.create_topics(&[nt], &opts).await {
+            Ok(results) => {
+                for r in results {
+                    if let Err((t, code)) = r {
+                        if code != RDKafkaErrorCode::TopicAlreadyExists {
+                            return Err(SinkError::CreateTopic {
+                                topic: t,
+                                reason: code.to_string(),
+                                transient: !refused_for_good(code),
+                            });
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(SinkError::CreateTopic {
+                    topic: topic.into(),
+                    reason: e.to_string(),
+                    transient: true,
+                })
+            }
+        }
+        tracing::info!(topic, partitions = self.cfg.partitions, "created topic");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(n) = self.fetch_partitions(topic).await {
+                self.partitions.insert(topic.to_string(), n);
+                return Ok(n);
+            }
+            if Instant::now() > deadline {
+                return Err(SinkError::TopicNotReady {
+                    topic: topic.into(),
+                    secs: 30,
+                    brokers: self.cfg.brokers.clone(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn fetch_partitions(&self, topic: &str) -> Option<i32> {
+        let client = self.producer.client();
+        let md = tokio::task::block_in_place(|| {
+            client.fetch_metadata(Some(topic), Duration::from_secs(10))
+        });
+        let md = match md {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "metadata request failed");
+                return None;
+            }
+        };
+        let t = md.topics().iter().find(|t| t.name() == topic)?;
+        if t.error().is_some() || t.partitions().is_empty() {
+            return None;
+        }
+        Some(t.partitions().len() as i32)
+    }
+
+    /// Topics known to exist, with their partition counts.
+    pub(crate) fn topics(&self) -> impl Iterator<Item = (&str, i32)> {
+        self.partitions.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// Send one record, waiting while librdkafka's queue is full.
+    pub(crate) async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        partition: Option<i32>,
+    ) -> Result<(), SinkError> {
+        let id = self.tracker.begin();
+        let mut rec: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, id as usize).payload(payload);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(p) = partition {
+            rec = rec.partition(p);
+        }
+        loop {
+            // registered before the attempt, so a report arriving in between is not missed
+            let space = self.producer.context().space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    if let Some(f) = self.tracker.failure() {
+                        self.tracker.cancel(id);
+                        return Err(f.into());
+                    }
+                    // woken by the next delivery report; the bound re-checks for a failure
+                    let _ = tokio::time::timeout(Duration::from_millis(100), space).await;
+                }
+                Err((e, _)) => {
+                    self.tracker.cancel(id);
+                    return Err(SinkError::Produce {
+                        topic: topic.into(),
+                        source: e,
+                    });
+                }
+            }
+        }
+    }
+
+    /// `kafka.exactly_once`: commit the open transaction (everything sent since the last
+    /// commit, flushed first) and begin the next. On failure the transaction is aborted.
+    pub(crate) fn commit_transaction(&self) -> Result<(), SinkError> {
+        if !self.transactional {
+            return Ok(());
+        }
+        tokio::task::block_in_place(|| {
+            if let Err(e) = self.producer.commit_transaction(TXN_TIMEOUT) {
+                let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+                return Err(txn_error("cannot commit a transaction", e));
+            }
+            self.producer
+                .begin_transaction()
+                .map_err(|e| txn_error("cannot begin a transaction", e))
+        })
+    }
+
+    /// Wait until everything sent is acknowledged (or `timeout`).
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+}

@@ -1,2 +1,0 @@
-//! Sinks. One today: Kafka.
-pub(crate) mod kafka;
