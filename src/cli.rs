@@ -153,8 +153,8 @@ pub(crate) enum Command {
         /// (event_id, tag.desc).
         #[arg(long, value_delimiter = ',', default_value = "__key__,__value__")]
         column: Vec<String>,
-        #[arg(long, value_enum, default_value_t = crate::export::Format::Json)]
-        format: crate::export::Format,
+        #[arg(long, value_enum, default_value_t = crate::tools::export::Format::Json)]
+        format: crate::tools::export::Format,
         /// CSV field delimiter.
         #[arg(long, default_value_t = ',')]
         field_delimiter: char,
@@ -177,8 +177,8 @@ pub(crate) enum Command {
         /// Tables as `schema.table` / `db.table`, comma-separated (default: source.tables).
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
-        #[arg(long, value_enum, default_value_t = crate::copy::Format::Dataworks)]
-        format: crate::copy::Format,
+        #[arg(long, value_enum, default_value_t = crate::tools::copy::Format::Dataworks)]
+        format: crate::tools::copy::Format,
         /// Every table's records into this topic (default: the kafka.topic template).
         #[arg(long)]
         topic: Option<String>,
@@ -331,7 +331,7 @@ pub(crate) fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            let opts = crate::copy::Options {
+            let opts = crate::tools::copy::Options {
                 format,
                 topic,
                 delimiter: field_delimiter,
@@ -340,7 +340,7 @@ pub(crate) fn main() -> ExitCode {
                 json_types,
                 acks,
             };
-            match rt.block_on(crate::copy::copy(&cfg, &opts)) {
+            match rt.block_on(crate::tools::copy::copy(&cfg, &opts)) {
                 Ok((t, n)) => {
                     let mut out = std::io::stdout().lock();
                     stdout_done(
@@ -383,7 +383,7 @@ pub(crate) fn main() -> ExitCode {
                 }
             };
             let time = |s: Option<String>| -> Result<Option<i64>, String> {
-                s.map(|s| crate::export::parse_datetime(&s, &timezone))
+                s.map(|s| crate::tools::export::parse_datetime(&s, &timezone))
                     .transpose()
             };
             let (begin_time, end_time) = match (time(begin_datetime), time(end_datetime)) {
@@ -393,11 +393,11 @@ pub(crate) fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if format == crate::export::Format::Parquet && output.is_none() {
+            if format == crate::tools::export::Format::Parquet && output.is_none() {
                 eprintln!("error: Parquet is not written to a terminal\n  fix: give --output FILE.parquet");
                 return ExitCode::from(2);
             }
-            let opts = crate::export::Options {
+            let opts = crate::tools::export::Options {
                 topic,
                 partition,
                 begin_offset,
@@ -406,7 +406,7 @@ pub(crate) fn main() -> ExitCode {
                 end_time,
                 columns: column
                     .iter()
-                    .map(|c| crate::export::Column::parse(c))
+                    .map(|c| crate::tools::export::Column::parse(c))
                     .collect(),
                 format,
                 delimiter: field_delimiter,
@@ -424,7 +424,7 @@ pub(crate) fn main() -> ExitCode {
                 },
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            match crate::export::export(&kafka, &opts, &mut out) {
+            match crate::tools::export::export(&kafka, &opts, &mut out) {
                 Ok(n) => {
                     if output.is_some() {
                         tracing::info!(records = n, "export done");
@@ -519,7 +519,7 @@ pub(crate) fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let opts = crate::tail::Options {
+            let opts = crate::tools::tail::Options {
                 topics,
                 template: kafka.topic.clone(),
                 skip,
@@ -530,7 +530,7 @@ pub(crate) fn main() -> ExitCode {
                 max,
             };
             let mut out = std::io::stdout().lock();
-            match crate::tail::tail(&kafka, &opts, &mut out) {
+            match crate::tools::tail::tail(&kafka, &opts, &mut out) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -590,11 +590,11 @@ pub(crate) fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let opts = crate::verify::Options {
+            let opts = crate::tools::verify::Options {
                 show,
                 wait: std::time::Duration::from_secs(wait_secs),
             };
-            match rt.block_on(crate::verify::verify(&cfg, &opts)) {
+            match rt.block_on(crate::tools::verify::verify(&cfg, &opts)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => {

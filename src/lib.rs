@@ -18,9 +18,7 @@ pub(crate) mod check;
 pub(crate) mod checkpoint;
 pub(crate) mod cli;
 pub(crate) mod config;
-pub(crate) mod copy;
 pub(crate) mod error;
-pub(crate) mod export;
 pub(crate) mod format;
 pub(crate) mod kafka;
 pub(crate) mod lake;
@@ -32,8 +30,7 @@ pub(crate) mod repeats;
 pub(crate) mod rest;
 pub(crate) mod run;
 pub(crate) mod source;
-pub(crate) mod tail;
-pub(crate) mod verify;
+pub(crate) mod tools;
 pub(crate) mod worker;
 
 /// The `rowstream` command: parse the command line, run the subcommand, return its exit code.
