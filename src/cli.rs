@@ -42,8 +42,8 @@ pub(crate) enum Command {
         resnapshot: bool,
         /// Progress: `auto` shows a live display (snapshot bars, then a streaming status line)
         /// when stderr is a terminal and periodic log lines otherwise.
-        #[arg(long, value_enum, default_value_t = crate::progress::Mode::Auto, env = "ROWSTREAM_PROGRESS")]
-        progress: crate::progress::Mode,
+        #[arg(long, value_enum, default_value_t = crate::connect::progress::Mode::Auto, env = "ROWSTREAM_PROGRESS")]
+        progress: crate::connect::progress::Mode,
         /// Seconds between progress log lines (when they are log lines).
         #[arg(long, default_value_t = 30, env = "ROWSTREAM_PROGRESS_INTERVAL_SECS")]
         progress_interval_secs: u64,
@@ -244,7 +244,7 @@ fn init_logging(format: LogFormat) {
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(|| crate::progress::LogWriter);
+        .with_writer(|| crate::connect::progress::LogWriter);
     match format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().init(),
@@ -450,7 +450,7 @@ pub(crate) fn main() -> ExitCode {
                 }
             };
             let run = async {
-                let stop = crate::run::sigterm();
+                let stop = crate::connect::run::sigterm();
                 crate::lake::run(
                     &cfg,
                     stop,
@@ -491,7 +491,7 @@ pub(crate) fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            say(rt.block_on(crate::admin::probe(&listen, ready)))
+            say(rt.block_on(crate::connect::http::client::probe(&listen, ready)))
         }
         Command::Tail {
             config,
@@ -548,7 +548,7 @@ pub(crate) fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match rt.block_on(crate::run::run(
+            match rt.block_on(crate::connect::run::run(
                 cfg,
                 resnapshot,
                 progress,
@@ -573,7 +573,7 @@ pub(crate) fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match rt.block_on(crate::worker::worker(cfg)) {
+            match rt.block_on(crate::connect::worker::worker(cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -619,7 +619,9 @@ pub(crate) fn main() -> ExitCode {
                 eprintln!("error: `rowstream snapshot` asks the running process through its admin listener, and admin.listen is not set\n  fix: set admin.listen (e.g. \"127.0.0.1:8081\") and restart `rowstream run`");
                 return ExitCode::from(2);
             };
-            say(rt.block_on(crate::admin::request_snapshot(listen, &tables)))
+            say(rt.block_on(crate::connect::http::client::request_snapshot(
+                listen, &tables,
+            )))
         }
         Command::Check { config, fix } => {
             let cfg = match load(&config) {

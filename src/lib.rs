@@ -13,25 +13,20 @@
 //!    connectors managed over REST), `verify` (topics read back and compared with the
 //!    tables), `tail` (topics printed readably), `lake` (topics landed as Parquet files),
 //!    `export` (a bounded read of a topic), `copy` (tables → topics once), `cli`.
-pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
 pub(crate) mod cli;
 pub(crate) mod config;
+pub(crate) mod connect;
 pub(crate) mod error;
 pub(crate) mod format;
 pub(crate) mod kafka;
 pub(crate) mod lake;
 pub(crate) mod metrics;
 pub(crate) mod model;
-pub(crate) mod pipeline;
-pub(crate) mod progress;
 pub(crate) mod repeats;
-pub(crate) mod rest;
-pub(crate) mod run;
 pub(crate) mod source;
 pub(crate) mod tools;
-pub(crate) mod worker;
 
 /// The `rowstream` command: parse the command line, run the subcommand, return its exit code.
 pub fn main() -> std::process::ExitCode {

@@ -34,7 +34,7 @@ pub(crate) use source::{
     parse_tz, redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, ResumeBy, SourceConfig,
     SourceOptions,
 };
-pub(crate) use worker::{WorkerConfig, RESERVED};
+pub(crate) use worker::{reachable, WorkerConfig, RESERVED};
 
 use serde::Deserialize;
 use std::fmt;

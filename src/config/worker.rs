@@ -140,7 +140,7 @@ impl WorkerConfig {
         self.worker
             .advertised_listen
             .clone()
-            .unwrap_or_else(|| crate::admin::reachable(&self.worker.listen))
+            .unwrap_or_else(|| reachable(&self.worker.listen))
     }
 
     /// The Kafka settings of the worker's own clients (the config topic).
@@ -184,4 +184,11 @@ impl WorkerConfig {
         root.insert("state".into(), state.into());
         root
     }
+}
+
+/// The address to reach a listener at: a wildcard listener is reached on loopback.
+pub(crate) fn reachable(listen: &str) -> String {
+    listen
+        .replace("0.0.0.0:", "127.0.0.1:")
+        .replace("[::]:", "[::1]:")
 }

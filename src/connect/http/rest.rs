@@ -33,8 +33,8 @@
 //! - With `admin.token` set, every call that changes something needs
 //!   `Authorization: Bearer <token>` (401 otherwise); reads stay open.
 
-use crate::admin::{Admin, Steer};
-use crate::run::{Control, Target};
+use crate::connect::control::{Admin, Steer};
+use crate::connect::control::{Control, Target};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -118,7 +118,7 @@ pub(crate) async fn pass_on(
     if let Some(v) = auth.as_deref() {
         headers.push(("Authorization", v));
     }
-    match crate::admin::call(&rest, &method, &target, &headers, &body).await {
+    match crate::connect::http::client::call(&rest, &method, &target, &headers, &body).await {
         Ok((code, body)) => {
             let kind = match body.trim_start().starts_with(['{', '[']) {
                 true => "application/json",
@@ -283,7 +283,7 @@ async fn change(
     name: String,
     config: Option<Map<String, Value>>,
     create_only: bool,
-    steer: Option<crate::admin::Steer>,
+    steer: Option<crate::connect::control::Steer>,
 ) -> Result<bool, Refusal> {
     let Some(tx) = &a.changes else {
         return Err(Refusal(
@@ -292,7 +292,7 @@ async fn change(
         ));
     };
     let (answer, rx) = tokio::sync::oneshot::channel();
-    let req = crate::admin::ConfigChange {
+    let req = crate::connect::control::ConfigChange {
         name,
         steer,
         config,
@@ -554,7 +554,7 @@ async fn steer(
     a: &Admin,
     headers: &HeaderMap,
     name: &str,
-    how: crate::admin::Steer,
+    how: crate::connect::control::Steer,
     code: StatusCode,
 ) -> Response {
     if let Err(r) = authorized(a, headers) {
@@ -570,8 +570,8 @@ async fn steer(
     match find(a, name) {
         Ok(c) => {
             match how {
-                crate::admin::Steer::Target(t) => c.set_target(t),
-                crate::admin::Steer::Restart => c.restart(),
+                crate::connect::control::Steer::Target(t) => c.set_target(t),
+                crate::connect::control::Steer::Restart => c.restart(),
             }
             code.into_response()
         }
@@ -837,7 +837,9 @@ async fn snapshot(
         return r.into_response();
     }
     match find(&a, &name) {
-        Ok(c) => crate::admin::snapshot_of(&c, body).await.into_response(),
+        Ok(c) => crate::connect::http::health::snapshot_of(&c, body)
+            .await
+            .into_response(),
         Err(r) => r.into_response(),
     }
 }

@@ -23,11 +23,11 @@
 //! - Each worker writes its connectors' states (`status/<name>`) to the config topic, so any
 //!   worker answers the status of any connector.
 
-use crate::admin::{Admin, ConfigChange};
 use crate::checkpoint::log::{ensure_topics, TopicLog};
 use crate::config::{Config, ConfigError, WorkerConfig, RESERVED};
+use crate::connect::control::{Admin, ConfigChange};
+use crate::connect::control::{Control, Target};
 use crate::error::Error;
-use crate::run::{Control, Target};
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,7 +66,7 @@ struct Running {
 }
 
 pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
-    let mut sigterm = crate::run::sigterm();
+    let mut sigterm = crate::connect::run::sigterm();
     let kafka = cfg.kafka();
     let topic = cfg.worker.config_topic.clone();
     ensure_topics(&kafka, &[&topic]).await.map_err(|e| {
@@ -103,7 +103,8 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
             stop_threads.clone(),
         )?;
     }
-    crate::admin::serve(&cfg.worker.listen, admin.clone(), cfg.worker.token.clone()).await?;
+    crate::connect::http::serve::serve(&cfg.worker.listen, admin.clone(), cfg.worker.token.clone())
+        .await?;
     let mut w = Worker {
         owned: distributed.as_ref().map(|_| BTreeSet::new()),
         cfg,
@@ -485,8 +486,12 @@ impl Worker {
 
     /// Pause, resume, stop or restart connector `name`, wherever it runs: here directly, on
     /// another worker through a record of the config topic (its target is stored either way).
-    fn steer(&mut self, name: &str, how: crate::admin::Steer) -> Result<(), (StatusCode, String)> {
-        use crate::admin::Steer;
+    fn steer(
+        &mut self,
+        name: &str,
+        how: crate::connect::control::Steer,
+    ) -> Result<(), (StatusCode, String)> {
+        use crate::connect::control::Steer;
         if !self.view.contains_key(name) {
             return Err((StatusCode::NOT_FOUND, format!("Connector {name} not found")));
         }
@@ -686,7 +691,7 @@ async fn keep_target(
 /// restarted or resumed over REST.
 async fn supervise(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
     loop {
-        let r = crate::run::run_connector(&control, stop.clone(), false).await;
+        let r = crate::connect::run::run_connector(&control, stop.clone(), false).await;
         if *stop.borrow() {
             return;
         }

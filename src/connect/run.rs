@@ -23,11 +23,12 @@
 use crate::checkpoint::store::{State, Store};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::Config;
+use crate::connect::control::{Control, Target};
+use crate::connect::pipeline::{Pipeline, Settings, Stats};
 use crate::error::{Error, ErrorClass, ResultExt as _};
 use crate::kafka::KafkaSink;
 use crate::model::position::SourcePosition;
 use crate::model::sequence::SequenceGen;
-use crate::pipeline::{Pipeline, Settings, Stats};
 use crate::source::batch::Batcher;
 use crate::source::{self, Source as _};
 use std::sync::atomic::Ordering;
@@ -37,118 +38,6 @@ use tokio::sync::{mpsc, watch};
 
 /// Channel depth in batches (each up to 512 events): bounds what sits between source and sink.
 const CHANNEL_BATCHES: usize = 8;
-
-/// What the connector is asked to be (REST: pause, resume, stop).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Target {
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl Target {
-    /// The target Kafka Connect's state name stands for (`RUNNING`, `PAUSED`, `STOPPED`).
-    pub(crate) fn parse(state: &str) -> Option<Target> {
-        match state {
-            "RUNNING" => Some(Target::Running),
-            "PAUSED" => Some(Target::Paused),
-            "STOPPED" => Some(Target::Stopped),
-            _ => None,
-        }
-    }
-
-    /// Kafka Connect's name of the state.
-    pub(crate) fn state(self) -> &'static str {
-        match self {
-            Target::Running => "RUNNING",
-            Target::Paused => "PAUSED",
-            Target::Stopped => "STOPPED",
-        }
-    }
-}
-
-/// The connector as REST sees and steers it: its config, the target it is asked for and a
-/// restart count (each increment restarts it), and the state it is in.
-pub(crate) struct Control {
-    pub(crate) name: String,
-    pub(crate) cfg: Config,
-    /// the process running it (Connect's `worker_id`)
-    pub(crate) worker_id: String,
-    wanted: watch::Sender<(Target, u64)>,
-    /// Kafka Connect's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED) and the error
-    state: std::sync::Mutex<(&'static str, Option<String>)>,
-    store: std::sync::OnceLock<Arc<Store>>,
-    /// the running pipeline's handles (between runs: none)
-    handles: std::sync::Mutex<Option<crate::admin::Handles>>,
-    /// counters kept across runs
-    pub(crate) metrics: Arc<Stats>,
-}
-
-impl Control {
-    pub(crate) fn new(cfg: Config, worker_id: String) -> Control {
-        Control {
-            name: cfg
-                .state
-                .connector
-                .clone()
-                .unwrap_or_else(|| "rowstream".into()),
-            cfg,
-            worker_id,
-            wanted: watch::channel((Target::Running, 0)).0,
-            state: std::sync::Mutex::new(("UNASSIGNED", None)),
-            store: Default::default(),
-            handles: Default::default(),
-            metrics: Default::default(),
-        }
-    }
-
-    /// The running pipeline's handles, if a run is under way.
-    pub(crate) fn handles(&self) -> Option<crate::admin::Handles> {
-        self.handles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set_handles(&self, h: Option<crate::admin::Handles>) {
-        *self.handles.lock().unwrap_or_else(|e| e.into_inner()) = h;
-    }
-
-    pub(crate) fn target(&self) -> Target {
-        self.wanted.borrow().0
-    }
-
-    /// Ask for `target` (pause, resume, stop).
-    pub(crate) fn set_target(&self, target: Target) {
-        self.wanted.send_modify(|w| w.0 = target);
-    }
-
-    /// Restart the pipeline (from the stored position).
-    pub(crate) fn restart(&self) {
-        self.wanted.send_modify(|w| w.1 += 1);
-    }
-
-    pub(crate) fn state(&self) -> (&'static str, Option<String>) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Follow what the connector is asked for.
-    pub(crate) fn wanted(&self) -> watch::Receiver<(Target, u64)> {
-        self.wanted.subscribe()
-    }
-
-    pub(crate) fn set_state(&self, state: &'static str, trace: Option<String>) {
-        self.metrics
-            .up
-            .store((state == "RUNNING") as i64, Ordering::Relaxed);
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, trace);
-    }
-
-    /// The connector's state store, once opened.
-    pub(crate) fn store(&self) -> Option<&Arc<Store>> {
-        self.store.get()
-    }
-}
 
 /// True once SIGTERM or SIGINT arrived: the process is asked to stop.
 pub(crate) fn sigterm() -> watch::Receiver<bool> {
@@ -196,7 +85,7 @@ fn run_stop(
 pub(crate) async fn run(
     cfg: Config,
     resnapshot: bool,
-    progress: crate::progress::Mode,
+    progress: crate::connect::progress::Mode,
     progress_every: Duration,
 ) -> Result<(), Error> {
     let stop_rx = sigterm();
@@ -207,11 +96,11 @@ pub(crate) async fn run(
         .unwrap_or_else(|| "standalone".into());
     let control = Arc::new(Control::new(cfg.clone(), worker_id));
     if let Some(addr) = &cfg.admin.listen {
-        let admin = crate::admin::Admin::default();
+        let admin = crate::connect::control::Admin::default();
         admin.add(control.clone());
-        crate::admin::serve(addr, admin, cfg.admin.token.clone()).await?;
+        crate::connect::http::serve::serve(addr, admin, cfg.admin.token.clone()).await?;
     }
-    let shown = crate::progress::start(control.metrics.clone(), progress, progress_every);
+    let shown = crate::connect::progress::start(control.metrics.clone(), progress, progress_every);
     let res = run_connector(&control, stop_rx, resnapshot).await;
     drop(shown);
     if let Err(e) = &res {
@@ -363,7 +252,7 @@ async fn run_once(
     // exactly-once: the pipeline folds and commits the state with its transactions
     let (committed_tx, mut committed) = watch::channel(state.clone());
     if txn_id.is_some() {
-        pipeline.exactly_once(crate::pipeline::Eos {
+        pipeline.exactly_once(crate::connect::pipeline::Eos {
             state: state.clone(),
             committed: committed_tx,
             interval: Duration::from_millis(cfg.state.commit_interval_ms),
@@ -382,7 +271,7 @@ async fn run_once(
         snap_rx,
     ));
     let mut pipe = tokio::spawn(pipeline.run(rx));
-    control.set_handles(Some(crate::admin::Handles {
+    control.set_handles(Some(crate::connect::control::Handles {
         tracker: tracker.clone(),
         snapshots: snap_tx,
     }));
@@ -565,8 +454,8 @@ fn acknowledge(state: &State, stats: &Stats, ack: &watch::Sender<Option<SourcePo
 mod tests {
     use super::*;
     use crate::checkpoint::store::StoreError;
+    use crate::connect::pipeline::PipelineError;
     use crate::kafka::SinkError;
-    use crate::pipeline::PipelineError;
     use crate::source::mysql::MySqlError;
     use crate::source::postgres::SourceError;
 

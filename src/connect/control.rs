@@ -1,0 +1,262 @@
+//! The vocabulary the runtime and its HTTP face share: what a connector is asked to be
+//! ([`Target`]), the connector as REST sees and steers it ([`Control`]), the running pipeline's
+//! handles, the connectors a process runs ([`Admin`]), and the requests REST hands to a worker
+//! ([`ConfigChange`], [`Steer`]).
+//!
+//! Invariants: this file holds state and its accessors, no I/O and no policy: `run` and
+//! `worker` act on it, `http` reads and steers it; it imports nothing of `connect`.
+
+use crate::checkpoint::store::Store;
+use crate::checkpoint::tracker::Tracker;
+use crate::config::Config;
+use crate::metrics::Metrics as Stats;
+use crate::source::SnapshotRequest;
+use axum::http::StatusCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// What the connector is asked to be (REST: pause, resume, stop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Target {
+    /// The target Kafka Connect's state name stands for (`RUNNING`, `PAUSED`, `STOPPED`).
+    pub(crate) fn parse(state: &str) -> Option<Target> {
+        match state {
+            "RUNNING" => Some(Target::Running),
+            "PAUSED" => Some(Target::Paused),
+            "STOPPED" => Some(Target::Stopped),
+            _ => None,
+        }
+    }
+
+    /// Kafka Connect's name of the state.
+    pub(crate) fn state(self) -> &'static str {
+        match self {
+            Target::Running => "RUNNING",
+            Target::Paused => "PAUSED",
+            Target::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// The connector as REST sees and steers it: its config, the target it is asked for and a
+/// restart count (each increment restarts it), and the state it is in.
+pub(crate) struct Control {
+    pub(crate) name: String,
+    pub(crate) cfg: Config,
+    /// the process running it (Connect's `worker_id`)
+    pub(crate) worker_id: String,
+    pub(crate) wanted: watch::Sender<(Target, u64)>,
+    /// Kafka Connect's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED) and the error
+    state: std::sync::Mutex<(&'static str, Option<String>)>,
+    pub(crate) store: std::sync::OnceLock<Arc<Store>>,
+    /// the running pipeline's handles (between runs: none)
+    handles: std::sync::Mutex<Option<Handles>>,
+    /// counters kept across runs
+    pub(crate) metrics: Arc<Stats>,
+}
+
+impl Control {
+    pub(crate) fn new(cfg: Config, worker_id: String) -> Control {
+        Control {
+            name: cfg
+                .state
+                .connector
+                .clone()
+                .unwrap_or_else(|| "rowstream".into()),
+            cfg,
+            worker_id,
+            wanted: watch::channel((Target::Running, 0)).0,
+            state: std::sync::Mutex::new(("UNASSIGNED", None)),
+            store: Default::default(),
+            handles: Default::default(),
+            metrics: Default::default(),
+        }
+    }
+
+    /// The running pipeline's handles, if a run is under way.
+    pub(crate) fn handles(&self) -> Option<Handles> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_handles(&self, h: Option<Handles>) {
+        *self.handles.lock().unwrap_or_else(|e| e.into_inner()) = h;
+    }
+
+    pub(crate) fn target(&self) -> Target {
+        self.wanted.borrow().0
+    }
+
+    /// Ask for `target` (pause, resume, stop).
+    pub(crate) fn set_target(&self, target: Target) {
+        self.wanted.send_modify(|w| w.0 = target);
+    }
+
+    /// Restart the pipeline (from the stored position).
+    pub(crate) fn restart(&self) {
+        self.wanted.send_modify(|w| w.1 += 1);
+    }
+
+    pub(crate) fn state(&self) -> (&'static str, Option<String>) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Follow what the connector is asked for.
+    pub(crate) fn wanted(&self) -> watch::Receiver<(Target, u64)> {
+        self.wanted.subscribe()
+    }
+
+    pub(crate) fn set_state(&self, state: &'static str, trace: Option<String>) {
+        self.metrics
+            .up
+            .store((state == "RUNNING") as i64, Ordering::Relaxed);
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, trace);
+    }
+
+    /// The connector's state store, once opened.
+    pub(crate) fn store(&self) -> Option<&Arc<Store>> {
+        self.store.get()
+    }
+}
+
+/// The running pipeline's handles.
+#[derive(Clone)]
+pub(crate) struct Handles {
+    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) snapshots: mpsc::Sender<SnapshotRequest>,
+}
+
+/// What the endpoints read: the connectors this process runs (their config, state, controls
+/// and the current run's handles), by name, and the token changing calls need.
+#[derive(Clone, Default)]
+pub(crate) struct Admin {
+    connectors: Arc<Mutex<std::collections::BTreeMap<String, Arc<Control>>>>,
+    /// a worker's every connector, wherever it runs, with its config as given (flat)
+    known:
+        Arc<Mutex<std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>>>,
+    /// the last status record of connectors running on other workers of the group
+    remote: Arc<Mutex<std::collections::BTreeMap<String, serde_json::Value>>>,
+    pub(crate) token: Option<String>,
+    /// A worker takes connector configs over REST (create, replace, delete); `run` does not.
+    pub(crate) changes: Option<mpsc::Sender<ConfigChange>>,
+}
+
+/// A connector config to create, replace or (None) delete, from REST to the worker; answered
+/// with whether it was created, or an HTTP status and the problems.
+pub(crate) struct ConfigChange {
+    pub(crate) name: String,
+    /// pause / resume / stop / restart instead of a config (reaches the connector on
+    /// whichever worker runs it)
+    pub(crate) steer: Option<Steer>,
+    pub(crate) config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// refuse (409) when the connector exists (`POST /connectors`)
+    pub(crate) create_only: bool,
+    pub(crate) answer: tokio::sync::oneshot::Sender<Result<bool, (StatusCode, String)>>,
+}
+
+/// A request to steer a connector.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Steer {
+    Target(Target),
+    Restart,
+}
+
+impl Admin {
+    /// Every connector of a worker, with its config as given (listing, and the config of
+    /// a connector running on another worker).
+    pub(crate) fn set_known(
+        &self,
+        configs: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    ) {
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = configs;
+    }
+
+    /// The config connector `name` was given, if this worker knows it (flat, as given).
+    pub(crate) fn known_config(
+        &self,
+        name: &str,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The status another worker wrote for connector `name` (None: forget it).
+    pub(crate) fn set_remote(&self, name: &str, status: Option<serde_json::Value>) {
+        let mut g = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        match status {
+            Some(s) => g.insert(name.to_string(), s),
+            None => g.remove(name),
+        };
+    }
+
+    /// The status record of connector `name` running on another worker, if it is known.
+    pub(crate) fn remote(&self, name: &str) -> Option<Option<serde_json::Value>> {
+        if !self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+        {
+            return None;
+        }
+        Some(
+            self.remote
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned(),
+        )
+    }
+
+    pub(crate) fn add(&self, c: Arc<Control>) {
+        self.lock().insert(c.name.clone(), c);
+    }
+
+    pub(crate) fn remove(&self, name: &str) -> Option<Arc<Control>> {
+        self.lock().remove(name)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Arc<Control>>> {
+        self.connectors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connector `name`.
+    pub(crate) fn connector(&self, name: &str) -> Option<Arc<Control>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Every connector's name (a worker's: wherever it runs).
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut all: std::collections::BTreeSet<String> = self.lock().keys().cloned().collect();
+        all.extend(
+            self.known
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
+        all.into_iter().collect()
+    }
+
+    /// The connector the name-less endpoints (`/healthz`, `/metrics`, `/snapshot`) are about:
+    /// the only one (`rowstream run`).
+    pub(crate) fn only(&self) -> Option<Arc<Control>> {
+        let g = self.lock();
+        match g.len() {
+            1 => g.values().next().cloned(),
+            _ => None,
+        }
+    }
+}

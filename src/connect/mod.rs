@@ -1,0 +1,15 @@
+//! The connector runtime: `run` (one connector, standalone: the wiring, retries, pause /
+//! resume / stop / restart), `worker` (many connectors over the Connect REST API, configs in a
+//! compacted topic, distributed over Kafka's group protocol), `pipeline` (encode + send +
+//! heartbeats, the exactly-once commits), `progress` (what a run shows on a terminal or in its
+//! log), `control` (the connector state REST reads and steers) and `http` (the listener).
+//!
+//! Invariants: imports point down: `worker` → `run` → `pipeline`; `http` → `control`;
+//! `run` and `worker` start `http::serve`; nothing below `connect` (model, config, format,
+//! kafka, source, checkpoint) imports it, nor do the one-shot `tools`.
+pub(crate) mod control;
+pub(crate) mod http;
+pub(crate) mod pipeline;
+pub(crate) mod progress;
+pub(crate) mod run;
+pub(crate) mod worker;
