@@ -30,7 +30,7 @@
 //! maintained crate keeps fenced state in a compacted topic.
 
 use super::log::{ensure_topics, TopicLog, Visit};
-use super::store::{Loaded, StoreError};
+use super::state::{Loaded, StoreError};
 use crate::config::Config;
 use rdkafka::{Message, Offset};
 use std::collections::BTreeMap;

@@ -1,9 +1,13 @@
 //! Checkpoints: which source position is safe to resume from.
 //!
 //! `tracker` turns out-of-order Kafka delivery reports into an in-order stream of markers whose
-//! every preceding record is delivered; `store` persists the folded state atomically, in a
-//! directory or (`kafka`) in compacted topics.
+//! every preceding record is delivered; `state` is what they fold into; `store` persists it
+//! atomically, in a directory or (`kafka`) in compacted topics written through `log`.
+//!
+//! Invariants: `state` imports neither backend; `store` (the facade and the file backend)
+//! imports `kafka`, which imports `state` and `log`, never `store`.
 mod kafka;
 pub(crate) mod log;
+pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod tracker;

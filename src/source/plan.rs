@@ -96,7 +96,7 @@ pub(crate) fn covered(fence: &SourcePosition, at: &SourcePosition) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::store::TableState;
+    use crate::checkpoint::state::TableState;
     use crate::model::position::Lsn;
 
     fn id(t: &str) -> TableId {
@@ -134,7 +134,7 @@ mod tests {
             "public.b".into(),
             TableState {
                 snapshot_from: Some(pg(90)),
-                resume: Some(crate::checkpoint::store::Resume {
+                resume: Some(crate::checkpoint::state::Resume {
                     cursor: serde_json::json!(12),
                 }),
             },
