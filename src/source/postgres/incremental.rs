@@ -21,8 +21,7 @@
 use super::catalog::TableRow;
 use super::replication::quote_literal;
 use super::snapshot::{PgTableReader, SnapTable};
-use super::stream::StreamState;
-use super::{decoder_for, setup, SourceError};
+use super::{decoder_for, setup, SourceError, Tables};
 use crate::source::incremental::Job;
 use crate::source::snapshot::{read_chunk_into, TableReader};
 use std::collections::VecDeque;
@@ -96,32 +95,24 @@ impl Watermark {
 }
 
 /// The catalog row of a table by pattern name, if it exists and is matched.
-async fn table_row(st: &StreamState, name: &str) -> Result<Option<TableRow>, SourceError> {
-    Ok(st
-        .tables
+async fn table_row(tables: &Tables, name: &str) -> Result<Option<TableRow>, SourceError> {
+    Ok(tables
         .catalog
         .tables()
         .await?
         .into_iter()
-        .find(|t| st.tables.table_id(&t.schema, &t.name).pattern_name() == name))
+        .find(|t| tables.table_id(&t.schema, &t.name).pattern_name() == name))
 }
 
 /// Why `name` cannot be snapshotted incrementally, if it cannot.
-pub(super) async fn refuse(
-    st: &mut StreamState,
-    name: &str,
-) -> Result<Option<String>, SourceError> {
-    let Some(t) = table_row(st, name).await? else {
+pub(super) async fn refuse(tables: &mut Tables, name: &str) -> Result<Option<String>, SourceError> {
+    let Some(t) = table_row(tables, name).await? else {
         return Ok(Some(format!("{name}: no such table")));
     };
-    if !st
-        .tables
-        .filter
-        .matches(&st.tables.table_id(&t.schema, &t.name))
-    {
+    if !tables.filter.matches(&tables.table_id(&t.schema, &t.name)) {
         return Ok(Some(format!("{name}: not matched by source.tables")));
     }
-    let d = decoder_for(&mut st.tables, &t).await?;
+    let d = decoder_for(tables, &t).await?;
     if d.schema.key.is_none() {
         return Ok(Some(format!(
             "{name}: has no primary key (or source.keys entry), so changes cannot be matched to snapshot rows"
@@ -130,21 +121,26 @@ pub(super) async fn refuse(
     Ok(None)
 }
 
+/// What reading a chunk needs of the stream: its tables and catalog connection, the queue of
+/// incremental snapshots, the transactions it passed lately, and `snapshot.chunk_pages`.
+pub(super) struct ChunkCtx<'a> {
+    pub(super) tables: &'a mut Tables,
+    pub(super) inc: &'a mut crate::source::incremental::Incremental<Watermark>,
+    pub(super) recent: &'a Recent,
+    pub(super) chunk_pages: u32,
+}
+
 /// Read the next chunk of `job`'s table and write its watermark; the chunk is opened in
 /// `st.inc`, or dropped to be read again when a passed transaction was not visible to it.
-pub(super) async fn read_chunk(
-    st: &mut StreamState,
-    job: &Job,
-    seq: u64,
-) -> Result<(), SourceError> {
-    let Some(row) = table_row(st, &job.table).await? else {
+pub(super) async fn read_chunk(st: ChunkCtx<'_>, job: &Job, seq: u64) -> Result<(), SourceError> {
+    let Some(row) = table_row(st.tables, &job.table).await? else {
         tracing::warn!(table = %job.table, "table is gone: its incremental snapshot ends");
         st.inc.abandon();
         st.inc.drop_front();
         return Ok(());
     };
     let target = SnapTable {
-        decoder: decoder_for(&mut st.tables, &row).await?,
+        decoder: decoder_for(st.tables, &row).await?,
         oid: row.oid,
     };
     let schema = target.decoder.schema.clone();
@@ -162,7 +158,7 @@ pub(super) async fn read_chunk(
             .query_one("SELECT txid_current_snapshot()::text", &[])
             .await?
             .get(0);
-        let mut reader = PgTableReader::new(&mut st.tables, st.chunk_pages.min(MAX_CHUNK_PAGES));
+        let mut reader = PgTableReader::new(st.tables, st.chunk_pages.min(MAX_CHUNK_PAGES));
         reader.begin(&target).await?;
         let (rows, next) = read_chunk_into(&mut reader, &target, cursor).await?;
         Ok::<_, SourceError>((snap, rows, next))

@@ -104,7 +104,13 @@ pub(super) async fn stream_loop(
         if st.txn.is_none() && !*shutdown.borrow() {
             if let Some(job) = st.inc.next_job().cloned() {
                 st.chunks += 1;
-                incremental::read_chunk(st, &job, st.chunks).await?;
+                let ctx = incremental::ChunkCtx {
+                    tables: &mut st.tables,
+                    inc: &mut st.inc,
+                    recent: &st.recent,
+                    chunk_pages: st.chunk_pages,
+                };
+                incremental::read_chunk(ctx, &job, st.chunks).await?;
             }
         }
         tokio::select! {
@@ -150,7 +156,7 @@ pub(super) async fn stream_loop(
 async fn snapshot_request(st: &mut StreamState, req: SnapshotRequest) -> Result<(), SourceError> {
     let mut problems = Vec::new();
     for t in &req.tables {
-        if let Some(p) = incremental::refuse(st, t).await? {
+        if let Some(p) = incremental::refuse(&mut st.tables, t).await? {
             problems.push(p);
         }
     }
