@@ -1,18 +1,17 @@
 //! rowstream: streams every row change of a database into Kafka, in the DataWorks JSON format.
 //!
 //! Layers, lowest first; a module only uses modules of its own layer or below
-//! (docs/architecture.md has the map and the reasons):
-//! 1. `model` (`time`, `value`, `schema`, `position`, `event`, `sequence`), `error`: the data model;
-//!    `metrics` (every counter and gauge, fed by the layers above, read by `admin`).
+//! (docs/architecture.md has the map and the reasons; `tests/layout.rs` fails on an import
+//! cycle):
+//! 1. `model` (`time`, `value`, `schema`, `position`, `event`, `sequence`), `error`, `repeats`:
+//!    the data model; `metrics` (every counter and gauge, fed by the layers above, read by
+//!    `connect::http`).
 //! 2. `config`, `check`: what the user asked for and what the databases must provide.
-//! 3. `encode` (events → record bytes), `checkpoint` (delivery tracking, durable state),
+//! 3. `format` (events → record bytes), `checkpoint` (delivery tracking, durable state),
 //!    `source` (database logs → events), `kafka` (records → Kafka, and the one reader of topics).
-//! 4. `pipeline` (encode + send + heartbeats), `run` (the wiring, retries, pause / resume /
-//!    stop / restart), `progress` (what `run` shows on a terminal or in its log), `admin` and
-//!    `rest` (the admin listener: health, metrics, the Kafka Connect REST API), `worker` (many
-//!    connectors managed over REST), `verify` (topics read back and compared with the
-//!    tables), `tail` (topics printed readably), `lake` (topics landed as Parquet files),
-//!    `export` (a bounded read of a topic), `copy` (tables → topics once), `cli`.
+//! 4. `connect` (the connector runtime: `pipeline`, `run`, `worker`, `progress`, `control`,
+//!    `http`), `tools` (one-shot commands: `verify`, `copy`, `export`, `tail`), `lake` (topics
+//!    landed as Parquet files), `cli`.
 pub(crate) mod check;
 pub(crate) mod checkpoint;
 pub(crate) mod cli;

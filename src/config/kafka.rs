@@ -5,7 +5,7 @@
 //!   as librdkafka takes them); `bootstrap.servers` is set through `brokers` only.
 //! - Secret properties (`*password*`, `*secret*`, key files) never reach `Debug` output.
 
-use super::push;
+use super::error::push;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;

@@ -6,7 +6,7 @@
 //! - `sink.options` (object store credentials) never reach `Debug` output or logs.
 //! - A loaded config has at least one topic, a usable location and positive flush limits.
 
-use super::ConfigError;
+use super::error::ConfigError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -103,8 +103,8 @@ impl LakeConfig {
     }
 
     /// The consumer's Kafka settings.
-    pub(crate) fn kafka(&self) -> super::KafkaConfig {
-        let mut k = super::KafkaConfig::with_brokers(&self.kafka.brokers);
+    pub(crate) fn kafka(&self) -> super::kafka::KafkaConfig {
+        let mut k = super::kafka::KafkaConfig::with_brokers(&self.kafka.brokers);
         k.properties = self.kafka.properties.clone();
         k
     }

@@ -17,6 +17,7 @@
 //!   appear in `Debug` output or logs.
 
 mod env;
+mod error;
 mod kafka;
 mod keys;
 mod lake;
@@ -24,6 +25,8 @@ mod runtime;
 mod source;
 mod worker;
 
+use error::push;
+pub(crate) use error::ConfigError;
 pub(crate) use kafka::{is_secret_property, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
 pub(crate) use lake::LakeConfig;
 pub(crate) use runtime::{
@@ -38,29 +41,7 @@ pub(crate) use worker::{reachable, WorkerConfig, RESERVED};
 
 use serde::Deserialize;
 use std::fmt;
-use std::path::{Path, PathBuf};
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config is invalid:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<String>),
-}
-
-impl crate::error::Classify for ConfigError {
-    fn class(&self) -> crate::error::ErrorClass {
-        crate::error::ErrorClass::Setup
-    }
-}
-
-/// One problem with a key: "`path`: what is wrong and what to write instead".
-fn push(problems: &mut Vec<String>, path: &str, msg: impl fmt::Display) {
-    problems.push(format!("`{path}`: {msg}"));
-}
+use std::path::Path;
 
 #[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,7 @@
 //! Invariant: a value that passed `validate` is usable as is (intervals within their ranges,
 //! a non-empty state directory, a parseable admin address).
 
-use super::push;
+use super::error::push;
 use serde::Deserialize;
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@
 //!   Postgres and `<the URL's database>.*` on MySQL, decided here and nowhere else.
 //! - The URL's password never reaches `Debug` output ([`redact_url`]).
 
-use super::push;
+use super::error::push;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;

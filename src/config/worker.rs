@@ -8,7 +8,7 @@
 //! - A connector's `state.*` and `admin.*` keys are the worker's ([`RESERVED`]): every connector
 //!   keeps its state in Kafka under its own name.
 
-use super::ConfigError;
+use super::error::ConfigError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -144,10 +144,10 @@ impl WorkerConfig {
     }
 
     /// The Kafka settings of the worker's own clients (the config topic).
-    pub(crate) fn kafka(&self) -> super::KafkaConfig {
+    pub(crate) fn kafka(&self) -> super::kafka::KafkaConfig {
         let mut t = toml::Table::new();
         t.insert("brokers".into(), self.kafka.brokers.clone().into());
-        let mut k: super::KafkaConfig = toml::Value::Table(t)
+        let mut k: super::kafka::KafkaConfig = toml::Value::Table(t)
             .try_into()
             .expect("brokers alone make a kafka section");
         k.properties = self.kafka.properties.clone();

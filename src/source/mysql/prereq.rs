@@ -4,7 +4,7 @@
 //!
 //! Invariant: one row of [`SETTINGS`] per binlog setting; nothing else states these rules.
 
-use super::MySqlError;
+use super::error::MySqlError;
 use crate::check::{Finding, Level};
 use crate::config::redact_url;
 use mysql_async::prelude::*;

@@ -9,9 +9,9 @@
 //!   row from the server (memory stays bounded).
 //! - A missing privilege names the table and the GRANT that fixes it.
 
+use super::error::MySqlError;
 use super::schema::MyTable;
 use super::values::{convert, Ctx, Origin};
-use super::MySqlError;
 use crate::error::SetupError;
 use crate::model::schema::TableSchema;
 use crate::model::value::Value;

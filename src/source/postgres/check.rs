@@ -8,9 +8,9 @@
 use super::catalog;
 use super::catalog::TableRow;
 use super::ddl;
+use super::error::SourceError;
 use super::prereq;
 use super::replication::quote_ident;
-use super::SourceError;
 use crate::check::Finding;
 use crate::config::{redact_url, Config, PostgresOptions};
 

@@ -4,8 +4,8 @@
 //! Invariant: every function here states one prerequisite as a [`Finding`]; callers decide
 //! whether it blocks (`Finding::required`) or is reported (`check`).
 
+use super::error::SourceError;
 use super::replication::quote_ident;
-use super::SourceError;
 use crate::check::Finding;
 use crate::config::redact_url;
 use crate::error::SetupError;

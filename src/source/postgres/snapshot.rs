@@ -14,9 +14,9 @@
 //!   cursor (the next page) is where an interrupted read would resume.
 //! - A permission error names the table and the GRANT that fixes it.
 
+use super::error::SourceError;
 use super::replication::quote_ident;
 use super::tables::{TableDecoder, Tables};
-use super::SourceError;
 use crate::error::SetupError;
 use crate::model::schema::TableSchema;
 use crate::model::value::Value;

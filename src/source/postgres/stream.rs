@@ -9,11 +9,11 @@
 //! - The flush LSN reported to the server is only ever a position the committer stored.
 
 use super::ddl;
+use super::error::SourceError;
 use super::incremental::{self, Watermark};
 use super::pgoutput::{self, CopyMessage, LogicalMessage, OldKind, Relation, Tuple, TupleValue};
 use super::replication::{pg_ts_to_unix_ms, quote_ident, PgError, ReplicationConn};
 use super::tables::{TableDecoder, Tables};
-use super::SourceError;
 use crate::model::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
 use crate::model::position::{Lsn, SourcePosition};
 use crate::model::schema::TableSchema;

@@ -8,8 +8,8 @@
 //!   none; a custom key naming a missing column is a setup error).
 
 use super::catalog::Catalog;
+use super::error::SourceError;
 use super::types::{decode_text, DecodeCtx, PgKind};
-use super::SourceError;
 use crate::model::schema::{TableFilter, TableId, TableSchema};
 use crate::model::value::Value;
 use crate::source::render::RenderWarnings;
