@@ -5,12 +5,12 @@
 //! value or a typed error. (proptest, 256 cases per property by default; set PROPTEST_CASES
 //! for a longer run.)
 
+use crate::source::mysql::gtid::{parse_mariadb_gtid, GtidSet};
 use crate::source::mysql::schema::{MyCol, MyTable};
-use crate::source::mysql::values::{convert, Ctx, Origin};
-use crate::source::mysql::{
-    binlog_row, image_columns, parse_mariadb_gtid, verify_checksum, GtidSet,
-    MYSQL_PREVIOUS_GTIDS_EVENT,
+use crate::source::mysql::stream::{
+    binlog_row, image_columns, verify_checksum, MYSQL_PREVIOUS_GTIDS_EVENT,
 };
+use crate::source::mysql::values::{convert, Ctx, Origin};
 use crate::source::postgres::pgoutput::{parse_copy, parse_logical};
 use crate::source::postgres::snapshot::unescape_copy;
 use crate::source::postgres::types::{decode_text, DecodeCtx, PgKind};

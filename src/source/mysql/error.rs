@@ -31,6 +31,11 @@ pub(crate) enum MySqlError {
     Malformed(String),
 }
 
+/// A problem the user must fix, with its fix.
+pub(super) fn setup(problem: impl Into<String>, fix: impl Into<String>) -> MySqlError {
+    MySqlError::Setup(SetupError::new(problem, fix))
+}
+
 /// The class of a server error by its number.
 pub(crate) fn server_error_class(code: u16) -> ErrorClass {
     match code {

@@ -6,9 +6,10 @@
 //! The table definitions are written here as `information_schema` would report them; rowstream
 //! decodes with those, not with the TABLE_MAP metadata, exactly as when streaming.
 
+use super::gtid::GtidSet;
 use super::schema::{MyCol, MyTable};
+use super::stream::{binlog_row, image_columns};
 use super::values::Ctx;
-use super::{binlog_row, image_columns, GtidSet};
 use crate::model::value::Value;
 use crate::source::render::RenderWarnings;
 use mysql_common::binlog::consts::BinlogVersion;

@@ -14,9 +14,11 @@
 //!   interrupted initial snapshot resumes after its stored key.
 //! - A table without a primary key cannot be chunked: a request for it is refused.
 
+use super::error::MySqlError;
 use super::schema::{self, MyTable};
 use super::snapshot::{KeyPart, MyTableReader, SnapTable};
-use super::{master_status, MySqlError, Prepared, StreamState};
+use super::stream::StreamState;
+use super::{master_status, Prepared};
 use crate::source::incremental::Job;
 use crate::source::render::RenderWarnings;
 use crate::source::snapshot::read_chunk_into;
