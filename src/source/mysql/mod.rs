@@ -25,7 +25,7 @@ pub(crate) mod cursor;
 pub(crate) mod ddl;
 pub(crate) mod error;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub(crate) mod gtid;
 pub(crate) mod incremental;
 pub(crate) mod prereq;
