@@ -749,11 +749,7 @@ async fn resnapshot_while_streaming(db: Db) {
         db.series(1, 20000)
     ))
     .await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let rest = format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n");
     let rs = Rowstream::start(&db.name, &db.config("", &rest));
     let mut r = Reader::new(&db.topic("acct"));

@@ -419,22 +419,18 @@ async fn with_private_broker(
 /// everything once the broker is back, without restarting.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_outage_slows_the_source_and_loses_nothing() {
+    let broker_port = free_port();
     let name = "rs_outage";
-    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let admin_addr = format!("127.0.0.1:{admin_port}");
+    let admin_addr = free_addr();
     let (broker, db, cfg) = with_private_broker(
         name,
-        19092,
+        broker_port,
         "CREATE TABLE o(id int primary key, pad text)",
         &format!("[admin]\nlisten = \"{admin_addr}\"\n"),
     )
     .await;
     let mut rs = Rowstream::start(name, &cfg);
-    let brokers = "127.0.0.1:19092";
+    let brokers = &format!("127.0.0.1:{broker_port}");
     let mut r = Reader::on(brokers, &topic(name, "o"));
     r.until(30, "topic", |_| true);
     let admin = connect("postgres").await;
@@ -501,23 +497,24 @@ async fn admin_health_and_metrics() {
         .await
         .unwrap();
     state_dir(name);
+    let admin = free_addr();
     let rs = Rowstream::start(
         name,
-        &config(name, "", "[admin]\nlisten = \"127.0.0.1:18731\"\n"),
+        &config(name, "", &format!("[admin]\nlisten = \"{admin}\"\n")),
     );
     let mut r = Reader::new(&topic(name, "t"));
     r.until(60, "the snapshot", |x| count_data(x) >= 3);
     wait_for(30, "admin endpoint", || async {
-        std::net::TcpStream::connect("127.0.0.1:18731").is_ok()
+        std::net::TcpStream::connect(&admin).is_ok()
     })
     .await;
-    let h = http_get("127.0.0.1:18731", "/healthz");
+    let h = http_get(&admin, "/healthz");
     assert!(h.starts_with("HTTP/1.1 200") && h.ends_with("ok\n"), "{h}");
     wait_for(30, "metrics", || async {
-        http_get("127.0.0.1:18731", "/metrics").contains("\nrowstream_snapshot_rows_total 3\n")
+        http_get(&admin, "/metrics").contains("\nrowstream_snapshot_rows_total 3\n")
     })
     .await;
-    let m = http_get("127.0.0.1:18731", "/metrics");
+    let m = http_get(&admin, "/metrics");
     assert!(m.contains("# TYPE rowstream_records_total counter"), "{m}");
     assert!(!m.contains("hunter2"));
     assert_eq!(rs.stop(), 0);
@@ -574,16 +571,17 @@ async fn tls_sslmode_require() {
 /// position, the process never exits, and every row arrives once the broker is back.
 #[tokio::test(flavor = "multi_thread")]
 async fn delivery_timeout_restarts_in_process_and_loses_nothing() {
+    let broker_port = free_port();
     let name = "rs_deliv";
     let (broker, db, cfg) = with_private_broker(
         name,
-        19093,
+        broker_port,
         "CREATE TABLE d(id int primary key)",
         "[kafka.properties]\n\"message.timeout.ms\" = 2000\n",
     )
     .await;
     let mut rs = Rowstream::start(name, &cfg);
-    let mut r = Reader::on("127.0.0.1:19093", &topic(name, "d"));
+    let mut r = Reader::on(&format!("127.0.0.1:{broker_port}"), &topic(name, "d"));
     r.until(30, "topic", |_| true);
     let admin = connect("postgres").await;
     wait_streaming(&admin, name).await;
@@ -730,8 +728,9 @@ async fn oversized_records_follow_their_policy() {
 /// stops before it touches the database).
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_sasl_scram() {
+    let broker_port = free_port();
     let name = "rs_sasl";
-    let broker = Broker::start_with_user(19095, "rs", "s3cret");
+    let broker = Broker::start_with_user(broker_port, "rs", "s3cret");
     let db = fresh_db(name).await;
     db.batch_execute(
         "CREATE TABLE t(id int primary key, v int); INSERT INTO t VALUES (1, 1), (2, 2);",
@@ -740,7 +739,7 @@ async fn kafka_sasl_scram() {
     .unwrap();
     state_dir(name);
     let sasl = |password: &str| {
-        config(name, "", "").replace("127.0.0.1:9092", "127.0.0.1:19095")
+        config(name, "", "").replace("127.0.0.1:9092", &format!("127.0.0.1:{broker_port}"))
             + &format!(
                 "[kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"rs\"\n\"sasl.password\" = \"{password}\"\n"
             )
@@ -765,9 +764,10 @@ async fn kafka_sasl_scram() {
         "the password is never printed: {out}"
     );
     let mut rs = Rowstream::start(name, &sasl("wrong"));
+    let refused = format!("error: kafka at 127.0.0.1:{broker_port} refused the connection: ");
     let log = rs
         .expect_setup_stop(&[
-            "error: kafka at 127.0.0.1:19095 refused the connection: ",
+            &refused,
             "SASL authentication error",
             "fix: check sasl.username, sasl.password and sasl.mechanisms",
         ])
@@ -792,7 +792,7 @@ async fn kafka_tls() {
     let name = "rs_kafka_tls";
     let certs = std::env::temp_dir().join("rowstream-kafka-tls");
     let (ca, cert, key, other_ca) = tls_files(&certs);
-    let plain = 19096;
+    let plain = free_port();
     let port = tls_proxy(&format!("127.0.0.1:{plain}"), &cert, &key).await;
     let broker = Broker::start_behind(plain, port);
     let db = fresh_db(name).await;
@@ -1601,17 +1601,18 @@ async fn three_workers_share_connectors_and_fail_over() {
 /// retained WAL grows while the connector is paused and writes go on.
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_health_and_ready_agree_with_the_topics() {
+    let broker_port = free_port();
     let name = "rs_observe";
     let addr = free_addr();
     let (broker, db, cfg) = with_private_broker(
         name,
-        19097,
+        broker_port,
         "CREATE TABLE t(id int primary key, v int, pad text); INSERT INTO t SELECT g, 0, '' FROM generate_series(1, 50) g",
         &format!("[admin]\nlisten = \"{addr}\"\n"),
     )
     .await;
     let rs = Rowstream::start(name, &cfg);
-    let mut r = Reader::on("127.0.0.1:19097", &topic(name, "t"));
+    let mut r = Reader::on(&format!("127.0.0.1:{broker_port}"), &topic(name, "t"));
     wait_for(60, "/ready 200", || async {
         std::net::TcpStream::connect(&addr).is_ok()
             && http_get(&addr, "/ready").starts_with("HTTP/1.1 200")

@@ -3,6 +3,7 @@
 //! replica) or to stop, kill and start again under a running rowstream. Stopped and removed
 //! when dropped.
 
+use super::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,14 +15,6 @@ pub struct MariaServer {
     /// `mariadbd` and its arguments, to start it again on the same datadir and port
     args: Vec<String>,
     child: Child,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl MariaServer {

@@ -3,6 +3,7 @@
 //! invalidate other tests' slots (a tiny `max_slot_wal_keep_size`). Stopped (fast shutdown)
 //! and removed when dropped.
 
+use super::free_port;
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -71,11 +72,7 @@ impl PgServer {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
         let child = spawn(&dir, port, &settings);
         PgServer {

@@ -232,14 +232,19 @@ pub fn run_check_with(name: &str, cfg: &str, extra: &[&str]) -> (Option<i32>, St
     )
 }
 
-/// A free `127.0.0.1:port`.
-pub fn free_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A port on 127.0.0.1 that nothing listens on now (tests never use fixed ports: another
+/// program on the machine must not make them fail).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
+        .port()
+}
+
+/// A free `127.0.0.1:port`.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
 }
 
 /// One HTTP/1.1 request: the status code and the body.
