@@ -24,7 +24,7 @@ if [ "${BENCH_ONLY:-}" = failover ]; then
   # Dominated by the group's session timeout (10 s), not by CPU: the test build is used.
   echo "== distributed failover: ${BENCH_FAILOVER_RUNS:-3} runs =="
   for i in $(seq "${BENCH_FAILOVER_RUNS:-3}"); do
-    cargo test -q --test postgres three_workers_share_connectors_and_fail_over -- --nocapture 2>&1 |
+    cargo test -q --test worker three_workers_share_connectors_and_fail_over -- --nocapture 2>&1 |
       grep -E "failover after kill -9|handover after SIGTERM" | sed -E 's/; placement after.*//'
   done
   exit 0
