@@ -88,6 +88,16 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The state of a source nothing was delivered from yet (the current format version).
+    pub(crate) fn fresh(source_id: String) -> State {
+        State {
+            version: 1,
+            source_id,
+            event_time_ms: -1,
+            ..Default::default()
+        }
+    }
+
     /// Fold a released marker. Returns whether anything changed. A checkpoint behind the
     /// stored position is an error: positions only move forward, and one that seems to go back
     /// was labelled wrongly (storing it would resume in the wrong place, refusing it quietly

@@ -9,7 +9,7 @@
 use crate::checkpoint::store::Store;
 use crate::checkpoint::tracker::Tracker;
 use crate::config::Config;
-use crate::metrics::Metrics as Stats;
+use crate::metrics::Metrics;
 use crate::source::SnapshotRequest;
 use axum::http::StatusCode;
 use std::sync::atomic::Ordering;
@@ -27,21 +27,53 @@ pub(crate) enum Target {
 impl Target {
     /// The target Kafka Connect's state name stands for (`RUNNING`, `PAUSED`, `STOPPED`).
     pub(crate) fn parse(state: &str) -> Option<Target> {
-        match state {
-            "RUNNING" => Some(Target::Running),
-            "PAUSED" => Some(Target::Paused),
-            "STOPPED" => Some(Target::Stopped),
-            _ => None,
-        }
+        [Target::Running, Target::Paused, Target::Stopped]
+            .into_iter()
+            .find(|t| t.state().name() == state)
     }
 
-    /// Kafka Connect's name of the state.
-    pub(crate) fn state(self) -> &'static str {
+    /// The state a connector held at this target is in.
+    pub(crate) fn state(self) -> ConnectorState {
         match self {
-            Target::Running => "RUNNING",
-            Target::Paused => "PAUSED",
-            Target::Stopped => "STOPPED",
+            Target::Running => ConnectorState::Running,
+            Target::Paused => ConnectorState::Paused,
+            Target::Stopped => ConnectorState::Stopped,
         }
+    }
+}
+
+/// A connector's state, as Kafka Connect names it in its status (`RUNNING`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub(crate) enum ConnectorState {
+    /// not started yet, or (as another worker sees it) its worker is gone
+    Unassigned,
+    Running,
+    Paused,
+    Stopped,
+    /// stopped by an error that needs a person (a restart over REST tries again)
+    Failed,
+    /// a restart was asked for and is under way
+    Restarting,
+}
+
+impl ConnectorState {
+    /// Kafka Connect's name of the state.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ConnectorState::Unassigned => "UNASSIGNED",
+            ConnectorState::Running => "RUNNING",
+            ConnectorState::Paused => "PAUSED",
+            ConnectorState::Stopped => "STOPPED",
+            ConnectorState::Failed => "FAILED",
+            ConnectorState::Restarting => "RESTARTING",
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -54,12 +86,12 @@ pub(crate) struct Control {
     pub(crate) worker_id: String,
     pub(crate) wanted: watch::Sender<(Target, u64)>,
     /// Kafka Connect's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED) and the error
-    state: std::sync::Mutex<(&'static str, Option<String>)>,
+    state: std::sync::Mutex<(ConnectorState, Option<String>)>,
     pub(crate) store: std::sync::OnceLock<Arc<Store>>,
     /// the running pipeline's handles (between runs: none)
     handles: std::sync::Mutex<Option<Handles>>,
     /// counters kept across runs
-    pub(crate) metrics: Arc<Stats>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Control {
@@ -73,7 +105,7 @@ impl Control {
             cfg,
             worker_id,
             wanted: watch::channel((Target::Running, 0)).0,
-            state: std::sync::Mutex::new(("UNASSIGNED", None)),
+            state: std::sync::Mutex::new((ConnectorState::Unassigned, None)),
             store: Default::default(),
             handles: Default::default(),
             metrics: Default::default(),
@@ -106,7 +138,7 @@ impl Control {
         self.wanted.send_modify(|w| w.1 += 1);
     }
 
-    pub(crate) fn state(&self) -> (&'static str, Option<String>) {
+    pub(crate) fn state(&self) -> (ConnectorState, Option<String>) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -115,10 +147,10 @@ impl Control {
         self.wanted.subscribe()
     }
 
-    pub(crate) fn set_state(&self, state: &'static str, trace: Option<String>) {
+    pub(crate) fn set_state(&self, state: ConnectorState, trace: Option<String>) {
         self.metrics
             .up
-            .store((state == "RUNNING") as i64, Ordering::Relaxed);
+            .store((state == ConnectorState::Running) as i64, Ordering::Relaxed);
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, trace);
     }
 

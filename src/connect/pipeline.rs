@@ -23,6 +23,7 @@ use crate::config::{Config, KafkaConfig, Oversized};
 use crate::error::{Classify, ErrorClass};
 use crate::format::dataworks::{self, RowOp, Times};
 use crate::kafka::{KafkaSink, SinkError};
+use crate::metrics::Metrics;
 use crate::model::event::{Batch, ChangeEvent, Op, SourceEvent};
 use crate::model::schema::TableSchema;
 use crate::model::sequence::{SequenceGen, SequenceId};
@@ -58,9 +59,6 @@ impl Classify for PipelineError {
         }
     }
 }
-
-/// The connector's counters (see `metrics`).
-pub(crate) use crate::metrics::Metrics as Stats;
 
 /// How records are shaped and how often heartbeats go out (from `[encode]`, `[kafka]`,
 /// `[heartbeat]`).
@@ -142,7 +140,7 @@ pub(crate) struct Pipeline {
     seq: SequenceGen,
     store: Arc<Store>,
     tracker: Arc<Tracker>,
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
     settings: Settings,
     buf: Vec<u8>,
     key: Vec<u8>,
@@ -159,7 +157,7 @@ impl Pipeline {
         seq: SequenceGen,
         store: Arc<Store>,
         tracker: Arc<Tracker>,
-        stats: Arc<Stats>,
+        stats: Arc<Metrics>,
         settings: Settings,
     ) -> Pipeline {
         Pipeline {

@@ -23,10 +23,11 @@
 use crate::checkpoint::store::{State, Store};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::Config;
-use crate::connect::control::{Control, Target};
-use crate::connect::pipeline::{Pipeline, Settings, Stats};
+use crate::connect::control::{ConnectorState, Control, Target};
+use crate::connect::pipeline::{Pipeline, Settings};
 use crate::error::{Error, ErrorClass, ResultExt as _};
 use crate::kafka::KafkaSink;
+use crate::metrics::Metrics;
 use crate::model::position::SourcePosition;
 use crate::model::sequence::SequenceGen;
 use crate::source::batch::Batcher;
@@ -104,7 +105,7 @@ pub(crate) async fn run(
     let res = run_connector(&control, stop_rx, resnapshot).await;
     drop(shown);
     if let Err(e) = &res {
-        control.set_state("FAILED", Some(e.to_string()));
+        control.set_state(ConnectorState::Failed, Some(e.to_string()));
     }
     res
 }
@@ -146,13 +147,13 @@ pub(crate) async fn run_connector(
         let target = wanted.borrow_and_update().0;
         if target != Target::Running {
             control.set_state(target.state(), None);
-            tracing::info!(connector = %control.name, state = target.state(), "connector held");
+            tracing::info!(connector = %control.name, state = target.state().name(), "connector held");
             tokio::select! {
                 _ = wanted.changed() => continue,
                 _ = sigterm.wait_for(|s| *s) => return Ok(()),
             }
         }
-        control.set_state("RUNNING", None);
+        control.set_state(ConnectorState::Running, None);
         let started = std::time::Instant::now();
         // only the first attempt starts over; later ones resume what it stored
         let fresh = resnapshot && !streamed;
@@ -351,12 +352,7 @@ fn load_state(store: &Store, cfg: &Config) -> Result<State, Error> {
             "give this pipeline its own state.dir (or, with state.backend = \"kafka\", its own state.connector)",
         )),
         Some(s) => Ok(s),
-        None => Ok(State {
-            version: 1,
-            source_id: sid,
-            event_time_ms: -1,
-            ..Default::default()
-        }),
+        None => Ok(State::fresh(sid)),
     }
 }
 
@@ -374,7 +370,7 @@ impl Drop for Probe {
 
 /// Measure what the source retains for this connector every [`PROBE_EVERY`] (a short
 /// session each time; a failure is logged at debug and shows as -1).
-async fn probe_source(cfg: Config, store: Arc<Store>, metrics: Arc<Stats>) {
+async fn probe_source(cfg: Config, store: Arc<Store>, metrics: Arc<Metrics>) {
     loop {
         let stored = store.load().ok().flatten().and_then(|s| s.position);
         let r = tokio::time::timeout(
@@ -415,7 +411,7 @@ fn commit(
     tracker: &Tracker,
     store: &Store,
     state: &mut State,
-    stats: &Stats,
+    stats: &Metrics,
     ack: &watch::Sender<Option<SourcePosition>>,
 ) -> Result<(), Error> {
     store.fenced()?;
@@ -437,7 +433,7 @@ fn commit(
 }
 
 /// A stored state: its position may be confirmed to the source, its time shown in heartbeats.
-fn acknowledge(state: &State, stats: &Stats, ack: &watch::Sender<Option<SourcePosition>>) {
+fn acknowledge(state: &State, stats: &Metrics, ack: &watch::Sender<Option<SourcePosition>>) {
     stats
         .delivered_event_time
         .store(state.event_time_ms, Ordering::Relaxed);

@@ -26,7 +26,7 @@
 use crate::checkpoint::log::{ensure_topics, TopicLog};
 use crate::config::{Config, ConfigError, WorkerConfig, RESERVED};
 use crate::connect::control::{Admin, ConfigChange};
-use crate::connect::control::{Control, Target};
+use crate::connect::control::{ConnectorState, Control, Target};
 use crate::error::Error;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
@@ -389,7 +389,7 @@ struct Worker {
     /// distributed: the partitions assigned to this worker (None: it runs every connector)
     owned: Option<BTreeSet<i32>>,
     /// the last state written for each running connector
-    published: BTreeMap<String, (&'static str, Option<String>)>,
+    published: BTreeMap<String, (ConnectorState, Option<String>)>,
 }
 
 impl Worker {
@@ -504,7 +504,7 @@ impl Worker {
                 if let Some(c) = &local {
                     c.set_target(t);
                 }
-                (format!("target/{name}"), t.state().to_string())
+                (format!("target/{name}"), t.state().name().to_string())
             }
             Steer::Restart => {
                 if let Some(c) = &local {
@@ -679,8 +679,9 @@ async fn keep_target(
         }
         last = t;
         let key = format!("target/{}", control.name);
-        let r =
-            tokio::task::block_in_place(|| log.write(&topic, 0, &key, Some(t.state().as_bytes())));
+        let r = tokio::task::block_in_place(|| {
+            log.write(&topic, 0, &key, Some(t.state().name().as_bytes()))
+        });
         if let Err(e) = r {
             tracing::warn!(connector = %control.name, error = %e, "cannot store the connector's target: a restarted worker would not keep it");
         }
@@ -699,7 +700,7 @@ async fn supervise(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
             return;
         };
         tracing::error!(connector = %control.name, error = %e, "connector failed: fix the cause, then POST /connectors/{}/restart", control.name);
-        control.set_state("FAILED", Some(e.to_string()));
+        control.set_state(ConnectorState::Failed, Some(e.to_string()));
         let mut wanted = control.wanted();
         wanted.borrow_and_update();
         tokio::select! {

@@ -12,7 +12,7 @@
 //!   say so (503), or that the connector is paused / stopped on request.
 //! - Metrics carry counts and times only, never row values or secrets.
 
-use crate::connect::control::Admin;
+use crate::connect::control::{Admin, ConnectorState};
 use crate::source::SnapshotRequest;
 use axum::{extract::State, http::StatusCode};
 use std::time::Duration;
@@ -106,8 +106,8 @@ pub(crate) fn readiness(c: &crate::connect::control::Control) -> Vec<String> {
     let (state, trace) = c.state();
     let Some(h) = c.handles() else {
         match state {
-            "PAUSED" | "STOPPED" => {}
-            "FAILED" => why.push(format!(
+            ConnectorState::Paused | ConnectorState::Stopped => {}
+            ConnectorState::Failed => why.push(format!(
                 "failed: {}",
                 trace.unwrap_or_default().lines().next().unwrap_or_default()
             )),
@@ -146,11 +146,11 @@ fn health_of(c: &crate::connect::control::Control) -> Reply {
         // paused or stopped on request (REST) is a healthy state, not a restart
         let (state, trace) = c.state();
         return match state {
-            "PAUSED" | "STOPPED" => (
+            ConnectorState::Paused | ConnectorState::Stopped => (
                 StatusCode::OK,
-                format!("{} on request\n", state.to_lowercase()),
+                format!("{} on request\n", state.name().to_lowercase()),
             ),
-            "FAILED" => (
+            ConnectorState::Failed => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("failed: {}\n", trace.unwrap_or_default()),
             ),

@@ -33,7 +33,7 @@
 //! - With `admin.token` set, every call that changes something needs
 //!   `Authorization: Bearer <token>` (401 otherwise); reads stay open.
 
-use crate::connect::control::{Admin, Steer};
+use crate::connect::control::{Admin, ConnectorState, Steer};
 use crate::connect::control::{Control, Target};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -539,7 +539,7 @@ fn status_value(a: &Admin, name: &str) -> Result<Value, Refusal> {
 
 /// The status of a connector running on another worker, from the record it wrote.
 fn remote_status(name: &str, st: Option<Value>) -> Value {
-    let st = st.unwrap_or_else(|| json!({ "state": "UNASSIGNED", "worker_id": "" }));
+    let st = st.unwrap_or_else(|| json!({ "state": ConnectorState::Unassigned, "worker_id": "" }));
     let mut connector = json!({ "state": st["state"], "worker_id": st["worker_id"] });
     let mut task = json!({ "id": 0, "state": st["state"], "worker_id": st["worker_id"] });
     if let Some(t) = st["trace"].as_str() {
@@ -635,15 +635,15 @@ async fn restart(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    if only_failed && st["connector"]["state"] != "FAILED" {
+    if only_failed && st["connector"]["state"] != ConnectorState::Failed.name() {
         return reply(StatusCode::ACCEPTED, st);
     }
     let r = steer(&a, &headers, &name, Steer::Restart, StatusCode::ACCEPTED).await;
     if r.status() != StatusCode::ACCEPTED {
         return r;
     }
-    st["connector"]["state"] = json!("RESTARTING");
-    st["tasks"][0]["state"] = json!("RESTARTING");
+    st["connector"]["state"] = json!(ConnectorState::Restarting);
+    st["tasks"][0]["state"] = json!(ConnectorState::Restarting);
     reply(StatusCode::ACCEPTED, st)
 }
 
@@ -721,7 +721,7 @@ fn stopped_store(
 ) -> Result<Arc<crate::checkpoint::store::Store>, Refusal> {
     authorized(a, headers)?;
     let c = find(a, name)?;
-    if c.state().0 != "STOPPED" {
+    if c.state().0 != ConnectorState::Stopped {
         return Err(Refusal(
             StatusCode::BAD_REQUEST,
             format!("Connectors must be in the STOPPED state before their offsets can be modified; stop it first: PUT /connectors/{name}/stop"),
@@ -750,12 +750,7 @@ async fn reset_offsets(
         Ok(s) => s.map(|s| s.source_id).unwrap_or_default(),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let fresh = crate::checkpoint::store::State {
-        version: 1,
-        source_id,
-        event_time_ms: -1,
-        ..Default::default()
-    };
+    let fresh = crate::checkpoint::store::State::fresh(source_id);
     match store.save(&fresh) {
         Ok(()) => ok(json!({
             "message": "The offsets for this connector have been reset successfully"
