@@ -19,13 +19,12 @@ mod columns;
 
 use crate::config::LakeConfig;
 use crate::error::Error;
+use crate::format::record::{Column, Envelope, RawValues};
 use columns::{Row, Rows};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,52 +41,6 @@ const REWIND: i64 = 10_000;
 pub(crate) struct Written {
     pub(crate) files: u64,
     pub(crate) rows: u64,
-}
-
-/// The parts of a DataWorks record the sink reads (values kept as their JSON text).
-#[derive(Deserialize)]
-struct Record<'a> {
-    #[serde(borrow)]
-    schema: Option<SchemaPart<'a>>,
-    #[serde(borrow)]
-    payload: Payload<'a>,
-}
-
-#[derive(Deserialize)]
-struct SchemaPart<'a> {
-    #[serde(rename = "dataColumn", borrow)]
-    data_column: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Payload<'a> {
-    before: Option<Image>,
-    after: Option<Image>,
-    #[serde(rename = "sequenceId")]
-    sequence_id: Option<String>,
-    timestamp: Option<Times>,
-    op: String,
-    #[serde(borrow)]
-    ddl: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Image {
-    #[serde(rename = "dataColumn")]
-    data_column: HashMap<String, Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-struct Times {
-    #[serde(rename = "eventTime")]
-    event_time: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct ColumnType {
-    name: String,
-    #[serde(rename = "type")]
-    ltype: String,
 }
 
 /// A partition's rows waiting for their file.
@@ -314,12 +267,19 @@ pub(crate) async fn run(
             }
             let where_ = || format!("{}[{}]@{offset}", key.0, key.1);
             let payload = m.payload().unwrap_or_default();
-            let rec: Record = serde_json::from_slice(payload).map_err(|e| {
+            let rec: Envelope<RawValues> = Envelope::parse(payload).map_err(|e| {
                 Error::setup(
                     format!("{} is not a DataWorks JSON record: {e}", where_()),
                     "land only topics rowstream (or DataWorks) writes",
                 )
             })?;
+            let sequence_id = rec.payload.sequence();
+            let event_time = rec
+                .payload
+                .timestamp
+                .as_ref()
+                .and_then(|t| t.event_time)
+                .unwrap_or(-1);
             let op = rec.payload.op.as_str();
             let ddl = rec.payload.ddl.is_some_and(|d| d.get() != "null");
             if op == "MHEARTBEAT" || op.starts_with("TRANSACTION_") {
@@ -355,16 +315,15 @@ pub(crate) async fn run(
             let p = match pending.entry(key.clone()) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let cols: Vec<ColumnType> =
-                        serde_json::from_str(schema.get()).map_err(|err| {
-                            Error::setup(
-                                format!(
-                                    "{}: schema.dataColumn is not a column list: {err}",
-                                    where_()
-                                ),
-                                "land only topics rowstream (or DataWorks) writes",
-                            )
-                        })?;
+                    let cols: Vec<Column> = serde_json::from_str(schema.get()).map_err(|err| {
+                        Error::setup(
+                            format!(
+                                "{}: schema.dataColumn is not a column list: {err}",
+                                where_()
+                            ),
+                            "land only topics rowstream (or DataWorks) writes",
+                        )
+                    })?;
                     e.insert(Pending {
                         schema: schema.get().to_string(),
                         rows: Rows {
@@ -381,17 +340,8 @@ pub(crate) async fn run(
             let mut values = image.data_column;
             let row = Row {
                 op: op.to_string(),
-                sequence_id: rec
-                    .payload
-                    .sequence_id
-                    .as_deref()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(-1),
-                event_time: rec
-                    .payload
-                    .timestamp
-                    .and_then(|t| t.event_time)
-                    .unwrap_or(-1),
+                sequence_id,
+                event_time,
                 offset,
                 values: p
                     .rows

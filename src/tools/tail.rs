@@ -14,6 +14,7 @@
 //! - A record that is not DataWorks JSON is printed as its text, never dropped.
 //! - A reader that goes away (`rowstream tail | head`) ends the command quietly with exit 0.
 use crate::config::KafkaConfig;
+use crate::format::record::{Envelope, Image, Values};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value as J;
@@ -113,11 +114,8 @@ pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> 
         };
         last = Instant::now();
         let payload = m.payload().unwrap_or_default();
-        let record: Option<J> = serde_json::from_slice(payload).ok();
-        let op = record
-            .as_ref()
-            .and_then(|r| r["payload"]["op"].as_str())
-            .unwrap_or("");
+        let record: Option<Envelope<Values>> = Envelope::parse(payload).ok();
+        let op = record.as_ref().map_or("", |r| r.payload.op.as_str());
         if op == "MHEARTBEAT" && !opts.heartbeats {
             continue;
         }
@@ -157,65 +155,64 @@ fn topic_glob(template: &str) -> String {
 }
 
 /// One record as a line (see the module doc).
-pub(crate) fn readable(r: &J, key: Option<&str>) -> String {
-    let p = &r["payload"];
-    let op = p["op"].as_str().unwrap_or("?");
-    let time = match p["timestamp"]["eventTime"].as_i64() {
-        Some(ms) if ms >= 0 => chrono::DateTime::from_timestamp_millis(ms)
+pub(crate) fn readable(r: &Envelope<'_, Values>, key: Option<&str>) -> String {
+    let p = &r.payload;
+    let op = p.op.as_str();
+    let time = match p.event_time() {
+        Some(ms) => chrono::DateTime::from_timestamp_millis(ms)
             .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
             .unwrap_or_else(|| ms.to_string()),
-        _ => format!("{:<24}", "snapshot"),
+        None => format!("{:<24}", "snapshot"),
     };
-    let src = &r["schema"]["source"];
-    let table = match (src["dbName"].as_str(), src["tableName"].as_str()) {
-        (Some(db), Some(t)) => match src["schemaName"].as_str() {
-            Some(s) => format!("{db}.{s}.{t}"),
-            None => format!("{db}.{t}"),
-        },
+    let src = r.schema.as_ref().and_then(|s| s.source.as_ref());
+    let table = match src.map(|s| (&s.db_name, &s.schema_name, &s.table_name)) {
+        Some((Some(db), Some(s), Some(t))) => format!("{db}.{s}.{t}"),
+        Some((Some(db), None, Some(t))) => format!("{db}.{t}"),
         _ => "-".into(),
     };
     let key = key.unwrap_or("-");
     // columns in table order (schema.dataColumn), whatever order the parsed images keep
-    let order: Vec<&str> = r["schema"]["dataColumn"]
-        .as_array()
-        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+    let order: Vec<String> = r
+        .schema
+        .as_ref()
+        .map(|s| s.columns().into_iter().map(|c| c.name).collect())
         .unwrap_or_default();
-    let in_order = |img: &J| -> Vec<(String, J)> {
-        let Some(o) = img["dataColumn"].as_object() else {
+    let in_order = |img: &Option<Image<Values>>| -> Vec<(String, J)> {
+        let Some(o) = img.as_ref().map(|i| &i.data_column) else {
             return Vec::new();
         };
         let mut v: Vec<(String, J)> = order
             .iter()
-            .filter_map(|n| o.get(*n).map(|x| (n.to_string(), x.clone())))
+            .filter_map(|n| o.get(n).map(|x| (n.clone(), x.clone())))
             .collect();
         v.extend(
             o.iter()
-                .filter(|(k, _)| !order.contains(&k.as_str()))
+                .filter(|(k, _)| !order.contains(k))
                 .map(|(k, x)| (k.clone(), x.clone())),
         );
         v
     };
-    let cols = |img: &J| -> Vec<String> {
+    let cols = |img: &Option<Image<Values>>| -> Vec<String> {
         in_order(img)
             .iter()
             .map(|(k, v)| format!("{k}={}", short(v)))
             .collect()
     };
-    let detail = if let Some(text) = p["ddl"]["text"].as_str() {
+    let detail = if let Some(text) = p.ddl_text() {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     } else {
-        match op {
-            "UPDATE_AFTER" | "UPDATE_BEFORE" if !p["before"].is_null() && !p["after"].is_null() => {
-                let before = &p["before"]["dataColumn"];
-                in_order(&p["after"])
+        match (op, &p.before) {
+            ("UPDATE_AFTER" | "UPDATE_BEFORE", Some(before)) if p.after.is_some() => {
+                let before = &before.data_column;
+                in_order(&p.after)
                     .iter()
                     .filter(|(k, v)| before.get(k.as_str()).is_some_and(|b| b != v))
                     .map(|(k, v)| format!("{k}: {} → {}", short(&before[k.as_str()]), short(v)))
                     .collect::<Vec<_>>()
                     .join(", ")
             }
-            "DELETE" | "UPDATE_BEFORE" => cols(&p["before"]).join(" "),
-            _ => cols(&p["after"]).join(" "),
+            ("DELETE" | "UPDATE_BEFORE", _) => cols(&p.before).join(" "),
+            _ => cols(&p.after).join(" "),
         }
     };
     format!("{time}  {table}  {op:<12}  {key}  {detail}")
@@ -238,14 +235,19 @@ fn short(v: &J) -> String {
 mod tests {
     use super::*;
 
-    fn rec(op: &str, before: J, after: J, event: i64, ddl: J) -> J {
-        serde_json::json!({
+    fn rec(op: &str, before: J, after: J, event: i64, ddl: J) -> String {
+        let r = serde_json::json!({
             "schema": {"dataColumn": [{"name": "id", "type": "LONG"}, {"name": "status", "type": "STRING"}, {"name": "amount", "type": "DOUBLE"}], "primaryKey": ["id"],
                        "source": {"dbType": "PostgreSQL", "dbName": "shop", "schemaName": "public", "tableName": "orders"}},
             "payload": {"before": before, "after": after, "sequenceId": "1", "op": op, "ddl": ddl,
                         "timestamp": {"eventTime": event, "systemTime": 1, "checkpointTime": event}},
             "version": "0.0.1"
-        })
+        });
+        r.to_string()
+    }
+
+    fn readable(r: &str, key: Option<&str>) -> String {
+        super::readable(&Envelope::parse(r.as_bytes()).unwrap(), key)
     }
 
     #[test]

@@ -25,6 +25,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::format::dataworks;
+use crate::format::record::{Envelope, Values};
 use crate::kafka::{read_topic, Record};
 use crate::model::schema::TableSchema;
 use crate::model::value::Row;
@@ -212,11 +213,8 @@ impl Spill {
 struct Entry(i64, char, Option<String>, Option<String>);
 
 /// An image's `dataColumn` object, canonical (members sorted).
-fn canonical(image: &J) -> Option<String> {
-    match image {
-        J::Object(_) => Some(image.to_string()),
-        _ => None,
-    }
+fn canonical(image: &Values) -> String {
+    J::Object(image.clone()).to_string()
 }
 
 async fn check_table(
@@ -238,13 +236,10 @@ async fn check_table(
     let mut records = 0u64;
     let mut on_record = |r: Record<'_>| -> Result<(), Error> {
         records += 1;
-        let v: J = serde_json::from_slice(r.value)
+        let v: Envelope<Values> = Envelope::parse(r.value)
             .map_err(|e| Error::fatal(format!("a record of {topic} is not JSON: {e}")))?;
-        let p = &v["payload"];
-        let seq: i64 = p["sequenceId"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(-1);
+        let p = &v.payload;
+        let seq = p.sequence();
         let at = if seq >= 0 {
             last_seq.insert(r.partition, seq);
             seq
@@ -252,9 +247,9 @@ async fn check_table(
             last_seq.get(&r.partition).copied().unwrap_or(-1)
         };
         let key = r.key.map(|k| String::from_utf8_lossy(k).into_owned());
-        let after = canonical(&p["after"]["dataColumn"]);
-        let before = canonical(&p["before"]["dataColumn"]);
-        match (p["op"].as_str().unwrap_or(""), keyed) {
+        let after = p.after.as_ref().map(|i| canonical(&i.data_column));
+        let before = p.before.as_ref().map(|i| canonical(&i.data_column));
+        match (p.op.as_str(), keyed) {
             ("INSERT" | "UPDATE_AFTER", true) => {
                 let k = key.unwrap_or_default();
                 let op = if seq < 0 { 'S' } else { 'U' };
@@ -295,7 +290,10 @@ async fn check_table(
             dataworks::write_image(&mut ib, schema, Some(row));
             let img: J = serde_json::from_slice(&ib)
                 .map_err(|e| Error::fatal(format!("rendering a row of {}: {e}", schema.id)))?;
-            let img = canonical(&img["dataColumn"]).unwrap_or_default();
+            let img = match &img["dataColumn"] {
+                J::Object(o) => canonical(o),
+                _ => String::new(),
+            };
             if dataworks::write_key(&mut kb, schema, row, &sep) {
                 let k = String::from_utf8_lossy(&kb).into_owned();
                 spill.put(&k, &Entry(0, 'U', Some(k.clone()), Some(img)))?;
