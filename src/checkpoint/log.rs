@@ -123,13 +123,7 @@ impl TopicLog {
     ) -> Result<BaseConsumer, String> {
         let c: BaseConsumer = self
             .kafka
-            .connection()
-            .set(
-                "group.id",
-                format!("rowstream-state-{}", std::process::id()),
-            )
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
+            .reader("rowstream-state", crate::config::Fetch::Few)
             .create()
             .map_err(|e| format!("cannot read {topic}: {e}"))?;
         let mut tpl = TopicPartitionList::new();

@@ -68,6 +68,24 @@ impl Oversized {
 /// librdkafka's `message.max.bytes` as rowstream sets it (see `sink::kafka::producer_config`).
 pub(crate) const DEFAULT_MESSAGE_MAX_BYTES: usize = 10_000_000;
 
+/// How a reader fetches ([`KafkaConfig::reader`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    /// whole partitions, in large requests
+    Bulk,
+    /// a few records at a time (state, configs, verify)
+    Few,
+}
+
+/// Where to start reading so that `offset` is read (records before it are skipped by the
+/// reader). tansu answers a fetch from an offset inside a record batch with the *next* batch,
+/// so reading from the offset itself would skip the rest of its batch; starting a producer
+/// batch's length earlier (rowstream's producer puts at most 10000 records in one) finds the
+/// batch that holds it. On Apache Kafka this only reads up to that many records again.
+pub(crate) fn read_from(offset: i64) -> i64 {
+    (offset - 10_000).max(0)
+}
+
 fn one() -> i32 {
     1
 }
@@ -129,18 +147,35 @@ impl KafkaConfig {
         c
     }
 
-    /// A consumer that reads whole partitions (sink, export, tail): the connection settings,
-    /// no group commits, and large fetches (librdkafka's 1 MB per partition and 500 ms waits
-    /// made the Parquet sink wait on the broker most of the time).
-    pub(crate) fn bulk_reader(&self, group: &str) -> rdkafka::config::ClientConfig {
+    /// The one way rowstream configures a consumer that reads partitions it assigns itself
+    /// (sink, export, tail, verify, the state and config topics): the connection settings, a
+    /// group id of its own (`<purpose>-<pid>`) that never commits, no end-of-partition events,
+    /// the earliest offset where none is given; [`Fetch::Bulk`] adds large fetches
+    /// (librdkafka's 1 MB per partition and 500 ms waits made the Parquet sink wait on the
+    /// broker most of the time).
+    pub(crate) fn reader(&self, purpose: &str, fetch: Fetch) -> rdkafka::config::ClientConfig {
         let mut c = self.connection();
-        c.set("group.id", format!("{group}-{}", std::process::id()))
+        c.set("group.id", format!("{purpose}-{}", std::process::id()))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.message.max.bytes", "8388608")
-            .set("fetch.max.bytes", "33554432")
-            .set("fetch.wait.max.ms", "10");
+            .set("auto.offset.reset", "earliest");
+        if fetch == Fetch::Bulk {
+            c.set("fetch.message.max.bytes", "8388608")
+                .set("fetch.max.bytes", "33554432")
+                .set("fetch.wait.max.ms", "10");
+        }
+        c
+    }
+
+    /// A member of consumer group `group` (a worker: the group's assignment says which
+    /// connectors it runs), committing nothing.
+    pub(crate) fn group_member(&self, group: &str) -> rdkafka::config::ClientConfig {
+        let mut c = self.connection();
+        c.set("group.id", group)
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("partition.assignment.strategy", "roundrobin")
+            .set("enable.auto.commit", "false");
         c
     }
 

@@ -27,7 +27,9 @@ mod worker;
 
 use error::push;
 pub(crate) use error::ConfigError;
-pub(crate) use kafka::{is_secret_property, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES};
+pub(crate) use kafka::{
+    is_secret_property, read_from, Fetch, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES,
+};
 pub(crate) use lake::LakeConfig;
 pub(crate) use runtime::{
     AdminConfig, EncodeConfig, HeartbeatConfig, Profile, SnapshotConfig, SnapshotMode,

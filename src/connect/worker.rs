@@ -247,12 +247,7 @@ fn group_consumer(
         )
     };
     let c: GroupConsumer = kafka
-        .connection()
-        .set("group.id", group)
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("partition.assignment.strategy", "roundrobin")
-        .set("enable.auto.commit", "false")
+        .group_member(group)
         .create_with_context(Rebalances {
             assigned: std::sync::Mutex::new(Vec::new()),
         })

@@ -30,13 +30,7 @@ pub(crate) fn read_topic(
         )
     };
     let consumer: BaseConsumer = cfg
-        .connection()
-        .set(
-            "group.id",
-            format!("rowstream-verify-{}", std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        .reader("rowstream-verify", crate::config::Fetch::Few)
         .create()
         .map_err(setup)?;
     let md = consumer

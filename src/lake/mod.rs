@@ -29,13 +29,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How far before a resume offset reading starts (records before the offset are skipped).
-/// tansu answers a fetch from an offset inside a record batch with the *next* batch, so
-/// reading from the offset itself would skip the rest of its batch; starting a producer
-/// batch's length earlier (rowstream's producer puts at most 10000 records in one) finds the
-/// batch that holds it. On Apache Kafka this only reads up to that many records again.
-const REWIND: i64 = 10_000;
-
 /// What a run wrote.
 #[derive(Debug, Default)]
 pub(crate) struct Written {
@@ -191,12 +184,15 @@ pub(crate) async fn run(
 ) -> Result<Written, Error> {
     let lake = open_store(cfg)?;
     let kafka = cfg.kafka();
-    let consumer: StreamConsumer = kafka.bulk_reader("rowstream-sink").create().map_err(|e| {
-        Error::setup(
-            format!("kafka settings are not accepted: {e}"),
-            "check the keys and values of [kafka.properties] in the sink's config",
-        )
-    })?;
+    let consumer: StreamConsumer = kafka
+        .reader("rowstream-sink", crate::config::Fetch::Bulk)
+        .create()
+        .map_err(|e| {
+            Error::setup(
+                format!("kafka settings are not accepted: {e}"),
+                "check the keys and values of [kafka.properties] in the sink's config",
+            )
+        })?;
     let mut tpl = TopicPartitionList::new();
     // per partition: the first offset not yet in a file
     let mut resume: HashMap<(String, i32), i64> = HashMap::new();
@@ -226,7 +222,7 @@ pub(crate) async fn run(
             let at = match lake.resume_at(topic, p).await? {
                 Some(o) => {
                     resume.insert((topic.clone(), p), o);
-                    Offset::Offset((o - REWIND).max(0))
+                    Offset::Offset(crate::config::read_from(o))
                 }
                 None => Offset::Beginning,
             };
@@ -263,7 +259,7 @@ pub(crate) async fn run(
             let key = (m.topic().to_string(), m.partition());
             let offset = m.offset();
             if resume.get(&key).is_some_and(|&r| offset < r) {
-                continue; // in a file already (see REWIND)
+                continue; // in a file already (see `config::read_from`)
             }
             let where_ = || format!("{}[{}]@{offset}", key.0, key.1);
             let payload = m.payload().unwrap_or_default();

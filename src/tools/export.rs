@@ -11,8 +11,8 @@
 //!   passed the end the broker reported at the start and the partition was quiet for a
 //!   second (tansu can report the end short). With a time range every record
 //!   up to that end is looked at and kept when its timestamp is in range.
-//! - Reading starts [`REWIND`] records before the first wanted offset and skips what is before
-//!   it (tansu answers a fetch inside a record batch with the next batch).
+//! - Reading starts before the first wanted offset (`config::read_from`) and skips what is
+//!   before it (tansu answers a fetch inside a record batch with the next batch).
 //! - Read only: partitions are assigned, nothing is committed.
 //! - A record whose value is not JSON still exports its attribute columns; its JSON-path
 //!   columns are null.
@@ -24,9 +24,6 @@ use serde_json::Value as J;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-/// See the module invariants.
-const REWIND: i64 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
@@ -194,7 +191,7 @@ const QUIET: Duration = Duration::from_secs(1);
 /// Export into `out`; returns the number of records written.
 pub(crate) fn export(kafka: &KafkaConfig, o: &Options, out: &mut dyn Write) -> Result<u64, String> {
     let c: BaseConsumer = kafka
-        .bulk_reader("rowstream-export")
+        .reader("rowstream-export", crate::config::Fetch::Bulk)
         .create()
         .map_err(|e| format!("kafka settings are not accepted: {e}\n  fix: check the keys and values of [kafka.properties]"))?;
     let md = c
@@ -242,8 +239,12 @@ pub(crate) fn export(kafka: &KafkaConfig, o: &Options, out: &mut dyn Write) -> R
     ranges.retain(|_, r| r.target.is_none_or(|t| r.start < t));
     let mut tpl = TopicPartitionList::new();
     for (&p, r) in &ranges {
-        tpl.add_partition_offset(&o.topic, p, Offset::Offset((r.start - REWIND).max(0)))
-            .map_err(|e| e.to_string())?;
+        tpl.add_partition_offset(
+            &o.topic,
+            p,
+            Offset::Offset(crate::config::read_from(r.start)),
+        )
+        .map_err(|e| e.to_string())?;
     }
     let mut written = 0u64;
     let mut rows: Vec<Cells> = Vec::new();

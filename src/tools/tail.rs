@@ -45,7 +45,7 @@ pub(crate) struct Options {
 /// Follow until interrupted, idle or `max` records; `Err` is one line for the user.
 pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> Result<(), String> {
     let c: BaseConsumer = kafka
-        .bulk_reader("rowstream-tail")
+        .reader("rowstream-tail", crate::config::Fetch::Bulk)
         .create()
         .map_err(|e| format!("kafka settings are not accepted: {e}\n  fix: check the keys and values of [kafka.properties]"))?;
     let pattern = topic_glob(&opts.template);
