@@ -4,6 +4,9 @@
 //! every preceding record is delivered; `state` is what they fold into; `store` persists it
 //! atomically, in a directory or (`kafka`) in compacted topics written through `log`.
 //!
+//! What it may import: `model`, `config`, `error`; never a source, `kafka` (the Kafka backend
+//! drives its own producer through `log`), `connect` or `tools`.
+//!
 //! Invariants: `state` imports neither backend; `store` (the facade and the file backend)
 //! imports `kafka`, which imports `state` and `log`, never `store`.
 mod kafka;

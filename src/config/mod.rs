@@ -3,7 +3,11 @@
 //! The module is split by concern: `keys` (the table of every key and the shape check on the
 //! raw TOML), `env` (`ROWSTREAM_*` overrides), and one file per group of sections: `source`
 //! (common keys plus the keys of the source `source.type` names), `kafka`, and `runtime`
-//! (snapshot, heartbeat, state, encode, admin).
+//! (snapshot, heartbeat, state, encode, admin), `lake` and `worker` (the files of `rowstream
+//! sink` and `rowstream worker`), `error` (every problem at once).
+//!
+//! What it may import: `error` only (and rdkafka's `ClientConfig`, which the Kafka settings
+//! build); every other part of rowstream reads it.
 //!
 //! Invariants:
 //! - Every key can be set from the environment as `ROWSTREAM_<SECTION>__<KEY>` (e.g.

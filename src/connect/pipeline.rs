@@ -35,6 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::pipeline";
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PipelineError {
     #[error(transparent)]
@@ -219,7 +223,7 @@ impl Pipeline {
     pub(crate) async fn table(&mut self, t: &TableSchema) -> Result<(), PipelineError> {
         let n = self.sink.ensure_topic(&t.topic).await?;
         if t.key.is_none() && n > 1 && self.keyless_warned.insert(t.id.pattern_name()) {
-            tracing::warn!(
+            tracing::warn!(target: LOG_TARGET,
                 table = %t.id, topic = %t.topic, partitions = n,
                 "table has no key: its records have a null key and are spread over {n} partitions, so their order is not kept; add a primary key, set source.keys, or use a single-partition topic"
             );
@@ -259,7 +263,7 @@ impl Pipeline {
         let flushed =
             tokio::task::spawn_blocking(move || sink.flush(Duration::from_secs(60))).await;
         if let Ok(Err(e)) = flushed {
-            tracing::warn!(error = %e, "not every record was acknowledged before stopping; the next start resends from the last checkpoint");
+            tracing::warn!(target: LOG_TARGET, error = %e, "not every record was acknowledged before stopping; the next start resends from the last checkpoint");
         }
         res?;
         if let Some(f) = self.tracker.failure() {
@@ -409,7 +413,7 @@ impl Pipeline {
             Oversized::Fail => Err(too_large(&self.key)),
             Oversized::Skip => {
                 if let Some(count) = self.repeats.hit(&format!("{table}/skip")) {
-                    tracing::warn!(table = %table, size, limit, count, "record over message.max.bytes left out (kafka.oversized = skip; logged once a minute with the count)");
+                    tracing::warn!(target: LOG_TARGET, table = %table, size, limit, count, "record over message.max.bytes left out (kafka.oversized = skip; logged once a minute with the count)");
                 }
                 Ok(false)
             }
@@ -432,7 +436,7 @@ impl Pipeline {
                     );
                 }
                 if let Some(count) = self.repeats.hit(&format!("{table}/placeholder")) {
-                    tracing::warn!(table = %table, size, limit, count, "values over message.max.bytes replaced by a placeholder (kafka.oversized = placeholder; logged once a minute with the count)");
+                    tracing::warn!(target: LOG_TARGET, table = %table, size, limit, count, "values over message.max.bytes replaced by a placeholder (kafka.oversized = placeholder; logged once a minute with the count)");
                 }
                 Ok(true)
             }

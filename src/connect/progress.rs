@@ -15,6 +15,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::progress";
+
 /// How `run` shows its progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Mode {
@@ -241,7 +245,7 @@ async fn log_lines(m: Arc<Metrics>, every: Duration) {
                 }
                 _ => "-".into(),
             };
-            tracing::info!(
+            tracing::info!(target: LOG_TARGET,
                 table = %table,
                 rows = s.rows,
                 estimate = s.estimate.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
@@ -253,7 +257,7 @@ async fn log_lines(m: Arc<Metrics>, every: Duration) {
         let r = rate.next(&m);
         if !snapshotting {
             use std::sync::atomic::Ordering::Relaxed;
-            tracing::info!(
+            tracing::info!(target: LOG_TARGET,
                 changes_per_sec = r.round() as u64,
                 lag_ms = m.lag_ms().unwrap_or(-1),
                 records = m.records.load(Relaxed),

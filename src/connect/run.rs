@@ -37,6 +37,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::run";
+
 /// Channel depth in batches (each up to 512 events): bounds what sits between source and sink.
 const CHANNEL_BATCHES: usize = 8;
 
@@ -48,13 +52,13 @@ pub(crate) fn sigterm() -> watch::Receiver<bool> {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    tracing::warn!(target: LOG_TARGET, error = %e, "cannot listen for SIGTERM");
                     return;
                 }
             };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!(target: LOG_TARGET, "SIGINT: stopping"),
+            _ = term.recv() => tracing::info!(target: LOG_TARGET, "SIGTERM: stopping"),
         }
         let _ = stop_tx.send(true);
     });
@@ -147,7 +151,7 @@ pub(crate) async fn run_connector(
         let target = wanted.borrow_and_update().0;
         if target != Target::Running {
             control.set_state(target.state(), None);
-            tracing::info!(connector = %control.name, state = target.state().name(), "connector held");
+            tracing::info!(target: LOG_TARGET, connector = %control.name, state = target.state().name(), "connector held");
             tokio::select! {
                 _ = wanted.changed() => continue,
                 _ = sigterm.wait_for(|s| *s) => return Ok(()),
@@ -178,7 +182,7 @@ pub(crate) async fn run_connector(
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }
-        tracing::warn!(error = %err, retry_in_secs = backoff.as_secs(), "transient failure: restarting from the stored position");
+        tracing::warn!(target: LOG_TARGET, error = %err, retry_in_secs = backoff.as_secs(), "transient failure: restarting from the stored position");
         control.metrics.restarts.fetch_add(1, Ordering::Relaxed);
         control.metrics.up.store(0, Ordering::Relaxed);
         let mut stop = stop_rx.clone();
@@ -203,7 +207,7 @@ async fn run_once(
     store.fenced()?;
     let mut state = load_state(store, &cfg)?;
     if fresh {
-        tracing::warn!(
+        tracing::warn!(target: LOG_TARGET,
             previous_position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
             "--resnapshot: starting over (the stored position and snapshot state are forgotten; every table is snapshotted again)"
         );
@@ -211,7 +215,7 @@ async fn run_once(
         state.tables.clear();
         state.event_time_ms = -1;
     }
-    tracing::info!(
+    tracing::info!(target: LOG_TARGET,
         state = %store.describe(),
         position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
         "starting"
@@ -290,7 +294,7 @@ async fn run_once(
             r = &mut source, if source_result.is_none() => {
                 let r = flatten(r);
                 if let Err(e) = &r {
-                    tracing::debug!(error = %e, "source stopped with an error");
+                    tracing::debug!(target: LOG_TARGET, error = %e, "source stopped with an error");
                 }
                 source_result = Some(r);
                 let _ = stop_tx.send(true);
@@ -308,7 +312,7 @@ async fn run_once(
         }
     };
     if let Err(e) = &pipe_result {
-        tracing::debug!(error = %e, "pipeline stopped with an error");
+        tracing::debug!(target: LOG_TARGET, error = %e, "pipeline stopped with an error");
         let _ = stop_tx.send(true);
     }
     // the pipeline flushed: store the final position and let the source confirm it
@@ -326,7 +330,7 @@ async fn run_once(
             Err(_) => Err(Error::fatal("the source did not stop in time")),
         },
     };
-    tracing::info!(
+    tracing::info!(target: LOG_TARGET,
         position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
         records = stats.records.load(Ordering::Relaxed),
         "stopped"
@@ -339,7 +343,7 @@ fn load_state(store: &Store, cfg: &Config) -> Result<State, Error> {
     let sid = source::source_id(cfg);
     match store.load()? {
         Some(mut s) if s.source_id != sid && source::may_move(&s, &sid) => {
-            tracing::warn!(from = %s.source_id, to = %sid, position = %s.position.as_ref().map(|p| p.to_string()).unwrap_or_default(), "the source moved to another server: resuming by GTID");
+            tracing::warn!(target: LOG_TARGET, from = %s.source_id, to = %sid, position = %s.position.as_ref().map(|p| p.to_string()).unwrap_or_default(), "the source moved to another server: resuming by GTID");
             s.moved_from = Some(std::mem::replace(&mut s.source_id, sid));
             Ok(s)
         }
@@ -392,7 +396,7 @@ async fn probe_source(cfg: Config, store: Arc<Store>, metrics: Arc<Metrics>) {
                     .unwrap_or_else(|e| e.into_inner()) = status;
             }
             Err(e) => {
-                tracing::debug!(error = %e, "cannot measure the source's retained log");
+                tracing::debug!(target: LOG_TARGET, error = %e, "cannot measure the source's retained log");
                 metrics.source.retained_bytes.store(-1, Ordering::Relaxed);
             }
         }
@@ -443,7 +447,7 @@ fn acknowledge(state: &State, stats: &Metrics, ack: &watch::Sender<Option<Source
     if let Some(p) = &state.position {
         ack.send_replace(Some(p.clone()));
     }
-    tracing::debug!(position = ?state.position, "checkpoint stored");
+    tracing::debug!(target: LOG_TARGET, position = ?state.position, "checkpoint stored");
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::worker";
+
 /// A connector's config and its stored target.
 type Stored = BTreeMap<String, (Map<String, Value>, Option<Target>)>;
 
@@ -116,7 +120,7 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
         published: BTreeMap::new(),
     };
     w.reconcile().await;
-    tracing::info!(worker = %w.cfg.id(), connectors = w.view.len(), distributed = w.owned.is_some(), "worker running");
+    tracing::info!(target: LOG_TARGET, worker = %w.cfg.id(), connectors = w.view.len(), distributed = w.owned.is_some(), "worker running");
     let mut publish = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
@@ -311,7 +315,7 @@ fn join_group(
                 rejoin = true;
             }
             if rejoin {
-                tracing::info!(group = %group, "the group handed back the same connectors: rejoining so it reassigns");
+                tracing::info!(target: LOG_TARGET, group = %group, "the group handed back the same connectors: rejoining so it reassigns");
                 rejoined = Some(std::time::Instant::now());
                 answering = true;
                 c.unsubscribe();
@@ -322,7 +326,7 @@ fn join_group(
                     match group_consumer(&kafka, &group, &topic) {
                         Ok(c) => break c,
                         Err(e) => {
-                            tracing::warn!(group = %group, "{e}");
+                            tracing::warn!(target: LOG_TARGET, group = %group, "{e}");
                             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                                 return;
                             }
@@ -398,7 +402,7 @@ impl Worker {
         let running: Vec<String> = self.running.keys().cloned().collect();
         for name in running {
             if !self.view.contains_key(&name) || !self.owns(&name) {
-                tracing::info!(connector = %name, "connector leaves this worker");
+                tracing::info!(target: LOG_TARGET, connector = %name, "connector leaves this worker");
                 self.stop(&name).await;
             }
         }
@@ -411,11 +415,11 @@ impl Worker {
         for (name, flat, target) in want {
             match self.validate(&name, &flat) {
                 Ok(c) => {
-                    tracing::info!(connector = %name, "connector starts on this worker");
+                    tracing::info!(target: LOG_TARGET, connector = %name, "connector starts on this worker");
                     self.start(c, target)
                 }
                 Err(problems) => {
-                    tracing::error!(connector = %name, problems = %problems, "stored connector config is invalid: not started; replace it with PUT /connectors/{name}/config")
+                    tracing::error!(target: LOG_TARGET, connector = %name, problems = %problems, "stored connector config is invalid: not started; replace it with PUT /connectors/{name}/config")
                 }
             }
         }
@@ -431,7 +435,7 @@ impl Worker {
     async fn event(&mut self, ev: Event) {
         match ev {
             Event::Owned(parts) => {
-                tracing::info!(partitions = ?parts, "group assignment");
+                tracing::info!(target: LOG_TARGET, partitions = ?parts, "group assignment");
                 self.owned = Some(parts);
                 self.reconcile().await;
             }
@@ -579,7 +583,7 @@ impl Worker {
                     .write(&self.topic, 0, &format!("target/{name}"), None)
             });
             self.reconcile().await;
-            tracing::info!(connector = %name, "connector deleted");
+            tracing::info!(target: LOG_TARGET, connector = %name, "connector deleted");
             return Ok(false);
         };
         if exists && create_only {
@@ -601,7 +605,7 @@ impl Worker {
         self.view.insert(name.to_string(), (flat, None));
         self.stop(name).await;
         self.reconcile().await;
-        tracing::info!(connector = %name, created = !exists, "connector config applied");
+        tracing::info!(target: LOG_TARGET, connector = %name, created = !exists, "connector config applied");
         Ok(!exists)
     }
 
@@ -647,7 +651,7 @@ impl Worker {
                 .await
                 .is_err()
             {
-                tracing::warn!(connector = %name, "connector did not stop within 60 s");
+                tracing::warn!(target: LOG_TARGET, connector = %name, "connector did not stop within 60 s");
             }
         }
         self.admin.remove(name);
@@ -678,7 +682,7 @@ async fn keep_target(
             log.write(&topic, 0, &key, Some(t.state().name().as_bytes()))
         });
         if let Err(e) = r {
-            tracing::warn!(connector = %control.name, error = %e, "cannot store the connector's target: a restarted worker would not keep it");
+            tracing::warn!(target: LOG_TARGET, connector = %control.name, error = %e, "cannot store the connector's target: a restarted worker would not keep it");
         }
     }
 }
@@ -694,7 +698,7 @@ async fn supervise(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
         let Err(e) = r else {
             return;
         };
-        tracing::error!(connector = %control.name, error = %e, "connector failed: fix the cause, then POST /connectors/{}/restart", control.name);
+        tracing::error!(target: LOG_TARGET, connector = %control.name, error = %e, "connector failed: fix the cause, then POST /connectors/{}/restart", control.name);
         control.set_state(ConnectorState::Failed, Some(e.to_string()));
         let mut wanted = control.wanted();
         wanted.borrow_and_update();

@@ -19,6 +19,10 @@ use rdkafka::ClientContext;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::sink::kafka";
+
 /// How long a transactional call may take.
 pub(super) const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -119,14 +123,14 @@ impl Watch {
         }
         let quiet = self.quiet.load(std::sync::atomic::Ordering::Relaxed);
         if quiet || code == Some(RDKafkaErrorCode::AllBrokersDown) {
-            tracing::debug!(error = %text, "kafka client");
+            tracing::debug!(target: LOG_TARGET, error = %text, "kafka client");
             return;
         }
         let mut g = self.logged.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         g.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
         if g.insert(format!("{code:?}"), now).is_none() {
-            tracing::warn!(error = %text, "kafka client (repeats of this error are not logged for a minute)");
+            tracing::warn!(target: LOG_TARGET, error = %text, "kafka client (repeats of this error are not logged for a minute)");
         }
     }
 

@@ -25,6 +25,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::sink::kafka";
+
 pub(crate) struct DeliveryCtx {
     tracker: Arc<Tracker>,
     /// the delivery latency histogram
@@ -61,7 +65,7 @@ impl ProducerContext for DeliveryCtx {
                 use rdkafka::Message as _;
                 let f = delivery_failure(e, m.topic(), m.partition(), m.key(), m.payload_len());
                 if !f.permanent {
-                    tracing::error!(error = %f, "kafka delivery failed");
+                    tracing::error!(target: LOG_TARGET, error = %f, "kafka delivery failed");
                 }
                 self.tracker.delivered(id as u64, Err(f))
             }
@@ -162,7 +166,7 @@ impl KafkaSink {
                 })
             }
         }
-        tracing::info!(topic, partitions = self.cfg.partitions, "created topic");
+        tracing::info!(target: LOG_TARGET, topic, partitions = self.cfg.partitions, "created topic");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(n) = self.fetch_partitions(topic).await {
@@ -188,7 +192,7 @@ impl KafkaSink {
         let md = match md {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(topic, error = %e, "metadata request failed");
+                tracing::warn!(target: LOG_TARGET, topic, error = %e, "metadata request failed");
                 return None;
             }
         };

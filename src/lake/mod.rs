@@ -2,6 +2,9 @@
 //! Connect's HDFS-sink pattern: one sequence of files per partition, each named by the offsets
 //! it holds, `<topic>/partition=<n>/<topic>+<n>+<first offset>+<last offset>.parquet`.
 //!
+//! What it may import: `config` (the sink's file and the reader settings), `format::record`
+//! (the one reader of the envelope), `error`; never the connector runtime.
+//!
 //! Invariants:
 //! - The files are the only state: at start, each partition resumes after the highest last
 //!   offset in its file names (no consumer-group offsets; partitions are assigned, not

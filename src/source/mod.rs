@@ -4,6 +4,10 @@
 //! `postgres` (logical replication, pgoutput) and `mysql` (MySQL/MariaDB ROW binlog). A third
 //! (say SQL Server) implements the same contract and reuses the same shared parts.
 //!
+//! What it may import: `model`, `config`, `check` (findings), `checkpoint` (the stored state a
+//! run starts from), `metrics`, `error`; never `format`, `kafka`, `connect` or `tools` (the
+//! sources do not know where their events go).
+//!
 //! # The contract
 //!
 //! **Start-up** (`prepare(cfg, options, state)`, per source, returning the source and the

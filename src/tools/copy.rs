@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::copy";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
     /// The DataWorks envelope.
@@ -172,7 +176,7 @@ pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Erro
             tokio::runtime::Handle::current().block_on(dump.rows(i, &mut f))
         })?;
         sent += rows_of_table;
-        tracing::info!(table = %t.id, rows = rows_of_table, topic = %topic, "copied");
+        tracing::info!(target: LOG_TARGET, table = %t.id, rows = rows_of_table, topic = %topic, "copied");
     }
     producer.flush(Duration::from_secs(120)).map_err(|e| {
         Error::setup(

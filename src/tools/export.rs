@@ -25,6 +25,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::export";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
     Csv,
@@ -323,7 +327,7 @@ pub(crate) fn export(kafka: &KafkaConfig, o: &Options, out: &mut dyn Write) -> R
         }
         written += 1;
         if o.progress && last_report.elapsed() >= Duration::from_secs(2) {
-            tracing::info!(read = done, of = total, written, "export progress");
+            tracing::info!(target: LOG_TARGET, read = done, of = total, written, "export progress");
             last_report = Instant::now();
         }
     }

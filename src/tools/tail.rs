@@ -22,6 +22,10 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::tail";
+
 /// How often the topic list is read again for topics that appeared.
 const RESCAN: Duration = Duration::from_secs(5);
 /// Longest value printed in the readable form (longer ones are cut with `…`).
@@ -59,7 +63,7 @@ pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> 
                 format!("kafka at {} does not answer: {e}\n  fix: check the brokers (--brokers or kafka.brokers), that the broker runs, and the TLS/SASL settings in [kafka.properties]", kafka.brokers)
             })?;
             let mut tpl = TopicPartitionList::new();
-            tracing::debug!(topics = md.topics().len(), "topics on the broker");
+            tracing::debug!(target: LOG_TARGET, topics = md.topics().len(), "topics on the broker");
             for t in md.topics() {
                 let wanted = if opts.topics.is_empty() {
                     !t.name().starts_with("__")
@@ -108,7 +112,7 @@ pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> 
         let m = match r {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, "kafka consumer");
+                tracing::warn!(target: LOG_TARGET, error = %e, "kafka consumer");
                 continue;
             }
         };

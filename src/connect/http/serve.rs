@@ -10,6 +10,10 @@ use crate::connect::control::Admin;
 use axum::routing::{get, post};
 use axum::Router;
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::admin";
+
 pub(crate) async fn serve(
     addr: &str,
     mut admin: Admin,
@@ -34,13 +38,13 @@ pub(crate) async fn serve(
             super::rest::pass_on,
         ))
         .with_state(admin);
-    tracing::info!(
+    tracing::info!(target: LOG_TARGET,
         addr,
         "admin endpoint listening (/healthz, /metrics, POST /snapshot, the Kafka Connect REST API under /connectors)"
     );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "admin endpoint stopped");
+            tracing::warn!(target: LOG_TARGET, error = %e, "admin endpoint stopped");
         }
     });
     Ok(())

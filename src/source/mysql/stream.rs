@@ -36,6 +36,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// The target of this module's log lines: its path before the layout moved it, which
+/// log filters (`ROWSTREAM_LOG`) and the docs name.
+const LOG_TARGET: &str = "rowstream::source::mysql";
+
 impl Prepared {
     /// Open the binlog dump at the resume position.
     async fn open_stream(&self) -> Result<BinlogStream, MySqlError> {
@@ -53,7 +57,7 @@ impl Prepared {
             .with_pos(pos);
         if self.by_gtid {
             let g = self.gtid.clone().unwrap_or_default();
-            tracing::info!(gtid = %g, "streaming binlog from a GTID position");
+            tracing::info!(target: LOG_TARGET, gtid = %g, "streaming binlog from a GTID position");
             if self.db_type == DbType::MariaDb {
                 // MariaDB GTID positioning: the server looks the GTID up in its own binlog and
                 // refuses (strict mode) one its history does not contain
@@ -64,7 +68,7 @@ impl Prepared {
                 req = mysql_gtid_request(self.server_id, &g)?;
             }
         } else {
-            tracing::info!(%file, pos, "streaming binlog");
+            tracing::info!(target: LOG_TARGET, %file, pos, "streaming binlog");
         }
         let stream = conn
             .get_binlog_stream(req)
@@ -149,7 +153,7 @@ impl Prepared {
                     "{e}: rowstream stops rather than guess which changes it has sent (its stored position is kept, nothing is lost); report this with the log"
                 ))
             })?;
-            tracing::trace!(
+            tracing::trace!(target: LOG_TARGET,
                 event_type = h.event_type_raw(),
                 end_pos = at.end,
                 "binlog event"
@@ -188,10 +192,10 @@ impl Prepared {
                 EventData::RowsEvent(rows) => match stream.get_tme(rows.table_id()) {
                     Some(tme) => self.rows_event(&mut st, &rows, tme, &at, warned).await?,
                     None => {
-                        tracing::trace!(table_id = rows.table_id(), "rows event without table map")
+                        tracing::trace!(target: LOG_TARGET, table_id = rows.table_id(), "rows event without table map")
                     }
                 },
-                other => tracing::trace!(?other, "other event"),
+                other => tracing::trace!(target: LOG_TARGET, ?other, "other event"),
             }
         }
         st.out.flush().await?;
@@ -381,7 +385,7 @@ impl Prepared {
                     })
                     .collect();
                 if known.is_empty() {
-                    tracing::debug!("a statement that names no tracked table is not written");
+                    tracing::debug!(target: LOG_TARGET, "a statement that names no tracked table is not written");
                     return Ok(());
                 }
                 (DdlOp::Query, known)
