@@ -431,7 +431,12 @@ pub(crate) fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
+                // a reader that went away (`export | head`) is not a failure
+                Err(crate::tools::export::ExportError::Output(e))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(1)

@@ -213,3 +213,62 @@ async fn export_names_a_missing_topic() {
         "{err}"
     );
 }
+
+/// `rowstream export | head -1`: the reader goes away after one line while the export still has
+/// ~2 MB to write (far more than a pipe holds), so its writes meet a broken pipe: exit 0 and no
+/// error (a closed output is not a failure).
+#[tokio::test(flavor = "multi_thread")]
+async fn export_into_a_closed_pipe_exits_0() {
+    use std::io::BufRead as _;
+    let topic = format!("rs_export_pipe-{}", run_id());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .create()
+        .unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("linger.ms", "50")
+        .create()
+        .unwrap();
+    let body = json!({"pad": "x".repeat(1000)}).to_string();
+    for i in 0..2000 {
+        let key = format!("k{i}");
+        let mut rec = BaseRecord::to(&topic).key(&key).payload(&body);
+        while let Err((e, r)) = p.send(rec) {
+            assert!(
+                matches!(
+                    e,
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull
+                    )
+                ),
+                "{e}"
+            );
+            p.poll(Duration::from_millis(10));
+            rec = r;
+        }
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["export", "--brokers", BROKER, "--topic", &topic])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    drop(stdout); // the read end is closed: the export's next writes fail with a broken pipe
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("error"), "{err}");
+}

@@ -192,8 +192,30 @@ struct Range {
 /// How long a partition must be quiet past its reported end.
 const QUIET: Duration = Duration::from_secs(1);
 
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExportError {
+    /// The output could not be written; a reader that went away (`export | head`) is one, and
+    /// not a failure.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+    /// Anything else, with its fix.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for ExportError {
+    fn from(s: String) -> Self {
+        ExportError::Failed(s)
+    }
+}
+
 /// Export into `out`; returns the number of records written.
-pub(crate) fn export(kafka: &KafkaConfig, o: &Options, out: &mut dyn Write) -> Result<u64, String> {
+pub(crate) fn export(
+    kafka: &KafkaConfig,
+    o: &Options,
+    out: &mut dyn Write,
+) -> Result<u64, ExportError> {
     let c: BaseConsumer = kafka
         .reader("rowstream-export", crate::config::Fetch::Bulk)
         .create()
@@ -208,18 +230,18 @@ pub(crate) fn export(kafka: &KafkaConfig, o: &Options, out: &mut dyn Write) -> R
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(format!(
+        return Err(ExportError::Failed(format!(
             "topic {} does not exist on the broker\n  fix: name an existing topic",
             o.topic
-        ));
+        )));
     }
     if let Some(p) = o.partition {
         if !partitions.contains(&p) {
-            return Err(format!(
+            return Err(ExportError::Failed(format!(
                 "topic {} has no partition {p} (it has {})\n  fix: give one of its partitions, or leave --partition out for all",
                 o.topic,
                 partitions.len()
-            ));
+            )));
         }
         partitions = vec![p];
     }
@@ -271,11 +293,11 @@ pub(crate) fn export(kafka: &KafkaConfig, o: &Options, out: &mut dyn Write) -> R
         ranges.retain(|_, r| r.reached.is_none_or(|t| t.elapsed() < QUIET));
         let Some(r) = c.poll(Duration::from_millis(100)) else {
             if idle_since.elapsed() > Duration::from_secs(30) {
-                return Err(format!(
+                return Err(ExportError::Failed(format!(
                     "{} stopped answering before every partition reached its end ({:?} left)\n  fix: check the broker and retry",
                     o.topic,
                     ranges.keys().collect::<Vec<_>>()
-                ));
+                )));
             }
             continue;
         };
@@ -334,12 +356,12 @@ pub(crate) fn export(kafka: &KafkaConfig, o: &Options, out: &mut dyn Write) -> R
     if o.format == Format::Parquet {
         write_parquet(out, &o.columns, &rows)?;
     }
-    out.flush().map_err(|e| e.to_string())?;
+    out.flush()?;
     Ok(written)
 }
 
-fn write_line(out: &mut dyn Write, line: &str) -> Result<(), String> {
-    writeln!(out, "{line}").map_err(|e| format!("cannot write the output: {e}"))
+fn write_line(out: &mut dyn Write, line: &str) -> Result<(), ExportError> {
+    Ok(writeln!(out, "{line}")?)
 }
 
 /// One CSV line (RFC 4180 quoting: fields holding the delimiter, a quote or a line break are
@@ -359,7 +381,11 @@ fn csv_line(fields: &[String], delimiter: char) -> String {
 }
 
 /// Parquet: `__partition__` int32, `__offset__` / `__timestamp__` int64, the rest text.
-fn write_parquet(out: &mut dyn Write, columns: &[Column], rows: &[Cells]) -> Result<(), String> {
+fn write_parquet(
+    out: &mut dyn Write,
+    columns: &[Column],
+    rows: &[Cells],
+) -> Result<(), ExportError> {
     use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder};
     use arrow_array::{ArrayRef, RecordBatch};
     use arrow_schema::{DataType, Field, Schema};
@@ -408,8 +434,7 @@ fn write_parquet(out: &mut dyn Write, columns: &[Column], rows: &[Cells]) -> Res
         .map_err(|e| e.to_string())?;
     w.write(&batch).map_err(|e| e.to_string())?;
     w.close().map_err(|e| e.to_string())?;
-    out.write_all(&buf)
-        .map_err(|e| format!("cannot write the output: {e}"))
+    Ok(out.write_all(&buf)?)
 }
 
 #[cfg(test)]
