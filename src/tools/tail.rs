@@ -47,7 +47,29 @@ pub(crate) struct Options {
 }
 
 /// Follow until interrupted, idle or `max` records; `Err` is one line for the user.
-pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> Result<(), String> {
+/// Why `tail` stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TailError {
+    /// Standard output could not be written (a reader that went away is not this: `tail`
+    /// then ends with success).
+    #[error("cannot write to stdout: {0}")]
+    Output(std::io::Error),
+    /// The broker or the topics, with the fix.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for TailError {
+    fn from(s: String) -> Self {
+        TailError::Failed(s)
+    }
+}
+
+pub(crate) fn tail(
+    kafka: &KafkaConfig,
+    opts: &Options,
+    out: &mut dyn Write,
+) -> Result<(), TailError> {
     let c: BaseConsumer = kafka
         .reader("rowstream-tail", crate::config::Fetch::Bulk)
         .create()
@@ -94,10 +116,10 @@ pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> 
                     .map_err(|e| format!("cannot follow the topics: {e}"))?;
             }
             if scanned.is_none() && followed.is_empty() && !opts.topics.is_empty() {
-                return Err(format!(
+                return Err(TailError::Failed(format!(
                     "no topic named {} on the broker\n  fix: name topics that exist (see `kafka.topic` of the run's config), or leave them out to follow every topic of the config",
                     opts.topics.join(", ")
-                ));
+                )));
             }
             scanned = Some(Instant::now());
         }
@@ -141,7 +163,7 @@ pub(crate) fn tail(kafka: &KafkaConfig, opts: &Options, out: &mut dyn Write) -> 
         match writeln!(out, "{line}").and_then(|_| out.flush()) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(format!("cannot write to stdout: {e}")),
+            Err(e) => return Err(TailError::Output(e)),
         }
         printed += 1;
         if opts.max.is_some_and(|n| printed >= n) {
