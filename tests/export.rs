@@ -14,10 +14,8 @@ use std::time::Duration;
 /// 2024-11-15 00:00:00 UTC: record i has timestamp BASE + i s.
 const BASE: i64 = 1_731_628_800_000;
 
-/// A topic of two partitions holding records 0..40: record i in partition i % 2 (so at offset
-/// i / 2), key `k<i>`, value `{"event_id": i, "tag": {"desc": "d<i>"}, "n": null}`, timestamp
-/// BASE + i s, header `h: v<i>`; produced in batches, as producers do.
-async fn known_topic(name: &str) -> String {
+/// A new topic `<name>-<run>` of `partitions` partitions, and a producer for it.
+async fn new_topic(name: &str, partitions: i32) -> (String, BaseProducer) {
     let topic = format!("{name}-{}", run_id());
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", BROKER)
@@ -25,7 +23,11 @@ async fn known_topic(name: &str) -> String {
         .unwrap();
     admin
         .create_topics(
-            &[NewTopic::new(&topic, 2, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                &topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new(),
         )
         .await
@@ -35,6 +37,14 @@ async fn known_topic(name: &str) -> String {
         .set("linger.ms", "50")
         .create()
         .unwrap();
+    (topic, p)
+}
+
+/// A topic of two partitions holding records 0..40: record i in partition i % 2 (so at offset
+/// i / 2), key `k<i>`, value `{"event_id": i, "tag": {"desc": "d<i>"}, "n": null}`, timestamp
+/// BASE + i s, header `h: v<i>`; produced in batches, as producers do.
+async fn known_topic(name: &str) -> String {
+    let (topic, p) = new_topic(name, 2).await;
     for i in 0..40i64 {
         let body = json!({"event_id": i, "tag": {"desc": format!("d{i}")}, "n": null}).to_string();
         let key = format!("k{i}");
@@ -220,23 +230,7 @@ async fn export_names_a_missing_topic() {
 #[tokio::test(flavor = "multi_thread")]
 async fn export_into_a_closed_pipe_exits_0() {
     use std::io::BufRead as _;
-    let topic = format!("rs_export_pipe-{}", run_id());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", BROKER)
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", BROKER)
-        .set("linger.ms", "50")
-        .create()
-        .unwrap();
+    let (topic, p) = new_topic("rs_export_pipe", 1).await;
     let body = json!({"pad": "x".repeat(1000)}).to_string();
     for i in 0..2000 {
         let key = format!("k{i}");
