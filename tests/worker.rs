@@ -416,8 +416,11 @@ async fn three_workers_share_connectors_and_fail_over() {
     let t1 = std::time::Instant::now();
     assert_eq!(workers[(vi + 1) % 3].take().unwrap().stop(), 0);
     let last = addrs[(vi + 2) % 3].clone();
+    // (tansu keeps a group at its generation when a member leaves: the handover can take
+    // more than one rejoin round, see the worker's 30 s rejoin rule; issue 21 is to make it
+    // prompt)
     wait_for(
-        90,
+        180,
         "all six connectors RUNNING on the last worker",
         || async {
             let p = placement(&last);
