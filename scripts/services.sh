@@ -4,7 +4,10 @@
 #   scripts/services.sh up     install (apt, cargo) and start, idempotently, as root, without systemd:
 #                              - PostgreSQL 15 on 127.0.0.1:5432, wal_level=logical, trust auth (user postgres)
 #                              - PostgreSQL 15 on 127.0.0.1:5433, wal_level=replica (a server `check` must reject)
-#                              - tansu, a Kafka-protocol broker, on 127.0.0.1:9092 (in-memory storage)
+#                              - Apache Kafka 4.4 (KRaft, one combined broker+controller) on
+#                                127.0.0.1:9092, its controller on 9093, from Maven Central's jars
+#                                (scripts/kafka.sh), its log in $ROWSTREAM_CACHE/kafka-node (emptied
+#                                at each `up`, so every run starts from an empty broker)
 #                              - MariaDB 10.11 on 127.0.0.1:3306, ROW binlog (FULL image and metadata),
 #                                GTIDs, user rowstream/rowstream with the replicator's grants
 #                              - MariaDB 10.11 on 127.0.0.1:3307 with binlog_format=STATEMENT (a server
@@ -14,19 +17,18 @@
 #   scripts/services.sh down   stop them
 #   scripts/services.sh status show what runs
 #
-# The tansu binary is built once with `cargo install` and cached in $ROWSTREAM_CACHE
-# (default ~/.cache/rowstream), so the second `up` takes seconds.
+# Kafka's jars are resolved once with Maven and cached in $ROWSTREAM_CACHE (default
+# ~/.cache/rowstream), so the second `up` takes seconds.
 set -euo pipefail
 
 CACHE="${ROWSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream}"
-TANSU_VERSION="${TANSU_VERSION:-}"   # empty: the newest published
-TANSU="$CACHE/tansu/bin/tansu"
 PG_VER=15
 PG_BIN="/usr/lib/postgresql/$PG_VER/bin"
 KAFKA_PORT="${ROWSTREAM_KAFKA_PORT:-9092}"
 S3_PORT="${ROWSTREAM_S3_PORT:-9000}"
 MOTO_VENV="$CACHE/moto-venv"
 LOG_DIR="$CACHE/log"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -186,25 +188,17 @@ GRANT SELECT, RELOAD, LOCK TABLES, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '
 SQL
 }
 
-tansu_up() {
-  if [ ! -x "$TANSU" ]; then
-    log "building tansu with cargo install (first time only, ~10 min on 2 cores; cached in $CACHE/tansu)"
-    local ver=()
-    [ -n "$TANSU_VERSION" ] && ver=(--version "$TANSU_VERSION")
-    cargo install tansu "${ver[@]}" --locked --features dynostore,libsql --root "$CACHE/tansu" >"$LOG_DIR/tansu-build.log" 2>&1 ||
-      { tail -30 "$LOG_DIR/tansu-build.log" >&2; echo "tansu build failed, see $LOG_DIR/tansu-build.log" >&2; exit 1; }
-  fi
+kafka_up() {
+  "$ROOT/scripts/kafka.sh" jars >/dev/null
   if (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; then
     log "broker already listening on 127.0.0.1:$KAFKA_PORT"
     return
   fi
-  log "starting tansu on 127.0.0.1:$KAFKA_PORT"
-  nohup "$TANSU" broker \
-    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --storage-engine memory://tansu/ >"$LOG_DIR/tansu.log" 2>&1 &
-  echo $! >"$CACHE/tansu.pid"
-  wait_port 127.0.0.1 "$KAFKA_PORT" tansu 60
+  log "starting Apache Kafka on 127.0.0.1:$KAFKA_PORT (controller on $((KAFKA_PORT + 1)))"
+  rm -rf "$CACHE/kafka-node"
+  nohup "$ROOT/scripts/kafka.sh" node "$CACHE/kafka-node" "$KAFKA_PORT" "$((KAFKA_PORT + 1))" >"$LOG_DIR/kafka.log" 2>&1 &
+  echo $! >"$CACHE/kafka.pid"
+  wait_port 127.0.0.1 "$KAFKA_PORT" "Apache Kafka (log: $LOG_DIR/kafka.log)" 120
 }
 
 s3_up() {
@@ -228,13 +222,13 @@ up() {
   need_root
   mkdir -p "$CACHE" "$LOG_DIR"
   # postgres server and client; build dependencies of rdkafka (ssl, sasl/gssapi, zstd)
-  apt_install postgresql-$PG_VER postgresql-client-$PG_VER mariadb-server mariadb-client build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3 python3-venv
+  apt_install postgresql-$PG_VER postgresql-client-$PG_VER mariadb-server mariadb-client build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3 python3-venv openjdk-17-jre-headless maven
   configure_cluster main 5432 logical
   configure_cluster replica 5433 replica
   start_cluster main 5432
   start_cluster replica 5433
   mariadb_up
-  tansu_up
+  kafka_up
   s3_up
   log "up: postgres 127.0.0.1:5432 (logical), 127.0.0.1:5433 (replica), mariadb 127.0.0.1:3306 (ROW), 127.0.0.1:3307 (STATEMENT), kafka 127.0.0.1:$KAFKA_PORT, s3 (moto) 127.0.0.1:$S3_PORT"
 }
@@ -247,11 +241,10 @@ down() {
   for p in /run/mysqld/rowstream-main.pid /run/mysqld/rowstream-stmt.pid; do
     [ -f "$p" ] && start-stop-daemon --stop --oknodo --pidfile "$p" --retry 30 >/dev/null || true
   done
-  if [ -f "$CACHE/tansu.pid" ]; then
-    kill "$(cat "$CACHE/tansu.pid")" 2>/dev/null || true
-    rm -f "$CACHE/tansu.pid"
+  if [ -f "$CACHE/kafka.pid" ]; then
+    kill "$(cat "$CACHE/kafka.pid")" 2>/dev/null || true
+    rm -f "$CACHE/kafka.pid"
   fi
-  pkill -f "$TANSU broker" 2>/dev/null || true
   if [ -f "$CACHE/moto.pid" ]; then
     kill "$(cat "$CACHE/moto.pid")" 2>/dev/null || true
     rm -f "$CACHE/moto.pid"

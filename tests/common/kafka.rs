@@ -1,5 +1,5 @@
 //! Kafka side of the harness: reading topics from the beginning, the records as JSON, a private
-//! tansu broker to pause or kill, and the assertions over per-key histories.
+//! Apache Kafka node to pause, kill or configure, and the assertions over per-key histories.
 
 use super::*;
 use rdkafka::config::ClientConfig;
@@ -198,93 +198,93 @@ pub fn count_data(r: &[Rec]) -> usize {
     r.iter().filter(|r| r.op() != "MHEARTBEAT").count()
 }
 
-/// A private tansu broker on `port` (for tests that pause or kill the broker).
+/// A private Apache Kafka node (broker and controller in one JVM, started by
+/// `scripts/kafka.sh node`) for tests that pause, kill or configure the broker. Its log lives in
+/// a fresh temporary folder, removed on drop.
 pub struct Broker {
     pub child: Child,
     pub port: u16,
+    pub dir: PathBuf,
 }
 
 impl Broker {
     pub fn start(port: u16) -> Broker {
-        let bin = tansu_bin();
-        let child = Broker::spawn(&bin, port, "memory://tansu/", &[], None);
-        Broker { child, port }
+        Broker::with(port, |_| vec![])
     }
 
-    /// A private broker on `port` that tells clients to connect to `advertised` (a TLS proxy
-    /// in front of it, see `tls_proxy`).
-    pub fn start_behind(port: u16, advertised: u16) -> Broker {
-        let bin = tansu_bin();
-        let adv = format!("tcp://127.0.0.1:{advertised}");
-        let child = Broker::spawn(
-            &bin,
-            port,
-            "memory://tansu/",
-            &["--advertised-listener-url", &adv],
-            None,
-        );
-        Broker { child, port }
-    }
-
-    /// A private broker that requires SASL/SCRAM-SHA-512 authentication, knowing `user`.
-    /// (Users live in the broker's storage: it is created with sqlite storage, given the user,
-    /// and restarted with authentication on.)
-    pub fn start_with_user(port: u16, user: &str, password: &str) -> Broker {
-        let bin = tansu_bin();
-        let dir = std::env::temp_dir().join(format!("rowstream-broker-{port}"));
+    /// A node whose plaintext listener is on `port`, with extra broker settings (`key=value`,
+    /// they override scripts/kafka.sh's defaults; `scram=...` adds a SCRAM user at format time).
+    /// `settings` gets the controller's port (a `listeners` setting must name it).
+    pub fn with(port: u16, settings: impl FnOnce(u16) -> Vec<String>) -> Broker {
+        let dir = std::env::temp_dir().join(format!("rowstream-kafka-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut first = Broker::spawn(&bin, port, "sqlite://broker.db", &[], Some(&dir));
-        let ok = Command::new(&bin)
-            .args([
-                "user",
-                "create",
-                user,
-                password,
-                "--mechanism",
-                "scram512",
-                "--broker",
-            ])
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .status()
-            .unwrap();
-        assert!(ok.success(), "tansu user create");
-        let _ = first.kill();
-        let _ = first.wait();
-        let child = Broker::spawn(
-            &bin,
-            port,
-            "sqlite://broker.db",
-            &["--authentication"],
-            Some(&dir),
-        );
-        Broker { child, port }
+        let log = std::fs::File::create(dir.join("broker.log")).unwrap();
+        let controller = free_port();
+        let child = Command::new(repo_root().join("scripts/kafka.sh"))
+            .arg("node")
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg(controller.to_string())
+            .args(settings(controller))
+            .env("KAFKA_HEAP", "256m")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start scripts/kafka.sh: {e}"));
+        let mut broker = Broker { child, port, dir };
+        broker.wait_listening(port);
+        broker
     }
 
-    fn spawn(bin: &Path, port: u16, storage: &str, extra: &[&str], dir: Option<&Path>) -> Child {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut cmd = Command::new(bin);
-        cmd.args(["broker", "--listener-url", &url]);
-        if !extra.contains(&"--advertised-listener-url") {
-            cmd.args(["--advertised-listener-url", &url]);
-        }
-        cmd.args(["--storage-engine", storage])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(d) = dir {
-            cmd.current_dir(d);
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("start {}: {e} (run scripts/services.sh up)", bin.display())
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// A node that requires SASL/SCRAM-SHA-512 on `port`, knowing `user` (the brokers talk to
+    /// each other on a second, plaintext listener).
+    pub fn start_with_user(port: u16, user: &str, password: &str) -> Broker {
+        let inner = free_port();
+        Broker::with(port, |controller| {
+            vec![
+                format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner},CONTROLLER://127.0.0.1:{controller}"),
+                format!("advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner}"),
+                "sasl.enabled.mechanisms=SCRAM-SHA-512".into(),
+                "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;".into(),
+                format!("scram=SCRAM-SHA-512=[name={user},password={password}]"),
+            ]
+        })
+    }
+
+    /// A node that serves TLS itself on `port` with the PEM certificate `cert` and key `key`.
+    pub fn start_tls(port: u16, cert: &Path, key: &Path) -> Broker {
+        let inner = free_port();
+        let pem = cert.with_extension("keystore.pem");
+        let both = std::fs::read_to_string(key).unwrap() + &std::fs::read_to_string(cert).unwrap();
+        std::fs::write(&pem, both).unwrap();
+        Broker::with(port, |controller| {
+            vec![
+                format!("listeners=SSL://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner},CONTROLLER://127.0.0.1:{controller}"),
+                format!("advertised.listeners=SSL://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner}"),
+                "ssl.keystore.type=PEM".into(),
+                format!("ssl.keystore.location={}", pem.display()),
+            ]
+        })
+    }
+
+    fn wait_listening(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(120);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu on {port} did not start");
+            let exited = self.child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "Kafka on {port} did not start ({}; scripts/services.sh up resolves its jars); its log ends:\n{}",
+                    exited.map_or("not listening after 120 s".into(), |s| format!("exited: {s}")),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        child
     }
+
     pub fn pause(&self) {
         unsafe_kill(self.child.id(), "STOP");
     }
@@ -293,15 +293,9 @@ impl Broker {
     }
 }
 
-/// The tansu binary scripts/services.sh built (in the cache).
-fn tansu_bin() -> PathBuf {
-    let cache = std::env::var("ROWSTREAM_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/rowstream")
-        });
-    cache.join("tansu/bin/tansu")
+/// The repository's root (where scripts/ is).
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 impl Drop for Broker {
@@ -309,6 +303,7 @@ impl Drop for Broker {
         unsafe_kill(self.child.id(), "CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -1,39 +1,8 @@
-//! TLS for the tests: a CA and a server certificate made with the `openssl` command, and a
-//! TLS-terminating proxy in front of a plain TCP service (tansu serves no TLS, so Kafka over TLS
-//! is tested through it: the broker advertises the proxy's port).
+//! TLS for the tests: a CA and a server certificate made with the `openssl` command (Kafka
+//! serves them itself, as a PEM key store; see `Broker::start_tls`).
 
 use std::path::PathBuf;
 use std::process::Command;
-use tokio::net::{TcpListener, TcpStream};
-
-/// Accept TLS on a free port (certificate `cert`, key `key`, PEM) and forward the plain bytes to
-/// `target`; returns the port. Runs until the test's runtime ends.
-pub async fn tls_proxy(target: &str, cert: &std::path::Path, key: &std::path::Path) -> u16 {
-    let id = native_tls::Identity::from_pkcs8(
-        &std::fs::read(cert).unwrap(),
-        &std::fs::read(key).unwrap(),
-    )
-    .unwrap();
-    let acceptor = tokio_native_tls::TlsAcceptor::from(native_tls::TlsAcceptor::new(id).unwrap());
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let target = target.to_string();
-    tokio::spawn(async move {
-        while let Ok((a, _)) = l.accept().await {
-            let (acceptor, target) = (acceptor.clone(), target.clone());
-            tokio::spawn(async move {
-                // a client that does not trust the certificate ends the handshake: nothing to forward
-                let Ok(mut a) = acceptor.accept(a).await else {
-                    return;
-                };
-                if let Ok(mut b) = TcpStream::connect(&target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
-                }
-            });
-        }
-    });
-    port
-}
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, and a second, unrelated CA, in
 /// `dir` (readable by the server's user): (ca, server cert, server key, other ca).
