@@ -722,7 +722,7 @@ async fn oversized_records_follow_their_policy() {
     .await;
 }
 
-/// Kafka with SASL/SCRAM-SHA-512 (tansu with authentication on): `check` passes, a run
+/// Kafka with SASL/SCRAM-SHA-512 (a broker whose listener requires it): `check` passes, a run
 /// delivers and `verify` (which reads the topics with the same settings) finds the rows; a
 /// wrong password is one clear line naming the credentials, for `check` and for `run` (which
 /// stops before it touches the database).
@@ -783,18 +783,16 @@ async fn kafka_sasl_scram() {
     drop(broker);
 }
 
-/// Kafka over TLS (`security.protocol = "SSL"`, `ssl.ca.location`), through a TLS-terminating
-/// proxy in front of tansu (which serves no TLS itself; the broker advertises the proxy, so
-/// every connection librdkafka makes is TLS): `check` passes, a run delivers, `verify` reads
-/// the topics over TLS. A certificate from another CA is one clear line, for `check` and `run`.
+/// Kafka over TLS (`security.protocol = "SSL"`, `ssl.ca.location`), served by the broker itself
+/// (an SSL listener with a PEM key store; every connection librdkafka makes is TLS): `check`
+/// passes, a run delivers, `verify` reads the topics over TLS. A certificate from another CA is one clear line, for `check` and `run`.
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_tls() {
     let name = "rs_kafka_tls";
     let certs = std::env::temp_dir().join("rowstream-kafka-tls");
     let (ca, cert, key, other_ca) = tls_files(&certs);
-    let plain = free_port();
-    let port = tls_proxy(&format!("127.0.0.1:{plain}"), &cert, &key).await;
-    let broker = Broker::start_behind(plain, port);
+    let port = free_port();
+    let broker = Broker::start_tls(port, &cert, &key);
     let db = fresh_db(name).await;
     db.batch_execute("CREATE TABLE t(id int primary key, v int); INSERT INTO t VALUES (1, 1);")
         .await
@@ -984,106 +982,6 @@ async fn migrate_state_moves_the_file_state_into_kafka() {
     );
     assert!(stored.is_object(), "{stored}");
     assert_eq!(rs.stop(), 0);
-}
-
-/// `kafka.exactly_once = true` on librdkafka's mock cluster (tansu has no transactions): the
-/// transactional producer runs (init, commit per interval, the position committed in the same
-/// transaction as the records), a clean restart gives every change exactly once to a
-/// read_committed consumer, a kill -9 mid-stream loses nothing, and a broker without
-/// transactions (tansu) is refused with one line naming the requirement.
-/// (The mock cluster keeps an aborted transaction's records readable: its EndTxn writes no
-/// markers. So after the kill -9 this test can only bound the repeats to the transaction that
-/// was open, not show zero; a real broker hides them from read_committed consumers.)
-#[tokio::test(flavor = "multi_thread")]
-async fn exactly_once_on_the_mock_cluster() {
-    let name = "rs_eos";
-    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
-    let brokers = mock.bootstrap_servers();
-    let run = run_id();
-    for t in ["offsets", "history"] {
-        mock.create_topic(&format!("{name}-{run}-{t}"), 1, 1)
-            .unwrap();
-    }
-    let db = fresh_db(name).await;
-    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1), (2), (3);")
-        .await
-        .unwrap();
-    state_dir(name);
-    let cfg = with_kafka_state(name, &config(name, "", ""))
-        .replace("127.0.0.1:9092", &brokers)
-        .replace("partitions = 3", "partitions = 3\nexactly_once = true");
-    let ids = |recs: &[Rec]| -> Vec<i64> {
-        recs.iter()
-            .filter(|x| x.op() == "INSERT")
-            .filter_map(|x| x.after()["id"].as_i64())
-            .collect()
-    };
-    let insert = |from: i32, to: i32| {
-        let db = &db;
-        async move {
-            for i in from..=to {
-                db.execute("INSERT INTO t VALUES ($1)", &[&i])
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-    let rs = Rowstream::start(name, &cfg);
-    let mut r = Reader::on(&brokers, &topic(name, "t"));
-    r.until(60, "the snapshot", |x| count_data(x) >= 3);
-    wait_streaming(&connect("postgres").await, name).await;
-    insert(4, 50).await;
-    r.until(60, "ids up to 50", |x| ids(x).contains(&50));
-    assert_eq!(rs.stop(), 0);
-    let rs = Rowstream::start(name, &cfg);
-    insert(51, 100).await;
-    // every id (they spread over three partitions: 100 may come before 98)
-    let recs = r
-        .until(60, "ids 1 to 100", |x| {
-            let seen: std::collections::HashSet<i64> = ids(x).into_iter().collect();
-            (1..=100).all(|i| seen.contains(&i))
-        })
-        .to_vec();
-    let got = ids(&recs);
-    let unique: std::collections::HashSet<i64> = got.iter().copied().collect();
-    assert_eq!(got.len(), unique.len(), "a clean restart repeats nothing");
-    assert_eq!(unique, (1..=100).collect());
-    // kill -9 while changes stream; the restart resumes after the last committed transaction
-    let writer = {
-        let db = connect(name).await;
-        tokio::spawn(async move {
-            for i in 101..=400 {
-                db.execute("INSERT INTO t VALUES ($1)", &[&i])
-                    .await
-                    .unwrap();
-            }
-        })
-    };
-    r.until(60, "some of the writer's rows", |x| {
-        ids(x).iter().any(|i| *i > 150)
-    });
-    rs.kill9();
-    writer.await.unwrap();
-    let rs = Rowstream::start(name, &cfg);
-    let recs = r
-        .until(120, "every row after the kill", |x| ids(x).contains(&400))
-        .to_vec();
-    let got = ids(&recs);
-    let unique: std::collections::HashSet<i64> = got.iter().copied().collect();
-    assert_eq!(unique, (1..=400).collect(), "nothing lost");
-    let repeats = got.len() - unique.len();
-    eprintln!("exactly-once on the mock cluster: {repeats} records of the open transaction repeated after kill -9");
-    assert!(
-        repeats <= 300,
-        "only the open transaction repeats: {repeats}"
-    );
-    assert_eq!(rs.stop(), 0);
-    // a broker without transactions: one line naming the requirement
-    let tansu = with_kafka_state(name, &config(name, "", ""))
-        .replace("partitions = 3", "partitions = 3\nexactly_once = true");
-    let mut rs = Rowstream::start(name, &tansu);
-    rs.expect_setup_stop(&["exactly_once needs a broker with transactions"])
-        .await;
 }
 
 /// The database server itself restarts mid-stream, once with a fast shutdown (clients are

@@ -12,10 +12,15 @@
 //! - Snapshot rows carry sequenceId "-1" and eventTime/checkpointTime -1 (spec §4.5).
 //! - Heartbeats go to every partition of every known topic, with the commit time of the newest
 //!   fully delivered position (spec §4.7).
-//! - `kafka.exactly_once`: every `state.commit_interval_ms` (and at the end) the pipeline waits
-//!   for every record sent, folds the released markers into the state, writes the state record
-//!   into the same transaction and commits it: records and the position covering them become
-//!   visible together. Only committed states leave the pipeline (`Eos::committed`).
+//! - `kafka.exactly_once`: every `state.commit_interval_ms` the pipeline waits for every record
+//!   sent, folds the released markers into the state, writes the state record into the same
+//!   transaction and commits it: records and the position covering them become visible
+//!   together. A transaction ends only at a marker (the end of a source transaction, of a
+//!   snapshot chunk), never between two records of one: records after the last marker would
+//!   be committed with a position before them and sent again after a crash. So a commit that
+//!   falls due mid-way waits for the next marker, and at the end of the input an unfinished
+//!   tail is aborted (the next start sends it). Only committed states leave the pipeline
+//!   (`Eos::committed`).
 
 use crate::checkpoint::store::{Store, StoreError};
 use crate::checkpoint::tracker::Tracker;
@@ -136,6 +141,10 @@ pub(crate) struct Eos {
     /// the state of the last committed transaction
     pub(crate) committed: tokio::sync::watch::Sender<crate::checkpoint::store::State>,
     pub(crate) interval: Duration,
+    /// records were sent since the last marker: a commit now would split a source transaction
+    pub(crate) unmarked: bool,
+    /// the interval elapsed while `unmarked`: commit at the next marker
+    pub(crate) due: bool,
 }
 
 pub(crate) struct Pipeline {
@@ -219,6 +228,36 @@ impl Pipeline {
         Ok(())
     }
 
+    /// A change or DDL record went out after the last marker.
+    fn unmarked(&mut self) {
+        if let Some(eos) = &mut self.eos {
+            eos.unmarked = true;
+        }
+    }
+
+    /// `kafka.exactly_once`: the commit interval elapsed; commit now if the last thing sent
+    /// was a marker, else at the next one.
+    async fn transaction_due(&mut self) -> Result<(), PipelineError> {
+        match &mut self.eos {
+            Some(eos) if eos.unmarked => {
+                eos.due = true;
+                Ok(())
+            }
+            Some(_) => self.commit_transaction().await,
+            None => Ok(()),
+        }
+    }
+
+    /// `kafka.exactly_once`: the input ended; commit up to the last marker, abort what follows
+    /// it (a source transaction cut short: the next start sends it again).
+    async fn finish_transaction(&mut self) -> Result<(), PipelineError> {
+        match &self.eos {
+            Some(eos) if eos.unmarked => Ok(self.sink.abort_transaction()?),
+            Some(_) => self.commit_transaction().await,
+            None => Ok(()),
+        }
+    }
+
     /// Make sure a table's topic exists; warn once when a keyless table goes to >1 partition.
     pub(crate) async fn table(&mut self, t: &TableSchema) -> Result<(), PipelineError> {
         let n = self.sink.ensure_topic(&t.topic).await?;
@@ -246,11 +285,11 @@ impl Pipeline {
             tokio::select! {
                 b = rx.recv() => match b {
                     Some(batch) => if let Err(e) = self.process(batch).await { break Err(e) },
-                    None => break self.commit_transaction().await,
+                    None => break self.finish_transaction().await,
                 },
                 _ = hb.tick() => if let Err(e) = self.heartbeats().await { break Err(e) },
                 _ = txn.tick(), if self.eos.is_some() => {
-                    if let Err(e) = self.commit_transaction().await { break Err(e) }
+                    if let Err(e) = self.transaction_due().await { break Err(e) }
                 }
             }
             if let Some(f) = self.tracker.failure() {
@@ -328,11 +367,20 @@ impl Pipeline {
                         None => &d.table.topic,
                     };
                     self.sink.send(topic, None, &self.buf, None).await?;
+                    self.unmarked();
                     self.stats.ddl.fetch_add(1, Ordering::Relaxed);
                     self.traffic.add(&d.table, d.op.as_str(), self.buf.len());
                     self.stats.records.fetch_add(1, Ordering::Relaxed);
                 }
-                SourceEvent::Marker(m) => self.tracker.mark(m),
+                SourceEvent::Marker(m) => {
+                    self.tracker.mark(m);
+                    if let Some(eos) = &mut self.eos {
+                        eos.unmarked = false;
+                        if std::mem::take(&mut eos.due) {
+                            self.commit_transaction().await?;
+                        }
+                    }
+                }
                 SourceEvent::Table(t) => self.table(&t).await?,
             }
         }
@@ -375,6 +423,7 @@ impl Pipeline {
         }
         let key = if has_key { Some(&self.key[..]) } else { None };
         self.sink.send(&t.topic, key, &self.buf, None).await?;
+        self.unmarked();
         self.stats.records.fetch_add(1, Ordering::Relaxed);
         let len = self.buf.len() + if has_key { self.key.len() } else { 0 };
         self.traffic.add(t, op.as_str(), len);

@@ -123,16 +123,18 @@ pub(crate) async fn run_connector(
 ) -> Result<(), Error> {
     let cfg = &control.cfg;
     // exactly-once: fence older producers of the connector first, so the state topic is not
-    // held back by a dead process's open transaction
-    let txn_id = crate::checkpoint::store::transactional_id(cfg);
-    if let Some(id) = &txn_id {
-        crate::kafka::fence_transactions(&cfg.kafka, id)?;
+    // held back by a dead process's open transaction; then try one transaction, *before* the
+    // store claims the connector: a broker that refuses transactions costs nothing (the
+    // process running the connector is not fenced by a claim of a start that cannot run)
+    if let Some(id) = crate::checkpoint::store::transactional_id(cfg) {
+        crate::kafka::fence_transactions(&cfg.kafka, &id)?;
+        crate::checkpoint::log::ensure_topics(&cfg.kafka, &[&cfg.state.topic])
+            .await
+            .map_err(crate::checkpoint::state::StoreError::Kafka)?;
+        crate::kafka::try_transaction(&cfg.kafka, &id, &cfg.state.topic)?;
     }
     // opened once: with the Kafka backend, opening claims the connector
     let store = Arc::new(Store::open_for(cfg).await?);
-    if let Some(id) = &txn_id {
-        crate::kafka::try_transaction(&cfg.kafka, id, &cfg.state.topic)?;
-    }
     let _ = control.store.set(store.clone());
     // the source's retained log, watched while the connector lives (paused and stopped too:
     // that is when it grows)
@@ -261,6 +263,8 @@ async fn run_once(
             state: state.clone(),
             committed: committed_tx,
             interval: Duration::from_millis(cfg.state.commit_interval_ms),
+            unmarked: false,
+            due: false,
         });
     }
     let eos = txn_id.is_some();

@@ -269,6 +269,16 @@ impl KafkaSink {
         })
     }
 
+    /// `kafka.exactly_once`: abort the open transaction (its records are never visible to
+    /// read_committed consumers; the next start sends them again).
+    pub(crate) fn abort_transaction(&self) -> Result<(), SinkError> {
+        if !self.transactional {
+            return Ok(());
+        }
+        tokio::task::block_in_place(|| self.producer.abort_transaction(TXN_TIMEOUT))
+            .map_err(|e| txn_error("cannot abort a transaction", e))
+    }
+
     /// Wait until everything sent is acknowledged (or `timeout`).
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
