@@ -44,7 +44,9 @@ pub(crate) fn fence_transactions(
 
 /// `kafka.exactly_once`: commit one transaction (a tombstone of an unused key in `topic`)
 /// with a producer of its own, so a broker without transactions is refused at start, before
-/// any record is sent.
+/// any record is sent and before the connector is claimed. A transaction that cannot be
+/// committed is aborted, and the probe's transactions time out after 10 s on the broker, so a
+/// refused probe never holds read_committed readers of `topic` (every connector's state) back.
 pub(crate) fn try_transaction(
     cfg: &KafkaConfig,
     transactional_id: &str,
@@ -52,6 +54,7 @@ pub(crate) fn try_transaction(
 ) -> Result<(), SinkError> {
     let p: ThreadedProducer<Watch> = producer_config(cfg)
         .set("transactional.id", format!("{transactional_id}-probe"))
+        .set("transaction.timeout.ms", "10000")
         .create_with_context(Watch::quiet())
         .map_err(SinkError::Setup)?;
     tokio::task::block_in_place(|| {
@@ -61,10 +64,18 @@ pub(crate) fn try_transaction(
             .map_err(|e| txn_error("cannot begin a transaction", e))?;
         let rec: BaseRecord<'_, str, [u8]> =
             BaseRecord::to(topic).key("rowstream-transaction-probe");
-        p.send(rec)
-            .map_err(|(e, _)| txn_error("cannot write in a transaction", e))?;
-        p.commit_transaction(TXN_TIMEOUT)
-            .map_err(|e| txn_error("cannot commit a transaction", e))
+        let done = p
+            .send(rec)
+            .map_err(|(e, _)| txn_error("cannot write in a transaction", e))
+            .and_then(|()| {
+                p.commit_transaction(TXN_TIMEOUT)
+                    .map_err(|e| txn_error("cannot commit a transaction", e))
+            });
+        if done.is_err() {
+            // best effort: the refusal is what the user needs to read
+            let _ = p.abort_transaction(Duration::from_secs(10));
+        }
+        done
     })
 }
 
