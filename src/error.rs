@@ -86,6 +86,11 @@ impl Error {
         }
     }
 
+    /// The error and its causes, outermost first (for a caller that must tell one cause).
+    pub(crate) fn chain(&self) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+        self.inner.chain()
+    }
+
     /// Add context; the class stays.
     pub(crate) fn context(self, c: impl fmt::Display + Send + Sync + 'static) -> Error {
         Error {

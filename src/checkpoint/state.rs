@@ -42,6 +42,18 @@ pub(crate) enum StoreError {
     Fenced { connector: String, by: String },
 }
 
+impl StoreError {
+    /// Is `e` (or one of its causes) a claim by another process ([`StoreError::Fenced`])?
+    pub(crate) fn is_fenced(e: &crate::error::Error) -> bool {
+        e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<StoreError>(),
+                Some(StoreError::Fenced { .. })
+            )
+        })
+    }
+}
+
 impl Classify for StoreError {
     fn class(&self) -> ErrorClass {
         match self {

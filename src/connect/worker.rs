@@ -688,8 +688,13 @@ async fn keep_target(
 }
 
 /// Run one connector until `stop`; a failure a retry cannot fix leaves it FAILED until it is
-/// restarted or resumed over REST.
+/// restarted or resumed over REST. A claim by another process is not such a failure: during a
+/// rebalance two workers can both believe they were assigned a connector for a moment; the
+/// newer claim wins, and the fenced worker waits (UNASSIGNED) and claims again while the
+/// connector is still assigned to it (when the group moved it away, the worker stops it
+/// first), so a connector never stays down waiting for a person.
 async fn supervise(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
+    let mut wait = Duration::from_secs(3);
     loop {
         let r = crate::connect::run::run_connector(&control, stop.clone(), false).await;
         if *stop.borrow() {
@@ -698,6 +703,16 @@ async fn supervise(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
         let Err(e) = r else {
             return;
         };
+        if crate::checkpoint::state::StoreError::is_fenced(&e) {
+            tracing::info!(target: LOG_TARGET, connector = %control.name, retry_in_secs = wait.as_secs(), "another worker claimed the connector (a rebalance in progress): it runs there; this worker claims it again later if the group still assigns it here");
+            control.set_state(ConnectorState::Unassigned, None);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+            continue;
+        }
         tracing::error!(target: LOG_TARGET, connector = %control.name, error = %e, "connector failed: fix the cause, then POST /connectors/{}/restart", control.name);
         control.set_state(ConnectorState::Failed, Some(e.to_string()));
         let mut wanted = control.wanted();
