@@ -91,6 +91,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=-1
+# the log cleaner (compacted topics) keeps its dedupe buffer on the heap: 128 MB by default,
+# half of a test node's heap
+log.cleaner.dedupe.buffer.size=16777216
 EOF
     # later lines win in java.util.Properties: the caller's settings override the defaults
     for kv in "$@"; do echo "$kv"; done

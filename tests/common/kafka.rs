@@ -121,7 +121,8 @@ impl Reader {
             }
             if self.assigned {
                 while let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
-                    let m = m.expect("consume");
+                    // a broker going away is reported here too; librdkafka reconnects by itself
+                    let Ok(m) = m else { continue };
                     let value: J = serde_json::from_slice(m.payload().unwrap_or(b"null"))
                         .expect("record is JSON");
                     let raw = String::from_utf8_lossy(m.payload().unwrap_or(b"")).into_owned();
@@ -440,4 +441,120 @@ pub fn schema_and_after(raw: &str) -> String {
     let a = raw.find("\"after\":").unwrap();
     let b = raw.find(",\"sequenceId\"").unwrap();
     format!("{{{},{}}}", &raw[s..e], &raw[a..b])
+}
+
+/// Three private Kafka nodes forming one cluster (each broker and controller; replication
+/// factor 3, min.insync.replicas 2), for the broker-loss tests. Nodes can be killed and
+/// started again on their own log.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub ports: Vec<u16>,
+    cports: Vec<u16>,
+    pub nodes: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let cports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let dir = std::env::temp_dir().join(format!("rowstream-kafka-cluster-{}", ports[0]));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = Cluster {
+            dir,
+            ports,
+            cports,
+            nodes: vec![None, None, None],
+        };
+        for n in 1..=3 {
+            c.start_node(n);
+        }
+        for n in 1..=3 {
+            c.wait_node(n);
+        }
+        c
+    }
+
+    /// `127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`
+    pub fn brokers(&self) -> String {
+        let a: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        a.join(",")
+    }
+
+    /// Start node `n` (1-based) on its own log.
+    pub fn start_node(&mut self, n: usize) {
+        let join = |v: &[u16]| {
+            v.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node{n}.log")))
+            .unwrap();
+        let child = Command::new(repo_root().join("scripts/kafka.sh"))
+            .arg("cluster")
+            .arg(&self.dir)
+            .arg(join(&self.ports))
+            .arg(join(&self.cports))
+            .arg(n.to_string())
+            .env("KAFKA_HEAP", "256m")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start scripts/kafka.sh: {e}"));
+        self.nodes[n - 1] = Some(child);
+    }
+
+    pub fn wait_node(&mut self, n: usize) {
+        let port = self.ports[n - 1];
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let child = self.nodes[n - 1].as_mut().unwrap();
+            let exited = child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join(format!("node{n}.log")))
+                    .unwrap_or_default();
+                panic!("Kafka node {n} on {port} did not start ({exited:?}); its log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// kill -9 node `n` (1-based).
+    pub fn kill9(&mut self, n: usize) {
+        if let Some(mut c) = self.nodes[n - 1].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The node (1-based) leading `partition` of `topic`, by the cluster's metadata.
+    pub fn leader(&self, topic: &str, partition: i32) -> usize {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .create()
+            .unwrap();
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let t = md.topics().iter().find(|t| t.name() == topic).unwrap();
+        let p = t.partitions().iter().find(|p| p.id() == partition).unwrap();
+        p.leader() as usize
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in 1..=3 {
+            self.kill9(n);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
