@@ -10,6 +10,7 @@
 #   BENCH_BIN=/path/to/rowstream         measure another build (before/after a change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream/target}"
 N=${1:-300000}
 SNAP=${SNAP_ROWS:-200000}
@@ -29,7 +30,7 @@ if [ "${BENCH_ONLY:-}" = failover ]; then
   done
   exit 0
 fi
-cargo build --release --bin rowstream --example produce_raw --example mock_kafka >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw --example mock_kafka
+cargo build --release --bin rowstream --example produce_raw >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw
 BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/rowstream}"   # BENCH_BIN: compare another build
 PSQL=(psql -qAt -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
 WORK=$(mktemp -d)
@@ -117,8 +118,16 @@ run_debezium() { # snapshot.mode target slot
   echo "$secs $rss"
 }
 
-create_topic() { "$CACHE_TANSU" topic create "$1" --partitions 3 --broker tcp://127.0.0.1:9092 >/dev/null 2>&1 || true; }
-CACHE_TANSU="${ROWSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream}/tansu/bin/tansu"
+kafka_tool() { KAFKA_HEAP=256m "$ROOT/scripts/kafka.sh" tool "$@"; }
+create_topic() { kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --create --if-not-exists --topic "$1" --partitions 3 >/dev/null 2>&1 || true; }
+# Kafka's own producer ceiling: ProducerPerformance (what kafka-producer-perf-test.sh runs), from
+# the broker's jars, same record size, acks=all, idempotence on; prints records/s
+producer_perf() { # topic records size
+  create_topic "$1"
+  kafka_tool org.apache.kafka.tools.ProducerPerformance --topic "$1" --num-records "$2" --record-size "$3" \
+    --throughput -1 --producer-props bootstrap.servers=127.0.0.1:9092 acks=all enable.idempotence=true linger.ms=5 2>/dev/null |
+    tail -1 | sed -n 's/^[0-9]* records sent, \([0-9.]*\) records\/sec.*/\1/p'
+}
 
 if [ "${BENCH_ONLY:-}" != mysql ]; then
 echo "== streaming: $N changes (inserts in transactions of 100) =="
@@ -137,6 +146,8 @@ read -r RS_SECS RS_RSS < <(run_rowstream "$WORK/stream.toml" rowstream_changes_t
 create_topic "$RUN.raw"
 read -r RAW_KAFKA_LINE < <("$CARGO_TARGET_DIR/release/examples/produce_raw" "$RUN.raw" "$N" 400 2>/dev/null | grep DONE || echo "n/a")
 RAW_KAFKA=$(echo "$RAW_KAFKA_LINE" | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')
+PERF_RATE=$(producer_perf "$RUN.perf" "$N" 400)
+PERF_SECS=$(python3 -c "r='$PERF_RATE'; print(f'{$N/float(r):.3f}' if r else '-')")
 read -r DBZ_SECS DBZ_RSS < <(run_debezium no_data "$N" dbzb_stream)
 
 echo "== snapshot: $SNAP rows =="
@@ -165,27 +176,22 @@ SINK_ROWS=$(sed -n 's/.*sink stopped files=[0-9]* rows=\([0-9]*\).*/\1/p' "$WORK
 SINK_BYTES=$(du -sb "$WORK/lake" | cut -f1)
 
 
-echo "== exactly-once: $N changes into librdkafka's mock cluster (tansu has no transactions), off vs on =="
+echo "== exactly-once: $N changes, off vs on (state in Kafka both times) =="
 reset_db
 for s in rsb_eos_off rsb_eos_on; do
   "${PSQL[@]}" -d $DB -c "SELECT pg_create_logical_replication_slot('$s', 'pgoutput')" >/dev/null
 done
 load_changes
-"$CARGO_TARGET_DIR/release/examples/mock_kafka" "$RUN-off-offsets" "$RUN-off-history" "$RUN-on-offsets" "$RUN-on-history" >"$WORK/mock.out" 2>/dev/null &
-MOCK_PID=$!
-until grep -q BOOTSTRAP "$WORK/mock.out" 2>/dev/null; do sleep 0.1; done
-MOCK=$(sed -n 's/^BOOTSTRAP //p' "$WORK/mock.out")
 for mode in off on; do
   config "rsb_eos_$mode" never "$RUN-eos-$mode" | python3 -c "
 import sys
-t = sys.stdin.read().replace('127.0.0.1:9092', '$MOCK')
+t = sys.stdin.read()
 t = t.replace('partitions = 3', 'partitions = 3\nexactly_once = ' + ('true' if '$mode' == 'on' else 'false'))
 t = t.replace('[state]', '[state]\nbackend = \"kafka\"\nconnector = \"$RUN-$mode\"\ntopic = \"$RUN-$mode-offsets\"\nhistory_topic = \"$RUN-$mode-history\"')
 print(t)" >"$WORK/eos-$mode.toml"
 done
 read -r EOS_OFF_SECS EOS_OFF_RSS < <(run_rowstream "$WORK/eos-off.toml" rowstream_changes_total "$N")
 read -r EOS_ON_SECS EOS_ON_RSS < <(run_rowstream "$WORK/eos-on.toml" rowstream_changes_total "$N")
-kill $MOCK_PID 2>/dev/null || true
 fi
 
 rate() { python3 -c "import sys; n,s=float(sys.argv[1]),sys.argv[2]; print(f'{n/float(s):,.0f}/s' if s not in ('-','failed','skipped','') else s)" "$1" "$2"; }
@@ -197,15 +203,16 @@ streaming $N changes, end to end into Kafka (acks=all), from process start:
   rowstream           ${RS_SECS}s  $(rate $N $RS_SECS)  max RSS $(mb "$RS_RSS") MB
   debezium 3.6        ${DBZ_SECS}s  $(rate $N $DBZ_SECS)  max RSS $(mb "${DBZ_RSS:-}") MB
   pg_recvlogical      ${RAW_DECODE}s  $(rate $N $RAW_DECODE)  (decode ceiling, no Kafka)
-  raw producer        ${RAW_KAFKA}s  $(rate $N ${RAW_KAFKA:-})  (Kafka ceiling, 400 B records)
-  rowstream / decode ceiling: $(ratio "$RAW_DECODE" "$RS_SECS") of its speed; vs debezium: $(ratio "${DBZ_SECS:-0}" "$RS_SECS")x faster
+  raw producer        ${RAW_KAFKA}s  $(rate $N ${RAW_KAFKA:-})  (librdkafka ceiling, 400 B records)
+  producer-perf-test  ${PERF_SECS}s  $(rate $N ${PERF_SECS:-})  (Kafka's ProducerPerformance, 400 B, acks=all, idempotent)
+  rowstream / decode ceiling: $(ratio "$RAW_DECODE" "$RS_SECS") of its speed; / producer-perf-test: $(ratio "${PERF_SECS:-0}" "$RS_SECS"); vs debezium: $(ratio "${DBZ_SECS:-0}" "$RS_SECS")x faster
 snapshot $SNAP rows:
   rowstream           ${RSS_SECS}s  $(rate $SNAP $RSS_SECS)  max RSS $(mb "$RSS_RSS") MB
   debezium 3.6        ${DBZS_SECS}s  $(rate $SNAP $DBZS_SECS)  max RSS $(mb "${DBZS_RSS:-}") MB
   rowstream vs debezium: $(ratio "${DBZS_SECS:-0}" "$RSS_SECS")x faster
 rowstream sink, the snapshot topic into Parquet (zstd) on the local disk:
   ${SINK_ROWS:-?} rows in ${SINK_SECS}s  $(rate "${SINK_ROWS:-0}" $SINK_SECS)  max RSS $(mb "${SINK_RSS:-}") MB  files $(mb "$((SINK_BYTES/1024))") MB
-exactly-once, $N changes into the mock cluster (state in Kafka both times):
+exactly-once, $N changes into Apache Kafka (state in Kafka both times):
   exactly_once = false ${EOS_OFF_SECS}s  $(rate $N $EOS_OFF_SECS)  max RSS $(mb "$EOS_OFF_RSS") MB
   exactly_once = true  ${EOS_ON_SECS}s  $(rate $N $EOS_ON_SECS)  max RSS $(mb "$EOS_ON_RSS") MB
   transactions on / off: $(ratio "$EOS_OFF_SECS" "$EOS_ON_SECS") of the speed
