@@ -410,6 +410,15 @@ impl Slot<'_> {
         let tmp = format!("{}_snap_{}", slot, std::process::id());
         let (point, name) = create_slot(&mut c, &tmp, "TEMPORARY", true).await?;
         tracing::info!(tables = need.len(), consistent_point = %point, "snapshot of tables added since the last run");
+        // nothing stored (offsets reset, the slot kept): the stored position becomes the
+        // snapshot's point (`State::apply`), so the stream starts there too; from the slot's
+        // older position it would deliver commits behind the stored position (their changes
+        // are in the snapshot anyway; Postgres skips transactions that commit before the start)
+        let start = if state.position.is_none() {
+            start.max(point)
+        } else {
+            start
+        };
         let snapshot = Exported {
             name: name.unwrap_or_default(),
             point,
