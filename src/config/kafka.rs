@@ -168,13 +168,14 @@ impl KafkaConfig {
     }
 
     /// A member of consumer group `group` (a worker: the group's assignment says which
-    /// connectors it runs), committing nothing.
+    /// connectors it runs), committing nothing. Cooperative-sticky: a rebalance moves only
+    /// the partitions that must move (a dead or leaving member's), never those of survivors.
     pub(crate) fn group_member(&self, group: &str) -> rdkafka::config::ClientConfig {
         let mut c = self.connection();
         c.set("group.id", group)
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .set("partition.assignment.strategy", "roundrobin")
+            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("enable.auto.commit", "false");
         c
     }

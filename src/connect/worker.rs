@@ -208,14 +208,12 @@ fn follow_config(
     Ok(())
 }
 
-/// How long a worker waits before rejoining the group again as a new member (see
-/// [`join_group`]): bounds the extra rebalances if a coordinator legitimately hands back the
-/// same partitions.
-const REJOIN_AFTER: Duration = Duration::from_secs(30);
-
-/// Sees each assignment the group coordinator hands this member (eager protocol: every
-/// rebalance revokes everything, then assigns).
+/// Follows the partitions the group coordinator assigns this member. The protocol is
+/// cooperative (`cooperative-sticky`): a rebalance hands out or takes back only the partitions
+/// that move, so the connectors of surviving workers keep running through it; each step leaves
+/// the whole current set in `assigned` for the worker's thread.
 struct Rebalances {
+    current: std::sync::Mutex<BTreeSet<i32>>,
     assigned: std::sync::Mutex<Vec<BTreeSet<i32>>>,
 }
 
@@ -227,22 +225,37 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
         _: &rdkafka::consumer::BaseConsumer<Self>,
         r: &rdkafka::consumer::Rebalance<'_>,
     ) {
-        if let rdkafka::consumer::Rebalance::Assign(tpl) = r {
-            let set = tpl.elements().iter().map(|e| e.partition()).collect();
-            if let Ok(mut q) = self.assigned.lock() {
-                q.push(set);
+        use rdkafka::consumer::Rebalance;
+        let Ok(mut cur) = self.current.lock() else {
+            return;
+        };
+        match r {
+            Rebalance::Assign(tpl) => cur.extend(tpl.elements().iter().map(|e| e.partition())),
+            Rebalance::Revoke(tpl) => {
+                for e in tpl.elements() {
+                    cur.remove(&e.partition());
+                }
             }
+            Rebalance::Error(_) => return,
+        }
+        if let Ok(mut q) = self.assigned.lock() {
+            q.push(cur.clone());
         }
     }
 }
 
 type GroupConsumer = rdkafka::consumer::BaseConsumer<Rebalances>;
 
-fn group_consumer(
+/// Join the group: a consumer over the connectors topic whose assignment (Kafka's group
+/// protocol, cooperative-sticky) says which connectors this worker runs. Membership and
+/// assignment are the coordinator's; this thread only passes each new set on.
+fn join_group(
     kafka: &crate::config::KafkaConfig,
     group: &str,
     topic: &str,
-) -> Result<GroupConsumer, Error> {
+    tx: mpsc::UnboundedSender<Event>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), Error> {
     use rdkafka::consumer::Consumer;
     let fail = |e: rdkafka::error::KafkaError| {
         Error::setup(
@@ -253,42 +266,13 @@ fn group_consumer(
     let c: GroupConsumer = kafka
         .group_member(group)
         .create_with_context(Rebalances {
-            assigned: std::sync::Mutex::new(Vec::new()),
+            current: Default::default(),
+            assigned: Default::default(),
         })
         .map_err(fail)?;
     c.subscribe(&[topic]).map_err(fail)?;
-    Ok(c)
-}
-
-/// Join the group: a consumer over the connectors topic whose assignment (Kafka's group
-/// protocol, round robin) says which connectors this worker runs.
-///
-/// A rebalance that hands back exactly the partitions this member had is answered by leaving
-/// and joining again as a new member (at most once per [`REJOIN_AFTER`]; one that comes
-/// sooner is answered when that time has passed): a coordinator that
-/// expires a dead member's session but keeps the group at the same generation (tansu 0.6 does)
-/// returns every survivor its old assignment and leaves the dead member's partitions to no
-/// one; a new member makes it form a new generation whose leader assigns every partition.
-/// Membership stays the coordinator's: this only asks it to recompute.
-fn join_group(
-    kafka: &crate::config::KafkaConfig,
-    group: &str,
-    topic: &str,
-    tx: mpsc::UnboundedSender<Event>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(), Error> {
-    use rdkafka::consumer::Consumer;
-    let mut c = group_consumer(kafka, group, topic)?;
-    let (kafka, group, topic) = (kafka.clone(), group.to_string(), topic.to_string());
     std::thread::spawn(move || {
         let mut last: Option<BTreeSet<i32>> = None;
-        let mut rejoined: Option<std::time::Instant> = None;
-        // a same-assignment rebalance that came too soon after the last rejoin: answered once
-        // REJOIN_AFTER has passed (dropping it could leave partitions to no one for good)
-        let mut deferred = false;
-        // the next assignment answers our own rejoin: the same partitions then are an answer,
-        // not a sign of a stuck generation (else a stable group would rejoin every 30 s)
-        let mut answering = false;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let _ = c.poll(Duration::from_millis(200));
             let assigned: Vec<BTreeSet<i32>> = c
@@ -297,43 +281,14 @@ fn join_group(
                 .lock()
                 .map(|mut q| std::mem::take(&mut *q))
                 .unwrap_or_default();
-            let mut rejoin = false;
             for now in assigned {
-                let answer = std::mem::take(&mut answering);
                 if last.as_ref() == Some(&now) {
-                    deferred = !answer;
                     continue;
                 }
-                deferred = false;
                 last = Some(now.clone());
                 if tx.send(Event::Owned(now)).is_err() {
                     return;
                 }
-            }
-            if deferred && rejoined.is_none_or(|t| t.elapsed() >= REJOIN_AFTER) {
-                deferred = false;
-                rejoin = true;
-            }
-            if rejoin {
-                tracing::info!(target: LOG_TARGET, group = %group, "the group handed back the same connectors: rejoining so it reassigns");
-                rejoined = Some(std::time::Instant::now());
-                answering = true;
-                c.unsubscribe();
-                drop(c);
-                // the connectors keep running until the new assignment says otherwise
-                // (a connector another member starts meanwhile is fenced by its claim)
-                c = loop {
-                    match group_consumer(&kafka, &group, &topic) {
-                        Ok(c) => break c,
-                        Err(e) => {
-                            tracing::warn!(target: LOG_TARGET, group = %group, "{e}");
-                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                                return;
-                            }
-                            std::thread::sleep(Duration::from_secs(1));
-                        }
-                    }
-                };
             }
         }
         // leaving the group hands our partitions over at once
