@@ -722,15 +722,60 @@ async fn oversized_records_follow_their_policy() {
     .await;
 }
 
-/// Kafka with SASL/SCRAM-SHA-512 (a broker whose listener requires it): `check` passes, a run
+/// A record over the broker's own size limit (the broker's message.max.bytes 20000, under the
+/// client's 1 MB, so only the broker can refuse it): one line naming the topic, the key, the
+/// size and the settings to change, exit 1, no restart loop.
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_refuses_a_record_over_its_size_limit() {
+    let port = free_port();
+    let name = "rs_broker_size";
+    let broker = Broker::with(port, |_| vec!["message.max.bytes=20000".into()]);
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE docs(id int primary key, body text)")
+        .await
+        .unwrap();
+    state_dir(name);
+    let cfg = config(name, "", "").replace("127.0.0.1:9092", &format!("127.0.0.1:{port}"));
+    let mut rs = Rowstream::start(name, &cfg);
+    wait_streaming(&connect("postgres").await, name).await;
+    // 128 kB that does not compress away: md5 text
+    db.batch_execute(
+        "INSERT INTO docs VALUES (1, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 4000) g))",
+    )
+    .await
+    .unwrap();
+    let log = rs
+        .expect_setup_stop(&[
+            &format!(
+                "kafka refused a record of topic {} (key 1, ",
+                topic(name, "docs")
+            ),
+            "as too large",
+            "fix: raise the broker's message.max.bytes or the topic's max.message.bytes",
+        ])
+        .await;
+    let errors = log.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "one error line:\n{log}");
+    drop(broker);
+}
+
+/// Kafka with SASL/SCRAM-SHA-512 and SASL/PLAIN (a broker whose listener requires it): `check` passes, a run
 /// delivers and `verify` (which reads the topics with the same settings) finds the rows; a
 /// wrong password is one clear line naming the credentials, for `check` and for `run` (which
 /// stops before it touches the database).
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_sasl_scram() {
+    kafka_sasl("rs_sasl", "SCRAM-SHA-512").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_sasl_plain() {
+    kafka_sasl("rs_sasl_plain", "PLAIN").await;
+}
+
+async fn kafka_sasl(name: &str, mechanism: &str) {
     let broker_port = free_port();
-    let name = "rs_sasl";
-    let broker = Broker::start_with_user(broker_port, "rs", "s3cret");
+    let broker = Broker::start_with_sasl(broker_port, mechanism, "rs", "s3cret");
     let db = fresh_db(name).await;
     db.batch_execute(
         "CREATE TABLE t(id int primary key, v int); INSERT INTO t VALUES (1, 1), (2, 2);",
@@ -741,7 +786,7 @@ async fn kafka_sasl_scram() {
     let sasl = |password: &str| {
         config(name, "", "").replace("127.0.0.1:9092", &format!("127.0.0.1:{broker_port}"))
             + &format!(
-                "[kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"rs\"\n\"sasl.password\" = \"{password}\"\n"
+                "[kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"{mechanism}\"\n\"sasl.username\" = \"rs\"\n\"sasl.password\" = \"{password}\"\n"
             )
     };
     let (code, out) = run_check(name, &sasl("s3cret"));

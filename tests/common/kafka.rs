@@ -241,15 +241,34 @@ impl Broker {
     /// A node that requires SASL/SCRAM-SHA-512 on `port`, knowing `user` (the brokers talk to
     /// each other on a second, plaintext listener).
     pub fn start_with_user(port: u16, user: &str, password: &str) -> Broker {
+        Broker::start_with_sasl(port, "SCRAM-SHA-512", user, password)
+    }
+
+    /// A node that requires SASL with `mechanism` (`PLAIN` or `SCRAM-SHA-512`) on `port`,
+    /// knowing `user`.
+    pub fn start_with_sasl(port: u16, mechanism: &str, user: &str, password: &str) -> Broker {
         let inner = free_port();
+        let (module, users) = match mechanism {
+            "PLAIN" => (
+                format!("org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}=\"{password}\";"),
+                None,
+            ),
+            _ => (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;".to_string(),
+                Some(format!("scram={mechanism}=[name={user},password={password}]")),
+            ),
+        };
+        let lower = mechanism.to_ascii_lowercase();
         Broker::with(port, |controller| {
             vec![
                 format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner},CONTROLLER://127.0.0.1:{controller}"),
                 format!("advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner}"),
-                "sasl.enabled.mechanisms=SCRAM-SHA-512".into(),
-                "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;".into(),
-                format!("scram=SCRAM-SHA-512=[name={user},password={password}]"),
+                format!("sasl.enabled.mechanisms={mechanism}"),
+                format!("listener.name.sasl_plaintext.{lower}.sasl.jaas.config={module}"),
             ]
+            .into_iter()
+            .chain(users)
+            .collect()
         })
     }
 
