@@ -144,6 +144,33 @@ async fn export_by_offsets_and_by_time_returns_exactly_the_range() {
         ids.sort();
         assert_eq!(ids, (10..20).collect::<Vec<_>>(), "{zone}");
     }
+    // the begin time is found by the broker (ListOffsets by timestamp): records 0..10 are
+    // skipped without being read, 5 in each partition
+    let (code, _, err) = rowstream(&[
+        "export",
+        "--brokers",
+        BROKER,
+        "--topic",
+        &topic,
+        "--begin-datetime",
+        "20241115000010",
+        "--timezone",
+        "UTC",
+        "--column",
+        "event_id",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let starts: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("export starts at the first record at or after --begin-datetime"))
+        .collect();
+    assert_eq!(starts.len(), 2, "{err}");
+    assert!(
+        starts
+            .iter()
+            .all(|l| l.contains("offset=5") && l.contains("skipped=5")),
+        "{err}"
+    );
     // no end: to the end of every partition
     let all = lines(&export(&topic, &["--column", "event_id"]));
     assert_eq!(all.len(), 40);

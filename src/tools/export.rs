@@ -10,7 +10,9 @@
 //!   partition ends at `--end-offset`, or at the log end when that comes first: once reading
 //!   passed the end the broker reported at the start and the partition was quiet for a
 //!   second (tansu can report the end short). With a time range every record
-//!   up to that end is looked at and kept when its timestamp is in range.
+//!   up to that end is looked at and kept when its timestamp is in range; a begin time starts
+//!   each partition at the broker's answer to ListOffsets by timestamp (`offsetsForTimes`: the
+//!   earliest record at or after it), so the records before it are not read at all.
 //! - Reading starts before the first wanted offset (`config::read_from`) and skips what is
 //!   before it (tansu answers a fetch inside a record batch with the next batch).
 //! - Read only: partitions are assigned, nothing is committed.
@@ -192,6 +194,35 @@ struct Range {
 /// How long a partition must be quiet past its reported end.
 const QUIET: Duration = Duration::from_secs(1);
 
+/// Per partition, the offset of the first record whose timestamp is at or after `ms` (Kafka's
+/// ListOffsets by timestamp), or `None` when there is none.
+fn first_at_or_after(
+    c: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    ms: i64,
+) -> Result<BTreeMap<i32, Option<i64>>, String> {
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Offset(ms))
+            .map_err(|e| e.to_string())?;
+    }
+    let found = c
+        .offsets_for_times(tpl, Duration::from_secs(10))
+        .map_err(|e| format!("cannot find the offsets of {topic} at --begin-datetime: {e}\n  fix: check the broker and retry"))?;
+    Ok(found
+        .elements()
+        .iter()
+        .map(|e| {
+            let at = match e.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            };
+            (e.partition(), at)
+        })
+        .collect())
+}
+
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExportError {
@@ -246,12 +277,25 @@ pub(crate) fn export(
         partitions = vec![p];
     }
     // each partition's range: the log's bounds now, narrowed by the options
+    let by_time = match (o.begin_offset, o.begin_time) {
+        (None, Some(t)) => first_at_or_after(&c, &o.topic, &partitions, t)?,
+        _ => BTreeMap::new(),
+    };
     let mut ranges: BTreeMap<i32, Range> = BTreeMap::new();
     for &p in &partitions {
         let (low, high) = c
             .fetch_watermarks(&o.topic, p, Duration::from_secs(10))
             .map_err(|e| format!("cannot read the offsets of {}[{p}]: {e}", o.topic))?;
-        let start = o.begin_offset.unwrap_or(low).max(low);
+        let start = match by_time.get(&p) {
+            // no record at or after the begin time: nothing to read
+            Some(None) => high,
+            Some(Some(at)) => *at,
+            None => o.begin_offset.unwrap_or(low),
+        }
+        .max(low);
+        if o.begin_offset.is_none() && o.begin_time.is_some() {
+            tracing::info!(target: LOG_TARGET, partition = p, offset = start, skipped = start - low, "export starts at the first record at or after --begin-datetime");
+        }
         ranges.insert(
             p,
             Range {
