@@ -1248,3 +1248,136 @@ async fn metrics_health_and_ready_agree_with_the_topics() {
     .await;
     assert_eq!(rs.stop(), 0);
 }
+
+/// The state topic compacted for real (a private broker whose cleaner runs every 200 ms, the
+/// topic rolling a segment every 200 ms): after the cleaner removed superseded state records,
+/// a restart still resumes at the stored position (no second snapshot) and every row arrives;
+/// `verify` reads the compacted state as well.
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_state_is_read_correctly_after_compaction() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let port = free_port();
+    let name = "rs_compacted";
+    let brokers = format!("127.0.0.1:{port}");
+    let broker = Broker::with(port, |_| {
+        vec![
+            "log.cleaner.backoff.ms=200".into(),
+            "log.cleaner.min.compaction.lag.ms=0".into(),
+        ]
+    });
+    let db = fresh_db(name).await;
+    db.batch_execute(
+        "CREATE TABLE t(id int primary key); INSERT INTO t SELECT g FROM generate_series(1, 100) g",
+    )
+    .await
+    .unwrap();
+    state_dir(name);
+    let cfg = with_kafka_state(name, &config(name, "", "")).replace(BROKER, &brokers);
+    let state_topic = format!("{name}-{}-offsets", run_id());
+    // the state topic, made before rowstream sees it, with a cleaner that keeps up
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(&state_topic, 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact")
+                .set("segment.ms", "200")
+                .set("min.cleanable.dirty.ratio", "0.01")
+                .set("delete.retention.ms", "100")],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let rs = Rowstream::start(name, &cfg);
+    let mut r = Reader::on(&brokers, &topic(name, "t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 100);
+    // state records pile up while rows stream; the cleaner drops the superseded ones
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("compaction-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut next = 101;
+    let compacted = |reader: &BaseConsumer| -> (i64, usize) {
+        let (_, high) = reader
+            .fetch_watermarks(&state_topic, 0, Duration::from_secs(5))
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(&state_topic, 0, rdkafka::Offset::Beginning)
+            .unwrap();
+        reader.assign(&tpl).unwrap();
+        let mut n = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            match reader.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    n += 1;
+                    if m.offset() + 1 >= high {
+                        break;
+                    }
+                }
+                Some(Err(_)) => continue,
+                None if n > 0 => break,
+                None => {}
+            }
+        }
+        (high, n)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        db.execute("INSERT INTO t VALUES ($1)", &[&next])
+            .await
+            .unwrap();
+        next += 1;
+        let (high, n) = compacted(&reader);
+        if high > 40 && (n as i64) < high / 2 {
+            eprintln!("state topic: {n} records left of {high} offsets");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the state topic was not compacted: {n} records of {high}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(rs.stop(), 0);
+    // more rows while stopped, then a restart from the compacted state
+    db.execute(
+        "INSERT INTO t SELECT g FROM generate_series($1::int, $1::int + 49) g",
+        &[&next],
+    )
+    .await
+    .unwrap();
+    let last = next + 49;
+    let rs = Rowstream::start(name, &cfg);
+    let recs = r
+        .until(90, "every row", |x| {
+            let ids: std::collections::HashSet<i64> =
+                x.iter().filter_map(|y| y.after()["id"].as_i64()).collect();
+            (1..=last as i64).all(|i| ids.contains(&i))
+        })
+        .to_vec();
+    let snapshot_rows = recs.iter().filter(|x| x.seq() == "-1").count();
+    assert_eq!(snapshot_rows, 100, "no second snapshot after the restart");
+    let log = rs.log_text();
+    let restart = log
+        .lines()
+        .filter(|l| l.contains("rowstream::run: starting"))
+        .nth(1)
+        .unwrap_or("");
+    assert!(
+        restart.contains("position=lsn "),
+        "resumed from the stored position: {restart}"
+    );
+    let (code, out) = run_verify(&rs.cfg, 60);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(rs.stop(), 0);
+    drop(broker);
+}
