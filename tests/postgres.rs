@@ -759,6 +759,85 @@ async fn broker_refuses_a_record_over_its_size_limit() {
     drop(broker);
 }
 
+/// A broker with its authorizer on (StandardAuthorizer, SASL/PLAIN user `rs`) whose ACLs let
+/// `rs` create and describe topics but not write them: the run stops with one line naming
+/// the topic and the ACL to grant, exit 1, no restart loop.
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_acl_refusal_stops_with_the_grant() {
+    let port = free_port();
+    let inner = free_port();
+    let name = "rs_acl";
+    let broker = Broker::with(port, |controller| {
+        vec![
+            format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner},CONTROLLER://127.0.0.1:{controller}"),
+            format!("advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner}"),
+            "sasl.enabled.mechanisms=PLAIN".into(),
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_rs=\"s3cret\";".into(),
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+            // the brokers' own listeners (plaintext) and the test's admin calls
+            "super.users=User:ANONYMOUS".into(),
+        ]
+    });
+    let acl = |args: &[&str]| {
+        let out = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"),
+        )
+        .args([
+            "tool",
+            "org.apache.kafka.tools.AclCommand",
+            "--bootstrap-server",
+        ])
+        .arg(format!("127.0.0.1:{inner}"))
+        .args(["--add", "--allow-principal", "User:rs"])
+        .args(args)
+        .env("KAFKA_HEAP", "128m")
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    acl(&[
+        "--operation",
+        "Describe",
+        "--operation",
+        "Create",
+        "--operation",
+        "Read",
+        "--topic",
+        "*",
+    ]);
+    acl(&[
+        "--operation",
+        "Describe",
+        "--operation",
+        "IdempotentWrite",
+        "--cluster",
+    ]);
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    state_dir(name);
+    let cfg = config(name, "", "").replace(BROKER, &format!("127.0.0.1:{port}"))
+        + "[kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"PLAIN\"\n\"sasl.username\" = \"rs\"\n\"sasl.password\" = \"s3cret\"\n";
+    let mut rs = Rowstream::start(name, &cfg);
+    let log = rs
+        .expect_setup_stop(&[
+            &format!(
+                "kafka refused to let rowstream write topic {}",
+                topic(name, "t")
+            ),
+            "fix: grant the user of kafka.properties sasl.username WRITE",
+        ])
+        .await;
+    let errors = log.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "one error line:\n{log}");
+    drop(broker);
+}
+
 /// Kafka with SASL/SCRAM-SHA-512 and SASL/PLAIN (a broker whose listener requires it): `check` passes, a run
 /// delivers and `verify` (which reads the topics with the same settings) finds the rows; a
 /// wrong password is one clear line naming the credentials, for `check` and for `run` (which
