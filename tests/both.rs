@@ -1379,8 +1379,10 @@ async fn exactly_once_across_kill9(db: Db) {
 }
 
 /// A three-broker Apache Kafka cluster (replication factor 3, min.insync.replicas 2, acks=all,
-/// idempotent producer), state in Kafka: kill -9 the broker leading a busy data partition while
-/// changes stream, bring it back, then kill -9 the broker leading the state topic. Every change
+/// idempotent producer), state in Kafka: kill -9 the broker leading a partition of the table
+/// being snapshotted (300k rows: each arrives exactly once), bring it back; kill -9 the broker
+/// leading a busy data partition while changes stream, bring it back, then kill -9 the broker
+/// leading the state topic. Every change
 /// arrives exactly once and in order per key: each key's `v` rises by one at every record (no
 /// gap, no repeat from the producer's retries, never back), and the topic ends at the table.
 async fn broker_loss_mid_stream_loses_nothing(db: Db) {
@@ -1394,10 +1396,27 @@ async fn broker_loss_mid_stream_loses_nothing(db: Db) {
         db.series(1, KEYS)
     ))
     .await;
+    const BIG: i64 = 300_000;
+    db.exec("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(64))")
+        .await;
+    db.exec(&format!(
+        "INSERT INTO big SELECT g, 'snapshot row' FROM {}",
+        db.series(1, BIG)
+    ))
+    .await;
     let cfg = with_kafka_state(&db.name, &db.config("", ""))
         .replace(BROKER, &cluster.brokers())
         .replace("partitions = 3", "partitions = 3\nreplication_factor = 3");
     let rs = Rowstream::start(&db.name, &cfg);
+    // a broker lost during the snapshot: the leader of a partition of the table being read
+    let big = db.topic("big");
+    Reader::on(&cluster.brokers(), &big).until_raw(120, 1);
+    let snap_leader = cluster.leader(&big, 0);
+    cluster.kill9(snap_leader);
+    let inserts = Reader::on(&cluster.brokers(), &big).count_inserted_ids(240, BIG as usize);
+    assert_eq!(inserts, BIG as usize, "every snapshot row once");
+    cluster.start_node(snap_leader);
+    cluster.wait_node(snap_leader);
     let topic = db.topic("t");
     let mut r = Reader::on(&cluster.brokers(), &topic);
     // (the changes after the snapshot's point are streamed whenever streaming starts)

@@ -102,8 +102,8 @@ impl Reader {
                     continue;
                 }
             }
-            if let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
-                let m = m.expect("consume");
+            // a broker going away is reported here too; librdkafka reconnects by itself
+            if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(100)) {
                 out.push((
                     m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
@@ -167,8 +167,8 @@ impl Reader {
             if !self.assigned {
                 self.assigned = self.assign();
             }
-            if let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
-                let m = m.expect("consume");
+            // a broker going away is reported here too; librdkafka reconnects by itself
+            if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(100)) {
                 let v: J = serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap();
                 if v["payload"]["op"] == "INSERT" {
                     inserts += 1;
