@@ -49,6 +49,7 @@ both!(paimon_profile_passes_paimons_parser, 6118);
 both!(copy_writes_every_row_once_and_exits, 6119);
 both!(exactly_once_across_kill9, 6120);
 both!(broker_loss_mid_stream_loses_nothing, 6121);
+both!(replays_carry_their_first_order, 6122);
 
 /// The Kafka Connect REST API on `run`'s admin listener: list, status, config (secrets
 /// hidden), a 404 in Connect's shape; pause (the source lets go, nothing streams), resume
@@ -1476,4 +1477,126 @@ async fn broker_loss_mid_stream_loses_nothing(db: Db) {
         count_data(&recs)
     );
     assert_eq!(rs.stop(), 0);
+}
+
+/// A record sent again after kill -9 is recognisable (docs/message-format.md, "Replays"): its
+/// `rowstream.order` header is the one it had the first time, and the header orders each key's
+/// records along the source log, so a consumer that keeps the highest order per key never
+/// goes back to an older image. Transactions update every key twice (two records per key per
+/// transaction); each key's `v` counts its changes, so equal `v` means the same change.
+async fn replays_carry_their_first_order(db: Db) {
+    const KEYS: i64 = 10;
+    const ROUNDS: i64 = 150;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL)")
+        .await;
+    db.exec(&format!(
+        "INSERT INTO t SELECT g, 0 FROM {}",
+        db.series(1, KEYS)
+    ))
+    .await;
+    // positions stored every 10 s: a kill -9 leaves sent records beyond the stored position
+    let cfg = db
+        .config("", "")
+        .replace("commit_interval_ms = 50", "commit_interval_ms = 10000");
+    let rs = Rowstream::start(&db.name, &cfg);
+    let mut r = Reader::new(&db.topic("t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= KEYS as usize);
+    db.wait_streaming().await;
+    let w = db.open().await;
+    let writer = tokio::spawn(async move {
+        for _ in 0..ROUNDS {
+            w.exec("BEGIN; UPDATE t SET v = v + 1; UPDATE t SET v = v + 1; COMMIT")
+                .await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    let top = |x: &[Rec]| {
+        x.iter()
+            .filter_map(|r| r.after()["v"].as_i64())
+            .max()
+            .unwrap_or(0)
+    };
+    r.until(120, "some changes", |x| top(x) >= 60);
+    rs.kill9();
+    assert!(
+        !writer.is_finished(),
+        "the kill came after the last write: raise ROUNDS"
+    );
+    writer.await.unwrap();
+    let rs = Rowstream::start(&db.name, &cfg);
+    let last = 2 * ROUNDS;
+    r.until(180, "every change", |x| {
+        x.iter()
+            .filter(|r| r.after()["v"].as_i64() == Some(last))
+            .count()
+            >= KEYS as usize
+    });
+    // the second run has sent everything it replays once its stop flushed: read to the end
+    assert_eq!(rs.stop(), 0);
+    let total = r.end_offsets_total() as usize;
+    let recs = r
+        .until(60, "every record of the topic", |x| x.len() >= total)
+        .to_vec();
+    let mut by_key: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<i64, Vec<String>>,
+    > = Default::default();
+    let mut best: std::collections::BTreeMap<String, (String, i64)> = Default::default();
+    for x in recs
+        .iter()
+        .filter(|x| x.op() != "MHEARTBEAT" && x.seq() != "-1")
+    {
+        let key = x.key.clone().unwrap();
+        let v = x.after()["v"].as_i64().unwrap();
+        let order = x
+            .order
+            .clone()
+            .unwrap_or_else(|| panic!("a change without rowstream.order: {}", x.raw));
+        by_key
+            .entry(key.clone())
+            .or_default()
+            .entry(v)
+            .or_default()
+            .push(order.clone());
+        let b = best.entry(key).or_insert((String::new(), -1));
+        if order > b.0 {
+            *b = (order, v);
+        }
+    }
+    let mut replays = 0;
+    for (key, changes) in &by_key {
+        assert_eq!(
+            changes.len() as i64,
+            last,
+            "key {key}: every change arrived"
+        );
+        let mut prev: Option<&String> = None;
+        for (v, orders) in changes {
+            assert!(
+                orders.iter().all(|o| o == &orders[0]),
+                "key {key} v={v}: a replay with another order: {orders:?}"
+            );
+            replays += orders.len() - 1;
+            if let Some(p) = prev {
+                assert!(
+                    &orders[0] > p,
+                    "key {key}: v={v} ordered before an older change ({} <= {p})",
+                    orders[0]
+                );
+            }
+            prev = Some(&orders[0]);
+        }
+        assert_eq!(
+            best[key].1, last,
+            "key {key}: keeping the highest order gives the final image"
+        );
+    }
+    eprintln!(
+        "{}: {replays} records sent again after kill -9, each with its first order",
+        db.name
+    );
+    assert!(
+        replays > 0,
+        "the kill -9 left nothing to send again: the test showed nothing"
+    );
 }

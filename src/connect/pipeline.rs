@@ -162,6 +162,58 @@ pub(crate) struct Pipeline {
     repeats: crate::repeats::Repeats,
     /// this batch's records and bytes per table and op, merged into `stats` after it
     traffic: crate::metrics::TrafficBatch,
+    /// the `rowstream.order` header of the change records
+    order: LogOrder,
+}
+
+/// The Kafka header that orders change records along the source log, replays included.
+pub(crate) const ORDER_HEADER: &str = "rowstream.order";
+
+/// The `rowstream.order` header of each change record: the transaction's place in the source
+/// log (`ChangeEvent::log_order`, 16 hex digits), a dot, and the record's index within the
+/// transaction (8 hex digits). A record sent again after a restart carries the value it had
+/// the first time (the source log and the transaction's records are the same), and values
+/// increase along the log, so comparing them as strings orders a key's records and tells a
+/// replay from a newer change. Snapshot rows carry none.
+#[derive(Default)]
+struct LogOrder {
+    /// the transaction of the last change (snapshot rows in between do not end it)
+    txn: u64,
+    /// the index of the transaction's next record
+    index: u32,
+    /// the current record is a change (not a snapshot row)
+    change: bool,
+}
+
+impl LogOrder {
+    fn snapshot(&mut self) {
+        self.change = false;
+    }
+
+    fn change(&mut self, log_order: u64) {
+        if self.txn != log_order {
+            self.txn = log_order;
+            self.index = 0;
+        }
+        self.change = true;
+    }
+
+    /// The header value of the next record of the current change, if it has one.
+    fn next(&mut self) -> Option<[u8; 25]> {
+        if !self.change {
+            return None;
+        }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut v = [b'.'; 25];
+        for (i, d) in v[..16].iter_mut().enumerate() {
+            *d = HEX[((self.txn >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        for (i, d) in v[17..].iter_mut().enumerate() {
+            *d = HEX[((self.index >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        self.index = self.index.wrapping_add(1);
+        Some(v)
+    }
 }
 
 impl Pipeline {
@@ -186,6 +238,7 @@ impl Pipeline {
             keyless_warned: HashSet::new(),
             repeats: Default::default(),
             traffic: Default::default(),
+            order: Default::default(),
         }
     }
 
@@ -422,7 +475,15 @@ impl Pipeline {
             return Ok(()); // skipped by policy
         }
         let key = if has_key { Some(&self.key[..]) } else { None };
-        self.sink.send(&t.topic, key, &self.buf, None).await?;
+        let headers = self.order.next().map(|v| {
+            rdkafka::message::OwnedHeaders::new_with_capacity(1).insert(rdkafka::message::Header {
+                key: ORDER_HEADER,
+                value: Some(&v[..]),
+            })
+        });
+        self.sink
+            .send_with(&t.topic, key, &self.buf, None, headers)
+            .await?;
         self.unmarked();
         self.stats.records.fetch_add(1, Ordering::Relaxed);
         let len = self.buf.len() + if has_key { self.key.len() } else { 0 };
@@ -497,10 +558,12 @@ impl Pipeline {
         let et = c.event_time_ms;
         if c.snapshot {
             self.stats.snapshot_rows.fetch_add(1, Ordering::Relaxed);
+            self.order.snapshot();
             return self
                 .emit(&t, RowOp::Insert, None, c.after.as_deref(), None, -1)
                 .await;
         }
+        self.order.change(c.log_order);
         let r = self.change_inner(&t, c, et).await;
         // counted after the send, so `changes == N && in_flight == 0` means all N acknowledged
         self.stats.changes.fetch_add(1, Ordering::Relaxed);
@@ -588,6 +651,24 @@ pub(crate) fn key_changed(
 mod tests {
     use super::*;
     use crate::model::schema::{Column, DbType, LogicalType, TableId};
+
+    #[test]
+    fn log_order_counts_within_a_transaction_and_sorts_as_text() {
+        let mut o = LogOrder::default();
+        let text = |v: Option<[u8; 25]>| String::from_utf8(v.unwrap().to_vec()).unwrap();
+        o.change(0x1_5a2b_3c4d);
+        assert_eq!(text(o.next()), "000000015a2b3c4d.00000000");
+        assert_eq!(text(o.next()), "000000015a2b3c4d.00000001");
+        // a snapshot row in between neither carries one nor ends the transaction
+        o.snapshot();
+        assert_eq!(o.next(), None);
+        o.change(0x1_5a2b_3c4d);
+        assert_eq!(text(o.next()), "000000015a2b3c4d.00000002");
+        o.change(0x1_5a2b_3c4e);
+        let next = text(o.next());
+        assert_eq!(next, "000000015a2b3c4e.00000000");
+        assert!(next.as_str() > "000000015a2b3c4d.00000002");
+    }
 
     #[test]
     fn key_change_detection() {

@@ -216,11 +216,26 @@ impl KafkaSink {
         payload: &[u8],
         partition: Option<i32>,
     ) -> Result<(), SinkError> {
+        self.send_with(topic, key, payload, partition, None).await
+    }
+
+    /// [`KafkaSink::send`] with Kafka headers.
+    pub(crate) async fn send_with(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        partition: Option<i32>,
+        headers: Option<rdkafka::message::OwnedHeaders>,
+    ) -> Result<(), SinkError> {
         let id = self.tracker.begin();
         let mut rec: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(topic, id as usize).payload(payload);
         if let Some(k) = key {
             rec = rec.key(k);
+        }
+        if let Some(h) = headers {
+            rec = rec.headers(h);
         }
         if let Some(p) = partition {
             rec = rec.partition(p);

@@ -27,6 +27,11 @@ pub(crate) struct ChangeEvent {
     /// Commit time in ms since the epoch; -1 for snapshot rows.
     pub(crate) event_time_ms: i64,
     pub(crate) snapshot: bool,
+    /// Where the change's transaction lies in the source log, the same number every time the
+    /// transaction is read (a replay after a restart too), increasing along the log of one
+    /// source: Postgres the commit LSN, MySQL [`crate::model::position::binlog_log_order`] of
+    /// the transaction's first event. 0 for snapshot rows.
+    pub(crate) log_order: u64,
 }
 
 /// DDL operations of the envelope (spec §1 `op`).

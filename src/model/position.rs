@@ -129,6 +129,13 @@ impl SourcePosition {
 
 /// A binlog file name split into its base and sequence number (`mysql-bin.000007` →
 /// (`mysql-bin`, 7)); `None` for a name without a numeric extension.
+/// A binlog position as one number that increases along one server's binlog: the file's
+/// sequence number in the high 24 bits, the offset in the low 40 (a binlog file is at most
+/// 1 GiB); 0 when the file name carries no sequence number.
+pub(crate) fn binlog_log_order(file: &str, offset: u64) -> u64 {
+    binlog_file_seq(file).map_or(0, |(_, seq)| (seq << 40) | (offset & ((1 << 40) - 1)))
+}
+
 pub(crate) fn binlog_file_seq(file: &str) -> Option<(&str, u64)> {
     let (base, seq) = file.rsplit_once('.')?;
     if seq.is_empty() || !seq.bytes().all(|c| c.is_ascii_digit()) {

@@ -245,6 +245,7 @@ mod tests {
             after,
             event_time_ms: 1,
             snapshot: false,
+            log_order: 1,
         }
     }
 

@@ -155,6 +155,7 @@ pub(crate) fn snapshot_row(table: Arc<TableSchema>, after: Row) -> SourceEvent {
         after: Some(after),
         event_time_ms: -1,
         snapshot: true,
+        log_order: 0,
     })
 }
 

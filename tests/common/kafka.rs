@@ -20,6 +20,8 @@ pub struct Rec {
     pub value: J,
     /// the record exactly as written
     pub raw: String,
+    /// its `rowstream.order` header
+    pub order: Option<String>,
 }
 
 impl Rec {
@@ -120,6 +122,8 @@ impl Reader {
                 self.assigned = self.assign();
             }
             if self.assigned {
+                // `done` is asked at least every 200 ms, also while records keep coming
+                let drained = Instant::now();
                 while let Some(m) = self.consumer.poll(Duration::from_millis(100)) {
                     // a broker going away is reported here too; librdkafka reconnects by itself
                     let Ok(m) = m else { continue };
@@ -132,7 +136,17 @@ impl Reader {
                         key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                         value,
                         raw,
+                        order: m.headers().and_then(|h| {
+                            use rdkafka::message::Headers as _;
+                            h.iter()
+                                .find(|x| x.key == "rowstream.order")
+                                .and_then(|x| x.value)
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                        }),
                     });
+                    if drained.elapsed() > Duration::from_millis(200) {
+                        break;
+                    }
                 }
             } else {
                 std::thread::sleep(Duration::from_millis(100));
@@ -183,6 +197,25 @@ impl Reader {
             );
         }
         inserts
+    }
+
+    /// How many records the topic holds now: the sum of its partitions' high watermarks
+    /// (exact on Apache Kafka for a topic written without transactions).
+    pub fn end_offsets_total(&self) -> i64 {
+        let md = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .unwrap();
+        let t = md.topics().iter().find(|t| t.name() == self.topic).unwrap();
+        t.partitions()
+            .iter()
+            .map(|p| {
+                self.consumer
+                    .fetch_watermarks(&self.topic, p.id(), Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
+            .sum()
     }
 
     /// Records other than heartbeats.

@@ -20,7 +20,7 @@ use super::schema::{self, MyTable};
 use super::values::{convert, Ctx, Origin};
 use super::{binlog_position, connect, ddl, table_id, Prepared};
 use crate::model::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
-use crate::model::position::SourcePosition;
+use crate::model::position::{binlog_log_order, SourcePosition};
 use crate::model::schema::{DbType, TableId, TableSchema};
 use crate::model::value::Value;
 use crate::source::batch::Batcher;
@@ -89,6 +89,7 @@ impl Prepared {
             cur: Cursor::new(&self.start.0, self.start.1),
             gtids: GtidSet::parse(self.gtid.as_deref()),
             txn_time: -1,
+            txn_order: 0,
             out,
             meta: connect(&self.opts).await?,
             current: HashMap::new(),
@@ -164,6 +165,7 @@ impl Prepared {
                         st.gtids.mariadb(domain, h.server_id(), seq);
                     }
                     st.txn_time = at.ts_ms;
+                    st.txn_order = binlog_log_order(&st.cur.file, at.start);
                     continue;
                 }
                 MARIADB_ANNOTATE_ROWS_EVENT
@@ -183,6 +185,7 @@ impl Prepared {
                     st.gtids
                         .mysql(g.sid(), g.tag().map(|t| t.as_str()), g.gno());
                     st.txn_time = at.ts_ms;
+                    st.txn_order = binlog_log_order(&st.cur.file, at.start);
                 }
                 EventData::QueryEvent(q) => {
                     self.query_event(&mut st, &q.schema(), q.query().into_owned(), &at)
@@ -240,6 +243,7 @@ impl Prepared {
         let upper = sql.trim().to_ascii_uppercase();
         if upper == "BEGIN" {
             st.txn_time = at.ts_ms;
+            st.txn_order = binlog_log_order(&st.cur.file, at.start);
         } else if upper == "COMMIT" {
             self.commit(st, at).await?;
         } else if !ddl::is_dml_or_control(&sql) {
@@ -296,6 +300,7 @@ impl Prepared {
                 after,
                 event_time_ms: t,
                 snapshot: false,
+                log_order: st.txn_order,
             };
             // every change streamed while a chunk is open may be missing from its read
             st.inc.touched(&ev);
@@ -561,6 +566,8 @@ pub(super) struct StreamState<'a> {
     gtids: GtidSet,
     /// commit time (ms) of the open transaction, -1 outside one
     txn_time: i64,
+    /// the open transaction's place in the binlog (`binlog_log_order` of its first event)
+    txn_order: u64,
     out: &'a mut Batcher,
     pub(super) meta: Conn,
     current: HashMap<String, (Arc<MyTable>, Arc<TableSchema>)>,

@@ -301,11 +301,14 @@ fn change(
         after,
         event_time_ms: t,
         snapshot: false,
+        log_order: 0,
     }
 }
 
-/// Out with a streamed change; a chunk whose read did not see its transaction loses its keys.
-fn emit(st: &mut StreamState, ev: ChangeEvent) {
+/// Out with a streamed change (its place in the log: the transaction's commit LSN); a chunk
+/// whose read did not see its transaction loses its keys.
+fn emit(st: &mut StreamState, mut ev: ChangeEvent) {
+    ev.log_order = st.txn.map_or(0, |(lsn, _)| lsn.0);
     if st.inc.waiting_for().is_some_and(|w| w.touches(st.xid)) {
         st.inc.touched(&ev);
     }
