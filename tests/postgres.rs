@@ -767,62 +767,36 @@ async fn topic_acl_refusal_stops_with_the_grant() {
     let port = free_port();
     let inner = free_port();
     let name = "rs_acl";
-    let broker = Broker::with(port, |controller| {
-        vec![
-            format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner},CONTROLLER://127.0.0.1:{controller}"),
-            format!("advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner}"),
-            "sasl.enabled.mechanisms=PLAIN".into(),
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_rs=\"s3cret\";".into(),
-            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
-            // the brokers' own listeners (plaintext) and the test's admin calls
-            "super.users=User:ANONYMOUS".into(),
-        ]
-    });
-    let acl = |args: &[&str]| {
-        let out = std::process::Command::new(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"),
-        )
-        .args([
-            "tool",
-            "org.apache.kafka.tools.AclCommand",
-            "--bootstrap-server",
-        ])
-        .arg(format!("127.0.0.1:{inner}"))
-        .args(["--add", "--allow-principal", "User:rs"])
-        .args(args)
-        .env("KAFKA_HEAP", "128m")
-        .output()
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    acl(&[
-        "--operation",
-        "Describe",
-        "--operation",
-        "Create",
-        "--operation",
-        "Read",
-        "--topic",
-        "*",
-    ]);
-    acl(&[
-        "--operation",
-        "Describe",
-        "--operation",
-        "IdempotentWrite",
-        "--cluster",
-    ]);
+    let broker = acl_broker(port, inner);
+    acl(
+        inner,
+        &[
+            "--operation",
+            "Describe",
+            "--operation",
+            "Create",
+            "--operation",
+            "Read",
+            "--topic",
+            "*",
+        ],
+    );
+    acl(
+        inner,
+        &[
+            "--operation",
+            "Describe",
+            "--operation",
+            "IdempotentWrite",
+            "--cluster",
+        ],
+    );
     let db = fresh_db(name).await;
     db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1);")
         .await
         .unwrap();
     state_dir(name);
-    let cfg = config(name, "", "").replace(BROKER, &format!("127.0.0.1:{port}"))
-        + "[kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"PLAIN\"\n\"sasl.username\" = \"rs\"\n\"sasl.password\" = \"s3cret\"\n";
+    let cfg = config(name, "", "").replace(BROKER, &format!("127.0.0.1:{port}")) + RS_PLAIN;
     let mut rs = Rowstream::start(name, &cfg);
     let log = rs
         .expect_setup_stop(&[
@@ -1459,4 +1433,126 @@ async fn kafka_state_is_read_correctly_after_compaction() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(rs.stop(), 0);
     drop(broker);
+}
+
+/// A private broker with its authorizer on: SASL/PLAIN user `rs` (password `s3cret`) on
+/// `port`, which may do only what `acl` grants it; the plaintext listener on `inner` is the
+/// brokers' own and the test's (a super user).
+fn acl_broker(port: u16, inner: u16) -> Broker {
+    Broker::with(port, |controller| {
+        vec![
+            format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner},CONTROLLER://127.0.0.1:{controller}"),
+            format!("advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{inner}"),
+            "sasl.enabled.mechanisms=PLAIN".into(),
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_rs=\"s3cret\";".into(),
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+            "super.users=User:ANONYMOUS".into(),
+        ]
+    })
+}
+
+/// Grant user `rs` what `args` say (Kafka's AclCommand through the super-user listener).
+fn acl(inner: u16, args: &[&str]) {
+    let out = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"),
+    )
+    .args([
+        "tool",
+        "org.apache.kafka.tools.AclCommand",
+        "--bootstrap-server",
+    ])
+    .arg(format!("127.0.0.1:{inner}"))
+    .args(["--add", "--allow-principal", "User:rs"])
+    .args(args)
+    .env("KAFKA_HEAP", "128m")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `[kafka.properties]` for user `rs` over SASL/PLAIN.
+const RS_PLAIN: &str = "[kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"PLAIN\"\n\"sasl.username\" = \"rs\"\n\"sasl.password\" = \"s3cret\"\n";
+
+/// A bad setting never costs a healthy connector: on a broker whose ACLs refuse the user
+/// transactions, connector `b` with `kafka.exactly_once = true` is refused at start with one
+/// line naming the grant, while connector `a` (same state topic) keeps streaming; and `a`'s
+/// restart reads the state topic at once (nothing of `b`'s start holds it back).
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_exactly_once_start_costs_no_other_connector() {
+    let port = free_port();
+    let inner = free_port();
+    let name = "rs_eos_refused";
+    let broker = acl_broker(port, inner);
+    acl(inner, &["--operation", "All", "--topic", "*"]);
+    acl(inner, &["--operation", "All", "--group", "*"]);
+    acl(
+        inner,
+        &[
+            "--operation",
+            "Describe",
+            "--operation",
+            "IdempotentWrite",
+            "--operation",
+            "Create",
+            "--cluster",
+        ],
+    );
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    state_dir(name);
+    let brokers = format!("127.0.0.1:{port}");
+    let a = with_kafka_state(name, &config(name, "", "")).replace(BROKER, &brokers) + RS_PLAIN;
+    let rs_a = Rowstream::start(name, &a);
+    let mut r = Reader::on(&inner_brokers(inner), &topic(name, "t"));
+    r.until(60, "a's snapshot", |x| count_data(x) >= 1);
+    wait_streaming(&connect("postgres").await, name).await;
+    // b: another connector on the same state topic, exactly-once
+    let run = run_id();
+    let b = a
+        .replace(
+            &format!("connector = \"{name}-{run}\""),
+            &format!("connector = \"{name}-{run}-b\""),
+        )
+        .replace("partitions = 3", "partitions = 3\nexactly_once = true");
+    let mut rs_b = Rowstream::start(&format!("{name}-b"), &b);
+    let log = rs_b
+        .expect_setup_stop(&[
+            "Transactional Id authorization failed",
+            "fix: grant the user of kafka.properties sasl.username WRITE and DESCRIBE on the transactional ids",
+        ])
+        .await;
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{log}"
+    );
+    // a streams on, then restarts promptly
+    db.batch_execute("INSERT INTO t VALUES (2)").await.unwrap();
+    r.until(30, "a's next row", |x| {
+        x.iter().any(|y| y.after()["id"] == json!(2))
+    });
+    assert_eq!(rs_a.stop(), 0);
+    let t0 = std::time::Instant::now();
+    let rs_a = Rowstream::start(name, &a);
+    db.batch_execute("INSERT INTO t VALUES (3)").await.unwrap();
+    r.until(20, "a's row after its restart", |x| {
+        x.iter().any(|y| y.after()["id"] == json!(3))
+    });
+    eprintln!(
+        "a restarted and delivered in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(rs_a.stop(), 0);
+    drop(broker);
+}
+
+/// The super-user listener's address (the test's own reads).
+fn inner_brokers(inner: u16) -> String {
+    format!("127.0.0.1:{inner}")
 }

@@ -72,6 +72,9 @@ pub(super) fn txn_error(what: &str, e: KafkaError) -> SinkError {
         Some(C::UnsupportedVersion | C::UnsupportedFeature) => format!(
             "{what}: {e}\n  fix: kafka.exactly_once needs a broker with transactions (Apache Kafka 2.5 or newer); set kafka.exactly_once = false for this broker"
         ),
+        Some(C::TransactionalIdAuthorizationFailed) => format!(
+            "{what}: {e}\n  fix: grant the user of kafka.properties sasl.username WRITE and DESCRIBE on the transactional ids rowstream-<state.connector> and rowstream-<state.connector>-probe (an ACL on the prefix rowstream-), or set kafka.exactly_once = false"
+        ),
         _ => format!("{what}: {e}"),
     };
     SinkError::Transaction { reason, fatal }
