@@ -1520,6 +1520,7 @@ async fn refused_exactly_once_start_costs_no_other_connector() {
             &format!("connector = \"{name}-{run}-b\""),
         )
         .replace("partitions = 3", "partitions = 3\nexactly_once = true");
+    state_dir(&format!("{name}-b"));
     let mut rs_b = Rowstream::start(&format!("{name}-b"), &b);
     let log = rs_b
         .expect_setup_stop(&[
