@@ -46,6 +46,68 @@ pub(crate) struct Options {
     pub(crate) acks: Option<String>,
 }
 
+// `rowstream copy`'s command line (its help text is the doc comment of `cli::Command::Copy`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+    pub(crate) config: std::path::PathBuf,
+    /// Tables as `schema.table` / `db.table`, comma-separated (default: source.tables).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) tables: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Dataworks)]
+    format: Format,
+    /// Every table's records into this topic (default: the kafka.topic template).
+    #[arg(long)]
+    topic: Option<String>,
+    /// text: the field delimiter.
+    #[arg(long, default_value = ",")]
+    field_delimiter: String,
+    /// text: how a null is written.
+    #[arg(long, default_value = "")]
+    null_value: String,
+    /// text / json: the key is these columns (0-based positions, comma-separated), joined
+    /// by the delimiter; none: a null key.
+    #[arg(long, value_delimiter = ',')]
+    key_index: Vec<usize>,
+    /// json: a column's JSON type, `column=JSON_STRING|JSON_NUMBER|JSON_BOOL|JSON_ARRAY|
+    /// JSON_MAP|JSON_BASE64|JSON_HEX` (repeatable; default from the column's type).
+    #[arg(long)]
+    json_type: Vec<String>,
+    /// The producer's acks: all (default), 1 or 0.
+    #[arg(long)]
+    acks: Option<String>,
+}
+
+impl Args {
+    /// The copy's options; a usage error (its text names the fix) otherwise.
+    pub(crate) fn options(&self) -> Result<Options, String> {
+        let mut json_types = BTreeMap::new();
+        for jt in &self.json_type {
+            let (c, t) = jt
+                .split_once('=')
+                .and_then(|(c, t)| Some((c, JsonType::parse(t)?)))
+                .ok_or_else(|| format!("--json-type `{jt}` is not column=JSON_STRING|JSON_NUMBER|JSON_BOOL|JSON_ARRAY|JSON_MAP|JSON_BASE64|JSON_HEX\n  fix: write it as e.g. --json-type tags=JSON_ARRAY"))?;
+            json_types.insert(c.to_string(), t);
+        }
+        if let Some(a) = &self.acks {
+            if !["all", "-1", "1", "0"].contains(&a.as_str()) {
+                return Err(format!(
+                    "--acks `{a}` is not all, 1 or 0\n  fix: give --acks all (the default), 1 or 0"
+                ));
+            }
+        }
+        Ok(Options {
+            format: self.format,
+            topic: self.topic.clone(),
+            delimiter: self.field_delimiter.clone(),
+            null_value: self.null_value.clone(),
+            key_indexes: self.key_index.clone(),
+            json_types,
+            acks: self.acks.clone(),
+        })
+    }
+}
+
 /// Counts deliveries; keeps the first failure.
 #[derive(Default)]
 struct Deliveries {

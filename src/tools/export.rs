@@ -179,6 +179,85 @@ fn cells(m: &rdkafka::message::BorrowedMessage<'_>, columns: &[Column]) -> Cells
         .collect()
 }
 
+// `rowstream export`'s command line (its help text is the doc comment of `cli::Command::Export`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The run's config (its brokers and [kafka.properties]); or give --brokers.
+    #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub(crate) brokers: Option<String>,
+    #[arg(long)]
+    topic: String,
+    /// One partition (default: all).
+    #[arg(long)]
+    partition: Option<i32>,
+    #[arg(long)]
+    begin_offset: Option<i64>,
+    #[arg(long)]
+    end_offset: Option<i64>,
+    /// Record time, yyyymmddhhmmss, included.
+    #[arg(long)]
+    begin_datetime: Option<String>,
+    /// Record time, yyyymmddhhmmss, excluded.
+    #[arg(long)]
+    end_datetime: Option<String>,
+    /// Zone of the datetimes: UTC or an offset like +08:00.
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
+    /// Columns, comma-separated: __key__, __value__, __partition__, __offset__,
+    /// __timestamp__, __headers__, a constant ('abc'), or a JSON path into the value
+    /// (event_id, tag.desc).
+    #[arg(long, value_delimiter = ',', default_value = "__key__,__value__")]
+    column: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+    /// CSV field delimiter.
+    #[arg(long, default_value_t = ',')]
+    field_delimiter: char,
+    /// How CSV writes a null.
+    #[arg(long, default_value = "")]
+    null_value: String,
+    /// CSV: a first line with the column names.
+    #[arg(long)]
+    header: bool,
+    /// Write here instead of stdout (required for Parquet).
+    #[arg(short, long)]
+    pub(crate) output: Option<std::path::PathBuf>,
+}
+
+impl Args {
+    /// The export's options; a usage error (its text names the fix) otherwise.
+    pub(crate) fn options(&self) -> Result<Options, String> {
+        let time = |s: &Option<String>| -> Result<Option<i64>, String> {
+            s.as_deref()
+                .map(|s| parse_datetime(s, &self.timezone))
+                .transpose()
+                .map_err(|e| format!("{e}\n  fix: write times as yyyymmddhhmmss, e.g. --begin-datetime 20241115000000"))
+        };
+        let (begin_time, end_time) = (time(&self.begin_datetime)?, time(&self.end_datetime)?);
+        if self.format == Format::Parquet && self.output.is_none() {
+            return Err(
+                "Parquet is not written to a terminal\n  fix: give --output FILE.parquet".into(),
+            );
+        }
+        Ok(Options {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            begin_offset: self.begin_offset,
+            end_offset: self.end_offset,
+            begin_time,
+            end_time,
+            columns: self.column.iter().map(|c| Column::parse(c)).collect(),
+            format: self.format,
+            delimiter: self.field_delimiter,
+            null: self.null_value.clone(),
+            header: self.header,
+            progress: self.output.is_some(),
+        })
+    }
+}
+
 /// Where each partition starts and ends (half-open).
 struct Range {
     start: i64,

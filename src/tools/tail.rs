@@ -31,6 +31,51 @@ const RESCAN: Duration = Duration::from_secs(5);
 /// Longest value printed in the readable form (longer ones are cut with `…`).
 const VALUE_CHARS: usize = 80;
 
+// `rowstream tail`'s command line (its help text is the doc comment of `cli::Command::Tail`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The run's config: its brokers and [kafka.properties], and (when no topic is named)
+    /// its kafka.topic template, whose topics are all followed, new ones as they appear.
+    #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// Brokers (host:port,...) when no config is given.
+    #[arg(long)]
+    pub(crate) brokers: Option<String>,
+    /// Topics to follow (default: every topic of the config's kafka.topic template).
+    topics: Vec<String>,
+    /// Start at the oldest record of each partition (default: only new records).
+    #[arg(long)]
+    from_beginning: bool,
+    /// Print each record's JSON as it is.
+    #[arg(long)]
+    json: bool,
+    /// Print heartbeats too (left out by default).
+    #[arg(long)]
+    heartbeats: bool,
+    /// Stop once no record arrived for this many seconds (default: follow until Ctrl-C).
+    #[arg(long)]
+    idle_secs: Option<u64>,
+    /// Stop after printing this many records.
+    #[arg(long)]
+    max: Option<u64>,
+}
+
+impl Args {
+    /// The tail's options, following `template`'s topics but never `skip`'s unless named.
+    pub(crate) fn options(&self, template: String, skip: Vec<String>) -> Options {
+        Options {
+            topics: self.topics.clone(),
+            template,
+            skip,
+            from_beginning: self.from_beginning,
+            json: self.json,
+            heartbeats: self.heartbeats,
+            idle: self.idle_secs.map(Duration::from_secs),
+            max: self.max,
+        }
+    }
+}
+
 pub(crate) struct Options {
     /// Named topics; empty: every topic `template` can name.
     pub(crate) topics: Vec<String>,

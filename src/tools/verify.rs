@@ -49,6 +49,28 @@ macro_rules! outln {
 const BUCKETS: usize = 64;
 
 /// What `verify` was asked.
+// `rowstream verify`'s command line (its help text is the doc comment of `cli::Command::Verify`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    #[arg(short, long, env = "ROWSTREAM_CONFIG")]
+    pub(crate) config: PathBuf,
+    /// Rows to print per table and kind of difference.
+    #[arg(long, default_value_t = 10)]
+    show: usize,
+    /// How long to wait for `run` to catch up with the database.
+    #[arg(long, default_value_t = 300)]
+    wait_secs: u64,
+}
+
+impl Args {
+    pub(crate) fn options(&self) -> Options {
+        Options {
+            show: self.show,
+            wait: Duration::from_secs(self.wait_secs),
+        }
+    }
+}
+
 pub(crate) struct Options {
     /// how many missing / extra / different rows to print per table
     pub(crate) show: usize,
