@@ -260,10 +260,7 @@ impl Pipeline {
         if let Some(f) = self.tracker.failure() {
             return Err(SinkError::from(f).into());
         }
-        let mut changed = false;
-        for m in self.tracker.drain_ready() {
-            changed |= eos.state.apply(&m)?;
-        }
+        let changed = crate::checkpoint::commit::fold(&self.tracker, &self.store, &mut eos.state)?;
         if changed {
             if let Some((topic, partition, key)) = self.store.state_record() {
                 let body = serde_json::to_vec(&eos.state)

@@ -422,14 +422,7 @@ fn commit(
     stats: &Metrics,
     ack: &watch::Sender<Option<SourcePosition>>,
 ) -> Result<(), Error> {
-    store.fenced()?;
-    let ready = tracker.drain_ready();
-    let mut changed = false;
-    for m in &ready {
-        changed |= state.apply(m)?;
-    }
-    if changed {
-        store.save(state)?;
+    if crate::checkpoint::commit::commit(tracker, store, state)? {
         acknowledge(state, stats, ack);
     } else if tracker.in_flight() == 0 {
         // nothing delivered since: the stored position is current
