@@ -74,6 +74,8 @@ impl Classify for PipelineError {
 pub(crate) struct Settings {
     /// UPDATE as UPDATE_BEFORE + UPDATE_AFTER
     pub(crate) split_update: bool,
+    /// `encode.order_header`: change records carry `rowstream.order`
+    pub(crate) order_header: bool,
     /// joins the text forms of multi-column keys
     pub(crate) key_sep: String,
     pub(crate) heartbeat: Duration,
@@ -91,6 +93,7 @@ impl Settings {
     pub(crate) fn from_config(cfg: &Config) -> Settings {
         Settings {
             split_update: cfg.encode.split_update,
+            order_header: cfg.encode.order_header,
             key_sep: cfg.kafka.key_separator.clone(),
             heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
             max_record_bytes: cfg.kafka.message_max_bytes(),
@@ -472,7 +475,11 @@ impl Pipeline {
             return Ok(()); // skipped by policy
         }
         let key = if has_key { Some(&self.key[..]) } else { None };
-        let headers = self.order.next().map(|v| {
+        let order = match self.settings.order_header {
+            true => self.order.next(),
+            false => None,
+        };
+        let headers = order.map(|v| {
             rdkafka::message::OwnedHeaders::new_with_capacity(1).insert(rdkafka::message::Header {
                 key: ORDER_HEADER,
                 value: Some(&v[..]),
