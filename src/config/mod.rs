@@ -308,9 +308,17 @@ dir = "./st"
         assert_eq!(c.kafka.topic, "{db}.{schema}.{table}");
         assert_eq!(c.kafka.properties["linger.ms"], "5");
         assert_eq!(c.snapshot.mode, SnapshotMode::Initial);
-        assert!(c.encode.order_header, "the rowstream.order header is on by default");
+        assert!(
+            c.encode.order_header,
+            "the rowstream.order header is on by default"
+        );
         let off = format!("{GOOD}\n[encode]\norder_header = false\n");
-        assert!(!Config::from_toml_str(&off, &[]).unwrap().encode.order_header);
+        assert!(
+            !Config::from_toml_str(&off, &[])
+                .unwrap()
+                .encode
+                .order_header
+        );
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2") && !dbg.contains("s3cret"), "{dbg}");
     }

@@ -321,15 +321,13 @@ impl From<String> for ExportError {
 }
 
 /// Export into `out`; returns the number of records written.
-pub(crate) fn export(
+/// The partitions to read and where each starts and ends (the log's bounds now, narrowed by
+/// the options); partitions with nothing in range are left out.
+fn plan(
+    c: &BaseConsumer,
     kafka: &KafkaConfig,
     o: &Options,
-    out: &mut dyn Write,
-) -> Result<u64, ExportError> {
-    let c: BaseConsumer = kafka
-        .reader("rowstream-export", crate::config::Fetch::Bulk)
-        .create()
-        .map_err(|e| format!("kafka settings are not accepted: {e}\n  fix: check the keys and values of [kafka.properties]"))?;
+) -> Result<BTreeMap<i32, Range>, ExportError> {
     let md = c
         .fetch_metadata(Some(&o.topic), Duration::from_secs(10))
         .map_err(|e| format!("kafka at {} does not answer: {e}\n  fix: check the brokers (--brokers or kafka.brokers), that the broker runs, and the TLS/SASL settings", kafka.brokers))?;
@@ -357,7 +355,7 @@ pub(crate) fn export(
     }
     // each partition's range: the log's bounds now, narrowed by the options
     let by_time = match (o.begin_offset, o.begin_time) {
-        (None, Some(t)) => first_at_or_after(&c, &o.topic, &partitions, t)?,
+        (None, Some(t)) => first_at_or_after(c, &o.topic, &partitions, t)?,
         _ => BTreeMap::new(),
     };
     let mut ranges: BTreeMap<i32, Range> = BTreeMap::new();
@@ -386,6 +384,19 @@ pub(crate) fn export(
         );
     }
     ranges.retain(|_, r| r.target.is_none_or(|t| r.start < t));
+    Ok(ranges)
+}
+
+pub(crate) fn export(
+    kafka: &KafkaConfig,
+    o: &Options,
+    out: &mut dyn Write,
+) -> Result<u64, ExportError> {
+    let c: BaseConsumer = kafka
+        .reader("rowstream-export", crate::config::Fetch::Bulk)
+        .create()
+        .map_err(|e| format!("kafka settings are not accepted: {e}\n  fix: check the keys and values of [kafka.properties]"))?;
+    let mut ranges = plan(&c, kafka, o)?;
     let mut tpl = TopicPartitionList::new();
     for (&p, r) in &ranges {
         tpl.add_partition_offset(
@@ -450,26 +461,7 @@ pub(crate) fn export(
         if !in_time {
             continue;
         }
-        let row = cells(&m, &o.columns);
-        match o.format {
-            Format::Csv => {
-                let texts: Vec<String> = row
-                    .iter()
-                    .map(|c| c.as_ref().map(Cell::text).unwrap_or_else(|| o.null.clone()))
-                    .collect();
-                write_line(out, &csv_line(&texts, o.delimiter))?;
-            }
-            Format::Json => {
-                let obj: serde_json::Map<String, J> = o
-                    .columns
-                    .iter()
-                    .zip(&row)
-                    .map(|(c, v)| (c.name(), v.as_ref().map(Cell::json).unwrap_or(J::Null)))
-                    .collect();
-                write_line(out, &J::Object(obj).to_string())?;
-            }
-            Format::Parquet => rows.push(row),
-        }
+        write_row(out, o, cells(&m, &o.columns), &mut rows)?;
         written += 1;
         if o.progress && last_report.elapsed() >= Duration::from_secs(2) {
             tracing::info!(target: LOG_TARGET, read = done, of = total, written, "export progress");
@@ -481,6 +473,37 @@ pub(crate) fn export(
     }
     out.flush()?;
     Ok(written)
+}
+
+/// One exported record: a CSV or JSON line now, or (Parquet) kept for the file at the end.
+fn write_row(
+    out: &mut dyn Write,
+    o: &Options,
+    row: Cells,
+    rows: &mut Vec<Cells>,
+) -> Result<(), ExportError> {
+    match o.format {
+        Format::Csv => {
+            let texts: Vec<String> = row
+                .iter()
+                .map(|c| c.as_ref().map(Cell::text).unwrap_or_else(|| o.null.clone()))
+                .collect();
+            write_line(out, &csv_line(&texts, o.delimiter))
+        }
+        Format::Json => {
+            let obj: serde_json::Map<String, J> = o
+                .columns
+                .iter()
+                .zip(&row)
+                .map(|(c, v)| (c.name(), v.as_ref().map(Cell::json).unwrap_or(J::Null)))
+                .collect();
+            write_line(out, &J::Object(obj).to_string())
+        }
+        Format::Parquet => {
+            rows.push(row);
+            Ok(())
+        }
+    }
 }
 
 fn write_line(out: &mut dyn Write, line: &str) -> Result<(), ExportError> {
