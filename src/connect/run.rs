@@ -206,22 +206,7 @@ async fn run_once(
     fresh: bool,
 ) -> Result<(), Error> {
     let cfg = cfg.clone();
-    store.fenced()?;
-    let mut state = load_state(store, &cfg)?;
-    if fresh {
-        tracing::warn!(target: LOG_TARGET,
-            previous_position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
-            "--resnapshot: starting over (the stored position and snapshot state are forgotten; every table is snapshotted again)"
-        );
-        state.position = None;
-        state.tables.clear();
-        state.event_time_ms = -1;
-    }
-    tracing::info!(target: LOG_TARGET,
-        state = %store.describe(),
-        position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
-        "starting"
-    );
+    let mut state = starting_state(store, &cfg, fresh)?;
     let tracker = Arc::new(Tracker::new());
     let txn_id = crate::checkpoint::store::transactional_id(&cfg);
     let stats = control.metrics.clone();
@@ -329,10 +314,7 @@ async fn run_once(
     drop(ack_tx);
     let source_result = match source_result {
         Some(r) => r,
-        None => match tokio::time::timeout(Duration::from_secs(40), source).await {
-            Ok(r) => flatten(r),
-            Err(_) => Err(Error::fatal("the source did not stop in time")),
-        },
+        None => source_end(source).await,
     };
     tracing::info!(target: LOG_TARGET,
         position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
@@ -340,6 +322,36 @@ async fn run_once(
         "stopped"
     );
     pipe_result.and(source_result)
+}
+
+/// The state a run starts from: the stored one (or a fresh one); with `--resnapshot` its
+/// position and snapshot progress are forgotten.
+fn starting_state(store: &Store, cfg: &Config, fresh: bool) -> Result<State, Error> {
+    store.fenced()?;
+    let mut state = load_state(store, cfg)?;
+    if fresh {
+        tracing::warn!(target: LOG_TARGET,
+            previous_position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
+            "--resnapshot: starting over (the stored position and snapshot state are forgotten; every table is snapshotted again)"
+        );
+        state.position = None;
+        state.tables.clear();
+        state.event_time_ms = -1;
+    }
+    tracing::info!(target: LOG_TARGET,
+        state = %store.describe(),
+        position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
+        "starting"
+    );
+    Ok(state)
+}
+
+/// The source's outcome once it was told to stop: it has 40 s to stop at a safe point.
+async fn source_end(source: tokio::task::JoinHandle<Result<(), Error>>) -> Result<(), Error> {
+    match tokio::time::timeout(Duration::from_secs(40), source).await {
+        Ok(r) => flatten(r),
+        Err(_) => Err(Error::fatal("the source did not stop in time")),
+    }
 }
 
 /// The stored state, or a fresh one; a state of another source is a setup error.
