@@ -1351,12 +1351,21 @@ async fn exactly_once_across_kill9(db: Db) {
     r.until(180, "every streamed row", |x| {
         counts(x).len() == end as usize
     });
+    // rows through the restarted process: it has claimed the connector and streams
+    db.exec(&format!(
+        "INSERT INTO t SELECT g, 'before the takeover' FROM {}",
+        db.series(end + 1, end + 50)
+    ))
+    .await;
+    r.until(180, "rows through the restarted process", |x| {
+        counts(x).len() == end as usize + 50
+    });
     // a second process of the same connector: the first is fenced and stops
     let mut zombie = rs;
     let rs = Rowstream::start(&format!("{}-2", db.name), &cfg);
     db.exec(&format!(
         "INSERT INTO t SELECT g, 'after' FROM {}",
-        db.series(end + 1, end + 100)
+        db.series(end + 51, end + 100)
     ))
     .await;
     let recs = r.until(180, "the rows after the takeover", |x| {
