@@ -1298,13 +1298,7 @@ async fn copy_writes_every_row_once_and_exits(db: Db) {
 /// fences the first (its open transaction aborted, its later writes refused): still no repeat.
 async fn exactly_once_across_kill9(db: Db) {
     const ROWS: i64 = 150_000;
-    db.exec("CREATE TABLE t (id INT PRIMARY KEY, pad VARCHAR(64))")
-        .await;
-    db.exec(&format!(
-        "INSERT INTO t SELECT g, 'snapshot' FROM {}",
-        db.series(1, ROWS)
-    ))
-    .await;
+    db.padded_table("t", ROWS, "snapshot").await;
     let cfg = with_kafka_state(&db.name, &db.config("", db.small_chunks()))
         .replace("partitions = 3", "partitions = 3\nexactly_once = true");
     // every id seen, and how often (read_committed: the default of the test's reader)
@@ -1407,13 +1401,7 @@ async fn broker_loss_mid_stream_loses_nothing(db: Db) {
     ))
     .await;
     const BIG: i64 = 300_000;
-    db.exec("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(64))")
-        .await;
-    db.exec(&format!(
-        "INSERT INTO big SELECT g, 'snapshot row' FROM {}",
-        db.series(1, BIG)
-    ))
-    .await;
+    db.padded_table("big", BIG, "snapshot row").await;
     let cfg = with_kafka_state(&db.name, &db.config("", ""))
         .replace(BROKER, &cluster.brokers())
         .replace("partitions = 3", "partitions = 3\nreplication_factor = 3");

@@ -525,11 +525,7 @@ async fn admin_health_and_metrics() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_sslmode_require() {
     let name = "rs_tls";
-    let db = fresh_db(name).await;
-    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1);")
-        .await
-        .unwrap();
-    state_dir(name);
+    let db = one_row_db(name).await;
     let cfg = config(name, "", "").replace(
         &format!("{PG}/{name}\""),
         &format!("{PG}/{name}?sslmode=require\""),
@@ -791,11 +787,7 @@ async fn topic_acl_refusal_stops_with_the_grant() {
             "--cluster",
         ],
     );
-    let db = fresh_db(name).await;
-    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1);")
-        .await
-        .unwrap();
-    state_dir(name);
+    let _db = one_row_db(name).await;
     let cfg = config(name, "", "").replace(BROKER, &format!("127.0.0.1:{port}")) + RS_PLAIN;
     let mut rs = Rowstream::start(name, &cfg);
     let log = rs
@@ -1474,6 +1466,16 @@ fn acl(inner: u16, args: &[&str]) {
     );
 }
 
+/// A fresh database `name` holding table `t` with one row (id 1), and a clean state dir.
+async fn one_row_db(name: &str) -> tokio_postgres::Client {
+    let db = fresh_db(name).await;
+    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    state_dir(name);
+    db
+}
+
 /// `[kafka.properties]` for user `rs` over SASL/PLAIN.
 const RS_PLAIN: &str = "[kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"PLAIN\"\n\"sasl.username\" = \"rs\"\n\"sasl.password\" = \"s3cret\"\n";
 
@@ -1501,11 +1503,7 @@ async fn refused_exactly_once_start_costs_no_other_connector() {
             "--cluster",
         ],
     );
-    let db = fresh_db(name).await;
-    db.batch_execute("CREATE TABLE t(id int primary key); INSERT INTO t VALUES (1);")
-        .await
-        .unwrap();
-    state_dir(name);
+    let db = one_row_db(name).await;
     let brokers = format!("127.0.0.1:{port}");
     let a = with_kafka_state(name, &config(name, "", "")).replace(BROKER, &brokers) + RS_PLAIN;
     let rs_a = Rowstream::start(name, &a);

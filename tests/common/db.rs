@@ -111,6 +111,20 @@ impl Db {
             .collect()
     }
 
+    /// Table `table (id INT PRIMARY KEY, pad VARCHAR(64))` holding ids 1..=rows, each padded
+    /// with `pad`.
+    pub async fn padded_table(&self, table: &str, rows: i64, pad: &str) {
+        self.exec(&format!(
+            "CREATE TABLE {table} (id INT PRIMARY KEY, pad VARCHAR(64))"
+        ))
+        .await;
+        self.exec(&format!(
+            "INSERT INTO {table} SELECT g, '{pad}' FROM {}",
+            self.series(1, rows)
+        ))
+        .await;
+    }
+
     /// A FROM item with one integer column `g` running from `a` to `b`.
     pub fn series(&self, a: i64, b: i64) -> String {
         match self.flavor {
