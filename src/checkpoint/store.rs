@@ -5,7 +5,8 @@
 //! Invariants:
 //! - Every write is atomic and durable before it returns: file: write a temp file, fsync it,
 //!   rename over the old one, fsync the directory (a crash leaves the old or the new state,
-//!   never a torn one); Kafka: the broker acknowledged the record.
+//!   never a torn one); Kafka: the broker acknowledged the record. Called from async code, a
+//!   write blocks its own task only ([`blocking`]): the runtime's other tasks run on.
 //! - The state only changes by folding released markers (see `tracker`), so what it names was
 //!   delivered to Kafka before it was written.
 //! - `state.json` names its source (type, database, slot); starting against another source with
@@ -42,7 +43,7 @@ enum Backend {
 }
 
 /// Run blocking store I/O from async code without stalling the runtime's other tasks.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
@@ -258,14 +259,14 @@ impl Store {
             Backend::File { dir } => {
                 let mut line = entry.to_vec();
                 line.push(b'\n');
-                (|| -> std::io::Result<()> {
+                blocking(|| -> std::io::Result<()> {
                     let mut f = std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
                         .open(dir.join(HISTORY_FILE))?;
                     f.write_all(&line)?;
                     f.sync_data()
-                })()
+                })
                 .map_err(|e| self.io(e))
             }
             Backend::Kafka { kafka, .. } => blocking(|| kafka.history_append(key, entry)),
@@ -289,13 +290,15 @@ impl Store {
         };
         let tmp = dir.join(format!(".{name}.tmp"));
         let dst = dir.join(name);
-        (|| -> std::io::Result<()> {
+        // an fsync here takes 8 ms typically and over 100 ms at times on a busy disk: never on
+        // a runtime thread the stream or the delivery path may be waiting for
+        blocking(|| -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(body)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &dst)?;
             std::fs::File::open(dir)?.sync_all()
-        })()
+        })
         .map_err(|e| self.io(e))
     }
 }

@@ -1,7 +1,7 @@
 //! The connector runtime: `run` (one connector, standalone: the wiring, retries, pause /
 //! resume / stop / restart), `worker` (many connectors over the Connect REST API, configs in a
 //! compacted topic, distributed over Kafka's group protocol), `pipeline` (encode + send +
-//! heartbeats, the exactly-once commits), `progress` (what a run shows on a terminal or in its
+//! heartbeats, the exactly-once commits; `lease` keeps its sequenceId lease stored ahead), `progress` (what a run shows on a terminal or in its
 //! log), `control` (the connector state REST reads and steers) and `http` (the listener).
 //!
 //! Invariants: imports point down: `worker` → `run` → `pipeline`; `http` → `control`;
@@ -9,6 +9,7 @@
 //! kafka, source, checkpoint) imports it, nor do the one-shot `tools`.
 pub(crate) mod control;
 pub(crate) mod http;
+pub(crate) mod lease;
 pub(crate) mod pipeline;
 pub(crate) mod progress;
 pub(crate) mod run;

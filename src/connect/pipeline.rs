@@ -22,6 +22,7 @@
 //!   tail is aborted (the next start sends it). Only committed states leave the pipeline
 //!   (`Eos::committed`).
 
+use super::lease::LeaseKeeper;
 use crate::checkpoint::store::{Store, StoreError};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::{Config, KafkaConfig, Oversized};
@@ -154,6 +155,8 @@ pub(crate) struct Pipeline {
     eos: Option<Eos>,
     sink: KafkaSink,
     seq: SequenceGen,
+    /// stores the sequenceId lease ahead of the ids, off the delivery path
+    lease: LeaseKeeper,
     store: Arc<Store>,
     tracker: Arc<Tracker>,
     stats: Arc<Metrics>,
@@ -232,6 +235,7 @@ impl Pipeline {
             eos: None,
             sink,
             seq,
+            lease: LeaseKeeper::new(store.clone()),
             store,
             tracker,
             stats,
@@ -395,7 +399,7 @@ impl Pipeline {
                 SourceEvent::Change(c) => self.change(c).await?,
                 SourceEvent::Ddl(d) => {
                     self.table(&d.table).await?;
-                    let seq = self.seq.next(|l| self.store.save_lease(l))?;
+                    let seq = self.lease.next(&mut self.seq)?;
                     self.buf.clear();
                     let times = Times {
                         event: d.event_time_ms,
@@ -583,26 +587,26 @@ impl Pipeline {
         let t = t.clone();
         match c.op {
             Op::Insert => {
-                let s = self.seq.next(|l| self.store.save_lease(l))?;
+                let s = self.lease.next(&mut self.seq)?;
                 self.emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et)
                     .await
             }
             Op::Delete => {
-                let s = self.seq.next(|l| self.store.save_lease(l))?;
+                let s = self.lease.next(&mut self.seq)?;
                 self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et)
                     .await
             }
             Op::Update => {
                 if key_changed(&t, c.before.as_deref(), c.after.as_deref()) {
-                    let s = self.seq.next(|l| self.store.save_lease(l))?;
+                    let s = self.lease.next(&mut self.seq)?;
                     self.emit(&t, RowOp::Delete, c.before.as_deref(), None, Some(s), et)
                         .await?;
-                    let s = self.seq.next(|l| self.store.save_lease(l))?;
+                    let s = self.lease.next(&mut self.seq)?;
                     return self
                         .emit(&t, RowOp::Insert, None, c.after.as_deref(), Some(s), et)
                         .await;
                 }
-                let s = self.seq.next(|l| self.store.save_lease(l))?;
+                let s = self.lease.next(&mut self.seq)?;
                 if self.settings.split_update {
                     self.emit(
                         &t,

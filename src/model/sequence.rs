@@ -7,6 +7,9 @@
 //! - Across restarts: before issuing an id with ms ≥ the persisted lease, the lease is pushed
 //!   [`LEASE_MS`] ahead and stored (fsync'd). A restart starts at or above the stored lease, so it
 //!   cannot reissue an id whatever happened after the last checkpoint.
+//! - The caller may store the next lease ahead of time, off the delivery path
+//!   ([`SequenceGen::renewal_due`], then [`SequenceGen::extend`] once it is stored): an id is
+//!   only ever issued below a lease that was stored before it.
 //! - Where the lease is stored is the caller's business (`checkpoint::store`): this module
 //!   depends on nothing but the clock.
 
@@ -14,6 +17,9 @@ use std::fmt;
 
 /// How far ahead the stored lease runs; one small fsync per this many ms of ids.
 pub(crate) const LEASE_MS: i64 = 10_000;
+
+/// How long before the lease runs out a renewal is due (stored ahead of time by the caller).
+pub(crate) const RENEW_AHEAD_MS: i64 = LEASE_MS / 2;
 
 /// The envelope's `sequenceId`: a 13-digit ms clock reading and a 6-digit counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,12 +76,18 @@ impl SequenceGen {
         })
     }
 
-    /// The next id now; `persist` stores a new lease (fsync'd) before it is relied on.
-    pub(crate) fn next<E>(
-        &mut self,
-        persist: impl FnOnce(i64) -> Result<(), E>,
-    ) -> Result<SequenceId, E> {
-        self.next_with(crate::model::time::now_ms(), persist)
+    /// The lease to store ahead of time, when the current one runs out within
+    /// [`RENEW_AHEAD_MS`] of `now` (and has not run out yet). Storing it is the caller's (off the delivery path); only
+    /// [`SequenceGen::extend`] lets ids rely on it.
+    pub(crate) fn renewal_due(&self, now: i64) -> Option<i64> {
+        // at the lease itself the next id stores one anyway (synchronously)
+        let at = now.max(self.ms);
+        (at < self.lease && at + RENEW_AHEAD_MS >= self.lease).then_some(at + LEASE_MS)
+    }
+
+    /// A lease the caller has stored (durably) may be relied on from now on.
+    pub(crate) fn extend(&mut self, stored: i64) {
+        self.lease = self.lease.max(stored);
     }
 }
 
@@ -105,5 +117,38 @@ mod tests {
         let id2 = g2.next_with(500, |l| store.save_lease(l)).unwrap();
         assert!(id2 > id, "{id2:?} <= {id:?}");
         assert!(id2.ms >= 1000 + LEASE_MS);
+    }
+
+    #[test]
+    fn a_lease_stored_ahead_spares_the_synchronous_store() {
+        let mut g = SequenceGen::resume(0);
+        let mut stored = vec![];
+        g.next_with(1000, |l| {
+            stored.push(l);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(stored, [1000 + LEASE_MS]);
+        // not due while more than RENEW_AHEAD_MS of the lease are left
+        assert_eq!(g.renewal_due(1000 + LEASE_MS - RENEW_AHEAD_MS - 1), None);
+        let due = g.renewal_due(1000 + LEASE_MS - RENEW_AHEAD_MS).unwrap();
+        assert_eq!(due, 1000 + 2 * LEASE_MS - RENEW_AHEAD_MS);
+        // until it is stored and extended, ids at the old lease still store synchronously
+        g.extend(due);
+        let id = g
+            .next_with(1000 + LEASE_MS + 1, |l| {
+                stored.push(l);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert_eq!(
+            stored.len(),
+            1,
+            "no synchronous store below an extended lease"
+        );
+        assert_eq!(id.ms, 1000 + LEASE_MS + 1);
+        // an older lease never shortens the current one
+        g.extend(5);
+        assert_eq!(g.lease, due);
     }
 }
