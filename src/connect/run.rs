@@ -388,17 +388,15 @@ impl Drop for Probe {
     }
 }
 
-/// Measure what the source retains for this connector every [`PROBE_EVERY`] (a short
-/// session each time; a failure is logged at debug and shows as -1).
+/// Measure what the source retains for this connector every [`PROBE_EVERY`] (over one session
+/// kept open; a failure is logged at debug, shows as -1, and opens a new session next time).
 async fn probe_source(cfg: Config, store: Arc<Store>, metrics: Arc<Metrics>) {
+    let mut probe = source::RetentionProbe::new(&cfg);
     loop {
         let stored = store.load().ok().flatten().and_then(|s| s.position);
-        let r = tokio::time::timeout(
-            Duration::from_secs(10),
-            source::retention(&cfg, stored.as_ref()),
-        )
-        .await
-        .unwrap_or_else(|_| Err("no answer within 10 s".into()));
+        let r = tokio::time::timeout(Duration::from_secs(10), probe.measure(stored.as_ref()))
+            .await
+            .unwrap_or_else(|_| Err("no answer within 10 s".into()));
         match r {
             Ok((bytes, status)) => {
                 metrics

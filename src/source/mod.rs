@@ -132,26 +132,44 @@ pub(crate) enum AnySource {
     MySql(Box<mysql::Prepared>),
 }
 
-/// Identifies the source a state belongs to (`postgres:<db>:<slot>`, `mysql:<host>:<port>`).
-/// What the source keeps for this connector (bytes) and, for Postgres, the slot's
-/// `wal_status`: the gauges of `metrics::RETAINED_BYTES` / `WAL_STATUS`.
-pub(crate) async fn retention(
-    cfg: &Config,
-    stored: Option<&SourcePosition>,
-) -> Result<(i64, Option<String>), String> {
-    match &cfg.source.options {
-        crate::config::SourceOptions::Postgres(o) => postgres::retention(cfg, o)
-            .await
-            .map(|(b, st)| (b, Some(st).filter(|s| !s.is_empty()))),
-        crate::config::SourceOptions::Mysql(_) => match stored {
-            Some(SourcePosition::MySql { file, pos, .. }) => {
-                mysql::retention(cfg, file, *pos).await.map(|b| (b, None))
+/// Measures what the source keeps for this connector (bytes) and, for Postgres, the slot's
+/// `wal_status`: the gauges of `metrics::RETAINED_BYTES` / `WAL_STATUS`. One session, kept
+/// open between measurements.
+pub(crate) enum RetentionProbe {
+    Postgres(Box<postgres::Probe>),
+    MySql(mysql::Probe),
+}
+
+impl RetentionProbe {
+    pub(crate) fn new(cfg: &Config) -> RetentionProbe {
+        match &cfg.source.options {
+            SourceOptions::Postgres(o) => {
+                RetentionProbe::Postgres(Box::new(postgres::Probe::new(cfg, o)))
             }
-            _ => Err("no stored binlog position yet".into()),
-        },
+            SourceOptions::Mysql(_) => RetentionProbe::MySql(mysql::Probe::new(cfg)),
+        }
+    }
+
+    pub(crate) async fn measure(
+        &mut self,
+        stored: Option<&SourcePosition>,
+    ) -> Result<(i64, Option<String>), String> {
+        match self {
+            RetentionProbe::Postgres(p) => p
+                .measure()
+                .await
+                .map(|(b, st)| (b, Some(st).filter(|s| !s.is_empty()))),
+            RetentionProbe::MySql(p) => match stored {
+                Some(SourcePosition::MySql { file, pos, .. }) => {
+                    p.measure(file, *pos).await.map(|b| (b, None))
+                }
+                _ => Err("no stored binlog position yet".into()),
+            },
+        }
     }
 }
 
+/// Identifies the source a state belongs to (`postgres:<db>:<slot>`, `mysql:<host>:<port>`).
 pub(crate) fn source_id(cfg: &Config) -> String {
     match &cfg.source.options {
         SourceOptions::Postgres(o) => postgres::source_id(cfg, o),

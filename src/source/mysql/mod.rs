@@ -65,27 +65,57 @@ pub(crate) fn source_id(cfg: &Config) -> String {
     }
 }
 
-/// Binlog bytes after `file`:`pos` (the stored position): the rest of that file and every
-/// later one, from `SHOW BINARY LOGS`. An error when the file is gone (purged).
-pub(crate) async fn retention(cfg: &Config, file: &str, pos: u64) -> Result<i64, String> {
-    let opts = Opts::from_url(&cfg.source.url).map_err(|e| e.to_string())?;
-    let mut c = connect(&opts).await.map_err(|e| e.to_string())?;
-    let logs: Vec<mysql_async::Row> = c
-        .query("SHOW BINARY LOGS")
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = c.disconnect().await;
-    let mut behind: Option<i64> = None;
-    for r in logs {
-        let name: String = r.get(0).unwrap_or_default();
-        let size: i64 = r.get(1).unwrap_or(0);
-        if name.as_str() == file {
-            behind = Some((size - pos as i64).max(0));
-        } else if let Some(b) = behind.as_mut() {
-            *b += size;
+/// Binlog bytes after the stored position, measured over one session kept between
+/// measurements (a fresh one every few seconds cost the stream its handshake each time).
+pub(crate) struct Probe {
+    url: String,
+    conn: Option<Conn>,
+}
+
+impl Probe {
+    pub(crate) fn new(cfg: &Config) -> Probe {
+        Probe {
+            url: cfg.source.url.clone(),
+            conn: None,
         }
     }
-    behind.ok_or_else(|| format!("binlog {file} is no longer on the server"))
+
+    /// The rest of `file` after `pos` and every later file, from `SHOW BINARY LOGS`; an error
+    /// when the file is gone (purged). A failed session is opened again the next time.
+    pub(crate) async fn measure(&mut self, file: &str, pos: u64) -> Result<i64, String> {
+        let logs = match self.logs().await {
+            Ok(l) => l,
+            Err(e) => {
+                self.conn = None;
+                return Err(e);
+            }
+        };
+        let mut behind: Option<i64> = None;
+        for (name, size) in logs {
+            if name.as_str() == file {
+                behind = Some((size - pos as i64).max(0));
+            } else if let Some(b) = behind.as_mut() {
+                *b += size;
+            }
+        }
+        behind.ok_or_else(|| format!("binlog {file} is no longer on the server"))
+    }
+
+    async fn logs(&mut self) -> Result<Vec<(String, i64)>, String> {
+        if self.conn.is_none() {
+            let opts = Opts::from_url(&self.url).map_err(|e| e.to_string())?;
+            self.conn = Some(connect(&opts).await.map_err(|e| e.to_string())?);
+        }
+        let c = self.conn.as_mut().ok_or("no session")?;
+        let rows: Vec<mysql_async::Row> = c
+            .query("SHOW BINARY LOGS")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0).unwrap_or_default(), r.get(1).unwrap_or(0)))
+            .collect())
+    }
 }
 
 /// Connect with session settings the value conversion relies on.

@@ -105,24 +105,65 @@ fn parse_lsn(s: &str) -> Result<Lsn, SourceError> {
         })
 }
 
-/// What the slot holds back: `pg_current_wal_lsn() - restart_lsn` in bytes (the replay
-/// position on a standby) and its `wal_status`; an error names what failed (no row: the slot
-/// does not exist yet).
-pub(crate) async fn retention(cfg: &Config, o: &PostgresOptions) -> Result<(i64, String), String> {
-    let pg: tokio_postgres::Config = cfg.source.url.parse().map_err(|e| format!("{e}"))?;
-    let tls = tls::PgTls::new(o.ssl_root_cert.as_deref()).map_err(|e| e.to_string())?;
-    let client = catalog::connect(&pg, &tls, "rowstream-probe")
-        .await
-        .map_err(|e| e.to_string())?;
-    let row = client
-        .query_opt(
-            "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - restart_lsn)::bigint, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1",
-            &[&o.slot],
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no slot {}", o.slot))?;
-    Ok((row.get::<_, Option<i64>>(0).unwrap_or(-1), row.get(1)))
+/// What the slot holds back, measured over one session kept between measurements: a fresh
+/// session every few seconds (TLS set up again, the system trust store read, a backend
+/// started) held the stream up for 25–80 ms each time.
+pub(crate) struct Probe {
+    url: String,
+    slot: String,
+    ssl_root_cert: Option<String>,
+    tls: Option<tls::PgTls>,
+    client: Option<tokio_postgres::Client>,
+}
+
+impl Probe {
+    pub(crate) fn new(cfg: &Config, o: &PostgresOptions) -> Probe {
+        Probe {
+            url: cfg.source.url.clone(),
+            slot: o.slot.clone(),
+            ssl_root_cert: o.ssl_root_cert.clone(),
+            tls: None,
+            client: None,
+        }
+    }
+
+    /// `pg_current_wal_lsn() - restart_lsn` in bytes (the replay position on a standby) and
+    /// the slot's `wal_status`; an error names what failed (no row: the slot does not exist
+    /// yet). A failed session is opened again at the next measurement.
+    pub(crate) async fn measure(&mut self) -> Result<(i64, String), String> {
+        let r = self.query().await;
+        if r.is_err() {
+            self.client = None;
+        }
+        r
+    }
+
+    async fn query(&mut self) -> Result<(i64, String), String> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            let pg: tokio_postgres::Config = self.url.parse().map_err(|e| format!("{e}"))?;
+            if self.tls.is_none() {
+                self.tls = Some(
+                    tls::PgTls::new(self.ssl_root_cert.as_deref()).map_err(|e| e.to_string())?,
+                );
+            }
+            let tls = self.tls.as_ref().ok_or("no TLS setup")?;
+            self.client = Some(
+                catalog::connect(&pg, tls, "rowstream-probe")
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let client = self.client.as_ref().ok_or("no session")?;
+        let row = client
+            .query_opt(
+                "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - restart_lsn)::bigint, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.slot],
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no slot {}", self.slot))?;
+        Ok((row.get::<_, Option<i64>>(0).unwrap_or(-1), row.get(1)))
+    }
 }
 
 /// Where and how to connect: the parsed URL, TLS, the database's name.
