@@ -186,8 +186,44 @@ pub(crate) async fn run(
     idle: Option<Duration>,
 ) -> Result<Written, Error> {
     let lake = open_store(cfg)?;
-    let kafka = cfg.kafka();
-    let consumer: StreamConsumer = kafka
+    let consumer = consumer(cfg)?;
+    // per partition: the first offset not yet in a file
+    let resume = assign(cfg, &lake, &consumer).await?;
+    let mut files = Files {
+        lake: &lake,
+        pending: HashMap::new(),
+        written: Written::default(),
+        max_rows: cfg.sink.flush_records,
+        max_age: Duration::from_millis(cfg.sink.flush_interval_ms),
+    };
+    let mut last_record = Instant::now();
+    loop {
+        let Some(msg) = next_message(&consumer, &mut stop).await else {
+            break; // stopping: what is pending is written below
+        };
+        if let Some(m) = msg {
+            last_record = Instant::now();
+            let key = (m.topic().to_string(), m.partition());
+            let offset = m.offset();
+            if resume.get(&key).is_some_and(|&r| offset < r) {
+                continue; // in a file already (see `config::read_from`)
+            }
+            let payload = m.payload().unwrap_or_default();
+            if !files.land(key, offset, payload).await? {
+                continue; // not a row (a heartbeat, a DDL record): on to the next record
+            }
+        }
+        files.close_due().await?;
+        if idle.is_some_and(|i| last_record.elapsed() >= i) {
+            break;
+        }
+    }
+    files.close_all().await
+}
+
+/// The sink's Kafka consumer, with the reader settings of its config.
+fn consumer(cfg: &LakeConfig) -> Result<StreamConsumer, Error> {
+    cfg.kafka()
         .reader("rowstream-sink", crate::config::Fetch::Bulk)
         .create()
         .map_err(|e| {
@@ -195,33 +231,21 @@ pub(crate) async fn run(
                 format!("kafka settings are not accepted: {e}"),
                 "check the keys and values of [kafka.properties] in the sink's config",
             )
-        })?;
+        })
+}
+
+/// Assign every partition of `cfg.sink.topics` to `consumer`, each at the offset after its
+/// files (or at the beginning when it has none); returns, per partition with files, the first
+/// offset not yet in a file.
+async fn assign(
+    cfg: &LakeConfig,
+    lake: &Lake,
+    consumer: &StreamConsumer,
+) -> Result<HashMap<(String, i32), i64>, Error> {
     let mut tpl = TopicPartitionList::new();
-    // per partition: the first offset not yet in a file
     let mut resume: HashMap<(String, i32), i64> = HashMap::new();
     for topic in &cfg.sink.topics {
-        let md = tokio::task::block_in_place(|| {
-            consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
-        })
-        .map_err(|e| {
-            Error::setup(
-                format!("kafka at {} does not answer: {e}", cfg.kafka.brokers),
-                "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
-            )
-        })?;
-        let parts: Vec<i32> = md
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if parts.is_empty() {
-            return Err(Error::setup(
-                format!("topic {topic} does not exist on the broker"),
-                "name existing topics in sink.topics (the run's kafka.topic template gives their names)",
-            ));
-        }
-        for p in parts {
+        for p in partitions_of(cfg, consumer, topic)? {
             let at = match lake.resume_at(topic, p).await? {
                 Some(o) => {
                     resume.insert((topic.clone(), p), o);
@@ -237,145 +261,212 @@ pub(crate) async fn run(
     consumer
         .assign(&tpl)
         .map_err(|e| Error::fatal(format!("cannot read the topics: {e}")))?;
-    let mut pending: HashMap<(String, i32), Pending> = HashMap::new();
-    let mut written = Written::default();
-    let max_rows = cfg.sink.flush_records;
-    let max_age = Duration::from_millis(cfg.sink.flush_interval_ms);
-    let mut last_record = Instant::now();
-    loop {
-        let msg = tokio::select! {
-            _ = stop.wait_for(|s| *s) => None,
-            r = tokio::time::timeout(Duration::from_millis(200), consumer.recv()) => match r {
-                Ok(Ok(m)) => Some(Some(m.detach())),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "kafka consumer");
-                    Some(None)
-                }
-                Err(_) => Some(None),
-            },
-        };
-        let Some(msg) = msg else {
-            break; // stopping: what is pending is written below
-        };
-        if let Some(m) = msg {
-            last_record = Instant::now();
-            let key = (m.topic().to_string(), m.partition());
-            let offset = m.offset();
-            if resume.get(&key).is_some_and(|&r| offset < r) {
-                continue; // in a file already (see `config::read_from`)
+    Ok(resume)
+}
+
+/// The partitions of `topic` on the broker; an error when the topic has none (does not exist).
+fn partitions_of(
+    cfg: &LakeConfig,
+    consumer: &StreamConsumer,
+    topic: &str,
+) -> Result<Vec<i32>, Error> {
+    let md = tokio::task::block_in_place(|| {
+        consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+    })
+    .map_err(|e| {
+        Error::setup(
+            format!("kafka at {} does not answer: {e}", cfg.kafka.brokers),
+            "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
+        )
+    })?;
+    let parts: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if parts.is_empty() {
+        return Err(Error::setup(
+            format!("topic {topic} does not exist on the broker"),
+            "name existing topics in sink.topics (the run's kafka.topic template gives their names)",
+        ));
+    }
+    Ok(parts)
+}
+
+/// The next message: `None` once `stop` is set, `Some(None)` when none came within 200 ms
+/// (or the consumer reported an error, which is logged).
+async fn next_message(
+    consumer: &StreamConsumer,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Option<rdkafka::message::OwnedMessage>> {
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => None,
+        r = tokio::time::timeout(Duration::from_millis(200), consumer.recv()) => match r {
+            Ok(Ok(m)) => Some(Some(m.detach())),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "kafka consumer");
+                Some(None)
             }
-            let where_ = || format!("{}[{}]@{offset}", key.0, key.1);
-            let payload = m.payload().unwrap_or_default();
-            let rec: Envelope<RawValues> = Envelope::parse(payload).map_err(|e| {
-                Error::setup(
-                    format!("{} is not a DataWorks JSON record: {e}", where_()),
-                    "land only topics rowstream (or DataWorks) writes",
-                )
-            })?;
-            let sequence_id = rec.payload.sequence();
-            let event_time = rec
-                .payload
-                .timestamp
-                .as_ref()
-                .and_then(|t| t.event_time)
-                .unwrap_or(-1);
-            let op = rec.payload.op.as_str();
-            let ddl = rec.payload.ddl.is_some_and(|d| d.get() != "null");
-            if op == "MHEARTBEAT" || op.starts_with("TRANSACTION_") {
-                continue;
-            }
-            if ddl {
-                // the table's schema changes: the rows before it close their file
-                if let Some(p) = pending.remove(&key) {
-                    flush(&lake, &key.0, p, &mut written).await?;
-                }
-                continue;
-            }
-            let image = match op {
-                "INSERT" | "UPDATE_AFTER" => rec.payload.after,
-                "DELETE" | "UPDATE_BEFORE" => rec.payload.before,
-                _ => None,
-            };
-            let (Some(image), Some(schema)) = (image, rec.schema.and_then(|s| s.data_column))
-            else {
-                return Err(Error::setup(
-                    format!(
-                        "{} is a `{op}` record without its image or schema",
-                        where_()
-                    ),
-                    "land only topics rowstream (or DataWorks) writes",
-                ));
-            };
-            if pending.get(&key).is_some_and(|p| p.schema != schema.get()) {
-                if let Some(p) = pending.remove(&key) {
-                    flush(&lake, &key.0, p, &mut written).await?;
-                }
-            }
-            let p = match pending.entry(key.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let cols: Vec<Column> = serde_json::from_str(schema.get()).map_err(|err| {
-                        Error::setup(
-                            format!(
-                                "{}: schema.dataColumn is not a column list: {err}",
-                                where_()
-                            ),
-                            "land only topics rowstream (or DataWorks) writes",
-                        )
-                    })?;
-                    e.insert(Pending {
-                        schema: schema.get().to_string(),
-                        rows: Rows {
-                            columns: cols.into_iter().map(|c| (c.name, c.ltype)).collect(),
-                            partition: key.1,
-                            rows: Vec::new(),
-                        },
-                        first: offset,
-                        last: offset,
-                        since: Instant::now(),
-                    })
-                }
-            };
-            let mut values = image.data_column;
-            let row = Row {
-                op: op.to_string(),
-                sequence_id,
-                event_time,
-                offset,
-                values: p
-                    .rows
-                    .columns
-                    .iter()
-                    .map(|(name, _)| values.remove(name))
-                    .collect(),
-            };
-            p.rows.rows.push(row);
-            p.last = offset;
-            if p.rows.rows.len() >= max_rows {
-                if let Some(p) = pending.remove(&key) {
-                    flush(&lake, &key.0, p, &mut written).await?;
-                }
-            }
+            Err(_) => Some(None),
+        },
+    }
+}
+
+/// The files being gathered, at most one per partition, and what was written so far. A
+/// partition's file is written at `max_rows` rows, when its first row waited `max_age`, when
+/// its table's schema changes, and at the end.
+struct Files<'a> {
+    lake: &'a Lake,
+    pending: HashMap<(String, i32), Pending>,
+    written: Written,
+    max_rows: usize,
+    max_age: Duration,
+}
+
+impl Files<'_> {
+    /// Take the record of partition `key` at `offset` into its file. `Ok(false)` for a record
+    /// that is not a row (a heartbeat, a transaction marker, a DDL record, which closes the
+    /// file): the caller goes on to the next record.
+    async fn land(
+        &mut self,
+        key: (String, i32),
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<bool, Error> {
+        let where_ = || format!("{}[{}]@{offset}", key.0, key.1);
+        let rec: Envelope<RawValues> = Envelope::parse(payload).map_err(|e| {
+            Error::setup(
+                format!("{} is not a DataWorks JSON record: {e}", where_()),
+                "land only topics rowstream (or DataWorks) writes",
+            )
+        })?;
+        let sequence_id = rec.payload.sequence();
+        let event_time = rec
+            .payload
+            .timestamp
+            .as_ref()
+            .and_then(|t| t.event_time)
+            .unwrap_or(-1);
+        let op = rec.payload.op.as_str();
+        let ddl = rec.payload.ddl.is_some_and(|d| d.get() != "null");
+        if op == "MHEARTBEAT" || op.starts_with("TRANSACTION_") {
+            return Ok(false);
         }
-        // files whose first row waited long enough
-        let due: Vec<(String, i32)> = pending
+        if ddl {
+            // the table's schema changes: the rows before it close their file
+            self.close(&key).await?;
+            return Ok(false);
+        }
+        let image = match op {
+            "INSERT" | "UPDATE_AFTER" => rec.payload.after,
+            "DELETE" | "UPDATE_BEFORE" => rec.payload.before,
+            _ => None,
+        };
+        let (Some(image), Some(schema)) = (image, rec.schema.and_then(|s| s.data_column)) else {
+            return Err(Error::setup(
+                format!(
+                    "{} is a `{op}` record without its image or schema",
+                    where_()
+                ),
+                "land only topics rowstream (or DataWorks) writes",
+            ));
+        };
+        if self
+            .pending
+            .get(&key)
+            .is_some_and(|p| p.schema != schema.get())
+        {
+            self.close(&key).await?;
+        }
+        let p = match self.pending.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Pending::start(schema, key.1, offset, &where_)?)
+            }
+        };
+        let mut values = image.data_column;
+        let row = Row {
+            op: op.to_string(),
+            sequence_id,
+            event_time,
+            offset,
+            values: p
+                .rows
+                .columns
+                .iter()
+                .map(|(name, _)| values.remove(name))
+                .collect(),
+        };
+        p.rows.rows.push(row);
+        p.last = offset;
+        if p.rows.rows.len() >= self.max_rows {
+            self.close(&key).await?;
+        }
+        Ok(true)
+    }
+
+    /// Write the file of partition `key`, if it has one.
+    async fn close(&mut self, key: &(String, i32)) -> Result<(), Error> {
+        if let Some(p) = self.pending.remove(key) {
+            flush(self.lake, &key.0, p, &mut self.written).await?;
+        }
+        Ok(())
+    }
+
+    /// Write the files whose first row waited `max_age`.
+    async fn close_due(&mut self) -> Result<(), Error> {
+        let due: Vec<(String, i32)> = self
+            .pending
             .iter()
-            .filter(|(_, p)| p.since.elapsed() >= max_age)
+            .filter(|(_, p)| p.since.elapsed() >= self.max_age)
             .map(|(k, _)| k.clone())
             .collect();
         for k in due {
-            if let Some(p) = pending.remove(&k) {
-                flush(&lake, &k.0, p, &mut written).await?;
-            }
+            self.close(&k).await?;
         }
-        if idle.is_some_and(|i| last_record.elapsed() >= i) {
-            break;
+        Ok(())
+    }
+
+    /// Write every file left; what the run wrote.
+    async fn close_all(mut self) -> Result<Written, Error> {
+        for ((topic, _), p) in self.pending.drain() {
+            flush(self.lake, &topic, p, &mut self.written).await?;
         }
+        Ok(self.written)
     }
-    for ((topic, _), p) in pending.drain() {
-        flush(&lake, &topic, p, &mut written).await?;
+}
+
+impl Pending {
+    /// An empty file of `partition` starting at `offset`, with the columns of `schema` (the
+    /// record's `schema.dataColumn`).
+    fn start(
+        schema: &serde_json::value::RawValue,
+        partition: i32,
+        offset: i64,
+        where_: &dyn Fn() -> String,
+    ) -> Result<Pending, Error> {
+        let cols: Vec<Column> = serde_json::from_str(schema.get()).map_err(|err| {
+            Error::setup(
+                format!(
+                    "{}: schema.dataColumn is not a column list: {err}",
+                    where_()
+                ),
+                "land only topics rowstream (or DataWorks) writes",
+            )
+        })?;
+        Ok(Pending {
+            schema: schema.get().to_string(),
+            rows: Rows {
+                columns: cols.into_iter().map(|c| (c.name, c.ltype)).collect(),
+                partition,
+                rows: Vec::new(),
+            },
+            first: offset,
+            last: offset,
+            since: Instant::now(),
+        })
     }
-    Ok(written)
 }
 
 async fn flush(lake: &Lake, topic: &str, p: Pending, written: &mut Written) -> Result<(), Error> {
