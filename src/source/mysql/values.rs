@@ -70,37 +70,7 @@ pub(crate) fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Res
     let dt = col.data_type.as_str();
     Ok(match v {
         MyValue::NULL => Value::Null,
-        MyValue::Int(i) => match dt {
-            "tinyint" if col.tiny1 && ctx.tiny1_bool => Value::Bool(i != 0),
-            "enum" => {
-                // binlog: 1-based index into the labels (0 is the invalid '' value)
-                match (i as usize).checked_sub(1).and_then(|k| col.labels.get(k)) {
-                    Some(l) => Value::Text(l.clone()),
-                    None if i == 0 => Value::Text(String::new()),
-                    None => return Err(format!("enum index {i} out of range")),
-                }
-            }
-            // an unsigned column is always UInt, whichever way the value arrived
-            _ if col.unsigned && i >= 0 => Value::UInt(i as u64),
-            // the binlog carries unsigned columns as their signed bit pattern (without the
-            // SIGNEDNESS metadata of binlog_row_metadata=FULL)
-            _ if col.unsigned => Value::UInt(match dt {
-                "tinyint" => i as u8 as u64,
-                "smallint" => i as u16 as u64,
-                "mediumint" => (i as u64) & 0xFF_FFFF,
-                "int" | "integer" => i as u32 as u64,
-                _ => i as u64,
-            }),
-            // and may carry signed narrow columns zero-extended (MariaDB MEDIUMINT): sign-extend
-            _ if !col.unsigned => Value::Int(match dt {
-                "tinyint" => i as i8 as i64,
-                "smallint" => i as i16 as i64,
-                "mediumint" => (i << 40) >> 40,
-                "int" | "integer" => i as i32 as i64,
-                _ => i,
-            }),
-            _ => Value::Int(i),
-        },
+        MyValue::Int(i) => int(col, dt, i, ctx)?,
         MyValue::UInt(u) => match dt {
             "tinyint" if col.tiny1 && ctx.tiny1_bool => Value::Bool(u != 0),
             _ => Value::UInt(u),
@@ -111,105 +81,165 @@ pub(crate) fn convert(col: &MyCol, v: MyValue, origin: Origin, ctx: &Ctx) -> Res
             Value::Float(s.parse().unwrap_or(f as f64))
         }
         MyValue::Double(f) => Value::Float(f),
-        MyValue::Date(y, m, d, h, mi, s, us) => {
-            let micros = datetime_us(y, m, d, h, mi, s, us)?;
-            match dt {
-                // DATETIME has no zone: read it in source.timezone; TIMESTAMP arrives in UTC
-                "datetime" => Value::Timestamp(micros - ctx.tz_offset_us),
-                _ => Value::Timestamp(micros),
-            }
-        }
+        MyValue::Date(y, m, d, h, mi, s, us) => zoned(dt, datetime_us(y, m, d, h, mi, s, us)?, ctx),
         MyValue::Time(neg, days, h, m, s, us) => {
             Value::Text(time_text(neg, days, h, m, s, us, col.fsp))
         }
-        MyValue::Bytes(b) => match dt {
-            "decimal" | "numeric" => Value::Decimal(String::from_utf8_lossy(&b).into_owned()),
-            "year" => Value::Int(
-                String::from_utf8_lossy(&b)
-                    .trim()
-                    .parse()
-                    .map_err(|_| "invalid year")?,
-            ),
-            "timestamp" if origin == Origin::Binlog => {
-                // "seconds[.micros]" since the epoch; 0 is the zero timestamp
-                let s = String::from_utf8_lossy(&b).into_owned();
-                let (sec, frac) = s.split_once('.').unwrap_or((&s, ""));
-                let sec: i64 = sec.parse().map_err(|_| "invalid timestamp")?;
-                if sec == 0 && frac.trim_matches('0').is_empty() {
-                    return Err("zero timestamp 0000-00-00 00:00:00 has no epoch value".into());
-                }
-                let mut us: i64 = if frac.is_empty() {
-                    0
-                } else {
-                    frac.parse().map_err(|_| "invalid timestamp")?
-                };
-                for _ in frac.len()..6 {
-                    us *= 10;
-                }
-                Value::Timestamp(sec * 1_000_000 + us)
-            }
-            "bit" if col.bits <= 1 => Value::Bool(b.iter().any(|&x| x != 0)),
-            "bit" => {
-                let n = (col.bits as usize).div_ceil(8).max(1);
-                // the snapshot may trim leading zero bytes: pad to the column's width
-                let mut v = vec![0u8; n.saturating_sub(b.len())];
-                v.extend_from_slice(&b);
-                Value::Bytes(v)
-            }
-            "set" if origin == Origin::Binlog => {
-                let mut mask = 0u64;
-                for (i, byte) in b.iter().enumerate().take(8) {
-                    mask |= (*byte as u64) << (8 * i);
-                }
-                let names: Vec<&str> = col
-                    .labels
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| mask & (1 << i) != 0)
-                    .map(|(_, l)| l.as_str())
-                    .collect();
-                Value::Text(names.join(","))
-            }
-            "json" => Value::Text(json_compact(&String::from_utf8_lossy(&b))),
-            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
-            | "multipolygon" | "geometrycollection" | "geomcollection" => {
-                Value::Bytes(if b.len() >= 4 { b[4..].to_vec() } else { b })
-            }
-            // BINARY(n) is zero-padded to n bytes; the binlog drops the trailing zeros
-            "binary" if b.len() < col.len as usize => {
-                let mut v = b;
-                v.resize(col.len as usize, 0);
-                Value::Bytes(v)
-            }
-            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
-                Value::Bytes(b)
-            }
-            _ if col.charset.as_deref() == Some("binary") => Value::Bytes(b),
-            "date" | "datetime" | "time" | "timestamp" => {
-                // text protocol fallback: parse "YYYY-MM-DD[ HH:MM:SS[.f]]"
-                let s = String::from_utf8_lossy(&b).into_owned();
-                if dt == "time" {
-                    Value::Text(s)
-                } else {
-                    let us = crate::model::time::parse_timestamp(
-                        if s.len() == 10 {
-                            format!("{s} 00:00:00")
-                        } else {
-                            s.clone()
-                        }
-                        .as_str(),
-                        false,
-                    )?;
-                    Value::Timestamp(if dt == "datetime" {
-                        us - ctx.tz_offset_us
-                    } else {
-                        us
-                    })
-                }
-            }
-            _ => Value::Text(text(col, &b, origin)),
-        },
+        MyValue::Bytes(b) => bytes(col, dt, b, origin, ctx)?,
     })
+}
+
+/// An integer of a column of type `dt`: TINYINT(1) as a boolean (with `tiny1_bool`), an
+/// ENUM's binlog index as its label, others with the column's signedness and width restored.
+#[inline]
+fn int(col: &MyCol, dt: &str, i: i64, ctx: &Ctx) -> Result<Value, String> {
+    Ok(match dt {
+        "tinyint" if col.tiny1 && ctx.tiny1_bool => Value::Bool(i != 0),
+        "enum" => {
+            // binlog: 1-based index into the labels (0 is the invalid '' value)
+            match (i as usize).checked_sub(1).and_then(|k| col.labels.get(k)) {
+                Some(l) => Value::Text(l.clone()),
+                None if i == 0 => Value::Text(String::new()),
+                None => return Err(format!("enum index {i} out of range")),
+            }
+        }
+        // an unsigned column is always UInt, whichever way the value arrived
+        _ if col.unsigned && i >= 0 => Value::UInt(i as u64),
+        // the binlog carries unsigned columns as their signed bit pattern (without the
+        // SIGNEDNESS metadata of binlog_row_metadata=FULL)
+        _ if col.unsigned => Value::UInt(match dt {
+            "tinyint" => i as u8 as u64,
+            "smallint" => i as u16 as u64,
+            "mediumint" => (i as u64) & 0xFF_FFFF,
+            "int" | "integer" => i as u32 as u64,
+            _ => i as u64,
+        }),
+        // and may carry signed narrow columns zero-extended (MariaDB MEDIUMINT): sign-extend
+        _ if !col.unsigned => Value::Int(match dt {
+            "tinyint" => i as i8 as i64,
+            "smallint" => i as i16 as i64,
+            "mediumint" => (i << 40) >> 40,
+            "int" | "integer" => i as i32 as i64,
+            _ => i,
+        }),
+        _ => Value::Int(i),
+    })
+}
+
+/// Microseconds `us` of a column of type `dt` as a timestamp: DATETIME has no zone and is
+/// read in source.timezone; TIMESTAMP (any other type) is in UTC already.
+#[inline]
+fn zoned(dt: &str, us: i64, ctx: &Ctx) -> Value {
+    Value::Timestamp(if dt == "datetime" {
+        us - ctx.tz_offset_us
+    } else {
+        us
+    })
+}
+
+/// A value that arrives as bytes, by its column's type `dt`: DECIMAL's exact text, YEAR, the
+/// binlog's TIMESTAMP and SET, BIT, JSON, GEOMETRY's WKB, binary strings, the text protocol's
+/// dates and times, and text in the column's charset.
+#[inline]
+fn bytes(col: &MyCol, dt: &str, b: Vec<u8>, origin: Origin, ctx: &Ctx) -> Result<Value, String> {
+    Ok(match dt {
+        "decimal" | "numeric" => Value::Decimal(String::from_utf8_lossy(&b).into_owned()),
+        "year" => Value::Int(
+            String::from_utf8_lossy(&b)
+                .trim()
+                .parse()
+                .map_err(|_| "invalid year")?,
+        ),
+        "timestamp" if origin == Origin::Binlog => binlog_timestamp(&b)?,
+        "bit" => bit(col, b),
+        "set" if origin == Origin::Binlog => binlog_set(col, &b),
+        "json" => Value::Text(json_compact(&String::from_utf8_lossy(&b))),
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" => {
+            Value::Bytes(if b.len() >= 4 { b[4..].to_vec() } else { b })
+        }
+        // BINARY(n) is zero-padded to n bytes; the binlog drops the trailing zeros
+        "binary" if b.len() < col.len as usize => {
+            let mut v = b;
+            v.resize(col.len as usize, 0);
+            Value::Bytes(v)
+        }
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => Value::Bytes(b),
+        _ if col.charset.as_deref() == Some("binary") => Value::Bytes(b),
+        "date" | "datetime" | "time" | "timestamp" => text_date(dt, &b, ctx)?,
+        _ => Value::Text(text(col, &b, origin)),
+    })
+}
+
+/// The binlog's TIMESTAMP: "seconds[.micros]" since the epoch; 0 is the zero timestamp, an
+/// error.
+#[inline]
+fn binlog_timestamp(b: &[u8]) -> Result<Value, String> {
+    let s = String::from_utf8_lossy(b).into_owned();
+    let (sec, frac) = s.split_once('.').unwrap_or((&s, ""));
+    let sec: i64 = sec.parse().map_err(|_| "invalid timestamp")?;
+    if sec == 0 && frac.trim_matches('0').is_empty() {
+        return Err("zero timestamp 0000-00-00 00:00:00 has no epoch value".into());
+    }
+    let mut us: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| "invalid timestamp")?
+    };
+    for _ in frac.len()..6 {
+        us *= 10;
+    }
+    Ok(Value::Timestamp(sec * 1_000_000 + us))
+}
+
+/// BIT(1) as a boolean; a wider BIT as its bytes, padded to the column's width (the snapshot
+/// may trim leading zero bytes).
+#[inline]
+fn bit(col: &MyCol, b: Vec<u8>) -> Value {
+    if col.bits <= 1 {
+        return Value::Bool(b.iter().any(|&x| x != 0));
+    }
+    let n = (col.bits as usize).div_ceil(8).max(1);
+    let mut v = vec![0u8; n.saturating_sub(b.len())];
+    v.extend_from_slice(&b);
+    Value::Bytes(v)
+}
+
+/// The binlog's SET: a little-endian bit mask over the labels → the labels set, joined by `,`.
+#[inline]
+fn binlog_set(col: &MyCol, b: &[u8]) -> Value {
+    let mut mask = 0u64;
+    for (i, byte) in b.iter().enumerate().take(8) {
+        mask |= (*byte as u64) << (8 * i);
+    }
+    let names: Vec<&str> = col
+        .labels
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, l)| l.as_str())
+        .collect();
+    Value::Text(names.join(","))
+}
+
+/// A date, time or timestamp sent as text (text protocol fallback): TIME as its text, the
+/// others parsed from "YYYY-MM-DD[ HH:MM:SS[.f]]".
+#[inline]
+fn text_date(dt: &str, b: &[u8], ctx: &Ctx) -> Result<Value, String> {
+    let s = String::from_utf8_lossy(b).into_owned();
+    if dt == "time" {
+        return Ok(Value::Text(s));
+    }
+    let us = crate::model::time::parse_timestamp(
+        if s.len() == 10 {
+            format!("{s} 00:00:00")
+        } else {
+            s.clone()
+        }
+        .as_str(),
+        false,
+    )?;
+    Ok(zoned(dt, us, ctx))
 }
 
 /// Binary JSON of a MySQL binlog → compact JSON text, as the snapshot renders the same value
@@ -256,7 +286,7 @@ mod tests {
     };
 
     #[test]
-    fn conversions() {
+    fn conversions_of_numbers() {
         let mut u = col("bigint");
         u.unsigned = true;
         assert_eq!(
@@ -281,16 +311,23 @@ mod tests {
             convert(&e, MyValue::Int(2), Origin::Binlog, &CTX).unwrap(),
             Value::Text("y".into())
         );
-        let mut s = col("set");
-        s.labels = vec!["a".into(), "b".into(), "c".into()];
+        let m = col("mediumint");
         assert_eq!(
-            convert(&s, MyValue::Bytes(vec![0b101]), Origin::Binlog, &CTX).unwrap(),
-            Value::Text("a,c".into())
+            convert(&m, MyValue::Int(8388608), Origin::Binlog, &CTX).unwrap(),
+            Value::Int(-8388608)
         );
         assert_eq!(
-            convert(&s, MyValue::Bytes(b"a,c".to_vec()), Origin::Snapshot, &CTX).unwrap(),
-            Value::Text("a,c".into())
+            convert(&m, MyValue::Int(-5), Origin::Snapshot, &CTX).unwrap(),
+            Value::Int(-5)
         );
+        assert_eq!(
+            convert(&col("float"), MyValue::Float(1.1), Origin::Binlog, &CTX).unwrap(),
+            Value::Float(1.1)
+        );
+    }
+
+    #[test]
+    fn conversions_of_dates_and_times() {
         assert_eq!(
             convert(
                 &col("timestamp"),
@@ -325,10 +362,6 @@ mod tests {
             .unwrap(),
             Value::Timestamp(1590315269123456)
         );
-        assert_eq!(
-            convert(&col("float"), MyValue::Float(1.1), Origin::Binlog, &CTX).unwrap(),
-            Value::Float(1.1)
-        );
         let mut t = col("time");
         t.fsp = 3;
         assert_eq!(
@@ -340,6 +373,20 @@ mod tests {
             )
             .unwrap(),
             Value::Text("-26:03:04.500".into())
+        );
+    }
+
+    #[test]
+    fn conversions_of_bytes() {
+        let mut s = col("set");
+        s.labels = vec!["a".into(), "b".into(), "c".into()];
+        assert_eq!(
+            convert(&s, MyValue::Bytes(vec![0b101]), Origin::Binlog, &CTX).unwrap(),
+            Value::Text("a,c".into())
+        );
+        assert_eq!(
+            convert(&s, MyValue::Bytes(b"a,c".to_vec()), Origin::Snapshot, &CTX).unwrap(),
+            Value::Text("a,c".into())
         );
         assert_eq!(
             convert(
@@ -362,15 +409,6 @@ mod tests {
             )
             .unwrap(),
             Value::Text("café".into())
-        );
-        let m = col("mediumint");
-        assert_eq!(
-            convert(&m, MyValue::Int(8388608), Origin::Binlog, &CTX).unwrap(),
-            Value::Int(-8388608)
-        );
-        assert_eq!(
-            convert(&m, MyValue::Int(-5), Origin::Snapshot, &CTX).unwrap(),
-            Value::Int(-5)
         );
         let mut bin = col("binary");
         bin.len = 4;
