@@ -85,114 +85,55 @@ impl Rows {
         let mut fields = Vec::new();
         let mut arrays: Vec<ArrayRef> = Vec::new();
         for (i, (name, ltype)) in self.columns.iter().enumerate() {
-            let first = self
-                .rows
-                .iter()
-                .filter_map(|r| r.values.get(i).and_then(|v| v.as_deref()))
-                .find(|v| v.get() != "null");
-            let dt = arrow_type(ltype, first);
-            let vals = self.rows.iter().map(|r| {
-                (
-                    r.offset,
-                    r.values
-                        .get(i)
-                        .and_then(|v| v.as_deref())
-                        .map(|v| v.get())
-                        .filter(|v| *v != "null"),
-                )
-            });
-            let bad = |offset: i64, raw: &str| {
-                format!(
-                    "offset {offset}: column `{name}` ({ltype}) holds {} which does not fit {dt}",
-                    if raw.len() > 40 { "a value" } else { raw }
-                )
-            };
-            let array: ArrayRef = match &dt {
-                DataType::Int64 => {
-                    let mut b = Int64Builder::with_capacity(self.rows.len());
-                    for (o, v) in vals {
-                        match v {
-                            None => b.append_null(),
-                            Some(raw) => b.append_value(raw.parse().map_err(|_| bad(o, raw))?),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::Float64 => {
-                    let mut b = Float64Builder::with_capacity(self.rows.len());
-                    for (o, v) in vals {
-                        match v {
-                            None => b.append_null(),
-                            Some(raw) => {
-                                let text = if raw.starts_with('"') {
-                                    unquote(raw).map_err(|_| bad(o, raw))?
-                                } else {
-                                    raw.to_string()
-                                };
-                                b.append_value(text.parse().map_err(|_| bad(o, raw))?)
-                            }
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::Timestamp(..) => {
-                    let mut b = TimestampMicrosecondBuilder::with_capacity(self.rows.len())
-                        .with_timezone("UTC");
-                    for (o, v) in vals {
-                        match v {
-                            None => b.append_null(),
-                            Some(raw) => {
-                                b.append_value(date_micros(raw).ok_or_else(|| bad(o, raw))?)
-                            }
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::Boolean => {
-                    let mut b = BooleanBuilder::with_capacity(self.rows.len());
-                    for (o, v) in vals {
-                        match v {
-                            None => b.append_null(),
-                            Some("true") => b.append_value(true),
-                            Some("false") => b.append_value(false),
-                            Some(raw) => return Err(bad(o, raw)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::Binary => {
-                    let mut b = BinaryBuilder::new();
-                    let b64 = base64::engine::general_purpose::STANDARD;
-                    for (o, v) in vals {
-                        match v {
-                            None => b.append_null(),
-                            Some(raw) => {
-                                let text = unquote(raw).map_err(|_| bad(o, raw))?;
-                                b.append_value(b64.decode(text).map_err(|_| bad(o, raw))?)
-                            }
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                _ => {
-                    let mut b = StringBuilder::new();
-                    for (o, v) in vals {
-                        match v {
-                            None => b.append_null(),
-                            // decimals and anything else: the JSON string's text, or a
-                            // number's own text
-                            Some(raw) if raw.starts_with('"') => {
-                                b.append_value(unquote(raw).map_err(|_| bad(o, raw))?)
-                            }
-                            Some(raw) => b.append_value(raw),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-            };
-            fields.push(Field::new(name, dt, true));
+            let (field, array) = self.column(i, name, ltype)?;
+            fields.push(field);
             arrays.push(array);
         }
+        self.record_columns(&mut fields, &mut arrays);
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| e.to_string())
+    }
+
+    /// Table column `i` (`name`, DataWorks type `ltype`): its field (nullable) and its array,
+    /// of the Arrow type its type and first non-null value give; an error at the first value
+    /// that does not fit.
+    fn column(&self, i: usize, name: &str, ltype: &str) -> Result<(Field, ArrayRef), String> {
+        let first = self
+            .rows
+            .iter()
+            .filter_map(|r| r.values.get(i).and_then(|v| v.as_deref()))
+            .find(|v| v.get() != "null");
+        let dt = arrow_type(ltype, first);
+        let vals = self.rows.iter().map(|r| {
+            (
+                r.offset,
+                r.values
+                    .get(i)
+                    .and_then(|v| v.as_deref())
+                    .map(|v| v.get())
+                    .filter(|v| *v != "null"),
+            )
+        });
+        let bad = |offset: i64, raw: &str| {
+            format!(
+                "offset {offset}: column `{name}` ({ltype}) holds {} which does not fit {dt}",
+                if raw.len() > 40 { "a value" } else { raw }
+            )
+        };
+        let n = self.rows.len();
+        let array: ArrayRef = match &dt {
+            DataType::Int64 => longs(n, vals, bad)?,
+            DataType::Float64 => doubles(n, vals, bad)?,
+            DataType::Timestamp(..) => dates(n, vals, bad)?,
+            DataType::Boolean => booleans(n, vals, bad)?,
+            DataType::Binary => bytes(vals, bad)?,
+            _ => strings(vals, bad)?,
+        };
+        Ok((Field::new(name, dt, true), array))
+    }
+
+    /// The record's own columns after the table's: `__op__`, `__sequenceId__`,
+    /// `__eventTime__`, `__partition__`, `__offset__`, never null.
+    fn record_columns(&self, fields: &mut Vec<Field>, arrays: &mut Vec<ArrayRef>) {
         let n = self.rows.len();
         let mut op = StringBuilder::new();
         let mut seq = Int64Builder::with_capacity(n);
@@ -216,8 +157,121 @@ impl Rows {
             fields.push(Field::new(name, dt, false));
             arrays.push(a);
         }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| e.to_string())
     }
+}
+
+// One builder per Arrow type of a table column. Each takes the column's `n` values as
+// (record offset, JSON text; None for null) and `bad`, the error for a value that does not fit.
+
+/// LONG → Int64.
+fn longs<'a>(
+    n: usize,
+    vals: impl Iterator<Item = (i64, Option<&'a str>)>,
+    bad: impl Fn(i64, &str) -> String,
+) -> Result<ArrayRef, String> {
+    let mut b = Int64Builder::with_capacity(n);
+    for (o, v) in vals {
+        match v {
+            None => b.append_null(),
+            Some(raw) => b.append_value(raw.parse().map_err(|_| bad(o, raw))?),
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+/// DOUBLE → Float64: JSON numbers and strings holding one (`"NaN"`, `"Infinity"`).
+fn doubles<'a>(
+    n: usize,
+    vals: impl Iterator<Item = (i64, Option<&'a str>)>,
+    bad: impl Fn(i64, &str) -> String,
+) -> Result<ArrayRef, String> {
+    let mut b = Float64Builder::with_capacity(n);
+    for (o, v) in vals {
+        match v {
+            None => b.append_null(),
+            Some(raw) => {
+                let text = if raw.starts_with('"') {
+                    unquote(raw).map_err(|_| bad(o, raw))?
+                } else {
+                    raw.to_string()
+                };
+                b.append_value(text.parse().map_err(|_| bad(o, raw))?)
+            }
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+/// DATE → Timestamp(µs, UTC), parsed from the JSON text by [`date_micros`].
+fn dates<'a>(
+    n: usize,
+    vals: impl Iterator<Item = (i64, Option<&'a str>)>,
+    bad: impl Fn(i64, &str) -> String,
+) -> Result<ArrayRef, String> {
+    let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    for (o, v) in vals {
+        match v {
+            None => b.append_null(),
+            Some(raw) => b.append_value(date_micros(raw).ok_or_else(|| bad(o, raw))?),
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+/// BOOLEAN → Boolean: `true` and `false` only.
+fn booleans<'a>(
+    n: usize,
+    vals: impl Iterator<Item = (i64, Option<&'a str>)>,
+    bad: impl Fn(i64, &str) -> String,
+) -> Result<ArrayRef, String> {
+    let mut b = BooleanBuilder::with_capacity(n);
+    for (o, v) in vals {
+        match v {
+            None => b.append_null(),
+            Some("true") => b.append_value(true),
+            Some("false") => b.append_value(false),
+            Some(raw) => return Err(bad(o, raw)),
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+/// BYTES → Binary: JSON strings of base64.
+fn bytes<'a>(
+    vals: impl Iterator<Item = (i64, Option<&'a str>)>,
+    bad: impl Fn(i64, &str) -> String,
+) -> Result<ArrayRef, String> {
+    let mut b = BinaryBuilder::new();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (o, v) in vals {
+        match v {
+            None => b.append_null(),
+            Some(raw) => {
+                let text = unquote(raw).map_err(|_| bad(o, raw))?;
+                b.append_value(b64.decode(text).map_err(|_| bad(o, raw))?)
+            }
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+/// STRING, decimal text of a DOUBLE, and any other type → Utf8.
+fn strings<'a>(
+    vals: impl Iterator<Item = (i64, Option<&'a str>)>,
+    bad: impl Fn(i64, &str) -> String,
+) -> Result<ArrayRef, String> {
+    let mut b = StringBuilder::new();
+    for (o, v) in vals {
+        match v {
+            None => b.append_null(),
+            // decimals and anything else: the JSON string's text, or a number's own text
+            Some(raw) if raw.starts_with('"') => {
+                b.append_value(unquote(raw).map_err(|_| bad(o, raw))?)
+            }
+            Some(raw) => b.append_value(raw),
+        }
+    }
+    Ok(Arc::new(b.finish()))
 }
 
 #[cfg(test)]
