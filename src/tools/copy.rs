@@ -133,35 +133,27 @@ impl ProducerContext for Deliveries {
     }
 }
 
+impl Deliveries {
+    /// The first record Kafka refused, as the error that stops the copy.
+    fn first_failure(&self) -> Result<(), Error> {
+        match self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            Some(f) => Err(Error::setup(f, "check the topic, its ACLs and the broker")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Copy every matched table; returns (tables, rows).
 pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Error> {
     let mut dump = crate::source::Dump::open(cfg).await?;
     let tables = dump.schemas().await?;
-    // topics first (the producer does not create them)
-    {
-        let metrics = Arc::new(crate::metrics::Metrics::default());
-        let tracker = Arc::new(crate::checkpoint::tracker::Tracker::new());
-        let mut sink = crate::kafka::KafkaSink::new(&cfg.kafka, tracker, metrics, None)?;
-        for t in &tables {
-            sink.ensure_topic(o.topic.as_deref().unwrap_or(&t.topic))
-                .await?;
-        }
-    }
-    let mut pc = crate::kafka::producer_config(&cfg.kafka);
-    if let Some(acks) = &o.acks {
-        pc.set("acks", acks);
-        if acks != "all" && acks != "-1" {
-            // the idempotent producer needs acks=all
-            pc.set("enable.idempotence", "false");
-        }
-    }
-    let producer: ThreadedProducer<Deliveries> =
-        pc.create_with_context(Deliveries::default()).map_err(|e| {
-            Error::setup(
-                format!("kafka settings are not accepted: {e}"),
-                "check [kafka] and [kafka.properties]",
-            )
-        })?;
+    create_topics(cfg, o, &tables).await?;
+    let producer = producer(cfg, o)?;
     let ctx = producer.context().clone();
     let mut sent = 0u64;
     for (i, t) in tables.iter().enumerate() {
@@ -170,66 +162,9 @@ pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Erro
         let mut key = Vec::new();
         let mut f = |rows: &[crate::model::value::Row]| -> Result<(), Error> {
             for row in rows {
-                let (k, value): (Option<Vec<u8>>, Vec<u8>) = match o.format {
-                    Format::Dataworks => {
-                        let has = dataworks::write_key(&mut key, t, row, &cfg.kafka.key_separator);
-                        let mut b = Vec::with_capacity(256);
-                        dataworks::encode_row(
-                            &mut b,
-                            t,
-                            Shape {
-                                empty_key_list: cfg.encode.profile == crate::config::Profile::Paimon,
-                                schema_in_table_name: cfg.encode.schema_in_table_name,
-                            },
-                            RowOp::Insert,
-                            None,
-                            Some(row),
-                            None,
-                            Times {
-                                event: -1,
-                                system: crate::model::time::now_ms(),
-                                checkpoint: -1,
-                            },
-                        );
-                        (has.then(|| key.clone()), b)
-                    }
-                    Format::Text => (
-                        plain::key_of(t, row, &o.key_indexes, &o.delimiter),
-                        plain::encode_text(t, row, &o.delimiter, &o.null_value),
-                    ),
-                    Format::Json => (
-                        plain::key_of(t, row, &o.key_indexes, &cfg.kafka.key_separator),
-                        plain::encode_json(t, row, &o.json_types).map_err(|e| {
-                            Error::setup(e, "choose a --json-type the column's values fit (JSON_STRING holds anything)")
-                        })?,
-                    ),
-                };
-                let mut rec: BaseRecord<'_, [u8], [u8], ()> =
-                    BaseRecord::to(&topic).payload(&value[..]);
-                if let Some(k) = &k {
-                    rec = rec.key(&k[..]);
-                }
-                loop {
-                    match producer.send(rec) {
-                        Ok(()) => break,
-                        Err((e, r))
-                            if e.rdkafka_error_code()
-                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-                        {
-                            rec = r;
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                        Err((e, _)) => {
-                            return Err(Error::setup(
-                                format!("cannot produce to {topic}: {e}"),
-                                "check the topic and the broker",
-                            ))
-                        }
-                    }
-                }
-                if let Some(f) = ctx.failed.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-                    return Err(Error::setup(f, "check the topic, its ACLs and the broker"));
-                }
+                let (k, value) = encode(cfg, o, t, row, &mut key)?;
+                send(&producer, &topic, k.as_deref(), &value)?;
+                ctx.first_failure()?;
                 rows_of_table += 1;
             }
             Ok(())
@@ -240,15 +175,134 @@ pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Erro
         sent += rows_of_table;
         tracing::info!(target: LOG_TARGET, table = %t.id, rows = rows_of_table, topic = %topic, "copied");
     }
+    acknowledged(&producer, sent)?;
+    Ok((tables.len(), sent))
+}
+
+/// Create the tables' topics (or `--topic`) where missing: the producer does not create them.
+async fn create_topics(
+    cfg: &Config,
+    o: &Options,
+    tables: &[Arc<crate::model::schema::TableSchema>],
+) -> Result<(), Error> {
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let tracker = Arc::new(crate::checkpoint::tracker::Tracker::new());
+    let mut sink = crate::kafka::KafkaSink::new(&cfg.kafka, tracker, metrics, None)?;
+    for t in tables {
+        sink.ensure_topic(o.topic.as_deref().unwrap_or(&t.topic))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The copy's producer: the run's Kafka settings, with `--acks` (and without idempotence
+/// when that is not all).
+fn producer(cfg: &Config, o: &Options) -> Result<ThreadedProducer<Deliveries>, Error> {
+    let mut pc = crate::kafka::producer_config(&cfg.kafka);
+    if let Some(acks) = &o.acks {
+        pc.set("acks", acks);
+        if acks != "all" && acks != "-1" {
+            // the idempotent producer needs acks=all
+            pc.set("enable.idempotence", "false");
+        }
+    }
+    pc.create_with_context(Deliveries::default()).map_err(|e| {
+        Error::setup(
+            format!("kafka settings are not accepted: {e}"),
+            "check [kafka] and [kafka.properties]",
+        )
+    })
+}
+
+/// One row of `t` as a record in the copy's format: (key, value). `key` is a buffer kept
+/// across rows.
+fn encode(
+    cfg: &Config,
+    o: &Options,
+    t: &crate::model::schema::TableSchema,
+    row: &crate::model::value::Row,
+    key: &mut Vec<u8>,
+) -> Result<(Option<Vec<u8>>, Vec<u8>), Error> {
+    Ok(match o.format {
+        Format::Dataworks => {
+            let has = dataworks::write_key(key, t, row, &cfg.kafka.key_separator);
+            let mut b = Vec::with_capacity(256);
+            dataworks::encode_row(
+                &mut b,
+                t,
+                Shape {
+                    empty_key_list: cfg.encode.profile == crate::config::Profile::Paimon,
+                    schema_in_table_name: cfg.encode.schema_in_table_name,
+                },
+                RowOp::Insert,
+                None,
+                Some(row),
+                None,
+                Times {
+                    event: -1,
+                    system: crate::model::time::now_ms(),
+                    checkpoint: -1,
+                },
+            );
+            (has.then(|| key.clone()), b)
+        }
+        Format::Text => (
+            plain::key_of(t, row, &o.key_indexes, &o.delimiter),
+            plain::encode_text(t, row, &o.delimiter, &o.null_value),
+        ),
+        Format::Json => (
+            plain::key_of(t, row, &o.key_indexes, &cfg.kafka.key_separator),
+            plain::encode_json(t, row, &o.json_types).map_err(|e| {
+                Error::setup(
+                    e,
+                    "choose a --json-type the column's values fit (JSON_STRING holds anything)",
+                )
+            })?,
+        ),
+    })
+}
+
+/// Hand one record to the producer, waiting while its queue is full.
+fn send(
+    producer: &ThreadedProducer<Deliveries>,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> Result<(), Error> {
+    let mut rec: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic).payload(value);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((e, r))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                rec = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => {
+                return Err(Error::setup(
+                    format!("cannot produce to {topic}: {e}"),
+                    "check the topic and the broker",
+                ))
+            }
+        }
+    }
+}
+
+/// Wait until Kafka acknowledged all `sent` records; an error when it refused one or
+/// acknowledged fewer.
+fn acknowledged(producer: &ThreadedProducer<Deliveries>, sent: u64) -> Result<(), Error> {
     producer.flush(Duration::from_secs(120)).map_err(|e| {
         Error::setup(
             format!("kafka did not acknowledge every record: {e}"),
             "check the broker and run the copy again (it writes every row again)",
         )
     })?;
-    if let Some(f) = ctx.failed.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-        return Err(Error::setup(f, "check the topic, its ACLs and the broker"));
-    }
+    let ctx = producer.context();
+    ctx.first_failure()?;
     let ok = ctx.ok.load(Ordering::Relaxed);
     if ok != sent {
         return Err(Error::setup(
@@ -256,5 +310,5 @@ pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Erro
             "check the broker and run the copy again (it writes every row again)",
         ));
     }
-    Ok((tables.len(), sent))
+    Ok(())
 }
