@@ -197,26 +197,115 @@ pub(crate) async fn run_connector(
     }
 }
 
+/// One run of the connector: the source and the pipeline started from the stored state,
+/// positions stored until `outer_stop` or a stage ends, then the final one. `streamed` is set
+/// once the source is prepared; `fresh`: `--resnapshot`.
 async fn run_once(
     cfg: &Config,
     store: &Arc<Store>,
-    mut outer_stop: watch::Receiver<bool>,
+    outer_stop: watch::Receiver<bool>,
     control: &Control,
     streamed: &mut bool,
     fresh: bool,
 ) -> Result<(), Error> {
     let cfg = cfg.clone();
-    let mut state = starting_state(store, &cfg, fresh)?;
-    let tracker = Arc::new(Tracker::new());
-    let txn_id = crate::checkpoint::store::transactional_id(&cfg);
     let stats = control.metrics.clone();
+    let Prepared {
+        state,
+        tracker,
+        source,
+        pipeline,
+        committed,
+        eos,
+    } = prepare(&cfg, store, &stats, streamed, fresh).await?;
+
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+    let (ack_tx, ack_rx) = watch::channel::<Option<SourcePosition>>(state.position.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (snap_tx, snap_rx) = mpsc::channel(4);
+    let mut source = tokio::spawn(source.run(
+        Batcher::with_metrics(tx, stats.clone()),
+        ack_rx,
+        stop_rx,
+        snap_rx,
+    ));
+    let pipe = tokio::spawn(pipeline.run(rx));
+    control.set_handles(Some(crate::connect::control::Handles {
+        tracker: tracker.clone(),
+        snapshots: snap_tx,
+    }));
+
+    let mut positions = Positions {
+        store,
+        tracker,
+        stats,
+        state,
+        ack: ack_tx,
+        committed,
+        eos,
+    };
+    let every = Duration::from_millis(cfg.state.commit_interval_ms);
+    let (pipe_result, source_result) = supervise(
+        outer_stop,
+        &stop_tx,
+        &mut source,
+        pipe,
+        &mut positions,
+        every,
+    )
+    .await?;
+    if let Err(e) = &pipe_result {
+        tracing::debug!(target: LOG_TARGET, error = %e, "pipeline stopped with an error");
+        let _ = stop_tx.send(true);
+    }
+    // the pipeline flushed: store the final position and let the source confirm it
+    positions.store_final()?;
+    drop(positions.ack);
+    let source_result = match source_result {
+        Some(r) => r,
+        None => source_end(source).await,
+    };
+    tracing::info!(target: LOG_TARGET,
+        position = %positions.state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
+        records = positions.stats.records.load(Ordering::Relaxed),
+        "stopped"
+    );
+    pipe_result.and(source_result)
+}
+
+/// A run ready to start its tasks.
+struct Prepared {
+    /// the starting state, with the snapshots about to start applied and saved
+    state: State,
+    tracker: Arc<Tracker>,
+    source: source::AnySource,
+    pipeline: Pipeline,
+    /// exactly-once: the state the pipeline committed with its last transaction
+    committed: watch::Receiver<State>,
+    /// exactly-once (the pipeline commits the state with its transactions)
+    eos: bool,
+}
+
+/// What a run needs before its tasks start: the starting state, the Kafka sink, the prepared
+/// source (`streamed` is set from then on), the pipeline with its tables' topics, the
+/// snapshots about to start on disk, and exactly-once set up when configured.
+async fn prepare(
+    cfg: &Config,
+    store: &Arc<Store>,
+    stats: &Arc<Metrics>,
+    streamed: &mut bool,
+    fresh: bool,
+) -> Result<Prepared, Error> {
+    let mut state = starting_state(store, cfg, fresh)?;
+    let tracker = Arc::new(Tracker::new());
+    let txn_id = crate::checkpoint::store::transactional_id(cfg);
     let sink = KafkaSink::new(
         &cfg.kafka,
         tracker.clone(),
         stats.clone(),
         txn_id.as_deref(),
     )?;
-    let ready = source::prepare(&cfg, &state, fresh, store.clone()).await?;
+    let ready = source::prepare(cfg, &state, fresh, store.clone()).await?;
     *streamed = true;
     stats
         .delivered_event_time
@@ -228,7 +317,7 @@ async fn run_once(
         store.clone(),
         tracker.clone(),
         stats.clone(),
-        Settings::from_config(&cfg),
+        Settings::from_config(cfg),
     );
     for s in &ready.schemas {
         pipeline
@@ -242,7 +331,7 @@ async fn run_once(
     }
     store.save(&state)?;
     // exactly-once: the pipeline folds and commits the state with its transactions
-    let (committed_tx, mut committed) = watch::channel(state.clone());
+    let (committed_tx, committed) = watch::channel(state.clone());
     if txn_id.is_some() {
         pipeline.exactly_once(crate::connect::pipeline::Eos {
             state: state.clone(),
@@ -252,25 +341,29 @@ async fn run_once(
             due: false,
         });
     }
-    let eos = txn_id.is_some();
+    Ok(Prepared {
+        state,
+        tracker,
+        source: ready.source,
+        pipeline,
+        committed,
+        eos: txn_id.is_some(),
+    })
+}
 
-    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    let (ack_tx, ack_rx) = watch::channel::<Option<SourcePosition>>(state.position.clone());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (snap_tx, snap_rx) = mpsc::channel(4);
-    let mut source = tokio::spawn(ready.source.run(
-        Batcher::with_metrics(tx, stats.clone()),
-        ack_rx,
-        stop_rx,
-        snap_rx,
-    ));
-    let mut pipe = tokio::spawn(pipeline.run(rx));
-    control.set_handles(Some(crate::connect::control::Handles {
-        tracker: tracker.clone(),
-        snapshots: snap_tx,
-    }));
-
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.state.commit_interval_ms));
+/// Wait for the pipeline to end, storing positions meanwhile (every `every`, or as the
+/// exactly-once pipeline commits them); the source is told to stop (`stop`) when the run is
+/// asked to stop or the source ends first. Returns the pipeline's outcome and the source's
+/// if it ended.
+async fn supervise(
+    mut outer_stop: watch::Receiver<bool>,
+    stop: &watch::Sender<bool>,
+    source: &mut tokio::task::JoinHandle<Result<(), Error>>,
+    mut pipe: tokio::task::JoinHandle<Result<(), crate::connect::pipeline::PipelineError>>,
+    positions: &mut Positions<'_>,
+    every: Duration,
+) -> Result<(Result<(), Error>, Option<Result<(), Error>>), Error> {
+    let mut tick = tokio::time::interval(every);
     let mut source_result: Option<Result<(), Error>> = None;
     let mut stopping = false;
     let pipe_result: Result<(), Error> = loop {
@@ -278,50 +371,70 @@ async fn run_once(
             r = outer_stop.wait_for(|s| *s), if !stopping => {
                 let _ = r;
                 stopping = true;
-                let _ = stop_tx.send(true);
+                let _ = stop.send(true);
             }
-            r = &mut source, if source_result.is_none() => {
+            r = &mut *source, if source_result.is_none() => {
                 let r = flatten(r);
                 if let Err(e) = &r {
                     tracing::debug!(target: LOG_TARGET, error = %e, "source stopped with an error");
                 }
                 source_result = Some(r);
-                let _ = stop_tx.send(true);
+                let _ = stop.send(true);
             }
             r = &mut pipe => {
                 break flatten(r.map(|x| x.map_err(Error::from)));
             }
-            _ = tick.tick(), if !eos => commit(&tracker, store, &mut state, &stats, &ack_tx)?,
-            r = committed.changed(), if eos => {
+            _ = tick.tick(), if !positions.eos => positions.commit()?,
+            r = positions.committed.changed(), if positions.eos => {
                 if r.is_ok() {
-                    state = committed.borrow_and_update().clone();
-                    acknowledge(&state, &stats, &ack_tx);
+                    positions.take_committed();
                 }
             }
         }
     };
-    if let Err(e) = &pipe_result {
-        tracing::debug!(target: LOG_TARGET, error = %e, "pipeline stopped with an error");
-        let _ = stop_tx.send(true);
+    Ok((pipe_result, source_result))
+}
+
+/// A run's positions: the state it stores and confirms to the source through `ack`.
+/// At-least-once it stores what the tracker released; exactly-once it takes the state the
+/// pipeline committed with its transactions (`committed`).
+struct Positions<'a> {
+    store: &'a Store,
+    tracker: Arc<Tracker>,
+    stats: Arc<Metrics>,
+    state: State,
+    ack: watch::Sender<Option<SourcePosition>>,
+    committed: watch::Receiver<State>,
+    eos: bool,
+}
+
+impl Positions<'_> {
+    /// At-least-once: store the position the tracker released, and confirm it.
+    fn commit(&mut self) -> Result<(), Error> {
+        commit(
+            &self.tracker,
+            self.store,
+            &mut self.state,
+            &self.stats,
+            &self.ack,
+        )
     }
-    // the pipeline flushed: store the final position and let the source confirm it
-    if eos {
-        state = committed.borrow_and_update().clone();
-        acknowledge(&state, &stats, &ack_tx);
-    } else {
-        commit(&tracker, store, &mut state, &stats, &ack_tx)?;
+
+    /// Exactly-once: take the state the pipeline committed last, and confirm its position.
+    fn take_committed(&mut self) {
+        self.state = self.committed.borrow_and_update().clone();
+        acknowledge(&self.state, &self.stats, &self.ack);
     }
-    drop(ack_tx);
-    let source_result = match source_result {
-        Some(r) => r,
-        None => source_end(source).await,
-    };
-    tracing::info!(target: LOG_TARGET,
-        position = %state.position.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
-        records = stats.records.load(Ordering::Relaxed),
-        "stopped"
-    );
-    pipe_result.and(source_result)
+
+    /// Once the pipeline flushed: the final position, stored (or taken) and confirmed.
+    fn store_final(&mut self) -> Result<(), Error> {
+        if self.eos {
+            self.take_committed();
+        } else {
+            self.commit()?;
+        }
+        Ok(())
+    }
 }
 
 /// The state a run starts from: the stored one (or a fresh one); with `--resnapshot` its
