@@ -54,6 +54,9 @@ impl Reader {
             .set("group.id", format!("test-{topic}-{}", std::process::id()))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // a partition whose start offset cannot be looked up yet (a topic just created,
+            // a leader moving) falls back to this: never "latest", which would skip records
+            .set("auto.offset.reset", "earliest")
             .create()
             .unwrap();
         Reader {
@@ -367,6 +370,7 @@ impl Reader {
             .set("bootstrap.servers", brokers)
             .set("group.id", format!("test-{topic}-{}", std::process::id()))
             .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
             .create()
             .unwrap();
         r
