@@ -7,7 +7,18 @@
 #   BENCH_ONLY=postgres|mysql            one source only
 #   BENCH_ONLY=failover                  only the distributed failover (BENCH_FAILOVER_RUNS, default 3)
 #   BENCH_SSLMODE=require                Postgres over TLS (default disable), the same for every peer
+#   BENCH_ONLY=latency                   only the latency step (below)
+#   BENCH_LATENCY=0                      skip the latency step
+#   BENCH_LATENCY_RATES="1000 5000 10000", BENCH_LATENCY_SECS=15   its commit rates and run length
 #   BENCH_BIN=/path/to/rowstream         measure another build (before/after a change)
+#   BENCH_BIN_B=/path/to/rowstream       latency step: A/B, runs of BENCH_BIN and this build
+#                                        interleaved (A B A B) on the same broker
+#
+# The latency step: single-row transactions committed at a fixed rate by a stored procedure
+# (Postgres: synchronous_commit = on), each row carrying the database clock at its write (µs),
+# after one second of warm-up;
+# a consumer (examples/latency) reads the topic and takes p50 / p99 / max of the time each row
+# became readable minus that clock. The rate the database achieved is printed beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -30,7 +41,7 @@ if [ "${BENCH_ONLY:-}" = failover ]; then
   done
   exit 0
 fi
-cargo build --release --bin rowstream --example produce_raw >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw
+cargo build --release --bin rowstream --example produce_raw --example latency >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw --example latency
 BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/rowstream}"   # BENCH_BIN: compare another build
 PSQL=(psql -qAt -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
 WORK=$(mktemp -d)
@@ -129,6 +140,126 @@ producer_perf() { # topic records size
     tail -1 | sed -n 's/^[0-9]* records sent, \([0-9.]*\) records\/sec.*/\1/p'
 }
 
+# commit-to-consumable latency: one run of BIN at RATE single-row commits/s for SECS seconds;
+# prints "achieved p50 p99 max" (ms)
+latency_run() { # postgres|mysql bin rate secs
+  local src=$1 bin=$2 rate=$3 secs=$4 topic pid cpid t0 t1 w
+  w="$WORK/lat-$src"; rm -rf "$w"; mkdir -p "$w"
+  topic="$RUN-lat$rate-$RANDOM"
+  if [ "$src" = postgres ]; then
+    "${PSQL[@]}" -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'rsb_lat'" >/dev/null
+    "${PSQL[@]}" -d $DB -c "DROP TABLE IF EXISTS lat" -c "CREATE TABLE lat(id bigint PRIMARY KEY, ts bigint NOT NULL)"
+    cat >"$w/c.toml" <<TOML
+[source]
+type = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/$DB?sslmode=$SSLMODE"
+slot = "rsb_lat"
+publication = "p"
+TOML
+    topic="$topic.public.lat"
+  else
+    "${MYSQL[@]}" -e "DROP TABLE IF EXISTS rsbench.lat; CREATE TABLE rsbench.lat (id BIGINT PRIMARY KEY, ts BIGINT NOT NULL)"
+    cat >"$w/c.toml" <<TOML
+[source]
+type = "mysql"
+url = "mysql://rowstream:rowstream@127.0.0.1:3306/rsbench"
+server_id = 7002
+TOML
+    topic="$topic.rsbench.lat"
+  fi
+  cat >>"$w/c.toml" <<TOML
+[kafka]
+brokers = "127.0.0.1:9092"
+topic = "${topic%.*.lat}.{db}.{table}"
+partitions = 3
+[snapshot]
+mode = "never"
+[state]
+dir = "$w/state"
+[admin]
+listen = "127.0.0.1:18080"
+TOML
+  [ "$src" = postgres ] && sed -i 's/{db}/{schema}/' "$w/c.toml"
+  create_topic "$topic"
+  "$bin" run --config "$w/c.toml" 2>"$w/rs.log" &
+  pid=$!
+  until grep -q "streaming" "$w/rs.log"; do kill -0 $pid 2>/dev/null || { cat "$w/rs.log" >&2; return 1; }; sleep 0.05; done
+  # one second of warm-up rows (ids up to $rate), read but not counted
+  "$CARGO_TARGET_DIR/release/examples/latency" "$topic" $((rate * secs)) $((secs + 60)) $rate >"$w/lat.out" &
+  cpid=$!
+  until grep -qs READY "$w/lat.out"; do sleep 0.05; done
+  t0=$(now)
+  if [ "$src" = postgres ]; then
+    "${PSQL[@]}" -d $DB -c "SET synchronous_commit = on" -c "CALL lat_gen($rate, $((secs + 1)))"
+  else
+    "${MYSQL[@]}" rsbench -e "CALL lat_gen($rate, $((secs + 1)))"
+  fi
+  t1=$(now)
+  wait $cpid || true
+  kill -TERM $pid; wait $pid || true
+  python3 -c "print(f'{$rate*($secs+1)/($t1-$t0):,.0f}/s', end=' ')"
+  sed -n 's/^LATENCY n=[0-9]* p50=\([0-9.]*\) p99=\([0-9.]*\) max=\([0-9.]*\) missing=\([0-9]*\)/\1 \2 \3 \4/p' "$w/lat.out"
+}
+
+latency_step() { # postgres|mysql
+  local src=$1 rate i label bin
+  if [ "$src" = postgres ]; then
+    reset_db
+    "${PSQL[@]}" -d $DB <<'SQL'
+CREATE PROCEDURE lat_gen(rate int, secs int) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); ahead float8;
+BEGIN
+  FOR i IN 1..rate*secs LOOP
+    INSERT INTO lat VALUES (i, (extract(epoch from clock_timestamp()) * 1000000)::bigint);
+    COMMIT;
+    ahead := i::float8 / rate - extract(epoch from clock_timestamp() - t0);
+    IF ahead > 0 THEN PERFORM pg_sleep(ahead); END IF;
+  END LOOP;
+END $$;
+SQL
+  else
+    "${MYSQL[@]}" -e "CREATE DATABASE IF NOT EXISTS rsbench; DROP PROCEDURE IF EXISTS rsbench.lat_gen"
+    "${MYSQL[@]}" rsbench <<'SQL'
+DELIMITER //
+CREATE PROCEDURE lat_gen(rate INT, secs INT)
+BEGIN
+  DECLARE i INT DEFAULT 0;
+  DECLARE t0 DOUBLE DEFAULT UNIX_TIMESTAMP(SYSDATE(6));
+  DECLARE ahead DOUBLE;
+  WHILE i < rate * secs DO
+    SET i = i + 1;
+    INSERT INTO lat VALUES (i, CAST(UNIX_TIMESTAMP(SYSDATE(6)) * 1000000 AS SIGNED));
+    SET ahead = i / rate - (UNIX_TIMESTAMP(SYSDATE(6)) - t0);
+    IF ahead > 0 THEN DO SLEEP(ahead); END IF;
+  END WHILE;
+END //
+DELIMITER ;
+SQL
+  fi
+  echo "== latency, $src: single-row commits at a fixed rate, ${LAT_SECS}s per run (ms from the row's write to readable in Kafka) =="
+  printf '  %-6s %-8s %10s %8s %8s %8s %8s\n' rate build achieved p50 p99 max missing
+  for rate in $LAT_RATES; do
+    for i in 1 2; do
+      for label in A B; do
+        if [ $label = A ]; then bin=$BIN; else bin=${BENCH_BIN_B:-}; fi
+        [ -n "$bin" ] || continue
+        [ $label = A ] && [ $i = 2 ] && [ -z "${BENCH_BIN_B:-}" ] && continue
+        printf '  %-6s %-8s %10s %8s %8s %8s %8s\n' "$rate" "$label" $(latency_run "$src" "$bin" "$rate" "$LAT_SECS")
+      done
+    done
+  done
+}
+LAT_RATES=${BENCH_LATENCY_RATES:-1000 5000 10000}
+LAT_SECS=${BENCH_LATENCY_SECS:-15}
+MYSQL=(mariadb -uroot --socket=/run/mysqld/mysqld.sock)
+if [ "${BENCH_ONLY:-}" = latency ]; then
+  [ -n "${BENCH_BIN_B:-}" ] && echo "latency A/B: A = $BIN, B = $BENCH_BIN_B"
+  latency_step postgres
+  latency_step mysql
+  rm -rf "$WORK"
+  exit 0
+fi
+
 if [ "${BENCH_ONLY:-}" != mysql ]; then
 echo "== streaming: $N changes (inserts in transactions of 100) =="
 reset_db
@@ -221,7 +352,6 @@ fi
 
 if [ "${BENCH_ONLY:-}" != postgres ]; then
 echo "== mariadb: $N binlog changes (inserts in transactions of 100) =="
-MYSQL=(mariadb -uroot --socket=/run/mysqld/mysqld.sock)
 "${MYSQL[@]}" -e "DROP DATABASE IF EXISTS rsbench; CREATE DATABASE rsbench; CREATE TABLE rsbench.t (id BIGINT PRIMARY KEY, a INT, b VARCHAR(64), c DECIMAL(12,2), d DATETIME(6))"
 cat >"$WORK/my.toml" <<TOML
 [source]
@@ -266,5 +396,10 @@ mariadb $N binlog changes, end to end into Kafka, from process start:
   rowstream / decode ceiling: $(ratio "$MY_RAW" "$MY_SECS") of its speed
   (Debezium 3.6's MySQL connector does not accept MariaDB 10.11: no peer figure)
 REPORT
+fi
+if [ "${BENCH_LATENCY:-1}" = 1 ]; then
+  [ -n "${BENCH_BIN_B:-}" ] && echo "latency A/B: A = $BIN, B = $BENCH_BIN_B"
+  [ "${BENCH_ONLY:-}" = mysql ] || latency_step postgres
+  [ "${BENCH_ONLY:-}" = postgres ] || latency_step mysql
 fi
 rm -rf "$WORK"
