@@ -183,7 +183,7 @@ TOML
   create_topic "$topic"
   "$bin" run --config "$w/c.toml" 2>"$w/rs.log" &
   pid=$!
-  until grep -q "streaming" "$w/rs.log"; do kill -0 $pid 2>/dev/null || { cat "$w/rs.log" >&2; return 1; }; sleep 0.05; done
+  until grep -qs "streaming" "$w/rs.log"; do kill -0 $pid 2>/dev/null || { cat "$w/rs.log" >&2; return 1; }; sleep 0.05; done
   # one second of warm-up rows (ids up to $rate), read but not counted
   "$CARGO_TARGET_DIR/release/examples/latency" "$topic" $((rate * secs)) $((secs + 60)) $rate >"$w/lat.out" &
   cpid=$!
