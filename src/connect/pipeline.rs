@@ -278,6 +278,7 @@ impl Pipeline {
             }
         }
         self.sink.commit_transaction()?;
+        tracing::debug!(target: LOG_TARGET, state_changed = changed, "committed a transaction");
         if changed {
             self.store.remember(&eos.state);
             eos.committed.send_replace(eos.state.clone());

@@ -320,16 +320,6 @@ impl ReplicationConn {
         }
     }
 
-    /// Is a whole message already read and waiting in the buffer (so the next
-    /// [`ReplicationConn::next_copy_data`] returns without touching the socket)?
-    pub(crate) fn message_waiting(&self) -> bool {
-        // a message is its type byte, a 4-byte length that counts itself, and the body
-        self.rbuf.len() >= 5
-            && self.rbuf.len()
-                > u32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]])
-                    as usize
-    }
-
     /// Next CopyData payload of the replication stream.
     pub(crate) async fn next_copy_data(&mut self) -> Result<Bytes, PgError> {
         loop {

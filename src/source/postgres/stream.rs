@@ -7,8 +7,8 @@
 //! - While the pipeline applies backpressure, standby status updates keep flowing (every 1 s),
 //!   so a slow broker never makes the server drop the connection for `wal_sender_timeout`.
 //! - The flush LSN reported to the server is only ever a position the committer stored.
-//! - An ended transaction reaches the pipeline before the stream waits on the socket again:
-//!   transactions already read together go as one batch, none waits for a later one.
+//! - An ended transaction reaches the pipeline before the next message is read, and handing it
+//!   on awaits no timer: only room in the channel.
 
 use super::ddl;
 use super::error::SourceError;
@@ -102,8 +102,6 @@ pub(super) async fn stream_loop(
     requests: &mut mpsc::Receiver<SnapshotRequest>,
 ) -> Result<(), SourceError> {
     let mut status_tick = tokio::time::interval(Duration::from_secs(1));
-    // a transaction (or heartbeat) ended since the last flush
-    let mut ended = false;
     loop {
         if st.txn.is_none() && !*shutdown.borrow() {
             if let Some(job) = st.inc.next_job().cloned() {
@@ -144,17 +142,12 @@ pub(super) async fn stream_loop(
                     }
                     CopyMessage::XLogData { wal_end, send_time, data, .. } => {
                         let msg = pgoutput::parse_logical(data)?;
-                        ended |= handle(st, msg, send_time).await?;
+                        let end_of_txn = handle(st, msg, send_time).await?;
                         st.received = st.received.max(wal_end);
+                        if end_of_txn || st.out.is_full() {
+                            flush_batch(conn, st).await?;
+                        }
                     }
-                }
-                // an ended transaction is handed on at once, unless the next message is
-                // already read: then the transactions that arrived together go as one batch
-                // (one hand-off instead of one per transaction) without waiting for the
-                // socket, since the flush comes as soon as the read messages run out
-                if (ended && !conn.message_waiting()) || st.out.is_full() {
-                    flush_batch(conn, st).await?;
-                    ended = false;
                 }
             }
         }
