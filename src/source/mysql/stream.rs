@@ -28,7 +28,7 @@ use crate::source::incremental::{Incremental, Job};
 use crate::source::render::RenderWarnings;
 use crate::source::SnapshotRequest;
 use futures_util::{FutureExt as _, StreamExt};
-use mysql_async::binlog::events::{EventData, RowsEventData, TableMapEvent};
+use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
@@ -77,6 +77,9 @@ impl Prepared {
         Ok(stream)
     }
 
+    /// Stream the binlog until `shutdown`: each event read and placed (`next_event`), then
+    /// applied (`event`); between transactions the incremental snapshots take their turn
+    /// (`incremental_step`) and snapshot requests are answered.
     pub(super) async fn stream(
         &mut self,
         out: &mut Batcher,
@@ -85,6 +88,37 @@ impl Prepared {
         warned: &mut RenderWarnings,
     ) -> Result<(), MySqlError> {
         let mut stream = self.open_stream().await?;
+        let mut st = self.stream_state(out).await?;
+        loop {
+            if st.txn_time < 0
+                && !*shutdown.borrow()
+                && self.incremental_step(&mut st, warned).await?
+            {
+                continue;
+            }
+            let (ev, at) = tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                Some(req) = requests.recv() => {
+                    self.snapshot_request(&mut st, req).await?;
+                    continue;
+                }
+                ev = self.next_event(&mut stream, &mut st.cur) => ev?,
+            };
+            self.event(&mut st, &stream, &ev, &at, warned).await?;
+        }
+        st.out.flush().await?;
+        let _ = stream.close().await;
+        Ok(())
+    }
+
+    /// The stream's state at the resume position, with a metadata session of its own; the
+    /// incremental snapshots to resume are queued, and with no position stored yet the start
+    /// position is stored first.
+    async fn stream_state<'a>(
+        &mut self,
+        out: &'a mut Batcher,
+    ) -> Result<StreamState<'a>, MySqlError> {
         let mut st = StreamState {
             cur: Cursor::new(&self.start.0, self.start.1),
             gtids: GtidSet::parse(self.gtid.as_deref()),
@@ -109,100 +143,126 @@ impl Prepared {
             }));
             st.out.flush().await?;
         }
-        loop {
-            if st.txn_time < 0 && !*shutdown.borrow() {
-                if st.inc.waiting_for().is_some_and(|h| st.passed(h)) {
-                    st.inc.close(st.out).await?;
-                }
-                if let Some(job) = st.inc.next_job().cloned() {
-                    self.read_chunk(&mut st, &job, warned).await?;
-                    continue;
-                }
-            }
-            let ev = tokio::select! {
-                biased;
-                _ = shutdown.changed() => break,
-                Some(req) = requests.recv() => {
-                    self.snapshot_request(&mut st, req).await?;
-                    continue;
-                }
-                // the binlog parser panics on some malformed events: a typed error instead
-                ev = std::panic::AssertUnwindSafe(stream.next()).catch_unwind() => ev.map_err(|_| {
-                    MySqlError::Malformed(format!(
-                        "the binlog parser failed on a malformed event after {}:{} (a damaged binlog or connection)",
-                        st.cur.file, st.cur.pos
-                    ))
-                })?,
-            };
-            let Some(ev) = ev else {
-                return Err(MySqlError::Event(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the server ended the binlog stream",
-                )));
-            };
-            // the server refuses a position it no longer has on the first read
-            let ev = ev.map_err(|e| self.unreadable(e))?;
-            verify_checksum(&ev).map_err(|e| {
-                MySqlError::Malformed(format!(
-                    "{e} in {} (a damaged binlog or connection)",
-                    st.cur.file
-                ))
-            })?;
-            let h = ev.header();
-            let at = st.cur.on_event(&ev).map_err(|e| {
-                MySqlError::Malformed(format!(
-                    "{e}: rowstream stops rather than guess which changes it has sent (its stored position is kept, nothing is lost); report this with the log"
-                ))
-            })?;
-            tracing::trace!(target: LOG_TARGET,
-                event_type = h.event_type_raw(),
-                end_pos = at.end,
-                "binlog event"
-            );
-            match h.event_type_raw() {
-                MARIADB_GTID_EVENT => {
-                    if let Some((domain, seq)) = parse_mariadb_gtid(ev.data()) {
-                        st.gtids.mariadb(domain, h.server_id(), seq);
-                    }
-                    st.txn_time = at.ts_ms;
-                    st.txn_order = binlog_log_order(&st.cur.file, at.start);
-                    continue;
-                }
-                MARIADB_ANNOTATE_ROWS_EVENT
-                | MARIADB_BINLOG_CHECKPOINT_EVENT
-                | MARIADB_GTID_LIST_EVENT
-                // MySQL's PREVIOUS_GTIDS: not needed, and its parser trusts the counts in it
-                | MYSQL_PREVIOUS_GTIDS_EVENT => continue,
-                _ => {}
-            }
-            let Some(data) = ev.read_data()? else {
-                continue;
-            };
-            match data {
-                // the cursor has moved to the file it names
-                EventData::RotateEvent(_) => {}
-                EventData::GtidEvent(g) => {
-                    st.gtids
-                        .mysql(g.sid(), g.tag().map(|t| t.as_str()), g.gno());
-                    st.txn_time = at.ts_ms;
-                    st.txn_order = binlog_log_order(&st.cur.file, at.start);
-                }
-                EventData::QueryEvent(q) => {
-                    self.query_event(&mut st, &q.schema(), q.query().into_owned(), &at)
-                        .await?
-                }
-                EventData::XidEvent(_) => self.commit(&mut st, &at).await?,
-                EventData::RowsEvent(rows) => match stream.get_tme(rows.table_id()) {
-                    Some(tme) => self.rows_event(&mut st, &rows, tme, &at, warned).await?,
-                    None => {
-                        tracing::trace!(target: LOG_TARGET, table_id = rows.table_id(), "rows event without table map")
-                    }
-                },
-                other => tracing::trace!(target: LOG_TARGET, ?other, "other event"),
-            }
+        Ok(st)
+    }
+
+    /// Between two transactions: the open incremental chunk goes out once the stream has
+    /// passed the binlog end its read saw, then the next chunk of a queued table is read.
+    /// `true` when a chunk was read.
+    async fn incremental_step(
+        &self,
+        st: &mut StreamState<'_>,
+        warned: &mut RenderWarnings,
+    ) -> Result<bool, MySqlError> {
+        if st.inc.waiting_for().is_some_and(|h| st.passed(h)) {
+            st.inc.close(st.out).await?;
         }
-        st.out.flush().await?;
-        let _ = stream.close().await;
+        if let Some(job) = st.inc.next_job().cloned() {
+            self.read_chunk(st, &job, warned).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The next event of the dump, checked and placed by the cursor. A parser panic, the end
+    /// of the dump, the server's refusal, a failed checksum or an event the cursor cannot
+    /// place is an error.
+    #[inline]
+    async fn next_event(
+        &self,
+        stream: &mut BinlogStream,
+        cur: &mut Cursor,
+    ) -> Result<(Event, EventAt), MySqlError> {
+        // the binlog parser panics on some malformed events: a typed error instead
+        let ev = std::panic::AssertUnwindSafe(stream.next())
+            .catch_unwind()
+            .await
+            .map_err(|_| {
+                MySqlError::Malformed(format!(
+                    "the binlog parser failed on a malformed event after {}:{} (a damaged binlog or connection)",
+                    cur.file, cur.pos
+                ))
+            })?;
+        let Some(ev) = ev else {
+            return Err(MySqlError::Event(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server ended the binlog stream",
+            )));
+        };
+        // the server refuses a position it no longer has on the first read
+        let ev = ev.map_err(|e| self.unreadable(e))?;
+        verify_checksum(&ev).map_err(|e| {
+            MySqlError::Malformed(format!(
+                "{e} in {} (a damaged binlog or connection)",
+                cur.file
+            ))
+        })?;
+        let at = cur.on_event(&ev).map_err(|e| {
+            MySqlError::Malformed(format!(
+                "{e}: rowstream stops rather than guess which changes it has sent (its stored position is kept, nothing is lost); report this with the log"
+            ))
+        })?;
+        tracing::trace!(target: LOG_TARGET,
+            event_type = ev.header().event_type_raw(),
+            end_pos = at.end,
+            "binlog event"
+        );
+        Ok((ev, at))
+    }
+
+    /// One placed event: a GTID starts a transaction, a query event is BEGIN, COMMIT or DDL,
+    /// an XID ends a transaction, a rows event is decoded with its table map; MariaDB's
+    /// ANNOTATE_ROWS, BINLOG_CHECKPOINT and GTID_LIST, MySQL's PREVIOUS_GTIDS and the rest
+    /// are passed over (a ROTATE has moved the cursor already).
+    #[inline]
+    async fn event(
+        &mut self,
+        st: &mut StreamState<'_>,
+        stream: &BinlogStream,
+        ev: &Event,
+        at: &EventAt,
+        warned: &mut RenderWarnings,
+    ) -> Result<(), MySqlError> {
+        let h = ev.header();
+        match h.event_type_raw() {
+            MARIADB_GTID_EVENT => {
+                if let Some((domain, seq)) = parse_mariadb_gtid(ev.data()) {
+                    st.gtids.mariadb(domain, h.server_id(), seq);
+                }
+                st.begin(at);
+                return Ok(());
+            }
+            MARIADB_ANNOTATE_ROWS_EVENT
+            | MARIADB_BINLOG_CHECKPOINT_EVENT
+            | MARIADB_GTID_LIST_EVENT
+            // MySQL's PREVIOUS_GTIDS: not needed, and its parser trusts the counts in it
+            | MYSQL_PREVIOUS_GTIDS_EVENT => return Ok(()),
+            _ => {}
+        }
+        let Some(data) = ev.read_data()? else {
+            return Ok(());
+        };
+        match data {
+            // the cursor has moved to the file it names
+            EventData::RotateEvent(_) => {}
+            EventData::GtidEvent(g) => {
+                st.gtids
+                    .mysql(g.sid(), g.tag().map(|t| t.as_str()), g.gno());
+                st.begin(at);
+            }
+            EventData::QueryEvent(q) => {
+                self.query_event(st, &q.schema(), q.query().into_owned(), at)
+                    .await?
+            }
+            EventData::XidEvent(_) => self.commit(st, at).await?,
+            EventData::RowsEvent(rows) => match stream.get_tme(rows.table_id()) {
+                Some(tme) => self.rows_event(st, &rows, tme, at, warned).await?,
+                None => {
+                    tracing::trace!(target: LOG_TARGET, table_id = rows.table_id(), "rows event without table map")
+                }
+            },
+            other => tracing::trace!(target: LOG_TARGET, ?other, "other event"),
+        }
         Ok(())
     }
 
@@ -242,8 +302,7 @@ impl Prepared {
     ) -> Result<(), MySqlError> {
         let upper = sql.trim().to_ascii_uppercase();
         if upper == "BEGIN" {
-            st.txn_time = at.ts_ms;
-            st.txn_order = binlog_log_order(&st.cur.file, at.start);
+            st.begin(at);
         } else if upper == "COMMIT" {
             self.commit(st, at).await?;
         } else if !ddl::is_dml_or_control(&sql) {
@@ -574,6 +633,13 @@ pub(super) struct StreamState<'a> {
 }
 
 impl StreamState<'_> {
+    /// A transaction starts at `at`: its time, and its place in the binlog.
+    #[inline]
+    fn begin(&mut self, at: &EventAt) {
+        self.txn_time = at.ts_ms;
+        self.txn_order = binlog_log_order(&self.cur.file, at.start);
+    }
+
     /// Has the stream read up to binlog position `h`?
     fn passed(&self, h: &(String, u64)) -> bool {
         crate::model::position::binlog_order(&self.cur.file, self.cur.pos, &h.0, h.1)
