@@ -141,7 +141,7 @@ pub(crate) struct Prepared {
     /// the state was written on another server of the replication topology
     moved: bool,
     /// tables to snapshot, with the open snapshot connection and its position
-    snapshot: Option<(Conn, (String, u64), Vec<MyTable>)>,
+    snapshot: Option<Snapshot>,
     /// per table: binlog events starting before this position are in its snapshot
     fence: Fence,
     chunk_rows: usize,
@@ -151,6 +151,10 @@ pub(crate) struct Prepared {
     /// tables whose snapshot resumes incrementally, after their stored cursor
     resume: Vec<(TableId, serde_json::Value)>,
 }
+
+/// A snapshot's read view (its connection), its binlog position and the definitions of the
+/// tables it reads.
+type Snapshot = (Conn, (String, u64), Vec<MyTable>);
 
 async fn master_status(conn: &mut Conn) -> Result<(String, u64), MySqlError> {
     Ok(master_status_gtid(conn).await?.0)
@@ -197,77 +201,29 @@ pub(crate) async fn prepare(
     }
     let mut history = History::open(store)?;
     let need: Vec<TableId> = tables_to_snapshot(cfg.snapshot.mode, &matched, state);
-    // after a move to another server the stored fences name the old server's files, which
-    // cannot be compared with this one's: none skips anything (changes between the stored
-    // position and a fence may be sent again, none is lost)
-    let mut fence = match state.moved_from {
-        Some(_) => Fence::default(),
-        None => Fence::from_state(state),
-    };
-    let (snapshot, snapshot_gtid) = match need.is_empty() {
-        true => (None, None),
-        false => {
-            let (sc, pos, gtid, defs) = open_snapshot(&opts, &mut conn, db_type, &need).await?;
-            (Some((sc, pos, defs)), gtid)
-        }
-    };
-    if let Some((_, pos, _)) = &snapshot {
-        fence.set(&need, &binlog_position(&pos.0, pos.1));
-    }
+    let (fence, snapshot, snapshot_gtid) =
+        snapshot_and_fences(&opts, &mut conn, db_type, &need, state).await?;
     let moved = state.moved_from.is_some();
     if moved {
         // binlog positions of the other server mean nothing here: decode with the schemas as
         // they are now, recorded from the start on
         history.reset()?;
         if db_type != DbType::MariaDb {
-            let g = match &state.position {
-                Some(SourcePosition::MySql { gtid: Some(g), .. }) => g.clone(),
-                _ => String::new(),
-            };
-            let mode: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await?;
-            let (applied, kept): (Option<i64>, Option<i64>) = conn
-                .exec_first(
-                    "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed), GTID_SUBSET(@@GLOBAL.gtid_purged, ?)",
-                    (&g, &g),
-                )
-                .await?
-                .unwrap_or_default();
-            mysql_gtid_guard(
-                &g,
-                mode.as_deref().unwrap_or("OFF"),
-                applied == Some(1),
-                kept == Some(1),
-            )?;
+            moved_gtid_guard(&mut conn, state).await?;
         }
     }
-    let (start, gtid) = match &state.position {
-        Some(SourcePosition::MySql { gtid: Some(g), .. }) if moved => {
-            ((String::new(), 4), Some(g.clone()))
-        }
-        Some(SourcePosition::MySql { file, pos, gtid }) => ((file.clone(), *pos), gtid.clone()),
-        _ => {
-            // a first start: the GTIDs executed up to the start, so that every position
-            // carries the whole set (and a later start can resume by it)
-            let (start, reported) = match &snapshot {
-                Some((_, p, _)) => (p.clone(), snapshot_gtid.clone()),
-                None => master_status_gtid(&mut conn).await?,
-            };
-            let gtid = match db_type {
-                DbType::MariaDb => mariadb_gtid_at(&mut conn, &start).await?,
-                _ => reported,
-            };
-            (start, gtid)
-        }
-    };
+    let snapshot_pos = snapshot.as_ref().map(|(_, p, _)| p);
+    let (start, gtid) = start_position(
+        &mut conn,
+        db_type,
+        state,
+        moved,
+        snapshot_pos,
+        snapshot_gtid,
+    )
+    .await?;
     let by_gtid = moved || resume_by_gtid(my.resume_by, &start, gtid.as_deref())?;
-    // the history knows every matched table from the start position on
-    for id in &matched {
-        if history.at(&id.to_string(), &start.0, start.1).is_none() {
-            if let Some(def) = schema::load_table(&mut conn, &id.db, &id.table).await? {
-                history.append(&start.0, start.1, def)?;
-            }
-        }
-    }
+    record_matched(&mut conn, &mut history, &matched, &start).await?;
     let _ = conn.disconnect().await;
     let resume = tables_to_resume(&matched, state, &need);
     let p = Prepared {
@@ -288,18 +244,112 @@ pub(crate) async fn prepare(
         moved,
         resume,
     };
-    let mut schemas = Vec::with_capacity(matched.len());
-    for id in &matched {
-        if let Some(def) = p
-            .history
-            .at(&id.to_string(), &p.start.0, p.start.1)
-            .cloned()
-        {
-            let s = p.table_schema(&def)?;
-            schemas.push(s);
+    let schemas = p.start_schemas(&matched)?;
+    Ok((p, schemas))
+}
+
+/// The fences and the snapshot of the tables in `need`: its read view, its binlog position
+/// and the definitions it reads, with the GTIDs MySQL reported there. The stored fences are
+/// kept, the snapshotted tables' set to the snapshot's position.
+async fn snapshot_and_fences(
+    opts: &Opts,
+    conn: &mut Conn,
+    db_type: DbType,
+    need: &[TableId],
+    state: &State,
+) -> Result<(Fence, Option<Snapshot>, Option<String>), MySqlError> {
+    // after a move to another server the stored fences name the old server's files, which
+    // cannot be compared with this one's: none skips anything (changes between the stored
+    // position and a fence may be sent again, none is lost)
+    let mut fence = match state.moved_from {
+        Some(_) => Fence::default(),
+        None => Fence::from_state(state),
+    };
+    let (snapshot, snapshot_gtid) = match need.is_empty() {
+        true => (None, None),
+        false => {
+            let (sc, pos, gtid, defs) = open_snapshot(opts, conn, db_type, need).await?;
+            (Some((sc, pos, defs)), gtid)
+        }
+    };
+    if let Some((_, pos, _)) = &snapshot {
+        fence.set(need, &binlog_position(&pos.0, pos.1));
+    }
+    Ok((fence, snapshot, snapshot_gtid))
+}
+
+/// MySQL, with the state written on another server: this server can resume the stored GTID
+/// set (GTID mode on, the set applied here and nothing after it purged; see
+/// `mysql_gtid_guard`).
+async fn moved_gtid_guard(conn: &mut Conn, state: &State) -> Result<(), MySqlError> {
+    let g = match &state.position {
+        Some(SourcePosition::MySql { gtid: Some(g), .. }) => g.clone(),
+        _ => String::new(),
+    };
+    let mode: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await?;
+    let (applied, kept): (Option<i64>, Option<i64>) = conn
+        .exec_first(
+            "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed), GTID_SUBSET(@@GLOBAL.gtid_purged, ?)",
+            (&g, &g),
+        )
+        .await?
+        .unwrap_or_default();
+    mysql_gtid_guard(
+        &g,
+        mode.as_deref().unwrap_or("OFF"),
+        applied == Some(1),
+        kept == Some(1),
+    )
+}
+
+/// Where the stream starts, with the GTIDs executed up to there: the stored position (after
+/// a move only its GTIDs, the file left to the server); on a first start the snapshot's
+/// position (`snapshot`, with the GTIDs reported there) or else the server's binlog end.
+async fn start_position(
+    conn: &mut Conn,
+    db_type: DbType,
+    state: &State,
+    moved: bool,
+    snapshot: Option<&(String, u64)>,
+    snapshot_gtid: Option<String>,
+) -> Result<((String, u64), Option<String>), MySqlError> {
+    Ok(match &state.position {
+        Some(SourcePosition::MySql { gtid: Some(g), .. }) if moved => {
+            ((String::new(), 4), Some(g.clone()))
+        }
+        Some(SourcePosition::MySql { file, pos, gtid }) => ((file.clone(), *pos), gtid.clone()),
+        _ => {
+            // a first start: the GTIDs executed up to the start, so that every position
+            // carries the whole set (and a later start can resume by it)
+            let (start, reported) = match snapshot {
+                Some(p) => (p.clone(), snapshot_gtid),
+                None => master_status_gtid(conn).await?,
+            };
+            let gtid = match db_type {
+                DbType::MariaDb => mariadb_gtid_at(conn, &start).await?,
+                _ => reported,
+            };
+            (start, gtid)
+        }
+    })
+}
+
+/// The history knows every matched table from the start position on: a table it has no
+/// definition of there is read from the catalog and recorded at `start`.
+async fn record_matched(
+    conn: &mut Conn,
+    history: &mut History,
+    matched: &[TableId],
+    start: &(String, u64),
+) -> Result<(), MySqlError> {
+    for id in matched {
+        if history.at(&id.to_string(), &start.0, start.1).is_none() {
+            if let Some(def) = schema::load_table(conn, &id.db, &id.table).await? {
+                history.append(&start.0, start.1, def)?;
+            }
         }
     }
-    Ok((p, schemas))
+    Ok(())
 }
 
 /// The connection options: the URL, and TLS as `source.ssl_mode` / `ssl_root_cert` say (one
@@ -627,5 +677,21 @@ impl MyDump {
 impl Prepared {
     fn table_schema(&self, def: &MyTable) -> Result<Arc<TableSchema>, MySqlError> {
         schema_of(&self.factory, &self.ctx, def)
+    }
+
+    /// The schemas of the matched tables at the start position, from the history.
+    fn start_schemas(&self, matched: &[TableId]) -> Result<Vec<Arc<TableSchema>>, MySqlError> {
+        let mut schemas = Vec::with_capacity(matched.len());
+        for id in matched {
+            if let Some(def) = self
+                .history
+                .at(&id.to_string(), &self.start.0, self.start.1)
+                .cloned()
+            {
+                let s = self.table_schema(&def)?;
+                schemas.push(s);
+            }
+        }
+        Ok(schemas)
     }
 }
