@@ -16,6 +16,7 @@
 use crate::config::KafkaConfig;
 use crate::format::record::{Envelope, Image, Values};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value as J;
 use std::collections::BTreeSet;
@@ -91,7 +92,6 @@ pub(crate) struct Options {
     pub(crate) max: Option<u64>,
 }
 
-/// Follow until interrupted, idle or `max` records; `Err` is one line for the user.
 /// Why `tail` stopped.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TailError {
@@ -110,6 +110,7 @@ impl From<String> for TailError {
     }
 }
 
+/// Follow until interrupted, idle or `max` records; `Err` is one line for the user.
 pub(crate) fn tail(
     kafka: &KafkaConfig,
     opts: &Options,
@@ -126,46 +127,7 @@ pub(crate) fn tail(
     let mut printed = 0u64;
     loop {
         if scanned.is_none_or(|s| s.elapsed() >= RESCAN) {
-            let md = c.fetch_metadata(None, Duration::from_secs(10)).map_err(|e| {
-                format!("kafka at {} does not answer: {e}\n  fix: check the brokers (--brokers or kafka.brokers), that the broker runs, and the TLS/SASL settings in [kafka.properties]", kafka.brokers)
-            })?;
-            let mut tpl = TopicPartitionList::new();
-            tracing::debug!(target: LOG_TARGET, topics = md.topics().len(), "topics on the broker");
-            for t in md.topics() {
-                let wanted = if opts.topics.is_empty() {
-                    !t.name().starts_with("__")
-                        && !opts.skip.iter().any(|s| s == t.name())
-                        && crate::model::schema::glob_match(&pattern, t.name())
-                } else {
-                    opts.topics.iter().any(|n| n == t.name())
-                };
-                if !wanted {
-                    continue;
-                }
-                for p in t.partitions() {
-                    if followed.insert((t.name().to_string(), p.id())) {
-                        let from = if opts.from_beginning || scanned.is_some() {
-                            // a topic that appeared while following is read whole
-                            Offset::Beginning
-                        } else {
-                            Offset::End
-                        };
-                        tpl.add_partition_offset(t.name(), p.id(), from)
-                            .map_err(|e| format!("cannot follow {}: {e}", t.name()))?;
-                    }
-                }
-            }
-            if tpl.count() > 0 {
-                // added to what is followed; the partitions followed already keep their place
-                c.incremental_assign(&tpl)
-                    .map_err(|e| format!("cannot follow the topics: {e}"))?;
-            }
-            if scanned.is_none() && followed.is_empty() && !opts.topics.is_empty() {
-                return Err(TailError::Failed(format!(
-                    "no topic named {} on the broker\n  fix: name topics that exist (see `kafka.topic` of the run's config), or leave them out to follow every topic of the config",
-                    opts.topics.join(", ")
-                )));
-            }
+            follow_new(&c, kafka, opts, &pattern, &mut followed, scanned.is_none())?;
             scanned = Some(Instant::now());
         }
         if let Some(idle) = opts.idle {
@@ -184,36 +146,112 @@ pub(crate) fn tail(
             }
         };
         last = Instant::now();
-        let payload = m.payload().unwrap_or_default();
-        let record: Option<Envelope<Values>> = Envelope::parse(payload).ok();
-        let op = record.as_ref().map_or("", |r| r.payload.op.as_str());
-        if op == "MHEARTBEAT" && !opts.heartbeats {
+        let Some(line) = line_of(&m, opts) else {
             continue;
-        }
-        let key = m.key().map(String::from_utf8_lossy);
-        let line = if opts.json {
-            String::from_utf8_lossy(payload).into_owned()
-        } else {
-            match &record {
-                Some(r) => readable(r, key.as_deref()),
-                None => format!(
-                    "{}[{}]@{} (not DataWorks JSON) {}",
-                    m.topic(),
-                    m.partition(),
-                    m.offset(),
-                    String::from_utf8_lossy(payload)
-                ),
-            }
         };
-        match writeln!(out, "{line}").and_then(|_| out.flush()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(TailError::Output(e)),
+        if !write_line(out, &line)? {
+            return Ok(());
         }
         printed += 1;
         if opts.max.is_some_and(|n| printed >= n) {
             return Ok(());
         }
+    }
+}
+
+/// Read the topics on the broker and follow the partitions of the wanted ones that are not
+/// followed yet (`followed` keeps them): from their end on the `first` scan, from their
+/// beginning with `--from-beginning` and for topics that appeared while following. Named
+/// topics of which none exists at the first scan are an error.
+fn follow_new(
+    c: &BaseConsumer,
+    kafka: &KafkaConfig,
+    opts: &Options,
+    pattern: &str,
+    followed: &mut BTreeSet<(String, i32)>,
+    first: bool,
+) -> Result<(), TailError> {
+    let md = c.fetch_metadata(None, Duration::from_secs(10)).map_err(|e| {
+        format!("kafka at {} does not answer: {e}\n  fix: check the brokers (--brokers or kafka.brokers), that the broker runs, and the TLS/SASL settings in [kafka.properties]", kafka.brokers)
+    })?;
+    let mut tpl = TopicPartitionList::new();
+    tracing::debug!(target: LOG_TARGET, topics = md.topics().len(), "topics on the broker");
+    for t in md.topics() {
+        if !wanted(opts, pattern, t.name()) {
+            continue;
+        }
+        for p in t.partitions() {
+            if followed.insert((t.name().to_string(), p.id())) {
+                let from = if opts.from_beginning || !first {
+                    // a topic that appeared while following is read whole
+                    Offset::Beginning
+                } else {
+                    Offset::End
+                };
+                tpl.add_partition_offset(t.name(), p.id(), from)
+                    .map_err(|e| format!("cannot follow {}: {e}", t.name()))?;
+            }
+        }
+    }
+    if tpl.count() > 0 {
+        // added to what is followed; the partitions followed already keep their place
+        c.incremental_assign(&tpl)
+            .map_err(|e| format!("cannot follow the topics: {e}"))?;
+    }
+    if first && followed.is_empty() && !opts.topics.is_empty() {
+        return Err(TailError::Failed(format!(
+            "no topic named {} on the broker\n  fix: name topics that exist (see `kafka.topic` of the run's config), or leave them out to follow every topic of the config",
+            opts.topics.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Is topic `name` followed: a named one, or without names one that `pattern` (the template
+/// as a glob) matches, neither internal (`__…`) nor one of the skipped.
+fn wanted(opts: &Options, pattern: &str, name: &str) -> bool {
+    if opts.topics.is_empty() {
+        !name.starts_with("__")
+            && !opts.skip.iter().any(|s| s == name)
+            && crate::model::schema::glob_match(pattern, name)
+    } else {
+        opts.topics.iter().any(|n| n == name)
+    }
+}
+
+/// The line printed for a message: its record as it is (`--json`), readable, or the text of
+/// one that is not DataWorks JSON; `None` for a heartbeat left out.
+fn line_of(m: &BorrowedMessage<'_>, opts: &Options) -> Option<String> {
+    let payload = m.payload().unwrap_or_default();
+    let record: Option<Envelope<Values>> = Envelope::parse(payload).ok();
+    let op = record.as_ref().map_or("", |r| r.payload.op.as_str());
+    if op == "MHEARTBEAT" && !opts.heartbeats {
+        return None;
+    }
+    let key = m.key().map(String::from_utf8_lossy);
+    Some(if opts.json {
+        String::from_utf8_lossy(payload).into_owned()
+    } else {
+        match &record {
+            Some(r) => readable(r, key.as_deref()),
+            None => format!(
+                "{}[{}]@{} (not DataWorks JSON) {}",
+                m.topic(),
+                m.partition(),
+                m.offset(),
+                String::from_utf8_lossy(payload)
+            ),
+        }
+    })
+}
+
+/// Write one line and flush it; `false` when the reader went away (the tail then ends with
+/// success).
+fn write_line(out: &mut dyn Write, line: &str) -> Result<bool, TailError> {
+    match writeln!(out, "{line}").and_then(|_| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(TailError::Output(e)),
     }
 }
 
