@@ -12,10 +12,10 @@
 //! - A value that does not fit its column (a LONG above 2^63−1, text in a BOOLEAN) is an
 //!   error naming the column and the record's offset, never a silent null.
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, PrimitiveBuilder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, ArrowPrimitiveType, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use base64::Engine as _;
 use serde_json::value::RawValue;
@@ -121,9 +121,16 @@ impl Rows {
         };
         let n = self.rows.len();
         let array: ArrayRef = match &dt {
-            DataType::Int64 => longs(n, vals, bad)?,
-            DataType::Float64 => doubles(n, vals, bad)?,
-            DataType::Timestamp(..) => dates(n, vals, bad)?,
+            DataType::Int64 => primitive(Int64Builder::with_capacity(n), vals, bad, |r| {
+                r.parse().ok()
+            })?,
+            DataType::Float64 => primitive(Float64Builder::with_capacity(n), vals, bad, double)?,
+            DataType::Timestamp(..) => primitive(
+                TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+                vals,
+                bad,
+                date_micros,
+            )?,
             DataType::Boolean => booleans(n, vals, bad)?,
             DataType::Binary => bytes(vals, bad)?,
             _ => strings(vals, bad)?,
@@ -160,62 +167,35 @@ impl Rows {
     }
 }
 
-// One builder per Arrow type of a table column. Each takes the column's `n` values as
-// (record offset, JSON text; None for null) and `bad`, the error for a value that does not fit.
+// The builders of a table column, per Arrow type. Each takes the column's values as (record
+// offset, JSON text; None for null) and `bad`, the error for a value that does not fit.
 
-/// LONG → Int64.
-fn longs<'a>(
-    n: usize,
+/// A primitive column (LONG → Int64, DOUBLE → Float64, DATE → Timestamp): each value
+/// read by `parse`, `None` when it does not fit.
+#[inline]
+fn primitive<'a, T: ArrowPrimitiveType>(
+    mut b: PrimitiveBuilder<T>,
     vals: impl Iterator<Item = (i64, Option<&'a str>)>,
     bad: impl Fn(i64, &str) -> String,
+    parse: impl Fn(&str) -> Option<T::Native>,
 ) -> Result<ArrayRef, String> {
-    let mut b = Int64Builder::with_capacity(n);
     for (o, v) in vals {
         match v {
             None => b.append_null(),
-            Some(raw) => b.append_value(raw.parse().map_err(|_| bad(o, raw))?),
+            Some(raw) => b.append_value(parse(raw).ok_or_else(|| bad(o, raw))?),
         }
     }
     Ok(Arc::new(b.finish()))
 }
 
-/// DOUBLE → Float64: JSON numbers and strings holding one (`"NaN"`, `"Infinity"`).
-fn doubles<'a>(
-    n: usize,
-    vals: impl Iterator<Item = (i64, Option<&'a str>)>,
-    bad: impl Fn(i64, &str) -> String,
-) -> Result<ArrayRef, String> {
-    let mut b = Float64Builder::with_capacity(n);
-    for (o, v) in vals {
-        match v {
-            None => b.append_null(),
-            Some(raw) => {
-                let text = if raw.starts_with('"') {
-                    unquote(raw).map_err(|_| bad(o, raw))?
-                } else {
-                    raw.to_string()
-                };
-                b.append_value(text.parse().map_err(|_| bad(o, raw))?)
-            }
-        }
+/// A DOUBLE's value: a JSON number, or a string holding one (`"NaN"`, `"Infinity"`).
+#[inline]
+fn double(raw: &str) -> Option<f64> {
+    if raw.starts_with('"') {
+        unquote(raw).ok()?.parse().ok()
+    } else {
+        raw.parse().ok()
     }
-    Ok(Arc::new(b.finish()))
-}
-
-/// DATE → Timestamp(µs, UTC), parsed from the JSON text by [`date_micros`].
-fn dates<'a>(
-    n: usize,
-    vals: impl Iterator<Item = (i64, Option<&'a str>)>,
-    bad: impl Fn(i64, &str) -> String,
-) -> Result<ArrayRef, String> {
-    let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    for (o, v) in vals {
-        match v {
-            None => b.append_null(),
-            Some(raw) => b.append_value(date_micros(raw).ok_or_else(|| bad(o, raw))?),
-        }
-    }
-    Ok(Arc::new(b.finish()))
 }
 
 /// BOOLEAN → Boolean: `true` and `false` only.
