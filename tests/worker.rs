@@ -96,6 +96,71 @@ async fn worker_runs_connectors_added_over_rest() {
         })
     })
     .await;
+    // the config as Connect keeps it: the submitted keys, text values, its name, the password
+    // masked; the same in the connector's info and its task
+    let get_json = |path: &str| {
+        let (code, body) = http(&addr, "GET", path, None, "");
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let masked_url = format!("{MY}/{my_name}").replacen(":rowstream@", ":***@", 1);
+    let shown = serde_json::json!({
+        "name": my_name,
+        "source.type": "mysql",
+        "source.url": masked_url,
+        "source.server_id": "6201",
+        "kafka.topic": format!("{my_name}-{run}.{{db}}.{{table}}"),
+    });
+    assert_eq!(get_json(&format!("/connectors/{my_name}/config")), shown);
+    assert_eq!(
+        get_json(&format!("/connectors/{my_name}")),
+        serde_json::json!({"name": my_name, "config": shown, "tasks": [{"connector": my_name, "task": 0}], "type": "source"})
+    );
+    assert_eq!(
+        get_json(&format!("/connectors/{my_name}/tasks")),
+        serde_json::json!([{"id": {"connector": my_name, "task": 0}, "config": shown}])
+    );
+    // GET then PUT with one setting changed (the way tools change one): 200, the masked
+    // password sent back keeps the real one, so the restarted connector still connects
+    let mut changed = shown.clone();
+    changed["snapshot.chunk_rows"] = serde_json::json!("5000");
+    let (code, body) = http(
+        &addr,
+        "PUT",
+        &format!("/connectors/{my_name}/config"),
+        Some("s3cret"),
+        &changed.to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["config"],
+        changed
+    );
+    wait_for(60, "RUNNING again with the stored password", || async {
+        let (_, b) = http(
+            &addr,
+            "GET",
+            &format!("/connectors/{my_name}/status"),
+            None,
+            "",
+        );
+        b.contains("\"RUNNING\"") && !b.contains("FAILED")
+    })
+    .await;
+    let (code, body) = http(
+        &addr,
+        "PUT",
+        &format!("/connectors/{my_name}/config"),
+        Some("s3cret"),
+        &serde_json::json!({"name": "other", "source.type": "mysql"}).to_string(),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains(
+            "Connector name configuration (other) doesn't match connector name in the URL"
+        ),
+        "{body}"
+    );
     // health and metrics cover every connector, a labelled series each
     wait_for(30, "healthy", || async {
         http_get(&addr, "/healthz").contains("ok: 2 connector(s)")
@@ -183,6 +248,32 @@ async fn worker_runs_connectors_added_over_rest() {
     mr.until(60, "the row written while the worker was down", |x| {
         x.iter().any(|x| x.after()["id"] == serde_json::json!(2))
     });
+    // a STOPPED connector has no tasks (Connect's answer), in its info, tasks and status
+    let (code, _) = http(
+        &addr,
+        "PUT",
+        &format!("/connectors/{my_name}/stop"),
+        Some("s3cret"),
+        "",
+    );
+    assert_eq!(code, 204);
+    wait_for(30, "STOPPED", || async { status(my_name) == "STOPPED" }).await;
+    let get_json = |path: &str| {
+        let body = http(&addr, "GET", path, None, "").1;
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    assert_eq!(
+        get_json(&format!("/connectors/{my_name}"))["tasks"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        get_json(&format!("/connectors/{my_name}/tasks")),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        get_json(&format!("/connectors/{my_name}/status"))["tasks"],
+        serde_json::json!([])
+    );
     assert_eq!(w.stop(), 0);
 }
 
@@ -290,6 +381,27 @@ async fn three_workers_share_connectors_and_fail_over() {
     .await;
     let before = placement(&addrs[0]);
     eprintln!("placement before: {before:?}");
+    // every worker gives the same answer, whichever runs the connector (Connect's rule)
+    let mut paths = vec!["/connectors?expand=info".to_string()];
+    for n in &names {
+        for p in ["", "/config", "/tasks"] {
+            paths.push(format!("/connectors/{n}{p}"));
+        }
+    }
+    for p in &paths {
+        let answers: Vec<(u16, serde_json::Value)> = addrs
+            .iter()
+            .map(|a| {
+                let (code, body) = http(a, "GET", p, None, "");
+                (code, serde_json::from_str(&body).unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(answers[0].0, 200, "{p}: {answers:?}");
+        assert!(
+            answers.iter().all(|x| *x == answers[0]),
+            "{p} differs between workers: {answers:?}"
+        );
+    }
     // any worker answers for a connector running elsewhere: its config (secrets hidden)
     let (elsewhere, _) = before.iter().find(|(_, (_, w))| *w != addrs[0]).unwrap();
     let (code, body) = http(
@@ -386,11 +498,13 @@ async fn three_workers_share_connectors_and_fail_over() {
         }
     }
     let survivor = &addrs[(vi + 1) % 3];
+    let seen = std::sync::Mutex::new(Vec::new());
     wait_for(
         90,
         "the kill -9'd worker's connectors RUNNING elsewhere",
         || async {
             let p = placement(survivor);
+            seen.lock().unwrap().push((t0.elapsed(), p.clone()));
             moved
                 .iter()
                 .all(|n| p[n].0 == "RUNNING" && p[n].1 != victim && !p[n].1.is_empty())
@@ -398,6 +512,18 @@ async fn three_workers_share_connectors_and_fail_over() {
     )
     .await;
     let failover = t0.elapsed();
+    // once the group has dropped the dead worker (session timeout 10 s, members listed every
+    // 2 s), no worker shows its connectors RUNNING there any more: UNASSIGNED until they run
+    // elsewhere
+    for (at, p) in seen.lock().unwrap().iter() {
+        for n in &moved {
+            assert!(
+                at.as_secs_f64() < 15.0 || !(p[n].0 == "RUNNING" && p[n].1 == victim),
+                "{n} still RUNNING on the dead worker {victim} {:.1} s after its kill: {p:?}",
+                at.as_secs_f64()
+            );
+        }
+    }
     // cooperative-sticky: the survivors' own connectors did not move
     let after = placement(survivor);
     for (n, (_, w)) in before.iter().filter(|(n, _)| !moved.contains(n)) {

@@ -4,7 +4,8 @@
 //! raw TOML), `env` (`ROWSTREAM_*` overrides), and one file per group of sections: `source`
 //! (common keys plus the keys of the source `source.type` names), `kafka`, and `runtime`
 //! (snapshot, heartbeat, state, encode, admin), `lake` and `worker` (the files of `rowstream
-//! sink` and `rowstream worker`), `error` (every problem at once).
+//! sink` and `rowstream worker`), `submitted` (a connector config as Kafka Connect keeps and
+//! shows it), `error` (every problem at once).
 //!
 //! What it may import: `error` only (and rdkafka's `ClientConfig`, which the Kafka settings
 //! build); every other part of rowstream reads it.
@@ -27,6 +28,7 @@ mod keys;
 mod lake;
 mod runtime;
 mod source;
+mod submitted;
 mod worker;
 
 use error::push;
@@ -43,6 +45,7 @@ pub(crate) use source::{
     parse_tz, redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, ResumeBy, SourceConfig,
     SourceOptions,
 };
+pub(crate) use submitted::{redacted, restore_secrets, submitted};
 pub(crate) use worker::{reachable, WorkerConfig, RESERVED};
 
 use serde::Deserialize;

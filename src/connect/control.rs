@@ -172,14 +172,25 @@ pub(crate) struct Handles {
 #[derive(Clone, Default)]
 pub(crate) struct Admin {
     connectors: Arc<Mutex<std::collections::BTreeMap<String, Arc<Control>>>>,
-    /// a worker's every connector, wherever it runs, with its config as given (flat)
-    known:
-        Arc<Mutex<std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>>>,
+    /// a worker's every connector, wherever it runs, with its config as submitted and its
+    /// stored target
+    known: Arc<Mutex<std::collections::BTreeMap<String, Known>>>,
     /// the last status record of connectors running on other workers of the group
     remote: Arc<Mutex<std::collections::BTreeMap<String, serde_json::Value>>>,
+    /// distributed: the ids of the workers the group has as members now (None: not known
+    /// yet, or not distributed)
+    members: Arc<Mutex<Option<std::collections::BTreeSet<String>>>>,
     pub(crate) token: Option<String>,
     /// A worker takes connector configs over REST (create, replace, delete); `run` does not.
     pub(crate) changes: Option<mpsc::Sender<ConfigChange>>,
+}
+
+/// A connector as every worker of a group knows it: its config as submitted (string values,
+/// with its `name`) and the target stored for it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Known {
+    pub(crate) config: serde_json::Map<String, serde_json::Value>,
+    pub(crate) target: Option<Target>,
 }
 
 /// A connector config to create, replace or (None) delete, from REST to the worker; answered
@@ -203,25 +214,33 @@ pub(crate) enum Steer {
 }
 
 impl Admin {
-    /// Every connector of a worker, with its config as given (listing, and the config of
-    /// a connector running on another worker).
-    pub(crate) fn set_known(
-        &self,
-        configs: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-    ) {
-        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = configs;
+    /// Every connector of a worker, with its config as submitted and its target (listing,
+    /// and what any worker answers for a connector, wherever it runs).
+    pub(crate) fn set_known(&self, known: std::collections::BTreeMap<String, Known>) {
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = known;
     }
 
-    /// The config connector `name` was given, if this worker knows it (flat, as given).
-    pub(crate) fn known_config(
-        &self,
-        name: &str,
-    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+    /// Connector `name` as this worker knows it (a worker's connectors; `run` knows none).
+    pub(crate) fn known(&self, name: &str) -> Option<Known> {
         self.known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// The workers the group has as members now.
+    pub(crate) fn set_members(&self, ids: std::collections::BTreeSet<String>) {
+        *self.members.lock().unwrap_or_else(|e| e.into_inner()) = Some(ids);
+    }
+
+    /// Is worker `id` gone from the group (known to be, not merely unknown)?
+    pub(crate) fn is_gone(&self, id: &str) -> bool {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|m| !m.contains(id))
     }
 
     /// The status another worker wrote for connector `name` (None: forget it).

@@ -25,11 +25,11 @@
 
 use crate::checkpoint::log::{ensure_topics, TopicLog};
 use crate::config::{Config, ConfigError, WorkerConfig, RESERVED};
-use crate::connect::control::{Admin, ConfigChange};
+use crate::connect::control::{Admin, ConfigChange, Known};
 use crate::connect::control::{ConnectorState, Control, Target};
 use crate::error::Error;
 use axum::http::StatusCode;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +39,8 @@ use tokio::sync::{mpsc, watch};
 /// log filters (`ROWSTREAM_LOG`) and the docs name.
 const LOG_TARGET: &str = "rowstream::worker";
 
-/// A connector's config and its stored target.
-type Stored = BTreeMap<String, (Map<String, Value>, Option<Target>)>;
+/// Every connector's config (as submitted) and its stored target.
+type Stored = BTreeMap<String, Known>;
 
 /// Partitions of the group's connectors topic: how many slots connectors hash into.
 pub(crate) const PARTITIONS: i32 = 12;
@@ -51,6 +51,8 @@ enum Event {
     Owned(BTreeSet<i32>),
     /// a record of the config topic written by any worker (value None: a tombstone)
     Record(String, Option<Vec<u8>>),
+    /// the ids of the group's members now
+    Members(BTreeSet<String>),
 }
 
 /// The partition (slot) of connector `name`.
@@ -101,7 +103,7 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
         )?;
         join_group(
             &kafka,
-            group,
+            (group, &cfg.id()),
             &connectors_topic,
             events_tx.clone(),
             stop_threads.clone(),
@@ -140,6 +142,7 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
     let names: Vec<String> = w.running.keys().cloned().collect();
     for name in names {
         w.stop(&name).await;
+        w.publish_unassigned(&name);
     }
     Ok(())
 }
@@ -251,7 +254,7 @@ type GroupConsumer = rdkafka::consumer::BaseConsumer<Rebalances>;
 /// assignment are the coordinator's; this thread only passes each new set on.
 fn join_group(
     kafka: &crate::config::KafkaConfig,
-    group: &str,
+    (group, id): (&str, &str),
     topic: &str,
     tx: mpsc::UnboundedSender<Event>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -265,16 +268,28 @@ fn join_group(
     };
     let c: GroupConsumer = kafka
         .group_member(group)
+        // the id the group's member list names this worker by (statuses name it too)
+        .set("client.id", id)
         .create_with_context(Rebalances {
             current: Default::default(),
             assigned: Default::default(),
         })
         .map_err(fail)?;
     c.subscribe(&[topic]).map_err(fail)?;
+    let group = group.to_string();
     std::thread::spawn(move || {
         let mut last: Option<BTreeSet<i32>> = None;
+        let mut listed = std::time::Instant::now() - MEMBERS_EVERY;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let _ = c.poll(Duration::from_millis(200));
+            if listed.elapsed() >= MEMBERS_EVERY {
+                listed = std::time::Instant::now();
+                if let Some(ids) = members(&c, &group) {
+                    if tx.send(Event::Members(ids)).is_err() {
+                        return;
+                    }
+                }
+            }
             let assigned: Vec<BTreeSet<i32>> = c
                 .context()
                 .assigned
@@ -297,6 +312,30 @@ fn join_group(
     Ok(())
 }
 
+/// A stored config as Connect keeps it (configs stored before that kept typed values).
+fn as_submitted(name: &str, flat: Map<String, Value>) -> Map<String, Value> {
+    crate::config::submitted(name, &flat).unwrap_or(flat)
+}
+
+/// How often a worker lists the group's members (to tell a gone worker's connectors).
+const MEMBERS_EVERY: Duration = Duration::from_secs(2);
+
+/// The ids (client ids) of the group's members as the coordinator has them, None when it
+/// does not answer (or the group is between generations and lists nobody).
+fn members(c: &GroupConsumer, group: &str) -> Option<BTreeSet<String>> {
+    use rdkafka::consumer::Consumer;
+    let list = c
+        .fetch_group_list(Some(group), Duration::from_secs(1))
+        .ok()?;
+    let g = list.groups().iter().find(|g| g.name() == group)?;
+    let ids: BTreeSet<String> = g
+        .members()
+        .iter()
+        .map(|m| m.client_id().to_string())
+        .collect();
+    (!ids.is_empty()).then_some(ids)
+}
+
 /// Every stored connector config: read through an acknowledged tombstone of an unused key.
 fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<(Stored, i64), Error> {
     let fail = |e: String| {
@@ -313,7 +352,7 @@ fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<(Stored,
     log.read_through(topic, 0, end, "", &mut |_, key, value| {
         if let Some(name) = key.strip_prefix("connector/") {
             match value.and_then(|v| serde_json::from_slice::<Map<String, Value>>(v).ok()) {
-                Some(flat) => configs.insert(name.to_string(), flat),
+                Some(flat) => configs.insert(name.to_string(), as_submitted(name, flat)),
                 None => configs.remove(name),
             };
         } else if let Some(name) = key.strip_prefix("target/") {
@@ -324,9 +363,9 @@ fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<(Stored,
     .map_err(fail)?;
     let stored = configs
         .into_iter()
-        .map(|(name, flat)| {
-            let t = targets.get(&name).copied().flatten();
-            (name, (flat, t))
+        .map(|(name, config)| {
+            let target = targets.get(&name).copied().flatten();
+            (name, Known { config, target })
         })
         .collect();
     Ok((stored, end))
@@ -359,13 +398,16 @@ impl Worker {
             if !self.view.contains_key(&name) || !self.owns(&name) {
                 tracing::info!(target: LOG_TARGET, connector = %name, "connector leaves this worker");
                 self.stop(&name).await;
+                if self.view.contains_key(&name) {
+                    self.publish_unassigned(&name);
+                }
             }
         }
         let want: Vec<(String, Map<String, Value>, Option<Target>)> = self
             .view
             .iter()
             .filter(|(n, _)| !self.running.contains_key(*n) && self.owns(n))
-            .map(|(n, (f, t))| (n.clone(), f.clone(), *t))
+            .map(|(n, k)| (n.clone(), k.config.clone(), k.target))
             .collect();
         for (name, flat, target) in want {
             match self.validate(&name, &flat) {
@@ -378,12 +420,7 @@ impl Worker {
                 }
             }
         }
-        self.admin.set_known(
-            self.view
-                .iter()
-                .map(|(n, (flat, _))| (n.clone(), flat.clone()))
-                .collect(),
-        );
+        self.admin.set_known(self.view.clone());
     }
 
     /// A change seen in the group: an assignment, or a record of the config topic.
@@ -396,16 +433,17 @@ impl Worker {
             }
             Event::Record(key, value) => {
                 if let Some(name) = key.strip_prefix("connector/") {
-                    let flat =
-                        value.and_then(|v| serde_json::from_slice::<Map<String, Value>>(&v).ok());
-                    let same = flat.as_ref() == self.view.get(name).map(|x| &x.0);
+                    let flat = value
+                        .and_then(|v| serde_json::from_slice::<Map<String, Value>>(&v).ok())
+                        .map(|f| as_submitted(name, f));
+                    let same = flat.as_ref() == self.view.get(name).map(|x| &x.config);
                     if same {
                         return;
                     }
                     match flat {
-                        Some(f) => {
-                            let target = self.view.get(name).and_then(|x| x.1);
-                            self.view.insert(name.to_string(), (f, target));
+                        Some(config) => {
+                            let target = self.view.get(name).and_then(|x| x.target);
+                            self.view.insert(name.to_string(), Known { config, target });
                             // a replaced config restarts the connector with it
                             self.stop(name).await;
                         }
@@ -417,7 +455,8 @@ impl Worker {
                 } else if let Some(name) = key.strip_prefix("target/") {
                     let t = value.and_then(|v| Target::parse(&String::from_utf8_lossy(&v)));
                     if let Some(entry) = self.view.get_mut(name) {
-                        entry.1 = t;
+                        entry.target = t;
+                        self.admin.set_known(self.view.clone());
                     }
                     if let (Some(c), Some(t)) = (self.admin.connector(name), t) {
                         if c.target() != t {
@@ -429,13 +468,85 @@ impl Worker {
                         c.restart();
                     }
                 } else if let Some(name) = key.strip_prefix("status/") {
-                    if !self.running.contains_key(name) {
-                        let st = value.and_then(|v| serde_json::from_slice::<Value>(&v).ok());
+                    let st = value.and_then(|v| serde_json::from_slice::<Value>(&v).ok());
+                    if self.running.contains_key(name) {
+                        // another worker wrote over this one's record (a handover's last
+                        // word, or the UNASSIGNED of a gone worker written late): write ours
+                        // again
+                        if st
+                            .as_ref()
+                            .is_some_and(|v| v["worker_id"] != json!(self.cfg.id()))
+                        {
+                            self.published.remove(name);
+                        }
+                    } else {
                         self.admin.set_remote(name, st);
                     }
                 }
             }
+            Event::Members(ids) => {
+                self.admin.set_members(ids.clone());
+                self.unassign_gone(&ids);
+            }
         }
+    }
+
+    /// Connectors whose status names a worker the group no longer has are UNASSIGNED until
+    /// their new worker starts them: the first member (by id) writes that record, once.
+    fn unassign_gone(&mut self, members: &BTreeSet<String>) {
+        if members.first() != Some(&self.cfg.id()) {
+            return;
+        }
+        let names: Vec<String> = self.view.keys().cloned().collect();
+        for name in names {
+            if self.running.contains_key(&name) {
+                continue;
+            }
+            let Some(Some(st)) = self.admin.remote(&name) else {
+                continue;
+            };
+            let gone = st["worker_id"]
+                .as_str()
+                .is_some_and(|w| !members.contains(w));
+            if gone && st["state"] != json!(ConnectorState::Unassigned) {
+                let worker = st["worker_id"].as_str().unwrap_or("").to_string();
+                tracing::info!(target: LOG_TARGET, connector = %name, worker = %worker, "the connector's worker left the group: UNASSIGNED until its new worker starts it");
+                self.write_status(&name, ConnectorState::Unassigned, None, &worker);
+            }
+        }
+    }
+
+    /// Write connector `name`'s status record, as run by `worker`.
+    fn write_status(
+        &self,
+        name: &str,
+        state: ConnectorState,
+        trace: Option<&str>,
+        worker: &str,
+    ) -> bool {
+        let rest = match worker == self.cfg.id() {
+            true => json!(self.cfg.advertised()),
+            false => Value::Null,
+        };
+        let v = json!({ "state": state, "worker_id": worker, "trace": trace, "rest": rest });
+        let key = format!("status/{name}");
+        let r = tokio::task::block_in_place(|| {
+            self.log
+                .write(&self.topic, 0, &key, Some(v.to_string().as_bytes()))
+        });
+        if let Err(e) = &r {
+            tracing::warn!(target: LOG_TARGET, connector = %name, error = %e, "cannot store the connector's status");
+        }
+        r.is_ok()
+    }
+
+    /// The record of a connector this worker stopped while it stays in the group's care
+    /// (moved to another worker, or this worker leaving): UNASSIGNED until it runs again.
+    fn publish_unassigned(&mut self, name: &str) {
+        if self.owned.is_some() {
+            self.write_status(name, ConnectorState::Unassigned, None, &self.cfg.id());
+        }
+        self.published.remove(name);
     }
 
     /// Pause, resume, stop or restart connector `name`, wherever it runs: here directly, on
@@ -453,8 +564,9 @@ impl Worker {
         let (key, value) = match how {
             Steer::Target(t) => {
                 if let Some(entry) = self.view.get_mut(name) {
-                    entry.1 = Some(t);
+                    entry.target = Some(t);
                 }
+                self.admin.set_known(self.view.clone());
                 if let Some(c) = &local {
                     c.set_target(t);
                 }
@@ -495,13 +607,7 @@ impl Worker {
             if self.published.get(name) == Some(&st) {
                 continue;
             }
-            let v = serde_json::json!({ "state": st.0, "worker_id": id, "trace": st.1, "rest": self.cfg.advertised() });
-            let key = format!("status/{name}");
-            let r = tokio::task::block_in_place(|| {
-                self.log
-                    .write(&self.topic, 0, &key, Some(v.to_string().as_bytes()))
-            });
-            if r.is_ok() {
+            if self.write_status(name, st.0, st.1.as_deref(), &id) {
                 self.published.insert(name.clone(), st);
             }
         }
@@ -533,10 +639,10 @@ impl Worker {
             self.store(name, None)?;
             self.view.remove(name);
             self.stop(name).await;
-            let _ = tokio::task::block_in_place(|| {
-                self.log
-                    .write(&self.topic, 0, &format!("target/{name}"), None)
-            });
+            self.published.remove(name);
+            for key in [format!("target/{name}"), format!("status/{name}")] {
+                let _ = tokio::task::block_in_place(|| self.log.write(&self.topic, 0, &key, None));
+            }
             self.reconcile().await;
             tracing::info!(target: LOG_TARGET, connector = %name, "connector deleted");
             return Ok(false);
@@ -547,6 +653,14 @@ impl Worker {
                 format!("Connector {name} already exists"),
             ));
         }
+        // kept as Connect keeps it (text values, its name); a secret sent back masked keeps
+        // the stored one
+        let mut flat =
+            crate::config::submitted(name, &flat).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+        let target = self.view.get(name).and_then(|k| {
+            crate::config::restore_secrets(&mut flat, &k.config);
+            k.target
+        });
         let cfg = self.validate(name, &flat).map_err(|p| {
             (
                 StatusCode::BAD_REQUEST,
@@ -557,7 +671,13 @@ impl Worker {
             serde_json::to_vec(&flat).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         self.store(name, Some(&body))?;
         drop(cfg);
-        self.view.insert(name.to_string(), (flat, None));
+        self.view.insert(
+            name.to_string(),
+            Known {
+                config: flat,
+                target,
+            },
+        );
         self.stop(name).await;
         self.reconcile().await;
         tracing::info!(target: LOG_TARGET, connector = %name, created = !exists, "connector config applied");

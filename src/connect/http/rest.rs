@@ -128,7 +128,7 @@ pub(crate) async fn pass_on(
             (code, [(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
         }
         // the status record is still an answer; the rest needs the owner
-        Err(_) if is_status => ok(remote_status(&name, Some(st))),
+        Err(_) if is_status => ok(remote_status(&a, &name, Some(st))),
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -218,20 +218,21 @@ async fn list(State(a): State<Admin>, uri: axum::http::Uri) -> Response {
     let mut out = Map::new();
     for name in a.names() {
         let mut e = Map::new();
-        match a.connector(&name) {
-            Some(c) => {
-                if status_too {
-                    e.insert("status".into(), status_of(&c));
-                }
-                if info_too {
-                    e.insert("info".into(), info_of(&c));
-                }
+        if status_too {
+            // Connect's fields only: the same answer from every worker of a group (rowstream's
+            // live figures are in the connector's own status)
+            let mut st = match a.connector(&name) {
+                Some(c) => status_of(&c),
+                None => remote_status(&a, &name, a.remote(&name).flatten()),
+            };
+            if let Some(m) = st.as_object_mut() {
+                m.remove("rowstream");
             }
-            None => {
-                if status_too {
-                    let st = a.remote(&name).flatten();
-                    e.insert("status".into(), remote_status(&name, st));
-                }
+            e.insert("status".into(), st);
+        }
+        if info_too {
+            if let Some(info) = info_value(&a, &name) {
+                e.insert("info".into(), info);
             }
         }
         out.insert(name, Value::Object(e));
@@ -239,9 +240,16 @@ async fn list(State(a): State<Admin>, uri: axum::http::Uri) -> Response {
     ok(Value::Object(out))
 }
 
-/// The config as Connect shows one: flat `section.key` pairs (`kafka.properties.<name>` for
-/// librdkafka's), secrets replaced by `***`.
-pub(crate) fn flat_config(cfg: &crate::config::Config) -> Map<String, Value> {
+/// The config of `rowstream run`'s connector as Connect shows one: flat `section.key` pairs
+/// (`kafka.properties.<name>` for librdkafka's) with text values and its `name`, secrets
+/// replaced by `***`. (A worker's connectors show their config as submitted.)
+fn flat_config(name: &str, cfg: &crate::config::Config) -> Map<String, Value> {
+    let flat = typed_flat_config(cfg);
+    crate::config::submitted(name, &flat).unwrap_or(flat)
+}
+
+/// The resolved config as flat `section.key` pairs with typed values, secrets masked.
+fn typed_flat_config(cfg: &crate::config::Config) -> Map<String, Value> {
     let mut out = Map::new();
     let tree = serde_json::to_value(cfg).unwrap_or(Value::Null);
     let Some(sections) = tree.as_object() else {
@@ -315,12 +323,11 @@ async fn change(
 
 /// The answer to a created or replaced connector: Connect's connector info.
 fn created(a: &Admin, name: &str, code: StatusCode) -> Response {
-    match find(a, name) {
-        Ok(c) => reply(code, info_of(&c)),
-        // it runs on another worker of the group
-        Err(_) => reply(
-            code,
-            json!({ "name": name, "tasks": [{ "connector": name, "task": 0 }], "type": "source" }),
+    match info_value(a, name) {
+        Some(info) => reply(code, info),
+        None => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("connector {name} was stored but this worker does not know it yet"),
         ),
     }
 }
@@ -391,63 +398,62 @@ async fn delete(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<Str
     }
 }
 
-/// Connect's connector info.
-fn info_of(c: &Control) -> Value {
-    json!({
-        "name": c.name,
-        "config": flat_config(&c.cfg),
-        "tasks": [{ "connector": c.name, "task": 0 }],
-        "type": "source",
-    })
+/// Connector `name`'s config as every worker shows it (a worker's connector: as submitted;
+/// `rowstream run`'s: from its file), secrets masked; None for an unknown connector.
+fn config_of(a: &Admin, name: &str) -> Option<Map<String, Value>> {
+    match a.known(name) {
+        Some(k) => Some(crate::config::redacted(k.config)),
+        None => a.connector(name).map(|c| flat_config(name, &c.cfg)),
+    }
 }
 
-/// A config as given over REST, secrets hidden (a connector running on another worker).
-fn redacted(flat: Map<String, Value>) -> Map<String, Value> {
-    flat.into_iter()
-        .map(|(k, v)| {
-            let secret = crate::config::is_secret_property(&k) || k == "admin.token";
-            let v = match (&v, k.as_str()) {
-                (_, _) if secret => json!("***"),
-                (Value::String(u), "source.url") => json!(crate::config::redact_url(u)),
-                _ => v,
-            };
-            (k, v)
-        })
-        .collect()
+/// Is connector `name` held STOPPED (Connect: a stopped connector has no tasks)?
+fn is_stopped(a: &Admin, name: &str) -> bool {
+    match a.known(name) {
+        Some(k) => k.target == Some(Target::Stopped),
+        None => a
+            .connector(name)
+            .is_some_and(|c| c.target() == Target::Stopped),
+    }
+}
+
+/// Connect's connector info of `name`, the same from every worker; None: unknown.
+fn info_value(a: &Admin, name: &str) -> Option<Value> {
+    let config = config_of(a, name)?;
+    let tasks = match is_stopped(a, name) {
+        true => json!([]),
+        false => json!([{ "connector": name, "task": 0 }]),
+    };
+    Some(json!({ "name": name, "config": config, "tasks": tasks, "type": "source" }))
+}
+
+/// The refusal for an unknown connector.
+fn not_found(name: &str) -> Response {
+    error(StatusCode::NOT_FOUND, format!("Connector {name} not found"))
 }
 
 async fn info(State(a): State<Admin>, Path(name): Path<String>) -> Response {
-    match find(&a, &name) {
-        Ok(c) => ok(info_of(&c)),
-        Err(r) => match a.known_config(&name) {
-            Some(flat) => ok(json!({
-                "name": name,
-                "config": redacted(flat),
-                "tasks": [{ "connector": name, "task": 0 }],
-                "type": "source",
-            })),
-            None => r.into_response(),
-        },
+    match info_value(&a, &name) {
+        Some(v) => ok(v),
+        None => not_found(&name),
     }
 }
 
 async fn config(State(a): State<Admin>, Path(name): Path<String>) -> Response {
-    match find(&a, &name) {
-        Ok(c) => ok(Value::Object(flat_config(&c.cfg))),
-        Err(r) => match a.known_config(&name) {
-            Some(flat) => ok(Value::Object(redacted(flat))),
-            None => r.into_response(),
-        },
+    match config_of(&a, &name) {
+        Some(c) => ok(Value::Object(c)),
+        None => not_found(&name),
     }
 }
 
+/// `GET /connectors/{name}/tasks`: the one task with its config (none when STOPPED).
 async fn tasks(State(a): State<Admin>, Path(name): Path<String>) -> Response {
-    match find(&a, &name) {
-        Ok(c) => ok(json!([{
-            "id": { "connector": c.name, "task": 0 },
-            "config": flat_config(&c.cfg),
-        }])),
-        Err(r) => r.into_response(),
+    let Some(config) = config_of(&a, &name) else {
+        return not_found(&name);
+    };
+    match is_stopped(&a, &name) {
+        true => ok(json!([])),
+        false => ok(json!([{ "id": { "connector": name, "task": 0 }, "config": config }])),
     }
 }
 
@@ -510,10 +516,14 @@ fn status_of(c: &Control) -> Value {
         tables.insert(t, v);
     }
     extra["snapshot"]["tables"] = Value::Object(tables);
+    let tasks = match state {
+        ConnectorState::Stopped => json!([]),
+        _ => json!([task]),
+    };
     json!({
         "name": c.name,
         "connector": connector,
-        "tasks": [task],
+        "tasks": tasks,
         "type": "source",
         "rowstream": extra,
     })
@@ -531,22 +541,35 @@ fn status_value(a: &Admin, name: &str) -> Result<Value, Refusal> {
     match find(a, name) {
         Ok(c) => Ok(status_of(&c)),
         Err(r) => match a.remote(name) {
-            Some(st) => Ok(remote_status(name, st)),
+            Some(st) => Ok(remote_status(a, name, st)),
             None => Err(r),
         },
     }
 }
 
-/// The status of a connector running on another worker, from the record it wrote.
-fn remote_status(name: &str, st: Option<Value>) -> Value {
-    let st = st.unwrap_or_else(|| json!({ "state": ConnectorState::Unassigned, "worker_id": "" }));
+/// The status of a connector running on another worker, from the record it wrote; a record
+/// of a worker the group no longer has is UNASSIGNED (Connect's state of a connector whose
+/// worker is gone, until its new worker starts it).
+fn remote_status(a: &Admin, name: &str, st: Option<Value>) -> Value {
+    let mut st =
+        st.unwrap_or_else(|| json!({ "state": ConnectorState::Unassigned, "worker_id": "" }));
+    if st["worker_id"].as_str().is_some_and(|w| a.is_gone(w)) {
+        st["state"] = json!(ConnectorState::Unassigned);
+        if let Some(m) = st.as_object_mut() {
+            m.remove("trace");
+        }
+    }
     let mut connector = json!({ "state": st["state"], "worker_id": st["worker_id"] });
     let mut task = json!({ "id": 0, "state": st["state"], "worker_id": st["worker_id"] });
     if let Some(t) = st["trace"].as_str() {
         connector["trace"] = json!(t);
         task["trace"] = json!(t);
     }
-    json!({ "name": name, "connector": connector, "tasks": [task], "type": "source" })
+    let tasks = match st["state"] == json!(ConnectorState::Stopped) {
+        true => json!([]),
+        false => json!([task]),
+    };
+    json!({ "name": name, "connector": connector, "tasks": tasks, "type": "source" })
 }
 
 /// Pause, resume and stop: set the target; the connector follows within a moment.
