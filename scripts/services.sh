@@ -14,6 +14,9 @@
 #                                `check` must reject)
 #                              - moto, an S3-compatible server (PyPI `moto[server]`, in a venv in the
 #                                cache), on 127.0.0.1:9000, for the Parquet sink's S3 test
+#                              - for the Kafka Connect conformance tests (nothing runs): Kafka
+#                                Connect's jars (scripts/connect.sh jars) and kafka-connect-py's
+#                                `kc` (PyPI, in a venv in the cache)
 #   scripts/services.sh down   stop them
 #   scripts/services.sh status show what runs
 #
@@ -27,6 +30,7 @@ PG_BIN="/usr/lib/postgresql/$PG_VER/bin"
 KAFKA_PORT="${ROWSTREAM_KAFKA_PORT:-9092}"
 S3_PORT="${ROWSTREAM_S3_PORT:-9000}"
 MOTO_VENV="$CACHE/moto-venv"
+TOOLS_VENV="$CACHE/tools-venv"
 LOG_DIR="$CACHE/log"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -218,6 +222,18 @@ s3_up() {
   wait_port 127.0.0.1 "$S3_PORT" moto 60
 }
 
+# What the Kafka Connect conformance tests drive: a real Connect worker's jars (resolved once by
+# scripts/connect.sh) and kafka-connect-py's `kc`, a Connect REST client from PyPI.
+tools_up() {
+  "$ROOT/scripts/connect.sh" jars >/dev/null
+  if [ ! -x "$TOOLS_VENV/bin/kc" ]; then
+    log "installing kafka-connect-py from PyPI into $TOOLS_VENV (first time only)"
+    python3 -m venv "$TOOLS_VENV" >"$LOG_DIR/tools-install.log" 2>&1 &&
+      "$TOOLS_VENV/bin/pip" install -q 'kafka-connect-py==1.0.0' >>"$LOG_DIR/tools-install.log" 2>&1 ||
+      { tail -20 "$LOG_DIR/tools-install.log" >&2; echo "kafka-connect-py install failed" >&2; exit 1; }
+  fi
+}
+
 up() {
   need_root
   mkdir -p "$CACHE" "$LOG_DIR"
@@ -230,6 +246,7 @@ up() {
   mariadb_up
   kafka_up
   s3_up
+  tools_up
   log "up: postgres 127.0.0.1:5432 (logical), 127.0.0.1:5433 (replica), mariadb 127.0.0.1:3306 (ROW), 127.0.0.1:3307 (STATEMENT), kafka 127.0.0.1:$KAFKA_PORT, s3 (moto) 127.0.0.1:$S3_PORT"
 }
 

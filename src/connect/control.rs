@@ -14,6 +14,7 @@ use crate::source::SnapshotRequest;
 use axum::http::StatusCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 /// What the connector is asked to be (REST: pause, resume, stop).
@@ -92,6 +93,8 @@ pub(crate) struct Control {
     handles: std::sync::Mutex<Option<Handles>>,
     /// counters kept across runs
     pub(crate) metrics: Arc<Metrics>,
+    /// told of every state change (a worker publishes the new state at once)
+    pub(crate) state_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Control {
@@ -109,6 +112,7 @@ impl Control {
             store: Default::default(),
             handles: Default::default(),
             metrics: Default::default(),
+            state_changed: Default::default(),
         }
     }
 
@@ -152,6 +156,7 @@ impl Control {
             .up
             .store((state == ConnectorState::Running) as i64, Ordering::Relaxed);
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, trace);
+        self.state_changed.notify_one();
     }
 
     /// The connector's state store, once opened.
@@ -175,15 +180,21 @@ pub(crate) struct Admin {
     /// a worker's every connector, wherever it runs, with its config as submitted and its
     /// stored target
     known: Arc<Mutex<std::collections::BTreeMap<String, Known>>>,
-    /// the last status record of connectors running on other workers of the group
-    remote: Arc<Mutex<std::collections::BTreeMap<String, serde_json::Value>>>,
-    /// distributed: the ids of the workers the group has as members now (None: not known
-    /// yet, or not distributed)
-    members: Arc<Mutex<Option<std::collections::BTreeSet<String>>>>,
+    /// the last status record of connectors running on other workers of the group, with
+    /// when it was read
+    remote: Arc<Mutex<std::collections::BTreeMap<String, (serde_json::Value, Instant)>>>,
+    /// distributed: the ids of the workers the group has as members, and when the list was
+    /// asked for (None: not known yet, or not distributed)
+    members: Arc<Mutex<Option<Members>>>,
     pub(crate) token: Option<String>,
+    /// the Kafka cluster's id (`GET /`), once a worker has asked the cluster for it
+    pub(crate) cluster_id: Arc<std::sync::OnceLock<String>>,
     /// A worker takes connector configs over REST (create, replace, delete); `run` does not.
     pub(crate) changes: Option<mpsc::Sender<ConfigChange>>,
 }
+
+/// The ids of a group's members, and when the list was asked for.
+type Members = (std::collections::BTreeSet<String>, Instant);
 
 /// A connector as every worker of a group knows it: its config as submitted (string values,
 /// with its `name`) and the target stored for it.
@@ -203,6 +214,8 @@ pub(crate) struct ConfigChange {
     pub(crate) config: Option<serde_json::Map<String, serde_json::Value>>,
     /// refuse (409) when the connector exists (`POST /connectors`)
     pub(crate) create_only: bool,
+    /// KIP-980: the target a created connector starts held at (`initial_state`)
+    pub(crate) initial: Option<Target>,
     pub(crate) answer: tokio::sync::oneshot::Sender<Result<bool, (StatusCode, String)>>,
 }
 
@@ -211,6 +224,16 @@ pub(crate) struct ConfigChange {
 pub(crate) enum Steer {
     Target(Target),
     Restart,
+}
+
+impl Steer {
+    /// Connect's refusal when connector `name` is unknown.
+    pub(crate) fn unknown(self, name: &str) -> String {
+        match self {
+            Steer::Target(_) => format!("Unknown connector {name}"),
+            Steer::Restart => format!("Unknown connector: {name}"),
+        }
+    }
 }
 
 impl Admin {
@@ -229,31 +252,56 @@ impl Admin {
             .cloned()
     }
 
-    /// The workers the group has as members now.
-    pub(crate) fn set_members(&self, ids: std::collections::BTreeSet<String>) {
-        *self.members.lock().unwrap_or_else(|e| e.into_inner()) = Some(ids);
+    /// The workers the group has as members, listed from a request sent at `asked`.
+    pub(crate) fn set_members(&self, ids: std::collections::BTreeSet<String>, asked: Instant) {
+        *self.members.lock().unwrap_or_else(|e| e.into_inner()) = Some((ids, asked));
     }
 
-    /// Is worker `id` gone from the group (known to be, not merely unknown)?
-    pub(crate) fn is_gone(&self, id: &str) -> bool {
+    /// Is worker `id` the first member of the group (by id)?
+    pub(crate) fn is_first_member(&self, id: &str) -> bool {
         self.members
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .is_some_and(|m| !m.contains(id))
+            .is_some_and(|(m, _)| m.first().map(String::as_str) == Some(id))
     }
 
-    /// The status another worker wrote for connector `name` (None: forget it).
-    pub(crate) fn set_remote(&self, name: &str, status: Option<serde_json::Value>) {
+    /// Is the worker of a status record read at `read` gone from the group? Only a member
+    /// list asked for after the record was read can tell (a worker writes its statuses while
+    /// a member, so an older list may not have it yet).
+    fn is_gone(&self, status: &serde_json::Value, read: Instant) -> bool {
+        let Some(id) = status["worker_id"].as_str().filter(|w| !w.is_empty()) else {
+            return false;
+        };
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|(m, asked)| *asked > read && !m.contains(id))
+    }
+
+    /// The status another worker wrote for connector `name`, read at `read` (None: forget
+    /// it).
+    pub(crate) fn set_remote(&self, name: &str, status: Option<serde_json::Value>, read: Instant) {
         let mut g = self.remote.lock().unwrap_or_else(|e| e.into_inner());
         match status {
-            Some(s) => g.insert(name.to_string(), s),
+            Some(s) => g.insert(name.to_string(), (s, read)),
             None => g.remove(name),
         };
     }
 
+    /// The status record of connector `name` running on another worker, if it is known, and
+    /// whether its worker is gone from the group (its connectors are then UNASSIGNED).
+    pub(crate) fn remote_gone(&self, name: &str) -> Option<Option<(serde_json::Value, bool)>> {
+        let known = self.remote(name)?;
+        Some(known.map(|(st, read)| {
+            let gone = self.is_gone(&st, read);
+            (st, gone)
+        }))
+    }
+
     /// The status record of connector `name` running on another worker, if it is known.
-    pub(crate) fn remote(&self, name: &str) -> Option<Option<serde_json::Value>> {
+    pub(crate) fn remote(&self, name: &str) -> Option<Option<(serde_json::Value, Instant)>> {
         if !self
             .known
             .lock()

@@ -49,10 +49,11 @@ pub(crate) const PARTITIONS: i32 = 12;
 enum Event {
     /// the partitions of the connectors topic this worker now owns
     Owned(BTreeSet<i32>),
-    /// a record of the config topic written by any worker (value None: a tombstone)
-    Record(String, Option<Vec<u8>>),
-    /// the ids of the group's members now
-    Members(BTreeSet<String>),
+    /// a record of the config topic written by any worker (value None: a tombstone), and
+    /// when it was read
+    Record(String, Option<Vec<u8>>, std::time::Instant),
+    /// the ids of the group's members, listed from a request sent at the instant given
+    Members(BTreeSet<String>, std::time::Instant),
 }
 
 /// The partition (slot) of connector `name`.
@@ -88,6 +89,9 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
     let (tx, mut rx) = mpsc::channel::<ConfigChange>(16);
     let mut admin = Admin::default();
     admin.changes = Some(tx);
+    if let Some(id) = tokio::task::block_in_place(|| cluster_id(&kafka)) {
+        let _ = admin.cluster_id.set(id);
+    }
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let distributed = cfg.worker.group_id.clone();
     let stop_threads = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -111,6 +115,7 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
     }
     crate::connect::http::serve::serve(&cfg.worker.listen, admin.clone(), cfg.worker.token.clone())
         .await?;
+    let state_changed = Arc::new(tokio::sync::Notify::new());
     let mut w = Worker {
         owned: distributed.as_ref().map(|_| BTreeSet::new()),
         cfg,
@@ -120,6 +125,8 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
         running: BTreeMap::new(),
         view: stored,
         published: BTreeMap::new(),
+        pending_targets: BTreeMap::new(),
+        state_changed: state_changed.clone(),
     };
     w.reconcile().await;
     tracing::info!(target: LOG_TARGET, worker = %w.cfg.id(), connectors = w.view.len(), distributed = w.owned.is_some(), "worker running");
@@ -130,12 +137,13 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
             Some(change) = rx.recv() => {
                 let r = match change.steer {
                     Some(how) => w.steer(&change.name, how).map(|_| false),
-                    None => w.apply(&change.name, change.config, change.create_only).await,
+                    None => w.apply(&change.name, change.config, (change.create_only, change.initial)).await,
                 };
                 let _ = change.answer.send(r);
             }
             Some(ev) = events.recv() => w.event(ev).await,
             _ = publish.tick(), if w.owned.is_some() => w.publish_statuses(),
+            _ = state_changed.notified(), if w.owned.is_some() => w.publish_statuses(),
         }
     }
     stop_threads.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -145,6 +153,13 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
         w.publish_unassigned(&name);
     }
     Ok(())
+}
+
+/// The Kafka cluster's id (None: the cluster did not say within 10 s).
+fn cluster_id(kafka: &crate::config::KafkaConfig) -> Option<String> {
+    use rdkafka::consumer::Consumer;
+    let c: rdkafka::consumer::BaseConsumer = kafka.connection().create().ok()?;
+    c.client().fetch_cluster_id(Duration::from_secs(10))
 }
 
 /// The group's connectors topic: [`PARTITIONS`] partitions, no data (its partitions are the
@@ -201,7 +216,11 @@ fn follow_config(
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
                 let key = m.key().map(String::from_utf8_lossy).unwrap_or_default();
-                let ev = Event::Record(key.into_owned(), m.payload().map(<[u8]>::to_vec));
+                let ev = Event::Record(
+                    key.into_owned(),
+                    m.payload().map(<[u8]>::to_vec),
+                    std::time::Instant::now(),
+                );
                 if tx.send(ev).is_err() {
                     return;
                 }
@@ -285,7 +304,7 @@ fn join_group(
             if listed.elapsed() >= MEMBERS_EVERY {
                 listed = std::time::Instant::now();
                 if let Some(ids) = members(&c, &group) {
-                    if tx.send(Event::Members(ids)).is_err() {
+                    if tx.send(Event::Members(ids, listed)).is_err() {
                         return;
                     }
                 }
@@ -383,6 +402,10 @@ struct Worker {
     owned: Option<BTreeSet<i32>>,
     /// the last state written for each running connector
     published: BTreeMap<String, (ConnectorState, Option<String>)>,
+    /// targets stored for connectors whose config has not arrived yet (KIP-980)
+    pending_targets: BTreeMap<String, Option<Target>>,
+    /// told when a connector of this worker changes state
+    state_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Worker {
@@ -431,7 +454,7 @@ impl Worker {
                 self.owned = Some(parts);
                 self.reconcile().await;
             }
-            Event::Record(key, value) => {
+            Event::Record(key, value, read) => {
                 if let Some(name) = key.strip_prefix("connector/") {
                     let flat = value
                         .and_then(|v| serde_json::from_slice::<Map<String, Value>>(&v).ok())
@@ -442,7 +465,10 @@ impl Worker {
                     }
                     match flat {
                         Some(config) => {
-                            let target = self.view.get(name).and_then(|x| x.target);
+                            let target = match self.view.get(name) {
+                                Some(k) => k.target,
+                                None => self.pending_targets.remove(name).flatten(),
+                            };
                             self.view.insert(name.to_string(), Known { config, target });
                             // a replaced config restarts the connector with it
                             self.stop(name).await;
@@ -454,9 +480,15 @@ impl Worker {
                     self.reconcile().await;
                 } else if let Some(name) = key.strip_prefix("target/") {
                     let t = value.and_then(|v| Target::parse(&String::from_utf8_lossy(&v)));
-                    if let Some(entry) = self.view.get_mut(name) {
-                        entry.target = t;
-                        self.admin.set_known(self.view.clone());
+                    match self.view.get_mut(name) {
+                        Some(entry) => {
+                            entry.target = t;
+                            self.admin.set_known(self.view.clone());
+                        }
+                        // a created connector's initial state comes before its config
+                        None => {
+                            self.pending_targets.insert(name.to_string(), t);
+                        }
                     }
                     if let (Some(c), Some(t)) = (self.admin.connector(name), t) {
                         if c.target() != t {
@@ -480,21 +512,21 @@ impl Worker {
                             self.published.remove(name);
                         }
                     } else {
-                        self.admin.set_remote(name, st);
+                        self.admin.set_remote(name, st, read);
                     }
                 }
             }
-            Event::Members(ids) => {
-                self.admin.set_members(ids.clone());
-                self.unassign_gone(&ids);
+            Event::Members(ids, asked) => {
+                self.admin.set_members(ids, asked);
+                self.unassign_gone();
             }
         }
     }
 
     /// Connectors whose status names a worker the group no longer has are UNASSIGNED until
     /// their new worker starts them: the first member (by id) writes that record, once.
-    fn unassign_gone(&mut self, members: &BTreeSet<String>) {
-        if members.first() != Some(&self.cfg.id()) {
+    fn unassign_gone(&mut self) {
+        if !self.admin.is_first_member(&self.cfg.id()) {
             return;
         }
         let names: Vec<String> = self.view.keys().cloned().collect();
@@ -502,12 +534,9 @@ impl Worker {
             if self.running.contains_key(&name) {
                 continue;
             }
-            let Some(Some(st)) = self.admin.remote(&name) else {
+            let Some(Some((st, gone))) = self.admin.remote_gone(&name) else {
                 continue;
             };
-            let gone = st["worker_id"]
-                .as_str()
-                .is_some_and(|w| !members.contains(w));
             if gone && st["state"] != json!(ConnectorState::Unassigned) {
                 let worker = st["worker_id"].as_str().unwrap_or("").to_string();
                 tracing::info!(target: LOG_TARGET, connector = %name, worker = %worker, "the connector's worker left the group: UNASSIGNED until its new worker starts it");
@@ -558,7 +587,7 @@ impl Worker {
     ) -> Result<(), (StatusCode, String)> {
         use crate::connect::control::Steer;
         if !self.view.contains_key(name) {
-            return Err((StatusCode::NOT_FOUND, format!("Connector {name} not found")));
+            return Err((StatusCode::NOT_FOUND, how.unknown(name)));
         }
         let local = self.admin.connector(name);
         let (key, value) = match how {
@@ -629,7 +658,7 @@ impl Worker {
         &mut self,
         name: &str,
         config: Option<Map<String, Value>>,
-        create_only: bool,
+        (create_only, initial): (bool, Option<Target>),
     ) -> Result<bool, (StatusCode, String)> {
         let exists = self.view.contains_key(name);
         let Some(flat) = config else {
@@ -657,10 +686,13 @@ impl Worker {
         // the stored one
         let mut flat =
             crate::config::submitted(name, &flat).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
-        let target = self.view.get(name).and_then(|k| {
-            crate::config::restore_secrets(&mut flat, &k.config);
-            k.target
-        });
+        let target = match self.view.get(name) {
+            Some(k) => {
+                crate::config::restore_secrets(&mut flat, &k.config);
+                k.target
+            }
+            None => initial,
+        };
         let cfg = self.validate(name, &flat).map_err(|p| {
             (
                 StatusCode::BAD_REQUEST,
@@ -669,6 +701,10 @@ impl Worker {
         })?;
         let body =
             serde_json::to_vec(&flat).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        if let (false, Some(t)) = (exists, target) {
+            // KIP-980: the target first, so no worker starts it running before it is held
+            self.write_target(name, t)?;
+        }
         self.store(name, Some(&body))?;
         drop(cfg);
         self.view.insert(
@@ -682,6 +718,26 @@ impl Worker {
         self.reconcile().await;
         tracing::info!(target: LOG_TARGET, connector = %name, created = !exists, "connector config applied");
         Ok(!exists)
+    }
+
+    /// Write connector `name`'s target record, acknowledged.
+    fn write_target(&self, name: &str, t: Target) -> Result<(), (StatusCode, String)> {
+        tokio::task::block_in_place(|| {
+            self.log
+                .write(
+                    &self.topic,
+                    0,
+                    &format!("target/{name}"),
+                    Some(t.state().name().as_bytes()),
+                )
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("cannot store the connector's state in {}: {e}", self.topic),
+                    )
+                })
+        })
     }
 
     /// Write connector `name`'s config record (None: its tombstone), acknowledged.
@@ -701,7 +757,9 @@ impl Worker {
 
     /// Start a connector, held at `target` if one was stored.
     fn start(&mut self, cfg: Config, target: Option<Target>) {
-        let control = Arc::new(Control::new(cfg, self.cfg.id()));
+        let mut control = Control::new(cfg, self.cfg.id());
+        control.state_changed = self.state_changed.clone();
+        let control = Arc::new(control);
         if let Some(t) = target {
             control.set_target(t);
         }

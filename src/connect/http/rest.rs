@@ -6,12 +6,12 @@
 //! |---|---|
 //! | `GET /` | `{"version", "commit", "kafka_cluster_id"}` |
 //! | `GET /connectors` | `["name"]`; `?expand=status` / `?expand=info`: `{name: {"status", "info"}}` |
-//! | `POST /connectors` | `{"name", "config": {flat keys}}`: a worker adds it (201; 409 if it exists; 400 with every problem) |
+//! | `POST /connectors` | `{"name", "config": {flat keys}}` (KIP-980: `"initial_state": "STOPPED"` / `"PAUSED"`): a worker adds it (201; 409 if it exists; 400 with every problem) |
 //! | `PUT /connectors/{name}/config` | a worker creates (201) or replaces (200) it |
 //! | `DELETE /connectors/{name}` | a worker stops and forgets it (204; its stored position stays) |
-//! | `GET /connectors/{name}` | `{"name", "config", "tasks", "type": "source"}` |
-//! | `GET /connectors/{name}/config` | the config as flat `section.key` pairs, secrets as `***` |
-//! | `GET /connectors/{name}/status` | `{"name", "connector": {"state", "worker_id"}, "tasks": [...], "type"}` plus `"rowstream": {position, lag_ms, ...}` |
+//! | `GET /connectors/{name}` | `{"name", "config", "tasks", "type": "source"}` (a STOPPED connector: `tasks: []`) |
+//! | `GET /connectors/{name}/config` | the config as submitted: text values, its `name`, secrets as `***` (sent back, `***` keeps the stored secret) |
+//! | `GET /connectors/{name}/status` | `{"name", "connector": {"state", "worker_id", "version"}, "tasks": [...], "type"}` plus `"rowstream": {position, lag_ms, ...}`; a connector whose worker left the group is UNASSIGNED |
 //! | `GET /connectors/{name}/tasks` | the one task |
 //! | `PUT /connectors/{name}/pause`, `/resume` | 202: the pipeline stops reading (the source connection closes, the slot or binlog position is kept) / starts again from the stored position |
 //! | `PUT /connectors/{name}/stop` | 204: as pause, and offsets may then be reset |
@@ -24,7 +24,9 @@
 //! | `POST /connectors/{name}/snapshot` | `{"tables": [...]}`: snapshot tables again while streaming |
 //!
 //! Invariants:
-//! - A worker answers for any connector of its group: calls that need the running connector
+//! - Every worker of a group gives the same answer (checked against a real Kafka Connect group
+//!   by `tests/connect.rs`); a worker answers for any connector of its group: calls that need
+//!   the running connector
 //!   (`status`, `offsets`, `snapshot`) are passed on to the worker running it ([`pass_on`]);
 //!   pause, resume, stop and restart travel through the config topic; configs are read from it.
 //! - Errors have Connect's shape, `{"error_code", "message"}`; an unknown connector is 404.
@@ -92,7 +94,7 @@ pub(crate) async fn pass_on(
     if req.headers().contains_key(PASSED_ON) || a.connector(&name).is_some() {
         return next.run(req).await;
     }
-    let Some(Some(st)) = a.remote(&name) else {
+    let Some(Some((st, _))) = a.remote(&name) else {
         return next.run(req).await;
     };
     let Some(rest) = st["rest"].as_str().map(str::to_string) else {
@@ -128,7 +130,7 @@ pub(crate) async fn pass_on(
             (code, [(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
         }
         // the status record is still an answer; the rest needs the owner
-        Err(_) if is_status => ok(remote_status(&a, &name, Some(st))),
+        Err(_) if is_status => ok(remote_status(&name, a.remote_gone(&name).flatten())),
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -198,11 +200,11 @@ fn worker_id(c: &Control) -> String {
     c.worker_id.clone()
 }
 
-async fn root() -> Response {
+async fn root(State(a): State<Admin>) -> Response {
     ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "commit": "",
-        "kafka_cluster_id": Value::Null,
+        "kafka_cluster_id": a.cluster_id.get(),
     }))
 }
 
@@ -223,7 +225,7 @@ async fn list(State(a): State<Admin>, uri: axum::http::Uri) -> Response {
             // live figures are in the connector's own status)
             let mut st = match a.connector(&name) {
                 Some(c) => status_of(&c),
-                None => remote_status(&a, &name, a.remote(&name).flatten()),
+                None => remote_status(&name, a.remote_gone(&name).flatten()),
             };
             if let Some(m) = st.as_object_mut() {
                 m.remove("rowstream");
@@ -290,7 +292,7 @@ async fn change(
     a: &Admin,
     name: String,
     config: Option<Map<String, Value>>,
-    create_only: bool,
+    (create_only, initial): (bool, Option<Target>),
     steer: Option<crate::connect::control::Steer>,
 ) -> Result<bool, Refusal> {
     let Some(tx) = &a.changes else {
@@ -305,6 +307,7 @@ async fn change(
         steer,
         config,
         create_only,
+        initial,
         answer,
     };
     let gone = || {
@@ -353,7 +356,28 @@ async fn create(State(a): State<Admin>, headers: HeaderMap, body: String) -> Res
             "expected {\"name\": \"...\", \"config\": {\"source.type\": ..., ...}}",
         );
     };
-    match change(&a, name.to_string(), Some(config.clone()), true, None).await {
+    // KIP-980: created held STOPPED or PAUSED
+    let initial = match v.get("initial_state").and_then(Value::as_str) {
+        None => None,
+        Some(s) => match Target::parse(s) {
+            Some(t) => Some(t),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("initial_state `{s}`: expected RUNNING, PAUSED or STOPPED"),
+                )
+            }
+        },
+    };
+    match change(
+        &a,
+        name.to_string(),
+        Some(config.clone()),
+        (true, initial),
+        None,
+    )
+    .await
+    {
         Ok(_) => created(&a, name, StatusCode::CREATED),
         Err(r) => r.into_response(),
     }
@@ -379,7 +403,7 @@ async fn put_config(
             )
         }
     };
-    match change(&a, name.clone(), Some(config), false, None).await {
+    match change(&a, name.clone(), Some(config), (false, None), None).await {
         Ok(true) => created(&a, &name, StatusCode::CREATED),
         Ok(false) => created(&a, &name, StatusCode::OK),
         Err(r) => r.into_response(),
@@ -392,7 +416,7 @@ async fn delete(State(a): State<Admin>, headers: HeaderMap, Path(name): Path<Str
     if let Err(r) = authorized(&a, &headers) {
         return r.into_response();
     }
-    match change(&a, name, None, false, None).await {
+    match change(&a, name, None, (false, None), None).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r.into_response(),
     }
@@ -461,8 +485,9 @@ async fn tasks(State(a): State<Admin>, Path(name): Path<String>) -> Response {
 fn status_of(c: &Control) -> Value {
     let (state, trace) = c.state();
     let worker = worker_id(c);
-    let mut task = json!({ "id": 0, "state": state, "worker_id": worker });
-    let mut connector = json!({ "state": state, "worker_id": worker });
+    let version = env!("CARGO_PKG_VERSION");
+    let mut task = json!({ "id": 0, "state": state, "worker_id": worker, "version": version });
+    let mut connector = json!({ "state": state, "worker_id": worker, "version": version });
     if let Some(t) = &trace {
         task["trace"] = json!(t);
         connector["trace"] = json!(t);
@@ -538,11 +563,14 @@ async fn status(State(a): State<Admin>, Path(name): Path<String>) -> Response {
 
 /// The status of connector `name`, running here or (from its record) elsewhere.
 fn status_value(a: &Admin, name: &str) -> Result<Value, Refusal> {
-    match find(a, name) {
-        Ok(c) => Ok(status_of(&c)),
-        Err(r) => match a.remote(name) {
-            Some(st) => Ok(remote_status(a, name, st)),
-            None => Err(r),
+    match a.connector(name) {
+        Some(c) => Ok(status_of(&c)),
+        None => match a.remote_gone(name) {
+            Some(st) => Ok(remote_status(name, st)),
+            None => Err(Refusal(
+                StatusCode::NOT_FOUND,
+                format!("No status found for connector {name}"),
+            )),
         },
     }
 }
@@ -550,17 +578,24 @@ fn status_value(a: &Admin, name: &str) -> Result<Value, Refusal> {
 /// The status of a connector running on another worker, from the record it wrote; a record
 /// of a worker the group no longer has is UNASSIGNED (Connect's state of a connector whose
 /// worker is gone, until its new worker starts it).
-fn remote_status(a: &Admin, name: &str, st: Option<Value>) -> Value {
-    let mut st =
-        st.unwrap_or_else(|| json!({ "state": ConnectorState::Unassigned, "worker_id": "" }));
-    if st["worker_id"].as_str().is_some_and(|w| a.is_gone(w)) {
+fn remote_status(name: &str, st: Option<(Value, bool)>) -> Value {
+    let (mut st, gone) = st.unwrap_or_else(|| {
+        (
+            json!({ "state": ConnectorState::Unassigned, "worker_id": "" }),
+            false,
+        )
+    });
+    if gone {
         st["state"] = json!(ConnectorState::Unassigned);
         if let Some(m) = st.as_object_mut() {
             m.remove("trace");
         }
     }
-    let mut connector = json!({ "state": st["state"], "worker_id": st["worker_id"] });
-    let mut task = json!({ "id": 0, "state": st["state"], "worker_id": st["worker_id"] });
+    let version = env!("CARGO_PKG_VERSION");
+    let mut connector =
+        json!({ "state": st["state"], "worker_id": st["worker_id"], "version": version });
+    let mut task =
+        json!({ "id": 0, "state": st["state"], "worker_id": st["worker_id"], "version": version });
     if let Some(t) = st["trace"].as_str() {
         connector["trace"] = json!(t);
         task["trace"] = json!(t);
@@ -585,20 +620,20 @@ async fn steer(
     }
     // a worker passes it on to whichever worker runs the connector
     if a.changes.is_some() {
-        return match change(a, name.to_string(), None, false, Some(how)).await {
+        return match change(a, name.to_string(), None, (false, None), Some(how)).await {
             Ok(_) => code.into_response(),
             Err(r) => r.into_response(),
         };
     }
-    match find(a, name) {
-        Ok(c) => {
+    match a.connector(name) {
+        Some(c) => {
             match how {
                 crate::connect::control::Steer::Target(t) => c.set_target(t),
                 crate::connect::control::Steer::Restart => c.restart(),
             }
             code.into_response()
         }
-        Err(r) => r.into_response(),
+        None => error(StatusCode::NOT_FOUND, how.unknown(name)),
     }
 }
 
@@ -666,7 +701,10 @@ async fn restart(
         return r;
     }
     st["connector"]["state"] = json!(ConnectorState::Restarting);
-    st["tasks"][0]["state"] = json!(ConnectorState::Restarting);
+    // (a STOPPED connector has no task to show)
+    for t in st["tasks"].as_array_mut().into_iter().flatten() {
+        t["state"] = json!(ConnectorState::Restarting);
+    }
     reply(StatusCode::ACCEPTED, st)
 }
 
@@ -679,7 +717,7 @@ async fn restart_task(
     if task != "0" {
         return error(
             StatusCode::NOT_FOUND,
-            format!("Task {name}-{task} not found"),
+            format!("Unknown task: {name}-{task}"),
         );
     }
     steer(&a, &headers, &name, Steer::Restart, StatusCode::NO_CONTENT).await
@@ -690,15 +728,22 @@ async fn task_status(
     State(a): State<Admin>,
     Path((name, task)): Path<(String, String)>,
 ) -> Response {
-    if task != "0" {
-        return error(
+    let missing = || {
+        error(
             StatusCode::NOT_FOUND,
-            format!("Task {name}-{task} not found"),
-        );
+            format!("No status found for task {name}-{task}"),
+        )
+    };
+    if task != "0" {
+        return missing();
     }
     match status_value(&a, &name) {
-        Ok(v) => ok(v["tasks"][0].clone()),
-        Err(r) => r.into_response(),
+        Ok(v) => match v["tasks"].get(0) {
+            Some(t) => ok(t.clone()),
+            // a STOPPED connector has no task
+            None => missing(),
+        },
+        Err(_) => missing(),
     }
 }
 
