@@ -1289,6 +1289,54 @@ async fn copy_writes_every_row_once_and_exits(db: Db) {
             .any(|(_, v)| v == r#"{"id":"7","s":"r","d":8.75}"#),
         "{json:?}"
     );
+    // options that name nothing are refused before anything is written, each named
+    let missing = match db.flavor {
+        Flavor::Postgres => "public.nosuch".to_string(),
+        _ => format!("{}.nosuch", db.name),
+    };
+    for (args, needle) in [
+        (
+            vec!["--tables", missing.as_str()],
+            format!("--tables {missing}: no such table"),
+        ),
+        (
+            vec!["--format", "text", "--key-index", "99"],
+            "--key-index 99: ".to_string(),
+        ),
+        (
+            vec!["--format", "json", "--json-type", "nope=JSON_STRING"],
+            "--json-type nope=...: no copied table has a column `nope`".to_string(),
+        ),
+    ] {
+        let (code, _, err) = rowstream(&[&["copy", "--config", cfg], args.as_slice()].concat());
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains(&needle), "{args:?}: {err}");
+        assert!(
+            err.contains("has 3 columns") || !needle.starts_with("--key"),
+            "{err}"
+        );
+    }
+    // a value holding the delimiter is escaped, never split
+    db.exec("CREATE TABLE u (id INT PRIMARY KEY, s VARCHAR(10)); INSERT INTO u VALUES (1, 'a|b');")
+        .await;
+    let u_topic = format!("{}-text", db.topic("u"));
+    let u = match db.flavor {
+        Flavor::Postgres => "public.u".to_string(),
+        _ => format!("{}.u", db.name),
+    };
+    copy(&[
+        "--tables",
+        &u,
+        "--format",
+        "text",
+        "--topic",
+        &u_topic,
+        "--field-delimiter",
+        "|",
+    ]);
+    let mut r = Reader::new(&u_topic);
+    let text: Vec<(Option<String>, String)> = r.until_raw(60, 1).into_iter().collect();
+    assert_eq!(text[0].1, "1|a\\|b");
 }
 
 /// `kafka.exactly_once` on Apache Kafka: records and positions committed in one transaction.

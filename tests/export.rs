@@ -293,3 +293,49 @@ async fn export_into_a_closed_pipe_exits_0() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("error"), "{err}");
 }
+
+/// On a busy topic the export ends at the log end taken when it started (DataWorks' reader's
+/// `endOffset` default): a producer writes on throughout, the export still exits 0, and what it
+/// wrote is offsets 0.. without a gap, at least every record written before it started, and
+/// fewer than the producer wrote by the time it ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn export_of_a_busy_topic_ends_at_the_end_taken_at_its_start() {
+    let (topic, p) = new_topic("rs_export_busy", 1).await;
+    for i in 0..200 {
+        let key = format!("k{i}");
+        p.send(BaseRecord::to(&topic).key(&key).payload("{}"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(200));
+    let writer = {
+        let (stop, written, topic) = (stop.clone(), written.clone(), topic.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if p.send(BaseRecord::to(&topic).key("busy").payload("{}"))
+                    .is_ok()
+                {
+                    written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                p.flush(Duration::from_secs(10)).unwrap();
+            }
+        })
+    };
+    let out = export(&topic, &["--column", "__offset__"]);
+    let produced_by_then = written.load(std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let offsets: Vec<i64> = lines(&out)
+        .iter()
+        .map(|l| l["__offset__"].as_i64().unwrap())
+        .collect();
+    assert!(offsets.len() >= 200, "{} exported", offsets.len());
+    assert!(
+        (offsets.len() as u64) < produced_by_then,
+        "{} exported of {produced_by_then} written: it read on past its start",
+        offsets.len()
+    );
+    assert_eq!(offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
+}

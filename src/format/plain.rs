@@ -66,7 +66,10 @@ pub(crate) fn text(t: &TableSchema, ci: usize, v: &Value) -> Option<String> {
     }
 }
 
-/// `text`: the columns joined by `delimiter`, nulls as `null_value`.
+/// `text`: the columns joined by `delimiter`, nulls as `null_value`. In a value, a backslash
+/// is written `\\` and the delimiter `\<delimiter>` (the escaping of Hive's and MySQL's text
+/// formats), so a value holding the delimiter never splits, and a value equal to the null
+/// text (`\N`) stays apart from a null.
 pub(crate) fn encode_text(
     t: &TableSchema,
     row: &[Value],
@@ -76,9 +79,24 @@ pub(crate) fn encode_text(
     let parts: Vec<String> = row
         .iter()
         .enumerate()
-        .map(|(i, v)| text(t, i, v).unwrap_or_else(|| null_value.to_string()))
+        .map(|(i, v)| match text(t, i, v) {
+            Some(s) => escape(&s, delimiter),
+            None => null_value.to_string(),
+        })
         .collect();
     parts.join(delimiter).into_bytes()
+}
+
+/// `s` with its backslashes and `delimiter`s escaped by a backslash.
+fn escape(s: &str, delimiter: &str) -> String {
+    if !s.contains('\\') && (delimiter.is_empty() || !s.contains(delimiter)) {
+        return s.to_string();
+    }
+    let s = s.replace('\\', "\\\\");
+    match delimiter.is_empty() {
+        true => s,
+        false => s.replace(delimiter, &format!("\\{delimiter}")),
+    }
 }
 
 /// `json`: `{"column": value, ...}` in table order, each column as its JSON type (`types`
@@ -223,6 +241,14 @@ mod tests {
         assert_eq!(
             String::from_utf8(encode_text(&t, &row, "|", "\\N")).unwrap(),
             "7|1.50|1731663000123|true|Af8=|[\"a\",\"b\"]|\\N"
+        );
+        // a delimiter or a backslash inside a value is escaped; the null text stays apart
+        let mut tricky = row.clone();
+        tricky[5] = Value::Text("a|b\\N".into());
+        tricky[6] = Value::Text("\\N".into());
+        assert_eq!(
+            String::from_utf8(encode_text(&t, &tricky, "|", "\\N")).unwrap(),
+            "7|1.50|1731663000123|true|Af8=|a\\|b\\\\N|\\\\N"
         );
         let mut types = std::collections::BTreeMap::new();
         types.insert("tags".to_string(), JsonType::Array);

@@ -44,6 +44,8 @@ pub(crate) struct Options {
     pub(crate) key_indexes: Vec<usize>,
     pub(crate) json_types: BTreeMap<String, JsonType>,
     pub(crate) acks: Option<String>,
+    /// the tables `--tables` named (each must exist)
+    pub(crate) named_tables: Vec<String>,
 }
 
 // `rowstream copy`'s command line (its help text is the doc comment of `cli::Command::Copy`).
@@ -104,6 +106,7 @@ impl Args {
             key_indexes: self.key_index.clone(),
             json_types,
             acks: self.acks.clone(),
+            named_tables: self.tables.clone(),
         })
     }
 }
@@ -152,6 +155,7 @@ impl Deliveries {
 pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Error> {
     let mut dump = crate::source::Dump::open(cfg).await?;
     let tables = dump.schemas().await?;
+    names_exist(o, &tables)?;
     create_topics(cfg, o, &tables).await?;
     let producer = producer(cfg, o)?;
     let ctx = producer.context().clone();
@@ -177,6 +181,60 @@ pub(crate) async fn copy(cfg: &Config, o: &Options) -> Result<(usize, u64), Erro
     }
     acknowledged(&producer, sent)?;
     Ok((tables.len(), sent))
+}
+
+/// Every option that names a table, a column or a column's position names one the copy has:
+/// a copy of nothing, or with keys or types that apply to nothing, is a mistake to report
+/// before anything is written.
+fn names_exist(
+    o: &Options,
+    tables: &[Arc<crate::model::schema::TableSchema>],
+) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    let found: Vec<String> = tables.iter().map(|t| t.id.to_string()).collect();
+    for n in o.named_tables.iter().filter(|n| !n.contains('*')) {
+        if !found.contains(n) {
+            problems.push(format!(
+                "--tables {n}: no such table (or not readable by the user)"
+            ));
+        }
+    }
+    if tables.is_empty() && problems.is_empty() {
+        problems.push("no table matched source.tables / --tables: nothing to copy".into());
+    }
+    for &i in &o.key_indexes {
+        for t in tables.iter().filter(|t| i >= t.columns.len()) {
+            problems.push(format!(
+                "--key-index {i}: {} has {} columns (positions 0..={})",
+                t.id,
+                t.columns.len(),
+                t.columns.len().saturating_sub(1)
+            ));
+        }
+    }
+    for c in o.json_types.keys() {
+        if !tables
+            .iter()
+            .any(|t| t.columns.iter().any(|col| col.name == *c))
+        {
+            problems.push(format!(
+                "--json-type {c}=...: no copied table has a column `{c}`"
+            ));
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(Error::setup(
+            problems.join("; "),
+            format!(
+                "name what exists (tables found: {})",
+                match found.is_empty() {
+                    true => "none".to_string(),
+                    false => found.join(", "),
+                }
+            ),
+        )),
+    }
 }
 
 /// Create the tables' topics (or `--topic`) where missing: the producer does not create them.

@@ -7,9 +7,11 @@
 //!
 //! Invariants:
 //! - Ranges are half-open: `begin` is included, `end` is not (offsets and times alike). A
-//!   partition ends at `--end-offset`, or at the log end when that comes first: once reading
-//!   passed the end the broker reported at the start and the partition was quiet for a
-//!   second (tansu can report the end short). With a time range every record
+//!   partition ends at `--end-offset`, or at the log end the broker reported when the export
+//!   started, whichever comes first (DataWorks' reader's `endOffset` default): records written
+//!   meanwhile are not exported, so an export of a busy topic ends. A partition is done when a
+//!   record at its end is read or the read position passes it (a transactional topic's last
+//!   offsets are commit markers, never delivered). With a time range every record
 //!   up to that end is looked at and kept when its timestamp is in range; a begin time starts
 //!   each partition at the broker's answer to ListOffsets by timestamp (`offsetsForTimes`: the
 //!   earliest record at or after it), so the records before it are not read at all.
@@ -261,17 +263,10 @@ impl Args {
 /// Where each partition starts and ends (half-open).
 struct Range {
     start: i64,
-    /// `--end-offset`: nothing at or after it is exported
-    target: Option<i64>,
-    /// the log end the broker reported at the start; tansu can report it short, so past it a
-    /// partition is done once quiet for [`QUIET`]
-    reported: i64,
-    /// when the last record at or past `reported` came
-    reached: Option<Instant>,
+    /// nothing at or after it is exported: `--end-offset`, or the log end at the start when
+    /// that comes first
+    end: i64,
 }
-
-/// How long a partition must be quiet past its reported end.
-const QUIET: Duration = Duration::from_secs(1);
 
 /// Per partition, the offset of the first record whose timestamp is at or after `ms` (Kafka's
 /// ListOffsets by timestamp), or `None` when there is none.
@@ -377,13 +372,11 @@ fn plan(
             p,
             Range {
                 start,
-                target: o.end_offset,
-                reported: high,
-                reached: (start >= high).then(Instant::now),
+                end: o.end_offset.map_or(high, |t| t.min(high)),
             },
         );
     }
-    ranges.retain(|_, r| r.target.is_none_or(|t| r.start < t));
+    ranges.retain(|_, r| r.start < r.end);
     Ok(ranges)
 }
 
@@ -416,16 +409,25 @@ pub(crate) fn export(
         c.assign(&tpl)
             .map_err(|e| format!("cannot read {}: {e}", o.topic))?;
     }
-    let total: i64 = ranges
-        .values()
-        .map(|r| r.target.unwrap_or(r.reported).min(r.reported) - r.start)
-        .sum();
+    let total: i64 = ranges.values().map(|r| r.end - r.start).sum();
     let mut done = 0i64;
     let mut last_report = Instant::now();
     let mut idle_since = Instant::now();
     while !ranges.is_empty() {
-        ranges.retain(|_, r| r.reached.is_none_or(|t| t.elapsed() < QUIET));
         let Some(r) = c.poll(Duration::from_millis(100)) else {
+            // past the end without a record at it: commit markers, or records deleted
+            if let Ok(at) = c.position() {
+                for e in at.elements_for_topic(&o.topic) {
+                    if let Offset::Offset(next) = e.offset() {
+                        if ranges.get(&e.partition()).is_some_and(|r| next >= r.end) {
+                            ranges.remove(&e.partition());
+                        }
+                    }
+                }
+            }
+            if ranges.is_empty() {
+                break;
+            }
             if idle_since.elapsed() > Duration::from_secs(30) {
                 return Err(ExportError::Failed(format!(
                     "{} stopped answering before every partition reached its end ({:?} left)\n  fix: check the broker and retry",
@@ -445,14 +447,12 @@ pub(crate) fn export(
         if off < range.start {
             continue;
         }
-        if range.target.is_some_and(|t| off >= t) {
+        if off >= range.end {
             ranges.remove(&p);
             continue;
         }
-        if range.target.is_some_and(|t| off + 1 >= t) {
+        if off + 1 >= range.end {
             ranges.remove(&p);
-        } else if off + 1 >= range.reported {
-            range.reached = Some(Instant::now());
         }
         done += 1;
         let ts = m.timestamp().to_millis();
