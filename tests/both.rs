@@ -1096,8 +1096,9 @@ async fn heartbeats_on_every_partition(db: Db) {
     assert_eq!(rs.stop(), 0);
 }
 
-/// `encode.profile = "paimon"`: every record of the data topics (snapshot, insert, update with
-/// a key change, delete, a table without a key, across an ALTER) passes a model of Paimon's
+/// `encode.profile = "paimon"`: a table without a key is refused with the fix; with a key given
+/// by `source.keys`, every record of the data topics (snapshot, insert, update with a key
+/// change, delete, across an ALTER), values as JSON strings, passes a model of Paimon's
 /// `aliyun-json` parser run with `--type_mapping to-string` (tests/common/paimon.rs), with zero
 /// rejections; heartbeats and the DDL record are in the side topic. The same model rejects
 /// rowstream's default DataWorks records (a heartbeat, a null primaryKey) and, without
@@ -1113,11 +1114,19 @@ async fn paimon_profile_passes_paimons_parser(db: Db) {
     .await;
     db.log_whole_rows("k").await;
     let side = format!("{}-{}-side", db.name, run_id());
+    let profile = format!("[encode]\nprofile = \"paimon\"\nside_topic = \"{side}\"\n");
+    // a keyless table would become an append-only Paimon table, which fails the job on its
+    // first DELETE: refused at the start, with the fix
+    let mut rs = Rowstream::start(&db.name, &db.config("", &profile));
+    rs.expect_setup_stop(&[
+        &format!("table {} has no primary key", db.qualified("k")),
+        "source.keys",
+    ])
+    .await;
+    // with a key given for it, it is a primary-key table like the others
+    let keys = format!("keys = {{ \"{}\" = [\"a\"] }}", db.qualified("k"));
     let cfg = db
-        .config(
-            "",
-            &format!("[encode]\nprofile = \"paimon\"\nside_topic = \"{side}\"\n"),
-        )
+        .config(&keys, &profile)
         .replace("interval_ms = 1000", "interval_ms = 200");
     let rs = Rowstream::start(&db.name, &cfg);
     let mut rt = Reader::new(&db.topic("t"));
@@ -1177,7 +1186,7 @@ async fn paimon_profile_passes_paimons_parser(db: Db) {
             .or_default() += 1;
         match p.table.as_deref() {
             Some("t") => assert_eq!(p.primary_keys, ["id"]),
-            Some("k") => assert!(p.primary_keys.is_empty(), "{}", r.raw),
+            Some("k") => assert_eq!(p.primary_keys, ["a"], "{}", r.raw),
             other => panic!("table {other:?}"),
         }
     }
@@ -1190,17 +1199,35 @@ async fn paimon_profile_passes_paimons_parser(db: Db) {
         ["k +I 2", "k +U 1", "k -D 1", "t +I 5", "t +U 1", "t -D 2"],
         "{recs:#?}"
     );
+    // every value is a JSON string holding its text: Paimon reads JSON numbers through a
+    // float (100.0 would land as "1E+2")
+    let first = data_t
+        .iter()
+        .find(|r| r.op() == "INSERT" && r.after()["id"] == "1")
+        .unwrap_or_else(|| panic!("{data_t:#?}"));
+    let a = first.after();
+    assert_eq!(
+        (&a["n"], &a["d"], &a["s"]),
+        (
+            &serde_json::json!("10"),
+            &serde_json::json!("1.50"),
+            &serde_json::json!("one")
+        ),
+        "{}",
+        first.raw
+    );
+    assert!(a["ts"].is_string() && a["b"].is_string(), "{}", first.raw);
     // without to-string Paimon has no type for STRING: why the README's command needs it
     let e = parse(data_t[0].raw.as_bytes(), TypeMapping::Default).unwrap_err();
     assert!(e.contains("'STRING'"), "{e}");
-    // and the DataWorks profile's records fail it: a heartbeat, a keyless table's null key
+    // and the DataWorks profile's records fail it: a heartbeat, a null primaryKey
     let hb = side_recs.iter().find(|r| r.op() == "MHEARTBEAT").unwrap();
     assert!(parse(hb.raw.as_bytes(), TypeMapping::ToString)
         .unwrap_err()
         .contains("Unknown record operation: MHEARTBEAT"));
     let null_key = data_k[0]
         .raw
-        .replace("\"primaryKey\":[]", "\"primaryKey\":null");
+        .replace("\"primaryKey\":[\"a\"]", "\"primaryKey\":null");
     assert!(parse(null_key.as_bytes(), TypeMapping::ToString).is_err());
     assert_eq!(rs.stop(), 0);
 }

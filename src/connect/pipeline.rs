@@ -58,6 +58,8 @@ pub(crate) enum PipelineError {
         size: usize,
         limit: usize,
     },
+    #[error("table {table} has no primary key: under encode.profile = \"paimon\" Paimon makes it an append-only table, which fails the Flink job on its first DELETE or UPDATE\n  fix: give it a key with source.keys (e.g. source.keys = {{ \"{table}\" = [\"id\"] }}), or leave it out of source.tables")]
+    Keyless { table: String },
 }
 
 impl Classify for PipelineError {
@@ -65,7 +67,7 @@ impl Classify for PipelineError {
         match self {
             PipelineError::Sink(e) => e.class(),
             PipelineError::Store(e) => e.class(),
-            PipelineError::Oversized { .. } => ErrorClass::Setup,
+            PipelineError::Oversized { .. } | PipelineError::Keyless { .. } => ErrorClass::Setup,
         }
     }
 }
@@ -101,6 +103,7 @@ impl Settings {
             kafka: cfg.kafka.clone(),
             shape: dataworks::Shape {
                 empty_key_list: cfg.encode.profile == crate::config::Profile::Paimon,
+                text_values: cfg.encode.profile == crate::config::Profile::Paimon,
                 schema_in_table_name: cfg.encode.schema_in_table_name,
             },
             side_topic: cfg.encode.side_topic.clone(),
@@ -318,6 +321,12 @@ impl Pipeline {
 
     /// Make sure a table's topic exists; warn once when a keyless table goes to >1 partition.
     pub(crate) async fn table(&mut self, t: &TableSchema) -> Result<(), PipelineError> {
+        // a keyless table would become an append-only Paimon table, which refuses deletes
+        if t.key.is_none() && self.settings.shape.text_values {
+            return Err(PipelineError::Keyless {
+                table: t.id.pattern_name(),
+            });
+        }
         let n = self.sink.ensure_topic(&t.topic).await?;
         if t.key.is_none() && n > 1 && self.keyless_warned.insert(t.id.pattern_name()) {
             tracing::warn!(target: LOG_TARGET,

@@ -56,6 +56,10 @@ pub(crate) struct Shape {
     pub(crate) empty_key_list: bool,
     /// PostgreSQL: `tableName` is `<schema>_<table>` (for consumers that ignore `schemaName`)
     pub(crate) schema_in_table_name: bool,
+    /// every non-null value of a row image as a JSON string (its rendering's text): Paimon
+    /// reads JSON numbers through a float (`100.0` lands as `"1E+2"`) and maps every column
+    /// to STRING under `--type_mapping to-string` anyway
+    pub(crate) text_values: bool,
 }
 
 /// `"schema":{...}` of a table, rendered once per schema version and cached in the schema.
@@ -189,7 +193,12 @@ pub(crate) fn write_timestamp(b: &mut Vec<u8>, micros: i64, fsp: u8) {
 }
 
 /// A row image as records carry it: `{"dataColumn":{...}}` (or `null`).
-pub(crate) fn write_image(b: &mut Vec<u8>, t: &TableSchema, row: Option<&[Value]>) {
+pub(crate) fn write_image(
+    b: &mut Vec<u8>,
+    t: &TableSchema,
+    row: Option<&[Value]>,
+    text_values: bool,
+) {
     let Some(row) = row else {
         b.extend_from_slice(b"null");
         return;
@@ -206,7 +215,13 @@ pub(crate) fn write_image(b: &mut Vec<u8>, t: &TableSchema, row: Option<&[Value]
         first = false;
         write_str(b, &c.name);
         b.push(b':');
+        let start = b.len();
         write_value(b, c, v);
+        // numbers, booleans and DATE milliseconds hold no character JSON escapes
+        if text_values && !matches!(b[start], b'"' | b'n') {
+            b.insert(start, b'"');
+            b.push(b'"');
+        }
     }
     b.extend_from_slice(b"}}");
 }
@@ -227,9 +242,9 @@ pub(crate) fn encode_row(
     b.push(b'{');
     b.extend_from_slice(schema_member(t, shape));
     b.extend_from_slice(b",\"payload\":{\"before\":");
-    write_image(b, t, before);
+    write_image(b, t, before, shape.text_values);
     b.extend_from_slice(b",\"after\":");
-    write_image(b, t, after);
+    write_image(b, t, after, shape.text_values);
     b.extend_from_slice(b",\"sequenceId\":\"");
     match seq {
         Some(s) => {

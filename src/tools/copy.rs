@@ -291,6 +291,7 @@ fn encode(
                 Shape {
                     empty_key_list: cfg.encode.profile == crate::config::Profile::Paimon,
                     schema_in_table_name: cfg.encode.schema_in_table_name,
+                    text_values: cfg.encode.profile == crate::config::Profile::Paimon,
                 },
                 RowOp::Insert,
                 None,

@@ -302,6 +302,8 @@ async fn check_table(
     // the database
     let mut spill = Spill::create(&tdir, "db")?;
     let sep = cfg.kafka.key_separator.clone();
+    // rendered as the topic's records are (the Paimon profile writes values as text)
+    let text_values = cfg.encode.profile == crate::config::Profile::Paimon;
     let mut rows = 0u64;
     let mut kb = Vec::new();
     let mut ib = Vec::new();
@@ -309,7 +311,7 @@ async fn check_table(
         for row in chunk {
             rows += 1;
             ib.clear();
-            dataworks::write_image(&mut ib, schema, Some(row));
+            dataworks::write_image(&mut ib, schema, Some(row), text_values);
             let img: J = serde_json::from_slice(&ib)
                 .map_err(|e| Error::fatal(format!("rendering a row of {}: {e}", schema.id)))?;
             let img = match &img["dataColumn"] {
