@@ -48,12 +48,12 @@ pub(crate) fn submitted(
 
 /// Is `key` (with value `v`) a secret that is shown masked, and how is it shown?
 fn masked(key: &str, v: &Value) -> Option<Value> {
-    if super::is_secret_property(key) || key == "admin.token" {
+    if super::kafka::is_secret_property(key) || key == "admin.token" {
         return Some(Value::String(MASK.into()));
     }
     match (key, v) {
         ("source.url", Value::String(u)) => {
-            let r = super::redact_url(u);
+            let r = super::source::redact_url(u);
             (r != *u).then_some(Value::String(r))
         }
         _ => None,
