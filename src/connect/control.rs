@@ -300,6 +300,16 @@ impl Admin {
         }))
     }
 
+    /// Every status record known, by connector.
+    pub(crate) fn remote_all(&self) -> Vec<(String, serde_json::Value)> {
+        self.remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(n, (st, _))| (n.clone(), st.clone()))
+            .collect()
+    }
+
     /// The status record of connector `name` running on another worker, if it is known.
     pub(crate) fn remote(&self, name: &str) -> Option<Option<(serde_json::Value, Instant)>> {
         if !self

@@ -85,9 +85,14 @@ pub(crate) async fn worker(cfg: WorkerConfig) -> Result<(), Error> {
     let log = Arc::new(
         TopicLog::new(&kafka).map_err(|e| Error::setup(e, "check [kafka] of worker.toml"))?,
     );
-    let (stored, end) = tokio::task::block_in_place(|| read_configs(&log, &topic, &cfg.id()))?;
-    let (tx, mut rx) = mpsc::channel::<ConfigChange>(16);
     let mut admin = Admin::default();
+    let (stored, end) =
+        tokio::task::block_in_place(|| read_configs(&log, &topic, &cfg.id(), &admin))?;
+    // statuses an earlier run of this worker (same id) left behind: it runs nothing yet
+    tokio::task::block_in_place(|| {
+        unassign_own(&log, &topic, &cfg.id(), &cfg.advertised(), &admin)
+    });
+    let (tx, mut rx) = mpsc::channel::<ConfigChange>(16);
     admin.changes = Some(tx);
     if let Some(id) = tokio::task::block_in_place(|| cluster_id(&kafka)) {
         let _ = admin.cluster_id.set(id);
@@ -331,6 +336,30 @@ fn join_group(
     Ok(())
 }
 
+/// Connectors whose last status names this worker's id from before its start (it was killed,
+/// or stopped without writing): UNASSIGNED until a worker runs them, in the config topic and in
+/// this worker's view.
+fn unassign_own(log: &TopicLog, topic: &str, id: &str, rest: &str, admin: &Admin) {
+    for (name, st) in admin.remote_all() {
+        let mine = st["worker_id"].as_str() == Some(id);
+        if !mine || st["state"] == json!(ConnectorState::Unassigned) {
+            continue;
+        }
+        let v = json!({ "state": ConnectorState::Unassigned, "worker_id": id, "trace": null, "rest": rest });
+        if log
+            .write(
+                topic,
+                0,
+                &format!("status/{name}"),
+                Some(v.to_string().as_bytes()),
+            )
+            .is_ok()
+        {
+            admin.set_remote(&name, Some(v), std::time::Instant::now());
+        }
+    }
+}
+
 /// A stored config as Connect keeps it (configs stored before that kept typed values).
 fn as_submitted(name: &str, flat: Map<String, Value>) -> Map<String, Value> {
     crate::config::submitted(name, &flat).unwrap_or(flat)
@@ -356,7 +385,14 @@ fn members(c: &GroupConsumer, group: &str) -> Option<BTreeSet<String>> {
 }
 
 /// Every stored connector config: read through an acknowledged tombstone of an unused key.
-fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<(Stored, i64), Error> {
+/// The statuses other workers wrote go to `admin` (a worker that joins later answers for
+/// connectors whose state has not changed since).
+fn read_configs(
+    log: &TopicLog,
+    topic: &str,
+    worker_id: &str,
+    admin: &Admin,
+) -> Result<(Stored, i64), Error> {
     let fail = |e: String| {
         Error::setup(
             format!("cannot read the connector configs in {topic}: {e}"),
@@ -368,6 +404,7 @@ fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<(Stored,
         .map_err(fail)?;
     let mut configs = BTreeMap::new();
     let mut targets = BTreeMap::new();
+    let mut statuses = BTreeMap::new();
     log.read_through(topic, 0, end, "", &mut |_, key, value| {
         if let Some(name) = key.strip_prefix("connector/") {
             match value.and_then(|v| serde_json::from_slice::<Map<String, Value>>(v).ok()) {
@@ -377,9 +414,16 @@ fn read_configs(log: &TopicLog, topic: &str, worker_id: &str) -> Result<(Stored,
         } else if let Some(name) = key.strip_prefix("target/") {
             let t = value.and_then(|v| Target::parse(&String::from_utf8_lossy(v)));
             targets.insert(name.to_string(), t);
+        } else if let Some(name) = key.strip_prefix("status/") {
+            let st = value.and_then(|v| serde_json::from_slice::<Value>(v).ok());
+            statuses.insert(name.to_string(), st);
         }
     })
     .map_err(fail)?;
+    let read = std::time::Instant::now();
+    for (name, st) in statuses {
+        admin.set_remote(&name, st, read);
+    }
     let stored = configs
         .into_iter()
         .map(|(name, config)| {
@@ -510,6 +554,7 @@ impl Worker {
                             .is_some_and(|v| v["worker_id"] != json!(self.cfg.id()))
                         {
                             self.published.remove(name);
+                            self.publish_statuses();
                         }
                     } else {
                         self.admin.set_remote(name, st, read);
@@ -776,8 +821,10 @@ impl Worker {
         self.running.insert(name, Running { stop, task });
     }
 
-    /// Stop connector `name` (its position stored) and forget it.
+    /// Stop connector `name` (its position stored) and forget it (and what was published of
+    /// it: a connector that comes back publishes its state again).
     async fn stop(&mut self, name: &str) {
+        self.published.remove(name);
         if let Some(r) = self.running.remove(name) {
             let _ = r.stop.send(true);
             if tokio::time::timeout(Duration::from_secs(60), r.task)

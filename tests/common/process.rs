@@ -179,6 +179,11 @@ impl Rowstream {
         let _ = self.child.wait();
     }
 
+    /// Send signal `sig` (its name: `STOP`, `CONT`, `TERM`, ...) and return at once.
+    pub fn signal(&self, sig: &str) {
+        unsafe_kill(self.child.id(), sig);
+    }
+
     pub fn assert_running(&mut self) {
         if let Some(s) = self.child.try_wait().unwrap() {
             panic!("rowstream exited early ({s}):\n{}", self.log_text());
@@ -279,6 +284,34 @@ pub fn http(
         .unwrap_or("")
         .to_string();
     (code, body)
+}
+
+/// One HTTP/1.1 request that gives up instead of panicking or hanging: None when `addr` does
+/// not accept within 2 s or the answer does not end within `secs` (a worker killed, or stopped
+/// with SIGSTOP: the kernel still accepts its connections, nobody answers).
+pub fn http_within(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    secs: u64,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let sa: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(secs))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(secs))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
 }
 
 /// GET `path`: the whole response, head and body.
