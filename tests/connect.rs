@@ -688,18 +688,7 @@ async fn rest_answers_as_a_real_kafka_connect_group_does() {
 
 /// `kc`, the CLI of kafka-connect-py (PyPI), installed by `scripts/services.sh up`.
 fn kc(url: &str, args: &[&str]) -> String {
-    let cache = std::env::var("ROWSTREAM_CACHE").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/rowstream",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let bin = format!("{cache}/tools-venv/bin/kc");
-    assert!(
-        std::path::Path::new(&bin).exists(),
-        "{bin} is missing: `scripts/services.sh up` installs kafka-connect-py there"
-    );
-    let out = std::process::Command::new(&bin)
+    let out = std::process::Command::new(tool("kc"))
         .arg("--url")
         .arg(url)
         .args(args)

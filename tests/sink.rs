@@ -6,6 +6,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
 use common::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 
@@ -233,7 +234,7 @@ async fn sink_lands_every_row_once_across_kill9() {
     let s = b.schema();
     let ty = |n: &str| s.field_with_name(n).unwrap().data_type().to_string();
     assert_eq!(ty("id"), "Int64");
-    assert_eq!(ty("d"), "Utf8"); // numeric(10,2): its exact text
+    assert_eq!(ty("d"), "Decimal128(10, 2)"); // numeric(10,2), from the rowstream.types header
     assert_eq!(ty("ts"), "Timestamp(µs, \"UTC\")");
     assert_eq!(ty("b"), "Boolean");
     assert_eq!(ty("bin"), "Binary");
@@ -300,4 +301,186 @@ async fn sink_lands_on_s3_across_kill9() {
         files.push((m.location.to_string(), bytes.to_vec()));
     }
     check_landed(&read_files(&topic, &files), &data);
+}
+
+/// Reads every Parquet file under a directory with pyarrow: each file's column types and
+/// `rowstream.*` metadata, then every row through `pyarrow.dataset` over the files with their
+/// unified schema (values that JSON cannot carry exactly as their `str`).
+const PYARROW_READ: &str = r#"
+import sys, json, glob, os
+import pyarrow as pa, pyarrow.parquet as pq, pyarrow.dataset as ds
+files = sorted(glob.glob(os.path.join(sys.argv[1], "**", "*.parquet"), recursive=True))
+schemas = [pq.read_schema(f) for f in files]
+out = {"files": [], "rows": []}
+for f, s in zip(files, schemas):
+    md = {k.decode(): v.decode() for k, v in (s.metadata or {}).items() if k.startswith(b"rowstream.")}
+    out["files"].append({"name": os.path.basename(f), "types": {x.name: str(x.type) for x in s}, "metadata": md})
+unified = pa.unify_schemas([s.remove_metadata() for s in schemas])
+for r in ds.dataset(files, schema=unified, format="parquet").to_table().to_pylist():
+    out["rows"].append({k: v if v is None or isinstance(v, (bool, int, str, list)) else str(v) for k, v in r.items()})
+print(json.dumps(out))
+"#;
+
+/// The sink's files under `dir` as pyarrow reads them.
+fn pyarrow_read(dir: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(tool("python"))
+        .args(["-c", PYARROW_READ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyarrow: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Land `topic` from the beginning into a fresh `dir`, one row per file, until idle.
+fn land_all(name: &str, topic: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rowstream-test-{name}-lake"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = sink_config(name, topic, dir.to_str().unwrap(), "");
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("flush_records = 97", "flush_records = 1");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let out = sink(&cfg, Some(3)).wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Columns are typed from the table's schema (the envelope's types and the `rowstream.types`
+/// header), never from a file's values: numeric(12,2) is decimal128(12,2) in every file, also
+/// in a file whose only value is NaN (null, named in `__nonfinite__`) and in a DELETE's
+/// (key-only image); the schema changes only at the ALTER; an unchanged TOASTed value is null
+/// and named in `__unchanged__`, never the placeholder text; TRUNCATE is a row; each file's
+/// metadata carries the envelope's schema (key, source). MariaDB: BIGINT UNSIGNED's maximum and
+/// DECIMAL(20,4) land exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn sink_types_columns_from_the_table_schema() {
+    let db = Db::fresh(Flavor::Postgres, "rs_sink_types_pg", 0).await;
+    db.exec(
+        "CREATE TABLE t(id int primary key, d numeric(12,2), f float8, n numeric, big text, s text);
+         ALTER TABLE t ALTER COLUMN big SET STORAGE EXTERNAL;
+         INSERT INTO t VALUES
+           (1, 'NaN', 1.5, 1.25, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 200) g), 'a'),
+           (2, 12.30, 'NaN', 100.0, NULL, 'b');",
+    )
+    .await;
+    let rs = Rowstream::start(&db.name, &db.config("", ""));
+    let mut r = Reader::new(&db.topic("t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 2);
+    db.wait_streaming().await;
+    db.exec("UPDATE t SET s = 'c' WHERE id = 1").await;
+    db.exec("DELETE FROM t WHERE id = 2").await;
+    db.exec("ALTER TABLE t ADD COLUMN extra int").await;
+    db.exec("INSERT INTO t VALUES (3, 99.99, 2.5, 7, NULL, 'd', 42)")
+        .await;
+    db.exec("TRUNCATE t").await;
+    r.until(60, "every change and the TRUNCATE", |x| {
+        x.iter().any(|r| r.op() == "TRUNCATE") && count_data(x) >= 5
+    });
+    assert_eq!(rs.stop(), 0);
+    let got = pyarrow_read(&land_all("rs_sink_types_pg", &db.topic("t")));
+    let files = got["files"].as_array().unwrap();
+    assert_eq!(files.len(), 6, "{got}");
+    let before = json!({"id": "int64", "d": "decimal128(12, 2)", "f": "double", "n": "string",
+        "big": "string", "s": "string", "__op__": "string", "__sequenceId__": "int64",
+        "__eventTime__": "int64", "__partition__": "int32", "__offset__": "int64",
+        "__unchanged__": "list<item: string>", "__nonfinite__": "list<item: string>"});
+    let mut after = before.clone();
+    after["extra"] = json!("int64");
+    for f in files {
+        let types = &f["types"];
+        let has_extra = types.get("extra").is_some();
+        let want = if has_extra { &after } else { &before };
+        assert_eq!(types, want, "{}", f["name"]);
+        let md = &f["metadata"];
+        let schema: serde_json::Value =
+            serde_json::from_str(md["rowstream.schema"].as_str().unwrap()).unwrap();
+        assert_eq!(schema["primaryKey"], json!(["id"]));
+        assert_eq!(schema["source"]["tableName"], json!("t"));
+        assert_eq!(schema["source"]["dbType"], json!("PostgreSQL"));
+        let tail = if has_extra { ";" } else { "" };
+        assert_eq!(
+            md["rowstream.types"],
+            json!(format!(";decimal(12,2);float;numeric;;{tail}"))
+        );
+    }
+    let rows = got["rows"].as_array().unwrap();
+    let row = |op: &str, id: Option<i64>| -> &serde_json::Value {
+        rows.iter()
+            .find(|r| r["__op__"] == json!(op) && r["id"].as_i64() == id)
+            .unwrap_or_else(|| panic!("no {op} {id:?} in {rows:?}"))
+    };
+    let snap1 = row("INSERT", Some(1));
+    assert_eq!(snap1["d"], json!(null));
+    assert_eq!(snap1["__nonfinite__"], json!(["d=NaN"]));
+    assert_eq!(snap1["f"], json!("1.5"));
+    assert_eq!(snap1["n"], json!("1.25"));
+    assert_eq!(snap1["big"].as_str().map(str::len), Some(6400));
+    let snap2 = row("INSERT", Some(2));
+    assert_eq!(snap2["d"], json!("12.30"));
+    assert_eq!(snap2["f"], json!("nan"));
+    assert_eq!(snap2["__nonfinite__"], json!(null));
+    let upd = row("UPDATE_AFTER", Some(1));
+    assert_eq!(upd["big"], json!(null));
+    assert_eq!(upd["__unchanged__"], json!(["big"]));
+    assert_eq!(upd["s"], json!("c"));
+    let del = row("DELETE", Some(2));
+    assert_eq!(del["d"], json!(null));
+    let ins = row("INSERT", Some(3));
+    assert_eq!(ins["d"], json!("99.99"));
+    assert_eq!(ins["extra"], json!(42));
+    let trunc = row("TRUNCATE", None);
+    assert_eq!(trunc["s"], json!(null));
+    assert_eq!(rows.len(), 6);
+
+    let my = Db::fresh(Flavor::MariaDb, "rs_sink_types_my", 6123).await;
+    my.exec(
+        "CREATE TABLE u (id BIGINT UNSIGNED PRIMARY KEY, d DECIMAL(20,4), f DOUBLE);
+         INSERT INTO u VALUES (18446744073709551615, 1234567890123456.7891, 0.5), (1, -0.0001, NULL);",
+    )
+    .await;
+    let rs = Rowstream::start(&my.name, &my.config("", ""));
+    Reader::new(&my.topic("u")).until(60, "the snapshot", |x| count_data(x) >= 2);
+    assert_eq!(rs.stop(), 0);
+    let got = pyarrow_read(&land_all("rs_sink_types_my", &my.topic("u")));
+    for f in got["files"].as_array().unwrap() {
+        assert_eq!(f["types"]["id"], json!("decimal128(20, 0)"));
+        assert_eq!(f["types"]["d"], json!("decimal128(20, 4)"));
+        assert_eq!(f["types"]["f"], json!("double"));
+        assert_eq!(
+            f["metadata"]["rowstream.types"],
+            json!("uint64;decimal(20,4);float")
+        );
+    }
+    let mut vals: Vec<(String, String)> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().into(),
+                r["d"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    vals.sort();
+    assert_eq!(
+        vals,
+        [
+            ("1".to_string(), "-0.0001".to_string()),
+            (
+                "18446744073709551615".to_string(),
+                "1234567890123456.7891".to_string()
+            )
+        ]
+    );
 }

@@ -88,6 +88,7 @@ pub(super) const KEYS: &[Key] = &[
     key("state.commit_interval_ms", Kind::Int, false, ALL),
     key("encode.split_update", Kind::Bool, false, ALL),
     key("encode.order_header", Kind::Bool, false, ALL),
+    key("encode.types_header", Kind::Bool, false, ALL),
     key("encode.profile", Kind::Str, false, ALL),
     key("encode.side_topic", Kind::Str, false, ALL),
     key("encode.schema_in_table_name", Kind::Bool, false, PG),

@@ -45,6 +45,14 @@ pub(crate) struct LakeSection {
     /// `aws_region`, `aws_access_key_id`, `aws_secret_access_key`, `aws_allow_http`, ...).
     #[serde(default)]
     pub(crate) options: BTreeMap<String, String>,
+    /// The text the source writes for an unchanged TOASTed value (`source.toast_placeholder`):
+    /// such a value lands as null, its column named in the row's `__unchanged__` list.
+    #[serde(default = "default_toast_placeholder")]
+    pub(crate) toast_placeholder: String,
+}
+
+fn default_toast_placeholder() -> String {
+    "__rowstream_unchanged_toast_value__".into()
 }
 
 fn default_flush_records() -> usize {

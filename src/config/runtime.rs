@@ -117,6 +117,11 @@ pub(crate) struct EncodeConfig {
     /// costs librdkafka three allocations: ~10% of MariaDB's streaming throughput).
     #[serde(default = "yes")]
     pub(crate) order_header: bool,
+    /// Row records of tables with columns whose DataWorks type leaves the source type open
+    /// (decimals, floats, BIGINT UNSIGNED) carry the `rowstream.types` header, which
+    /// `rowstream sink` types its columns by; `false` leaves it out.
+    #[serde(default = "yes")]
+    pub(crate) types_header: bool,
 }
 
 impl Default for EncodeConfig {
@@ -127,6 +132,7 @@ impl Default for EncodeConfig {
             side_topic: None,
             schema_in_table_name: false,
             order_header: true,
+            types_header: true,
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::format::dataworks::{self, RowOp, Times};
 use crate::kafka::{KafkaSink, SinkError};
 use crate::metrics::Metrics;
 use crate::model::event::{Batch, ChangeEvent, Op, SourceEvent};
-use crate::model::schema::TableSchema;
+use crate::model::schema::{TableSchema, TYPES_HEADER};
 use crate::model::sequence::{SequenceGen, SequenceId};
 use crate::model::time::now_ms;
 use crate::model::value::Value;
@@ -79,6 +79,8 @@ pub(crate) struct Settings {
     pub(crate) split_update: bool,
     /// `encode.order_header`: change records carry `rowstream.order`
     pub(crate) order_header: bool,
+    /// `encode.types_header`: row records carry `rowstream.types` where their table has one
+    pub(crate) types_header: bool,
     /// joins the text forms of multi-column keys
     pub(crate) key_sep: String,
     pub(crate) heartbeat: Duration,
@@ -97,6 +99,7 @@ impl Settings {
         Settings {
             split_update: cfg.encode.split_update,
             order_header: cfg.encode.order_header,
+            types_header: cfg.encode.types_header,
             key_sep: cfg.kafka.key_separator.clone(),
             heartbeat: Duration::from_millis(cfg.heartbeat.interval_ms),
             max_record_bytes: cfg.kafka.message_max_bytes(),
@@ -433,7 +436,22 @@ impl Pipeline {
                         }
                         None => &d.table.topic,
                     };
-                    self.sink.send(topic, None, &self.buf, None).await?;
+                    // the table's types after the change, as its rows will carry them
+                    let types = match self.settings.types_header {
+                        true => d.table.types.as_deref(),
+                        false => None,
+                    };
+                    let headers = types.map(|v| {
+                        rdkafka::message::OwnedHeaders::new_with_capacity(1).insert(
+                            rdkafka::message::Header {
+                                key: TYPES_HEADER,
+                                value: Some(v.as_bytes()),
+                            },
+                        )
+                    });
+                    self.sink
+                        .send_with(topic, None, &self.buf, None, headers)
+                        .await?;
                     self.unmarked();
                     self.stats.ddl.fetch_add(1, Ordering::Relaxed);
                     self.traffic.add(&d.table, d.op.as_str(), self.buf.len());
@@ -493,12 +511,29 @@ impl Pipeline {
             true => self.order.next(),
             false => None,
         };
-        let headers = order.map(|v| {
-            rdkafka::message::OwnedHeaders::new_with_capacity(1).insert(rdkafka::message::Header {
-                key: ORDER_HEADER,
-                value: Some(&v[..]),
-            })
-        });
+        let types = match self.settings.types_header {
+            true => t.types.as_deref(),
+            false => None,
+        };
+        let headers = match (order, types) {
+            (None, None) => None,
+            (order, types) => {
+                let mut h = rdkafka::message::OwnedHeaders::new_with_capacity(2);
+                if let Some(v) = &order {
+                    h = h.insert(rdkafka::message::Header {
+                        key: ORDER_HEADER,
+                        value: Some(&v[..]),
+                    });
+                }
+                if let Some(v) = types {
+                    h = h.insert(rdkafka::message::Header {
+                        key: TYPES_HEADER,
+                        value: Some(v.as_bytes()),
+                    });
+                }
+                Some(h)
+            }
+        };
         self.sink
             .send_with(&t.topic, key, &self.buf, None, headers)
             .await?;
@@ -702,11 +737,13 @@ mod tests {
                     name: "id".into(),
                     ltype: LogicalType::Long,
                     fsp: 0,
+                    refine: Default::default(),
                 },
                 Column {
                     name: "v".into(),
                     ltype: LogicalType::String,
                     fsp: 0,
+                    refine: Default::default(),
                 },
             ],
             Some(vec![0]),

@@ -354,6 +354,7 @@ mod tests {
             name: n.into(),
             ltype: t,
             fsp,
+            refine: Default::default(),
         };
         TableSchema::new(
             DbType::MySql,
@@ -446,16 +447,19 @@ mod tests {
                     name: "id".into(),
                     ltype: LogicalType::Long,
                     fsp: 0,
+                    refine: Default::default(),
                 },
                 Column {
                     name: "ts".into(),
                     ltype: LogicalType::Date,
                     fsp: 6,
+                    refine: Default::default(),
                 },
                 Column {
                     name: "b".into(),
                     ltype: LogicalType::Bytes,
                     fsp: 0,
+                    refine: Default::default(),
                 },
             ],
             None,
@@ -554,6 +558,7 @@ mod tests {
             name: "a".into(),
             ltype: LogicalType::String,
             fsp,
+            refine: Default::default(),
         };
         let f = |c: &Column, v: Value| {
             let mut b = Vec::new();

@@ -203,6 +203,7 @@ mod tests {
             name: n.into(),
             ltype: t,
             fsp,
+            refine: Default::default(),
         };
         TableSchema {
             db_type: DbType::PostgreSql,
@@ -223,6 +224,7 @@ mod tests {
             key: Some(vec![0]),
             topic: "x".into(),
             encoded: Default::default(),
+            types: None,
         }
     }
 

@@ -40,6 +40,9 @@ pub(crate) struct Schema<'a> {
     /// `[{"name": .., "type": ..}, ...]` as written
     #[serde(rename = "dataColumn", borrow, default)]
     pub(crate) data_column: Option<&'a RawValue>,
+    /// `["id"]` or `null`, as written
+    #[serde(rename = "primaryKey", borrow, default)]
+    pub(crate) primary_key: Option<&'a RawValue>,
     #[serde(default)]
     pub(crate) source: Option<Source>,
 }

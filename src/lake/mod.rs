@@ -14,7 +14,12 @@
 //! - A file holds rows of one partition and one table schema, in offset order; it is written
 //!   at `flush_records` rows, when its first row waited `flush_interval_ms`, when the table's
 //!   schema changes (a DDL record, or rows with other columns), and at a clean stop.
-//! - Heartbeats and DDL records are not rows: they are skipped (a DDL record closes the file).
+//! - Columns are typed from the records' `schema.dataColumn` and `rowstream.types` header,
+//!   never from their values (see `columns`), so a table's files share one schema until a DDL
+//!   changes it; each file's metadata holds the envelope's `schema` member (columns, key,
+//!   source) under `rowstream.schema` and the header under `rowstream.types`.
+//! - Heartbeats and DDL records are not rows: they are skipped (a DDL record closes the file),
+//!   except TRUNCATE, which lands as a row with op `TRUNCATE` and every table column null.
 //!   A record that is not DataWorks JSON, or a value that does not fit its column, stops the
 //!   sink with its topic, partition and offset: nothing is skipped silently.
 //! - Row values are never logged.
@@ -23,7 +28,8 @@ mod columns;
 use crate::config::LakeConfig;
 use crate::error::Error;
 use crate::format::record::{Column, Envelope, RawValues};
-use columns::{Row, Rows};
+use crate::model::schema::{Refine, TYPES_HEADER};
+use columns::{Col, Row, Rows};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -41,7 +47,8 @@ pub(crate) struct Written {
 
 /// A partition's rows waiting for their file.
 struct Pending {
-    /// `schema.dataColumn` as written, to see a change
+    /// the table's identity and shape as written (columns, key, source, types header), to
+    /// see a change
     schema: String,
     rows: Rows,
     first: i64,
@@ -195,6 +202,7 @@ pub(crate) async fn run(
         written: Written::default(),
         max_rows: cfg.sink.flush_records,
         max_age: Duration::from_millis(cfg.sink.flush_interval_ms),
+        placeholder: serde_json::Value::from(cfg.sink.toast_placeholder.as_str()).to_string(),
     };
     let mut last_record = Instant::now();
     loop {
@@ -209,7 +217,16 @@ pub(crate) async fn run(
                 continue; // in a file already (see `config::read_from`)
             }
             let payload = m.payload().unwrap_or_default();
-            if !files.land(key, offset, payload).await? {
+            let types = {
+                use rdkafka::message::Headers as _;
+                m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|x| x.key == TYPES_HEADER)
+                        .and_then(|x| x.value)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                })
+            };
+            if !files.land(key, offset, payload, types).await? {
                 continue; // not a row (a heartbeat, a DDL record): on to the next record
             }
         }
@@ -322,17 +339,21 @@ struct Files<'a> {
     written: Written,
     max_rows: usize,
     max_age: Duration,
+    /// the JSON text of `sink.toast_placeholder`
+    placeholder: String,
 }
 
 impl Files<'_> {
-    /// Take the record of partition `key` at `offset` into its file. `Ok(false)` for a record
-    /// that is not a row (a heartbeat, a transaction marker, a DDL record, which closes the
-    /// file): the caller goes on to the next record.
+    /// Take the record of partition `key` at `offset` (with its `rowstream.types` header) into
+    /// its file. `Ok(false)` for a record that is not a row (a heartbeat, a transaction marker,
+    /// a DDL record other than TRUNCATE, which closes the file): the caller goes on to the next
+    /// record.
     async fn land(
         &mut self,
         key: (String, i32),
         offset: i64,
         payload: &[u8],
+        types: Option<&str>,
     ) -> Result<bool, Error> {
         let where_ = || format!("{}[{}]@{offset}", key.0, key.1);
         let rec: Envelope<RawValues> = Envelope::parse(payload).map_err(|e| {
@@ -353,17 +374,22 @@ impl Files<'_> {
         if op == "MHEARTBEAT" || op.starts_with("TRANSACTION_") {
             return Ok(false);
         }
-        if ddl {
+        if ddl && op != "TRUNCATE" {
             // the table's schema changes: the rows before it close their file
             self.close(&key).await?;
             return Ok(false);
         }
         let image = match op {
-            "INSERT" | "UPDATE_AFTER" => rec.payload.after,
-            "DELETE" | "UPDATE_BEFORE" => rec.payload.before,
+            "INSERT" | "UPDATE_AFTER" => rec.payload.after.map(|i| i.data_column),
+            "DELETE" | "UPDATE_BEFORE" => rec.payload.before.map(|i| i.data_column),
+            "TRUNCATE" => Some(RawValues::default()),
             _ => None,
         };
-        let (Some(image), Some(schema)) = (image, rec.schema.and_then(|s| s.data_column)) else {
+        let table = rec
+            .schema
+            .as_ref()
+            .and_then(|s| s.data_column.map(|c| (s, c)));
+        let (Some(mut values), Some((s, columns))) = (image, table) else {
             return Err(Error::setup(
                 format!(
                     "{} is a `{op}` record without its image or schema",
@@ -372,20 +398,31 @@ impl Files<'_> {
                 "land only topics rowstream (or DataWorks) writes",
             ));
         };
-        if self
-            .pending
-            .get(&key)
-            .is_some_and(|p| p.schema != schema.get())
-        {
+        let source = s.source.as_ref();
+        let identity = format!(
+            "{}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{}",
+            columns.get(),
+            s.primary_key.map_or("null", |k| k.get()),
+            source.and_then(|s| s.db_name.as_deref()),
+            source.and_then(|s| s.schema_name.as_deref()),
+            source.and_then(|s| s.table_name.as_deref()),
+            types.unwrap_or(""),
+        );
+        if self.pending.get(&key).is_some_and(|p| p.schema != identity) {
             self.close(&key).await?;
         }
         let p = match self.pending.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Pending::start(schema, key.1, offset, &where_)?)
-            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Pending::start(
+                identity,
+                columns,
+                types,
+                payload,
+                &self.placeholder,
+                (key.1, offset),
+                &where_,
+            )?),
         };
-        let mut values = image.data_column;
         let row = Row {
             op: op.to_string(),
             sequence_id,
@@ -395,7 +432,7 @@ impl Files<'_> {
                 .rows
                 .columns
                 .iter()
-                .map(|(name, _)| values.remove(name))
+                .map(|c| values.remove(&c.name))
                 .collect(),
         };
         p.rows.rows.push(row);
@@ -438,15 +475,20 @@ impl Files<'_> {
 }
 
 impl Pending {
-    /// An empty file of `partition` starting at `offset`, with the columns of `schema` (the
-    /// record's `schema.dataColumn`).
+    /// An empty file of partition `at.0` starting at offset `at.1`, with the columns of
+    /// `columns` (the record's `schema.dataColumn`) refined by `types` (its `rowstream.types`
+    /// header), and the record's `schema` member (from `payload`) in its metadata.
     fn start(
-        schema: &serde_json::value::RawValue,
-        partition: i32,
-        offset: i64,
+        identity: String,
+        columns: &serde_json::value::RawValue,
+        types: Option<&str>,
+        payload: &[u8],
+        placeholder: &str,
+        at: (i32, i64),
         where_: &dyn Fn() -> String,
     ) -> Result<Pending, Error> {
-        let cols: Vec<Column> = serde_json::from_str(schema.get()).map_err(|err| {
+        let (partition, offset) = at;
+        let cols: Vec<Column> = serde_json::from_str(columns.get()).map_err(|err| {
             Error::setup(
                 format!(
                     "{}: schema.dataColumn is not a column list: {err}",
@@ -455,12 +497,37 @@ impl Pending {
                 "land only topics rowstream (or DataWorks) writes",
             )
         })?;
+        let refine: Vec<Refine> = types
+            .map(|t| t.split(';').map(Refine::parse).collect())
+            .unwrap_or_default();
+        #[derive(serde::Deserialize)]
+        struct Member<'a> {
+            #[serde(borrow)]
+            schema: &'a serde_json::value::RawValue,
+        }
+        let mut metadata = HashMap::new();
+        if let Ok(m) = serde_json::from_slice::<Member<'_>>(payload) {
+            metadata.insert("rowstream.schema".to_string(), m.schema.get().to_string());
+        }
+        if let Some(t) = types {
+            metadata.insert(TYPES_HEADER.to_string(), t.to_string());
+        }
         Ok(Pending {
-            schema: schema.get().to_string(),
+            schema: identity,
             rows: Rows {
-                columns: cols.into_iter().map(|c| (c.name, c.ltype)).collect(),
+                columns: cols
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| Col {
+                        name: c.name,
+                        ltype: c.ltype,
+                        refine: refine.get(i).copied().unwrap_or_default(),
+                    })
+                    .collect(),
                 partition,
                 rows: Vec::new(),
+                metadata,
+                placeholder: placeholder.to_string(),
             },
             first: offset,
             last: offset,

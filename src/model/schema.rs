@@ -83,6 +83,66 @@ pub(crate) struct Column {
     /// Fractional-second digits for `DATE` columns (0..=6): ≤ 3 renders integer ms,
     /// more renders ms with 6 decimals (spec §2).
     pub(crate) fsp: u8,
+    /// What the logical type leaves open about the source type (see [`Refine`]).
+    pub(crate) refine: Refine,
+}
+
+/// What a column's DataWorks type leaves open and a reader that types columns (the lake
+/// sink) needs: carried in the `rowstream.types` Kafka header, never in the envelope, whose
+/// JSON stays DataWorks' own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Refine {
+    /// the logical type says it all
+    #[default]
+    None,
+    /// a binary floating-point DOUBLE (float4/8, FLOAT, DOUBLE)
+    Float,
+    /// an exact DOUBLE with a fixed precision and scale (numeric(p,s), DECIMAL(p,s), money)
+    Decimal { precision: u8, scale: u8 },
+    /// an exact DOUBLE without a fixed scale (numeric, or a precision beyond 38 digits)
+    Numeric,
+    /// a LONG that may exceed 2^63−1 (BIGINT UNSIGNED)
+    Unsigned64,
+}
+
+impl Refine {
+    /// An exact numeric of `precision` digits and `scale`: `Decimal` when it fits a 128-bit
+    /// decimal (38 digits), else `Numeric`.
+    pub(crate) fn decimal(precision: u32, scale: u32) -> Refine {
+        match (u8::try_from(precision), u8::try_from(scale)) {
+            (Ok(p), Ok(s)) if (1..=38).contains(&p) && s <= p => Refine::Decimal {
+                precision: p,
+                scale: s,
+            },
+            _ => Refine::Numeric,
+        }
+    }
+
+    /// This refinement's token in the `rowstream.types` header (`""` for none).
+    pub(crate) fn token(self) -> String {
+        match self {
+            Refine::None => String::new(),
+            Refine::Float => "float".into(),
+            Refine::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
+            Refine::Numeric => "numeric".into(),
+            Refine::Unsigned64 => "uint64".into(),
+        }
+    }
+
+    /// A token of the `rowstream.types` header; an unknown one (a newer writer's) is `None`.
+    pub(crate) fn parse(token: &str) -> Refine {
+        match token {
+            "float" => Refine::Float,
+            "numeric" => Refine::Numeric,
+            "uint64" => Refine::Unsigned64,
+            t => t
+                .strip_prefix("decimal(")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|r| r.split_once(','))
+                .and_then(|(p, s)| Some(Refine::decimal(p.parse().ok()?, s.parse().ok()?)))
+                .unwrap_or(Refine::None),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -97,7 +157,12 @@ pub(crate) struct TableSchema {
     /// A cache slot for an encoder's rendering of this schema version (the DataWorks encoder
     /// keeps its `"schema":{...}` member here). This module never reads or writes it.
     pub(crate) encoded: OnceLock<Box<[u8]>>,
+    /// the `rowstream.types` header of its row records (`None`: no column needs one)
+    pub(crate) types: Option<Box<str>>,
 }
+
+/// The Kafka header that refines the column types of a table's row records (see [`Refine`]).
+pub(crate) const TYPES_HEADER: &str = "rowstream.types";
 
 impl TableSchema {
     /// A row's identity for matching images of one table against each other (not a Kafka
@@ -136,12 +201,23 @@ impl TableSchema {
         Arc::new(TableSchema {
             db_type,
             id,
-            columns,
             key,
             topic,
             encoded: OnceLock::new(),
+            types: types_header(&columns),
+            columns,
         })
     }
+}
+
+/// The `rowstream.types` header of a table's row records: each column's [`Refine`] token in
+/// table order, joined by `;`; `None` when no column has one.
+fn types_header(columns: &[Column]) -> Option<Box<str>> {
+    if columns.iter().all(|c| c.refine == Refine::None) {
+        return None;
+    }
+    let tokens: Vec<String> = columns.iter().map(|c| c.refine.token()).collect();
+    Some(tokens.join(";").into_boxed_str())
 }
 
 /// Resolve a topic template over `{db}`, `{schema}`, `{table}`.

@@ -226,6 +226,7 @@ mod tests {
                     name: n.to_string(),
                     ltype: LogicalType::Long,
                     fsp: 0,
+                    refine: Default::default(),
                 })
                 .collect(),
             Some(vec![0]),

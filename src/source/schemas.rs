@@ -106,6 +106,7 @@ mod tests {
                 name: n.to_string(),
                 ltype: LogicalType::Long,
                 fsp: 0,
+                refine: Default::default(),
             })
             .collect();
         let none = BTreeMap::new();

@@ -195,6 +195,22 @@ impl Drop for Rowstream {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // a failed test shows what the process said (CI keeps no temp files)
+            let log = self.log_text();
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| !l.contains("checkpoint stored"))
+                .collect();
+            let cut = lines.len().saturating_sub(40).max(40.min(lines.len()));
+            eprintln!(
+                "--- {} (checkpoints left out; the first 40 and the last 40 lines) ---",
+                self.log.display()
+            );
+            for l in lines[..40.min(lines.len())].iter().chain(&lines[cut..]) {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 
@@ -361,4 +377,22 @@ pub fn rowstream_ok(args: &[&str]) -> String {
     let (code, stdout, stderr) = rowstream(args);
     assert_eq!(code, Some(0), "rowstream {args:?}: {stderr}");
     stdout
+}
+
+/// A program `scripts/services.sh up` installs into its tools venv (`kc`, `python`), in the
+/// cache it uses (`ROWSTREAM_CACHE`, else `$XDG_CACHE_HOME/rowstream`, else
+/// `~/.cache/rowstream`); panics naming the fix when it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    let cache = std::env::var("ROWSTREAM_CACHE").unwrap_or_else(|_| {
+        let base = std::env::var("XDG_CACHE_HOME")
+            .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
+        format!("{base}/rowstream")
+    });
+    let bin = PathBuf::from(format!("{cache}/tools-venv/bin/{name}"));
+    assert!(
+        bin.exists(),
+        "{} is missing: `scripts/services.sh up` installs it",
+        bin.display()
+    );
+    bin
 }

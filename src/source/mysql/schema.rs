@@ -13,7 +13,7 @@
 //!   TABLE_MAP's own metadata (binlog_row_metadata=FULL) is used instead, never a misaligned guess.
 
 use crate::checkpoint::store::Store;
-use crate::model::schema::{Column, LogicalType};
+use crate::model::schema::{Column, LogicalType, Refine};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +35,9 @@ pub(crate) struct MyCol {
     /// DECIMAL scale
     #[serde(default)]
     pub(crate) scale: u32,
+    /// DECIMAL precision (0: unknown, a schema history entry written before it was kept)
+    #[serde(default)]
+    pub(crate) precision: u32,
     /// `latin1`, `utf8mb4`, `binary`, ... (None for non-text)
     #[serde(default)]
     pub(crate) charset: Option<String>,
@@ -68,6 +71,7 @@ impl MyCol {
             tiny1: false,
             fsp: 0,
             scale: 0,
+            precision: 0,
             charset: None,
             labels: vec![],
             bits: 0,
@@ -100,8 +104,31 @@ impl MyCol {
             name: self.name.clone(),
             ltype,
             fsp,
+            refine: self.refine(),
         }
     }
+
+    /// What the column's logical type leaves open (see [`Refine`]).
+    fn refine(&self) -> Refine {
+        match self.data_type.as_str() {
+            "float" | "double" | "real" => Refine::Float,
+            "decimal" | "numeric" if self.precision > 0 => {
+                Refine::decimal(self.precision, self.scale)
+            }
+            "decimal" | "numeric" => Refine::Numeric,
+            "bigint" if self.unsigned => Refine::Unsigned64,
+            _ => Refine::None,
+        }
+    }
+}
+
+/// The precision in a DECIMAL's COLUMN_TYPE (`decimal(12,2) unsigned` → 12; 0 when absent).
+fn decimal_precision(column_type: &str) -> u32 {
+    column_type
+        .split_once('(')
+        .and_then(|(_, r)| r.split([',', ')']).next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Parse `enum('a','b''c')` / `set(...)` labels from COLUMN_TYPE.
@@ -209,6 +236,11 @@ pub(crate) async fn load_table(
                 tiny1: ctl.starts_with("tinyint(1)"),
                 fsp,
                 scale: scale.unwrap_or(0) as u32,
+                precision: if dt == "decimal" || dt == "numeric" {
+                    decimal_precision(&ctl)
+                } else {
+                    0
+                },
                 charset: cs.map(|c| c.to_ascii_lowercase()),
                 bits,
                 name,

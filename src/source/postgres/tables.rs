@@ -72,7 +72,9 @@ impl Tables {
         let mut columns = Vec::with_capacity(cols.len());
         for (name, oid, typmod) in cols {
             let k = self.catalog.kind(*oid, *typmod).await?;
-            columns.push(k.column(name));
+            let mut c = k.column(name);
+            c.refine = k.refine(*typmod);
+            columns.push(c);
             kinds.push(k);
         }
         let pk = self.catalog.primary_key(rel).await?;

@@ -9,7 +9,7 @@
 //!   warning upstream, never a made-up value).
 //! - Every type has a kind: unknown ones are their text form (`STRING`).
 
-use crate::model::schema::{Column, LogicalType};
+use crate::model::schema::{Column, LogicalType, Refine};
 use crate::model::time::{parse_date, parse_timestamp};
 use crate::model::value::Value;
 
@@ -59,6 +59,23 @@ impl PgKind {
             name: name.to_string(),
             ltype,
             fsp,
+            refine: Refine::None,
+        }
+    }
+
+    /// What the column's logical type leaves open, from this kind and the column's type
+    /// modifier (`numeric(p,s)`: `((p << 16) | s) + 4`; -1 without one).
+    pub(crate) fn refine(&self, typmod: i32) -> Refine {
+        match self {
+            PgKind::Float => Refine::Float,
+            PgKind::Numeric if typmod >= 4 => {
+                let m = (typmod - 4) as u32;
+                Refine::decimal((m >> 16) & 0xffff, m & 0xffff)
+            }
+            PgKind::Numeric => Refine::Numeric,
+            // whole cents of an int8, two decimals in the C locale the session sets
+            PgKind::Money => Refine::decimal(19, 2),
+            _ => Refine::None,
         }
     }
 }
