@@ -16,7 +16,7 @@
 #                                cache), on 127.0.0.1:9000, for the Parquet sink's S3 test
 #                              - for the Kafka Connect conformance tests (nothing runs): Kafka
 #                                Connect's jars (scripts/connect.sh jars) and kafka-connect-py's
-#                                `kc` (PyPI, in a venv in the cache), and pyarrow for the lake tests
+#                                `kc` (PyPI, in a venv in the cache), pypaimon and pyarrow for the lake tests
 #   scripts/services.sh down   stop them
 #   scripts/services.sh status show what runs
 #
@@ -232,11 +232,12 @@ tools_up() {
       "$TOOLS_VENV/bin/pip" install -q 'kafka-connect-py==1.0.0' >>"$LOG_DIR/tools-install.log" 2>&1 ||
       { tail -20 "$LOG_DIR/tools-install.log" >&2; echo "kafka-connect-py install failed" >&2; exit 1; }
   fi
-  # the lake tests read the sink's Parquet files with pyarrow's dataset reader
-  if ! "$TOOLS_VENV/bin/python" -c 'import pyarrow' 2>/dev/null; then
-    log "installing pyarrow from PyPI into $TOOLS_VENV (first time only)"
-    "$TOOLS_VENV/bin/pip" install -q 'pyarrow==26.0.1' >>"$LOG_DIR/tools-install.log" 2>&1 ||
-      { tail -20 "$LOG_DIR/tools-install.log" >&2; echo "pyarrow install failed" >&2; exit 1; }
+  # the lake tests read what the sink writes with real readers: pyarrow's dataset reader (the
+  # Parquet files) and pypaimon (the Paimon tables; it brings the pyarrow it needs)
+  if ! "$TOOLS_VENV/bin/python" -c 'import pypaimon, pyarrow' 2>/dev/null; then
+    log "installing pypaimon and pyarrow from PyPI into $TOOLS_VENV (first time only)"
+    "$TOOLS_VENV/bin/pip" install -q 'pypaimon==2.1.0' >>"$LOG_DIR/tools-install.log" 2>&1 ||
+      { tail -20 "$LOG_DIR/tools-install.log" >&2; echo "pypaimon install failed" >&2; exit 1; }
   fi
 }
 

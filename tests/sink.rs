@@ -140,8 +140,15 @@ fn sink(cfg: &std::path::Path, idle: Option<u64>) -> std::process::Child {
 /// kill -9 the sink in the middle of its work four times (each run right after it wrote its
 /// second file, and while it writes the next), then let a last run finish.
 fn kill_then_finish(cfg: &std::path::Path) {
+    kill_then_finish_on(cfg, "file written")
+}
+
+/// kill -9 the sink four times, run n right after its log said `needle` (a file written, a
+/// table committed) n + 1 times (so a kill lands between two tables of one commit as well as
+/// between commits), then let a last run finish.
+fn kill_then_finish_on(cfg: &std::path::Path, needle: &str) {
     use std::io::BufRead as _;
-    for _ in 0..4 {
+    for run in 0..4 {
         let mut child = Command::new(bin())
             .args(["sink", "--config"])
             .arg(cfg)
@@ -153,9 +160,9 @@ fn kill_then_finish(cfg: &std::path::Path) {
         let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let mut written = 0;
         for line in lines {
-            if line.unwrap().contains("file written") {
+            if line.unwrap().contains(needle) {
                 written += 1;
-                if written == 2 {
+                if written == run + 1 {
                     break;
                 }
             }
@@ -222,15 +229,23 @@ async fn sink_lands_every_row_once_across_kill9() {
     }
     let landed = read_files(&topic, &files);
     check_landed(&landed, &data);
-    // typed columns: a known snapshot row
-    let (_, bytes) = &files[0];
-    let b = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
-        .unwrap()
-        .build()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
+    // typed columns: a snapshot row (a file whose first row is one)
+    let b = files
+        .iter()
+        .map(|(_, bytes)| {
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
+                .unwrap()
+                .build()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+        })
+        .find(|b| {
+            let i = b.schema().index_of("__sequenceId__").unwrap();
+            b.column(i).as_primitive::<Int64Type>().value(0) == -1
+        })
+        .expect("a file that starts with a snapshot row");
     let s = b.schema();
     let ty = |n: &str| s.field_with_name(n).unwrap().data_type().to_string();
     assert_eq!(ty("id"), "Int64");
@@ -483,4 +498,154 @@ async fn sink_types_columns_from_the_table_schema() {
             )
         ]
     );
+}
+
+/// Reads Paimon tables with pypaimon (merge-on-read): `{"db.table": [rows...]}`, values JSON
+/// cannot carry exactly as their `str`.
+const PYPAIMON_READ: &str = r#"
+import sys, json
+from pypaimon import CatalogFactory
+cat = CatalogFactory.create({"warehouse": sys.argv[1]})
+out = {}
+for name in sys.argv[2:]:
+    table = cat.get_table(name)
+    rb = table.new_read_builder()
+    rows = rb.new_read().to_arrow(rb.new_scan().plan().splits()).to_pylist()
+    out[name] = [{k: v if v is None or isinstance(v, (bool, int, str)) else str(v) for k, v in r.items()} for r in rows]
+print(json.dumps(out))
+"#;
+
+fn pypaimon_read(warehouse: &std::path::Path, tables: &[String]) -> serde_json::Value {
+    let out = Command::new(tool("python"))
+        .args(["-c", PYPAIMON_READ])
+        .arg(warehouse)
+        .args(tables)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pypaimon: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A table's rows as text, sorted, from the source (`sql` selects them) and from pypaimon
+/// (`cols` in order; `None` for NULL).
+fn as_text(rows: &serde_json::Value, cols: &[&str]) -> Vec<Vec<Option<String>>> {
+    let mut out: Vec<Vec<Option<String>>> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            cols.iter()
+                .map(|c| match &r[*c] {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    v => Some(v.to_string()),
+                })
+                .collect()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `rowstream sink` with `format = "paimon"`: a keyed table becomes a primary-key Paimon table,
+/// a keyless one an append table of its changes. Random inserts, updates, deletes and key
+/// changes (and an ALTER ADD COLUMN) stream through rowstream; the sink is killed with kill -9
+/// four times while it commits, then a last run drains the topics. pypaimon's merge-on-read
+/// then equals the source table exactly, and the keyless table holds each change once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sink_writes_paimon_tables_exactly_once_across_kill9() {
+    let name = "rs_sink_paimon";
+    let db = Db::fresh(Flavor::Postgres, name, 0).await;
+    db.exec(
+        "CREATE TABLE acct(id int primary key, bal numeric(12,2), note text, seen timestamptz, flag boolean);
+         CREATE TABLE logt(a int, b text);
+         ALTER TABLE logt REPLICA IDENTITY FULL;
+         INSERT INTO acct SELECT g, g * 1.5, 'n' || g, '2024-11-15 09:30:00.123456+00', g % 2 = 0
+           FROM generate_series(1, 500) g;
+         INSERT INTO logt SELECT g, 'l' || g FROM generate_series(1, 50) g;",
+    )
+    .await;
+    let rs = Rowstream::start(&db.name, &db.config("", ""));
+    let mut r = Reader::new(&db.topic("acct"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 500);
+    db.wait_streaming().await;
+    // a seeded mix of changes, in transactions of a few statements
+    let mut seed: u64 = 20261207;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut fresh = 1000;
+    for round in 0..300 {
+        if round == 150 {
+            db.exec("ALTER TABLE acct ADD COLUMN extra int").await;
+        }
+        let mut sql = String::from("BEGIN;");
+        for _ in 0..3 {
+            let id = 1 + next(600);
+            sql += &match next(5) {
+                0 => {
+                    fresh += 1;
+                    format!("INSERT INTO acct (id, bal, note) VALUES ({fresh}, {}.25, 'i') ON CONFLICT DO NOTHING;", next(1000))
+                }
+                1 => {
+                    format!("UPDATE acct SET bal = bal + 1.01, note = 'u{round}' WHERE id = {id};")
+                }
+                2 => format!("DELETE FROM acct WHERE id = {id};"),
+                3 => {
+                    fresh += 1;
+                    format!("UPDATE acct SET id = {fresh} WHERE id = {id};")
+                }
+                _ if round > 150 => format!("UPDATE acct SET extra = {round} WHERE id = {id};"),
+                _ => format!(
+                    "INSERT INTO logt VALUES ({round}, 'x'); DELETE FROM logt WHERE a = {id};"
+                ),
+            };
+        }
+        sql += "COMMIT;";
+        db.exec(&sql).await;
+    }
+    db.exec("INSERT INTO acct (id, note) VALUES (999999, 'last')")
+        .await;
+    r.until(120, "the last row", |x| {
+        x.iter().any(|r| r.key.as_deref() == Some("999999"))
+    });
+    assert_eq!(rs.stop(), 0);
+    let warehouse = std::env::temp_dir().join(format!("rowstream-test-{name}-warehouse"));
+    let _ = std::fs::remove_dir_all(&warehouse);
+    std::fs::create_dir_all(&warehouse).unwrap();
+    let cfg = std::env::temp_dir().join(format!("rowstream-test-{name}-sink.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[kafka]\nbrokers = \"{BROKER}\"\n[sink]\nformat = \"paimon\"\ntopics = [\"{}\", \"{}\"]\nurl = \"{}\"\nflush_records = 97\nflush_interval_ms = 60000\n[sink.table_options]\nbucket = \"2\"\n",
+            db.topic("acct"),
+            db.topic("logt"),
+            warehouse.display()
+        ),
+    )
+    .unwrap();
+    kill_then_finish_on(&cfg, "paimon: table committed");
+    let acct = format!("{name}.acct");
+    let logt = format!("{name}.logt");
+    let got = pypaimon_read(&warehouse, &[acct.clone(), logt.clone()]);
+    let mut want = db
+        .rows("SELECT id::text, bal::text, note, extra::text, CASE WHEN flag THEN 'true' WHEN NOT flag THEN 'false' END FROM acct")
+        .await;
+    want.sort();
+    let paimon = as_text(&got[&acct], &["id", "bal", "note", "extra", "flag"]);
+    assert_eq!(paimon.len(), want.len(), "row count");
+    assert_eq!(paimon, want);
+    // the keyless table: its 50 snapshot rows and each change once, with its op
+    let log = got[&logt].as_array().unwrap();
+    let mut lr = Reader::new(&db.topic("logt"));
+    let total = lr.end_offsets_total();
+    let topic_ops = count_data(lr.until(60, "every logt record", |x| x.len() as i64 >= total));
+    assert_eq!(log.len(), topic_ops, "{log:?}");
 }

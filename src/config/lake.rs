@@ -49,6 +49,29 @@ pub(crate) struct LakeSection {
     /// such a value lands as null, its column named in the row's `__unchanged__` list.
     #[serde(default = "default_toast_placeholder")]
     pub(crate) toast_placeholder: String,
+    /// What is written: `parquet` (the change log as files named by offsets) or `paimon`
+    /// (one Paimon table per source table in the warehouse `url`).
+    #[serde(default)]
+    pub(crate) format: LakeFormat,
+    /// `paimon`: the commit user of the sink's commits (one per sink landing a warehouse).
+    #[serde(default = "default_commit_user")]
+    pub(crate) commit_user: String,
+    /// `paimon`: options of the tables the sink creates (`bucket`, `file.format`, ...).
+    #[serde(default)]
+    pub(crate) table_options: BTreeMap<String, String>,
+}
+
+/// What `rowstream sink` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LakeFormat {
+    #[default]
+    Parquet,
+    Paimon,
+}
+
+fn default_commit_user() -> String {
+    "rowstream-sink".into()
 }
 
 fn default_toast_placeholder() -> String {

@@ -36,7 +36,7 @@ pub(crate) use error::ConfigError;
 pub(crate) use kafka::{
     is_secret_property, read_from, Fetch, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES,
 };
-pub(crate) use lake::LakeConfig;
+pub(crate) use lake::{LakeConfig, LakeFormat};
 pub(crate) use runtime::{
     AdminConfig, EncodeConfig, HeartbeatConfig, Profile, SnapshotConfig, SnapshotMode,
     StateBackend, StateConfig,

@@ -24,8 +24,9 @@
 //!   sink with its topic, partition and offset: nothing is skipped silently.
 //! - Row values are never logged.
 mod columns;
+mod paimon;
 
-use crate::config::LakeConfig;
+use crate::config::{LakeConfig, LakeFormat};
 use crate::error::Error;
 use crate::format::record::{Column, Envelope, RawValues};
 use crate::model::schema::{Refine, TYPES_HEADER};
@@ -60,6 +61,8 @@ struct Pending {
 struct Lake {
     store: Arc<dyn ObjectStore>,
     prefix: StorePath,
+    /// the directory, for a store on the local filesystem
+    local: Option<std::path::PathBuf>,
 }
 
 /// `<topic>+<partition>+<first>+<last>.parquet` → (first, last).
@@ -92,6 +95,7 @@ fn open_store(cfg: &LakeConfig) -> Result<Lake, Error> {
         return Ok(Lake {
             store: Arc::new(store),
             prefix: StorePath::default(),
+            local: Some(dir.into()),
         });
     }
     let parsed = url::Url::parse(url).map_err(|e| setup(&e))?;
@@ -100,6 +104,7 @@ fn open_store(cfg: &LakeConfig) -> Result<Lake, Error> {
     Ok(Lake {
         store: Arc::from(store),
         prefix,
+        local: None,
     })
 }
 
@@ -123,6 +128,16 @@ impl Lake {
             .try_collect()
             .await
             .map_err(|e| store_error("list", &dir, e))?;
+        if let Some(root) = &self.local {
+            // a put the run was killed in leaves `<name>#<n>`, which listings never show
+            let path = root.join(dir.as_ref());
+            for e in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().contains('#') {
+                    let _ = std::fs::remove_file(e.path());
+                    tracing::info!(file = %e.path().display(), "deleted a file a stopped run left unfinished");
+                }
+            }
+        }
         let mut next = None;
         for m in listed {
             let Some(name) = m.location.filename() else {
@@ -194,6 +209,9 @@ pub(crate) async fn run(
 ) -> Result<Written, Error> {
     let lake = open_store(cfg)?;
     let consumer = consumer(cfg)?;
+    if cfg.sink.format == LakeFormat::Paimon {
+        return run_paimon(cfg, &lake, &consumer, stop, idle).await;
+    }
     // per partition: the first offset not yet in a file
     let resume = assign(cfg, &lake, &consumer).await?;
     let mut files = Files {
@@ -217,16 +235,7 @@ pub(crate) async fn run(
                 continue; // in a file already (see `config::read_from`)
             }
             let payload = m.payload().unwrap_or_default();
-            let types = {
-                use rdkafka::message::Headers as _;
-                m.headers().and_then(|h| {
-                    h.iter()
-                        .find(|x| x.key == TYPES_HEADER)
-                        .and_then(|x| x.value)
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                })
-            };
-            if !files.land(key, offset, payload, types).await? {
+            if !files.land(key, offset, payload, types_header(&m)).await? {
                 continue; // not a row (a heartbeat, a DDL record): on to the next record
             }
         }
@@ -236,6 +245,104 @@ pub(crate) async fn run(
         }
     }
     files.close_all().await
+}
+
+/// The record's `rowstream.types` header.
+fn types_header(m: &rdkafka::message::OwnedMessage) -> Option<&str> {
+    use rdkafka::message::Headers as _;
+    m.headers().and_then(|h| {
+        h.iter()
+            .find(|x| x.key == TYPES_HEADER)
+            .and_then(|x| x.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    })
+}
+
+/// `format = "paimon"`: land the topics into Paimon tables until `stop` (or `idle`); every
+/// row read is committed when it returns `Ok`.
+async fn run_paimon(
+    cfg: &LakeConfig,
+    lake: &Lake,
+    consumer: &StreamConsumer,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    idle: Option<Duration>,
+) -> Result<Written, Error> {
+    let url = cfg.sink.url.trim();
+    if url.contains("://") && !url.starts_with("file://") {
+        return Err(Error::setup(
+            format!("sink.url `{url}`: a Paimon warehouse is a directory here"),
+            "give a directory (/var/lake, file:///var/lake) for format = \"paimon\"",
+        ));
+    }
+    let dir = url.strip_prefix("file://").unwrap_or(url);
+    let dir = std::fs::canonicalize(dir).map_err(|e| {
+        Error::setup(
+            format!("sink directory {dir}: {e}"),
+            "set sink.url to a directory rowstream can write",
+        )
+    })?;
+    let (mut tables, resume) = paimon::PaimonLake::open(&dir.to_string_lossy(), lake, cfg).await?;
+    let mut tpl = TopicPartitionList::new();
+    for topic in &cfg.sink.topics {
+        for p in partitions_of(cfg, consumer, topic)? {
+            let at = match resume.get(&(topic.clone(), p)) {
+                Some(&o) => Offset::Offset(crate::config::read_from(o)),
+                None => Offset::Beginning,
+            };
+            tracing::info!(topic = %topic, partition = p, from = ?resume.get(&(topic.clone(), p)), "landing into paimon");
+            tpl.add_partition_offset(topic, p, at)
+                .map_err(|e| Error::fatal(e.to_string()))?;
+        }
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| Error::fatal(format!("cannot read the topics: {e}")))?;
+    let mut written = Written::default();
+    let max_age = Duration::from_millis(cfg.sink.flush_interval_ms);
+    let mut last_record = Instant::now();
+    let mut since: Option<Instant> = None;
+    loop {
+        let Some(msg) = next_message(consumer, &mut stop).await else {
+            break;
+        };
+        if let Some(m) = msg {
+            last_record = Instant::now();
+            if resume
+                .get(&(m.topic().to_string(), m.partition()))
+                .is_some_and(|&r| m.offset() < r)
+            {
+                continue;
+            }
+            let before = tables.pending();
+            tables
+                .land(
+                    (m.topic(), m.partition()),
+                    m.offset(),
+                    m.payload().unwrap_or_default(),
+                    types_header(&m),
+                )
+                .await?;
+            if tables.pending() > before && since.is_none() {
+                since = Some(Instant::now());
+            }
+        }
+        let due = since.is_some_and(|s| s.elapsed() >= max_age);
+        if tables.pending() >= cfg.sink.flush_records || due {
+            written.rows += tables.pending() as u64;
+            tables.flush().await?;
+            written.files += 1;
+            since = None;
+        }
+        if idle.is_some_and(|i| last_record.elapsed() >= i) {
+            break;
+        }
+    }
+    written.rows += tables.pending() as u64;
+    if tables.pending() > 0 {
+        written.files += 1;
+    }
+    tables.flush().await?;
+    Ok(written)
 }
 
 /// The sink's Kafka consumer, with the reader settings of its config.
