@@ -306,6 +306,26 @@ SINK_RSS=$(sed -n 's/^RSS \([0-9]*\)/\1/p' "$WORK/sink.log" | tail -1)
 SINK_ROWS=$(sed -n 's/.*sink stopped files=[0-9]* rows=\([0-9]*\).*/\1/p' "$WORK/sink.log" | tail -1)
 SINK_BYTES=$(du -sb "$WORK/lake" | cut -f1)
 
+echo "== sink: the snapshot's topic ($SNAP rows) into a Paimon table =="
+mkdir -p "$WORK/warehouse"
+cat >"$WORK/sink-paimon.toml" <<TOML
+[kafka]
+brokers = "127.0.0.1:9092"
+[sink]
+format = "paimon"
+topics = ["$RUN-snap.public.t"]
+url = "$WORK/warehouse"
+flush_records = 50000
+[sink.table_options]
+bucket = "2"
+TOML
+t0=$(now)
+/usr/bin/time -f "RSS %M" "$BIN" sink --config "$WORK/sink-paimon.toml" --idle-exit-secs 1 2>"$WORK/sink-paimon.log" || { tail -5 "$WORK/sink-paimon.log" >&2; }
+PSINK_SECS=$(python3 -c "print(f'{$(now)-$t0-1:.3f}')")
+PSINK_RSS=$(sed -n 's/^RSS \([0-9]*\)/\1/p' "$WORK/sink-paimon.log" | tail -1)
+PSINK_ROWS=$(sed -n 's/.*sink stopped files=[0-9]* rows=\([0-9]*\).*/\1/p' "$WORK/sink-paimon.log" | tail -1)
+PSINK_BYTES=$(du -sb "$WORK/warehouse" | cut -f1)
+
 
 echo "== exactly-once: $N changes, off vs on (state in Kafka both times) =="
 reset_db
@@ -343,6 +363,8 @@ snapshot $SNAP rows:
   rowstream vs debezium: $(ratio "${DBZS_SECS:-0}" "$RSS_SECS")x faster
 rowstream sink, the snapshot topic into Parquet (zstd) on the local disk:
   ${SINK_ROWS:-?} rows in ${SINK_SECS}s  $(rate "${SINK_ROWS:-0}" $SINK_SECS)  max RSS $(mb "${SINK_RSS:-}") MB  files $(mb "$((SINK_BYTES/1024))") MB
+rowstream sink, the snapshot topic into a Paimon primary-key table (bucket = 2) on the local disk:
+  ${PSINK_ROWS:-?} rows in ${PSINK_SECS}s  $(rate "${PSINK_ROWS:-0}" $PSINK_SECS)  max RSS $(mb "${PSINK_RSS:-}") MB  warehouse $(mb "$((PSINK_BYTES/1024))") MB
 exactly-once, $N changes into Apache Kafka (state in Kafka both times):
   exactly_once = false ${EOS_OFF_SECS}s  $(rate $N $EOS_OFF_SECS)  max RSS $(mb "$EOS_OFF_RSS") MB
   exactly_once = true  ${EOS_ON_SECS}s  $(rate $N $EOS_ON_SECS)  max RSS $(mb "$EOS_ON_RSS") MB

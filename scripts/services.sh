@@ -226,6 +226,8 @@ s3_up() {
 # scripts/connect.sh) and kafka-connect-py's `kc`, a Connect REST client from PyPI.
 tools_up() {
   "$ROOT/scripts/connect.sh" jars >/dev/null
+  # Paimon's own Java reader, which the lake tests read the sink's Paimon tables with
+  "$ROOT/scripts/paimon-read.sh" jars >/dev/null
   if [ ! -x "$TOOLS_VENV/bin/kc" ]; then
     log "installing kafka-connect-py from PyPI into $TOOLS_VENV (first time only)"
     python3 -m venv "$TOOLS_VENV" >"$LOG_DIR/tools-install.log" 2>&1 &&
@@ -245,7 +247,7 @@ up() {
   need_root
   mkdir -p "$CACHE" "$LOG_DIR"
   # postgres server and client; build dependencies of rdkafka (ssl, sasl/gssapi, zstd)
-  apt_install postgresql-$PG_VER postgresql-client-$PG_VER mariadb-server mariadb-client build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3 python3-venv openjdk-17-jre-headless maven
+  apt_install postgresql-$PG_VER postgresql-client-$PG_VER mariadb-server mariadb-client build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev python3 python3-venv openjdk-17-jdk-headless maven
   configure_cluster main 5432 logical
   configure_cluster replica 5433 replica
   start_cluster main 5432

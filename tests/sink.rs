@@ -642,6 +642,27 @@ async fn sink_writes_paimon_tables_exactly_once_across_kill9() {
     let paimon = as_text(&got[&acct], &["id", "bal", "note", "extra", "flag"]);
     assert_eq!(paimon.len(), want.len(), "row count");
     assert_eq!(paimon, want);
+    // Paimon's own Java reader (scripts/paimon-read.sh) reads the same rows
+    let out = Command::new(repo_root().join("scripts/paimon-read.sh"))
+        .arg(&warehouse)
+        .args([&acct, &logt])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "paimon-read.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let java: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        as_text(&java[&acct], &["id", "bal", "note", "extra", "flag"]),
+        want,
+        "Java Paimon's read"
+    );
+    assert_eq!(
+        java[&logt].as_array().map(Vec::len),
+        got[&logt].as_array().map(Vec::len)
+    );
     // the keyless table: its 50 snapshot rows and each change once, with its op
     let log = got[&logt].as_array().unwrap();
     let mut lr = Reader::new(&db.topic("logt"));

@@ -350,7 +350,7 @@ impl Broker {
 }
 
 /// The repository's root (where scripts/ is).
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
