@@ -309,23 +309,27 @@ async fn export_of_a_busy_topic_ends_at_the_end_taken_at_its_start() {
     }
     p.flush(Duration::from_secs(30)).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(200));
+    // records handed to the producer (an upper bound of the log), and records it flushed
+    // (in the log: a lower bound)
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(200));
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(200));
     let writer = {
-        let (stop, written, topic) = (stop.clone(), written.clone(), topic.clone());
+        let (stop, sent, acked, topic) = (stop.clone(), sent.clone(), acked.clone(), topic.clone());
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if p.send(BaseRecord::to(&topic).key("busy").payload("{}"))
-                    .is_ok()
-                {
-                    written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                p.send(BaseRecord::to(&topic).key("busy").payload("{}"))
+                    .map_err(|(e, _)| e)
+                    .unwrap();
                 p.flush(Duration::from_secs(10)).unwrap();
+                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         })
     };
-    // the producer is writing when the export starts, and goes on until it has ended
+    // the producer is writing when the export starts (250 records in the log), and goes on
+    // until it has ended
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while written.load(std::sync::atomic::Ordering::Relaxed) < 250 {
+    while acked.load(std::sync::atomic::Ordering::Relaxed) < 250 {
         assert!(
             std::time::Instant::now() < deadline,
             "the producer does not write"
@@ -333,7 +337,7 @@ async fn export_of_a_busy_topic_ends_at_the_end_taken_at_its_start() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let out = export(&topic, &["--column", "__offset__"]);
-    let produced_by_then = written.load(std::sync::atomic::Ordering::Relaxed);
+    let produced_by_then = sent.load(std::sync::atomic::Ordering::Relaxed);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     let offsets: Vec<i64> = lines(&out)
