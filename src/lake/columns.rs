@@ -60,6 +60,26 @@ pub(crate) struct Rows {
     pub(crate) placeholder: String,
 }
 
+/// A record's columns (`schema.dataColumn`) refined by its `rowstream.types` header.
+pub(crate) fn record_columns(
+    columns: &RawValue,
+    types: Option<&str>,
+) -> Result<Vec<Col>, serde_json::Error> {
+    let cols: Vec<crate::format::record::Column> = serde_json::from_str(columns.get())?;
+    let refine: Vec<Refine> = types
+        .map(|t| t.split(';').map(Refine::parse).collect())
+        .unwrap_or_default();
+    Ok(cols
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| Col {
+            name: c.name,
+            ltype: c.ltype,
+            refine: refine.get(i).copied().unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// The Arrow type of a table column.
 pub(crate) fn arrow_type(ltype: &str, refine: Refine) -> DataType {
     match (ltype, refine) {

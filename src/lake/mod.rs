@@ -28,9 +28,9 @@ mod paimon;
 
 use crate::config::{LakeConfig, LakeFormat};
 use crate::error::Error;
-use crate::format::record::{Column, Envelope, RawValues};
-use crate::model::schema::{Refine, TYPES_HEADER};
-use columns::{Col, Row, Rows};
+use crate::format::record::{Envelope, RawValues};
+use crate::model::schema::TYPES_HEADER;
+use columns::{record_columns, Row, Rows};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -595,7 +595,7 @@ impl Pending {
         where_: &dyn Fn() -> String,
     ) -> Result<Pending, Error> {
         let (partition, offset) = at;
-        let cols: Vec<Column> = serde_json::from_str(columns.get()).map_err(|err| {
+        let columns = record_columns(columns, types).map_err(|err| {
             Error::setup(
                 format!(
                     "{}: schema.dataColumn is not a column list: {err}",
@@ -604,9 +604,6 @@ impl Pending {
                 "land only topics rowstream (or DataWorks) writes",
             )
         })?;
-        let refine: Vec<Refine> = types
-            .map(|t| t.split(';').map(Refine::parse).collect())
-            .unwrap_or_default();
         #[derive(serde::Deserialize)]
         struct Member<'a> {
             #[serde(borrow)]
@@ -622,15 +619,7 @@ impl Pending {
         Ok(Pending {
             schema: identity,
             rows: Rows {
-                columns: cols
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, c)| Col {
-                        name: c.name,
-                        ltype: c.ltype,
-                        refine: refine.get(i).copied().unwrap_or_default(),
-                    })
-                    .collect(),
+                columns,
                 partition,
                 rows: Vec::new(),
                 metadata,

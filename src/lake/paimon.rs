@@ -23,10 +23,10 @@
 //!   after every row before it. Other DDL records are not rows.
 //! - An unchanged TOASTed value (the log did not carry it) cannot be written without erasing the
 //!   stored one: it stops the sink naming the table and the fix (REPLICA IDENTITY FULL).
-use super::columns::{arrow_type, Col, Row, Rows};
+use super::columns::{arrow_type, record_columns, Col, Row, Rows};
 use super::Lake;
 use crate::error::Error;
-use crate::format::record::{Column, Envelope, RawValues};
+use crate::format::record::{Envelope, RawValues};
 use crate::model::schema::Refine;
 use arrow_array::{ArrayRef, Int8Array, RecordBatch, StringArray};
 use arrow_schema::{DataType as ArrowType, Field, Schema as ArrowSchema};
@@ -637,26 +637,6 @@ fn ltype_of(t: &DataType) -> (&'static str, Refine) {
         DataType::VarBinary(_) | DataType::Binary(_) => ("BYTES", Refine::None),
         _ => ("STRING", Refine::None),
     }
-}
-
-/// A record's columns (`schema.dataColumn`) refined by its `rowstream.types` header.
-fn record_columns(
-    columns: &serde_json::value::RawValue,
-    types: Option<&str>,
-) -> Result<Vec<Col>, serde_json::Error> {
-    let cols: Vec<Column> = serde_json::from_str(columns.get())?;
-    let refine: Vec<Refine> = types
-        .map(|t| t.split(';').map(Refine::parse).collect())
-        .unwrap_or_default();
-    Ok(cols
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| Col {
-            name: c.name,
-            ltype: c.ltype,
-            refine: refine.get(i).copied().unwrap_or_default(),
-        })
-        .collect())
 }
 
 /// A table's pending rows as the batch Paimon writes: the table's columns, then the row kind
