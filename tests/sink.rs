@@ -338,14 +338,17 @@ print(json.dumps(out))
 
 /// The sink's files under `dir` as pyarrow reads them.
 fn pyarrow_read(dir: &std::path::Path) -> serde_json::Value {
-    let out = Command::new(tool("python"))
-        .args(["-c", PYARROW_READ])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let mut c = Command::new(tool("python"));
+    c.args(["-c", PYARROW_READ]).arg(dir);
+    json_of(c, "pyarrow")
+}
+
+/// Run a reader and parse the JSON it prints; panics with its stderr when it fails.
+fn json_of(mut c: Command, what: &str) -> serde_json::Value {
+    let out = c.output().unwrap();
     assert!(
         out.status.success(),
-        "pyarrow: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
@@ -516,18 +519,9 @@ print(json.dumps(out))
 "#;
 
 fn pypaimon_read(warehouse: &std::path::Path, tables: &[String]) -> serde_json::Value {
-    let out = Command::new(tool("python"))
-        .args(["-c", PYPAIMON_READ])
-        .arg(warehouse)
-        .args(tables)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pypaimon: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let mut c = Command::new(tool("python"));
+    c.args(["-c", PYPAIMON_READ]).arg(warehouse).args(tables);
+    json_of(c, "pypaimon")
 }
 
 /// A table's rows as text, sorted, from the source (`sql` selects them) and from pypaimon
@@ -643,17 +637,9 @@ async fn sink_writes_paimon_tables_exactly_once_across_kill9() {
     assert_eq!(paimon.len(), want.len(), "row count");
     assert_eq!(paimon, want);
     // Paimon's own Java reader (scripts/paimon-read.sh) reads the same rows
-    let out = Command::new(repo_root().join("scripts/paimon-read.sh"))
-        .arg(&warehouse)
-        .args([&acct, &logt])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "paimon-read.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let java: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut c = Command::new(repo_root().join("scripts/paimon-read.sh"));
+    c.arg(&warehouse).args([&acct, &logt]);
+    let java = json_of(c, "paimon-read.sh");
     assert_eq!(
         as_text(&java[&acct], &["id", "bal", "note", "extra", "flag"]),
         want,
