@@ -1555,3 +1555,95 @@ async fn refused_exactly_once_start_costs_no_other_connector() {
 fn inner_brokers(inner: u16) -> String {
     format!("127.0.0.1:{inner}")
 }
+
+/// The operator's view of a snapshot: one stream of progress lines (`rowstream::progress`,
+/// plain numbers), the snapshot driver logging only a table's start and finish, and no Rust
+/// `Debug` wrapper (`Some(..)`, `None`) in any line.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_progress_is_one_stream_of_plain_values() {
+    let name = "rs_progress_lines";
+    state_dir(name);
+    let db = fresh_db(name).await;
+    // `big` is analyzed (the catalog has an estimate); `fresh` never was (none)
+    db.batch_execute(
+        "CREATE TABLE big(id int primary key, v int);
+         INSERT INTO big SELECT g, g FROM generate_series(1, 600000) g; ANALYZE big;
+         CREATE TABLE fresh(id int primary key); INSERT INTO fresh VALUES (1)",
+    )
+    .await
+    .unwrap();
+    let rs = Rowstream::start_with(
+        name,
+        &config(name, "", ""),
+        &["--progress", "log", "--progress-interval-secs", "1"],
+    );
+    wait_for(120, "both snapshots finished in the log", || async {
+        rs.log_text().matches("snapshot finished").count() == 2
+    })
+    .await;
+    assert!(
+        rs.log_text()
+            .contains("snapshot finished table=public.big rows=600000 "),
+        "{}",
+        rs.log_text()
+    );
+    let log = rs.log_text();
+    let lines: Vec<&str> = log.lines().collect();
+    let debug: Vec<&&str> = lines
+        .iter()
+        .filter(|l| !l.contains(" DEBUG ") && !l.contains(" TRACE "))
+        .filter(|l| l.contains("Some(") || l.contains("=None"))
+        .collect();
+    assert!(debug.is_empty(), "Debug wrappers in the log: {debug:#?}");
+    let progress: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("snapshot progress"))
+        .collect();
+    assert!(
+        !progress.is_empty(),
+        "no snapshot progress line while 600,000 rows were read"
+    );
+    let mut counts = vec![];
+    for l in &progress {
+        assert!(
+            l.contains("rowstream::progress: snapshot progress") && l.contains(" rows="),
+            "a progress line from elsewhere, or without its figures: {l}"
+        );
+        counts.push(
+            l.split(" rows=")
+                .nth(1)
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("rows is not a plain number: {l}")),
+        );
+    }
+    // the count moves within the table's chunks, not only between them
+    assert!(
+        counts.iter().any(|&n| n > 0 && n < 600_000),
+        "no progress line showed the snapshot under way: {progress:#?}"
+    );
+    let started = |t: &str| -> String {
+        lines
+            .iter()
+            .find(|l| l.contains("snapshot started") && l.contains(&format!("table=public.{t}")))
+            .unwrap_or_else(|| panic!("no `snapshot started` line for {t}:\n{log}"))
+            .to_string()
+    };
+    let big = started("big");
+    let est: u64 = big
+        .split("estimated_rows=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no plain estimated_rows in: {big}"));
+    assert!(
+        (500_000..=700_000).contains(&est),
+        "estimate {est} far from 600,000: {big}"
+    );
+    let fresh = started("fresh");
+    assert!(
+        !fresh.contains("estimated_rows"),
+        "a never-analyzed table has no estimate to log: {fresh}"
+    );
+    assert_eq!(rs.stop(), 0);
+}

@@ -79,10 +79,21 @@ pub(crate) fn start(metrics: Arc<Metrics>, mode: Mode, every: Duration) -> Progr
             *BARS.lock().unwrap_or_else(|e| e.into_inner()) = Some(mp.clone());
             Some(tokio::spawn(bars(metrics, mp)))
         }
-        Mode::Log => Some(tokio::spawn(log_lines(metrics, every))),
+        Mode::Log => Some(tokio::spawn(log_lines(metrics, every, true))),
         _ => None,
     };
     Progress(task)
+}
+
+/// A worker's connector: its snapshot progress lines (no streaming lines: a worker runs many
+/// connectors, their figures are on `/metrics` and REST), under a `connector` span naming it,
+/// until dropped.
+pub(crate) fn snapshot_lines(metrics: Arc<Metrics>, connector: &str, every: Duration) -> Progress {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(target: LOG_TARGET, "connector", name = %connector);
+    Progress(Some(tokio::spawn(
+        log_lines(metrics, every, false).instrument(span),
+    )))
 }
 
 /// Changes per second between two readings.
@@ -221,7 +232,10 @@ async fn bars(m: Arc<Metrics>, mp: MultiProgress) {
     }
 }
 
-async fn log_lines(m: Arc<Metrics>, every: Duration) {
+/// The one stream of progress lines: `snapshot progress` per table being snapshotted (the
+/// snapshot driver logs only when a table's snapshot starts and finishes), then `streaming`
+/// (when `streaming`). Values are plain numbers; one not known is left out, never `None`.
+async fn log_lines(m: Arc<Metrics>, every: Duration, streaming: bool) {
     let mut rate = Rate::new(&m);
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
@@ -239,23 +253,33 @@ async fn log_lines(m: Arc<Metrics>, every: Duration) {
             } else {
                 0.0
             };
-            let eta = match s.estimate {
-                Some(n) if per_sec > 0.0 && n > s.rows => {
-                    format!("{:.0}", (n - s.rows) as f64 / per_sec)
+            let rows_per_sec = per_sec.round() as u64;
+            match s.estimate.filter(|&n| n > 0) {
+                Some(n) => {
+                    let eta_secs = match per_sec > 0.0 && n > s.rows {
+                        true => ((n - s.rows) as f64 / per_sec).round() as u64,
+                        false => 0,
+                    };
+                    tracing::info!(target: LOG_TARGET,
+                        table = %table,
+                        rows = s.rows,
+                        estimated_rows = n,
+                        pct = (s.rows * 100 / n).min(100),
+                        rows_per_sec,
+                        eta_secs,
+                        "snapshot progress"
+                    );
                 }
-                _ => "-".into(),
-            };
-            tracing::info!(target: LOG_TARGET,
-                table = %table,
-                rows = s.rows,
-                estimate = s.estimate.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-                rows_per_sec = per_sec.round() as u64,
-                eta_secs = %eta,
-                "snapshot progress"
-            );
+                None => tracing::info!(target: LOG_TARGET,
+                    table = %table,
+                    rows = s.rows,
+                    rows_per_sec,
+                    "snapshot progress"
+                ),
+            }
         }
         let r = rate.next(&m);
-        if !snapshotting {
+        if !snapshotting && streaming {
             use std::sync::atomic::Ordering::Relaxed;
             tracing::info!(target: LOG_TARGET,
                 changes_per_sec = r.round() as u64,

@@ -566,8 +566,8 @@ fn acknowledge(state: &State, stats: &Metrics, ack: &watch::Sender<Option<Source
         .store(crate::model::time::now_ms(), Ordering::Relaxed);
     if let Some(p) = &state.position {
         ack.send_replace(Some(p.clone()));
+        tracing::debug!(target: LOG_TARGET, position = %p, "checkpoint stored");
     }
-    tracing::debug!(target: LOG_TARGET, position = ?state.position, "checkpoint stored");
 }
 
 #[cfg(test)]

@@ -874,6 +874,12 @@ async fn keep_target(
 /// connector is still assigned to it (when the group moved it away, the worker stops it
 /// first), so a connector never stays down waiting for a person.
 async fn supervise(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
+    // the connector's snapshot progress lines, while it runs here
+    let _progress = crate::connect::progress::snapshot_lines(
+        control.metrics.clone(),
+        &control.name,
+        Duration::from_secs(10),
+    );
     let mut wait = Duration::from_secs(3);
     loop {
         let r = crate::connect::run::run_connector(&control, stop.clone(), false).await;

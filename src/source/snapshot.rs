@@ -1,5 +1,7 @@
 //! The snapshot driver both sources use: tables one after another, each read in chunks by a
-//! source-specific [`TableReader`], rows batched out as snapshot `INSERT`s, progress logged,
+//! source-specific [`TableReader`], rows batched out as snapshot `INSERT`s, progress counted in
+//! the metrics (whose one reader, `connect::progress`, shows it; the driver logs only a table's
+//! start and finish),
 //! shutdown honoured at every chunk boundary, and `Marker::Snapshot` progress after every chunk.
 //!
 //! Invariants:
@@ -22,11 +24,8 @@ use crate::model::schema::TableSchema;
 use crate::model::value::Row;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::watch;
-
-/// How often progress is logged while a table is read.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The database-specific half of a snapshot: reading one table in chunks.
 pub(crate) trait TableReader: Send {
@@ -60,7 +59,13 @@ pub(crate) struct RowOut<'a> {
     dest: Dest<'a>,
     schema: Arc<TableSchema>,
     rows: u64,
+    /// the connector's metrics and the table's name: the row count is published there every
+    /// [`PUBLISH_EVERY`] rows, so progress shows inside a large chunk too
+    progress: Option<(Arc<crate::metrics::Metrics>, String)>,
 }
+
+/// Rows between two publications of a table's snapshot row count.
+const PUBLISH_EVERY: u64 = 8192;
 
 enum Dest<'a> {
     Out(&'a mut Batcher),
@@ -74,6 +79,7 @@ impl<'a> RowOut<'a> {
             dest: Dest::Buffer(buf),
             schema,
             rows: 0,
+            progress: None,
         }
     }
 
@@ -95,6 +101,11 @@ impl<'a> RowOut<'a> {
     /// One snapshot row, its values in table column order.
     pub(crate) async fn row(&mut self, after: Row) -> Result<(), Closed> {
         self.rows += 1;
+        if self.rows % PUBLISH_EVERY == 0 {
+            if let Some((m, table)) = &self.progress {
+                m.snapshot_progress(table, self.rows, false);
+            }
+        }
         match &mut self.dest {
             Dest::Buffer(b) => {
                 b.push(after);
@@ -188,7 +199,10 @@ async fn snapshot_table<R: TableReader>(
     let name = schema.id.pattern_name();
     let started = Instant::now();
     let estimate = reader.begin(table).await?;
-    tracing::info!(table = %name, estimated_rows = ?estimate, "snapshot started");
+    match estimate {
+        Some(e) => tracing::info!(table = %name, estimated_rows = e, "snapshot started"),
+        None => tracing::info!(table = %name, "snapshot started"),
+    }
     let metrics = out.metrics();
     if let Some(m) = &metrics {
         m.snapshot_started(&name, estimate);
@@ -197,17 +211,13 @@ async fn snapshot_table<R: TableReader>(
         dest: Dest::Out(out),
         schema,
         rows: 0,
+        progress: metrics.clone().map(|m| (m, name.clone())),
     };
     let mut cursor = None;
-    let mut last_log = Instant::now();
     loop {
         cursor = reader.read_chunk(table, cursor, &mut rows).await?;
         if let Some(m) = &metrics {
             m.snapshot_progress(&name, rows.rows, false);
-        }
-        if last_log.elapsed() > PROGRESS_EVERY {
-            progress(&name, rows.rows, estimate, started);
-            last_log = Instant::now();
         }
         let Some(c) = &cursor else { break };
         rows.marker(progress_marker(&name, at, c)).await?;
@@ -230,7 +240,7 @@ async fn snapshot_table<R: TableReader>(
     out.flush().await?;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
-        table = %name, rows = n, secs = format!("{secs:.2}"),
+        table = %name, rows = n, secs = (secs * 100.0).round() / 100.0,
         rows_per_sec = (n as f64 / secs.max(1e-6)) as u64,
         "snapshot finished"
     );
@@ -248,21 +258,6 @@ fn progress_marker<C: serde::Serialize>(
         fence: Some(at.clone()),
         step: SnapshotStep::At(serde_json::to_value(cursor).unwrap_or_default()),
     })
-}
-
-fn progress(table: &str, rows: u64, estimate: Option<u64>, started: Instant) {
-    let rate = rows as f64 / started.elapsed().as_secs_f64().max(1e-6);
-    match estimate.filter(|&e| e > 0) {
-        Some(e) => tracing::info!(
-            table,
-            rows,
-            estimated_rows = e,
-            pct = (rows * 100 / e).min(100),
-            rows_per_sec = rate as u64,
-            "snapshot progress"
-        ),
-        None => tracing::info!(table, rows, rows_per_sec = rate as u64, "snapshot progress"),
-    }
 }
 
 #[cfg(test)]
