@@ -228,6 +228,11 @@ tools_up() {
   "$ROOT/scripts/connect.sh" jars >/dev/null
   # Paimon's own Java reader, which the lake tests read the sink's Paimon tables with
   "$ROOT/scripts/paimon-read.sh" jars >/dev/null
+  # Paimon's own Kafka ingest (kafka_sync_database on a local Flink), which the paimon-profile
+  # test runs over rowstream's topics
+  "$ROOT/scripts/flink-ingest.sh" jars >/dev/null
+  # Hadoop's MiniDFSCluster, which the hdfs:// sink tests start themselves (scripts/hdfs.sh up)
+  "$ROOT/scripts/hdfs.sh" jars >/dev/null
   if [ ! -x "$TOOLS_VENV/bin/kc" ]; then
     log "installing kafka-connect-py from PyPI into $TOOLS_VENV (first time only)"
     python3 -m venv "$TOOLS_VENV" >"$LOG_DIR/tools-install.log" 2>&1 &&
