@@ -1,4 +1,5 @@
-//! `rowstream sink`: topics → Parquet files under a directory or an object store, Kafka
+//! `rowstream sink`: topics → Parquet files under a directory, HDFS (hdfs-native's object
+//! store) or an object store, Kafka
 //! Connect's HDFS-sink pattern: one sequence of files per partition, each named by the offsets
 //! it holds, `<topic>/partition=<n>/<topic>+<n>+<first offset>+<last offset>.parquet`.
 //!
@@ -79,7 +80,7 @@ fn open_store(cfg: &LakeConfig) -> Result<Lake, Error> {
     let setup = |e: &dyn std::fmt::Display| {
         Error::setup(
             format!("sink.url `{url}` cannot be used: {e}"),
-            "give a directory (/var/lake, file:///var/lake) or an object store URL (s3://bucket/prefix, gs://bucket/prefix, az://container/prefix) with its settings in [sink.options]",
+            "give a directory (/var/lake, file:///var/lake), an HDFS URL (hdfs://namenode:8020/path) or an object store URL (s3://bucket/prefix, gs://bucket/prefix, az://container/prefix) with its settings in [sink.options]",
         )
     };
     if !url.contains("://") || url.starts_with("file://") {
@@ -99,6 +100,9 @@ fn open_store(cfg: &LakeConfig) -> Result<Lake, Error> {
         });
     }
     let parsed = url::Url::parse(url).map_err(|e| setup(&e))?;
+    if parsed.scheme() == "hdfs" {
+        return hdfs_store(&parsed, &cfg.sink.options).map_err(|e| setup(&e));
+    }
     let (store, prefix) =
         object_store::parse_url_opts(&parsed, cfg.sink.options.iter()).map_err(|e| setup(&e))?;
     Ok(Lake {
@@ -106,6 +110,59 @@ fn open_store(cfg: &LakeConfig) -> Result<Lake, Error> {
         prefix,
         local: None,
     })
+}
+
+/// Settings of the HDFS client unless `[sink.options]` gives them: a NameNode that does not
+/// answer fails an operation in about a second (the client's default retries for three
+/// minutes), and the sink restarts or stops with the reason.
+const HDFS_DEFAULTS: [(&str, &str); 3] = [
+    ("dfs.client.failover.max.attempts", "2"),
+    ("dfs.client.failover.sleep.base.millis", "200"),
+    ("dfs.client.failover.sleep.max.millis", "1000"),
+];
+
+/// `hdfs://namenode:port/path`: the store of the NameNode (paths from the file system's root)
+/// and the path as the prefix. `[sink.options]` are Hadoop client settings (`dfs.*`, and the
+/// nameservice settings of an HA cluster).
+fn hdfs_store(
+    u: &url::Url,
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<Lake, String> {
+    let authority = &u[url::Position::BeforeHost..url::Position::AfterPort];
+    let mut config: HashMap<String, String> = HDFS_DEFAULTS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    config.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new()
+        .with_url(format!("hdfs://{authority}"))
+        .with_config(config)
+        .build()
+        .map_err(|e| brief(&e))?;
+    let prefix = StorePath::from_url_path(u.path()).map_err(|e| e.to_string())?;
+    Ok(Lake {
+        store: Arc::new(store),
+        prefix,
+        local: None,
+    })
+}
+
+/// An error's text without what a person cannot act on: the Java stack trace an HDFS
+/// NameNode sends with its errors, and a Rust backtrace a library captured.
+pub(crate) fn brief(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("at ") && t.contains('(') || t.starts_with("Backtrace") {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(line.trim());
+    }
+    out
 }
 
 impl Lake {
@@ -143,7 +200,8 @@ impl Lake {
             let Some(name) = m.location.filename() else {
                 continue;
             };
-            if name.starts_with("_tmp+") {
+            // `_tmp+<name>`: ours; `.<name>.tmp.<n>`: the HDFS store's own staging of a put
+            if name.starts_with("_tmp+") || name.starts_with("._tmp+") {
                 self.store
                     .delete(&m.location)
                     .await
@@ -195,7 +253,7 @@ impl Lake {
 
 fn store_error(what: &str, path: &StorePath, e: object_store::Error) -> Error {
     Error::setup(
-        format!("cannot {what} {path} in the sink's store: {e}"),
+        format!("cannot {what} {path} in the sink's store: {}", brief(&e)),
         "check sink.url, the credentials in [sink.options], and that the location is writable",
     )
 }
@@ -268,20 +326,32 @@ async fn run_paimon(
     idle: Option<Duration>,
 ) -> Result<Written, Error> {
     let url = cfg.sink.url.trim();
-    if url.contains("://") && !url.starts_with("file://") {
+    let warehouse = if url.starts_with("hdfs://") {
+        // the store's client gives up on a NameNode that does not answer in about a second,
+        // Paimon's after three minutes: ask through the store first
+        lake.store
+            .list_with_delimiter(Some(&lake.prefix))
+            .await
+            .map_err(|e| store_error("list", &lake.prefix, e))?;
+        url.trim_end_matches('/').to_string()
+    } else if url.contains("://") && !url.starts_with("file://") {
         return Err(Error::setup(
-            format!("sink.url `{url}`: a Paimon warehouse is a directory here"),
-            "give a directory (/var/lake, file:///var/lake) for format = \"paimon\"",
+            format!("sink.url `{url}`: a Paimon warehouse is a directory or an HDFS URL here"),
+            "give a directory (/var/lake, file:///var/lake) or hdfs://namenode:8020/path for format = \"paimon\"",
         ));
-    }
-    let dir = url.strip_prefix("file://").unwrap_or(url);
-    let dir = std::fs::canonicalize(dir).map_err(|e| {
-        Error::setup(
-            format!("sink directory {dir}: {e}"),
-            "set sink.url to a directory rowstream can write",
-        )
-    })?;
-    let (mut tables, resume) = paimon::PaimonLake::open(&dir.to_string_lossy(), lake, cfg).await?;
+    } else {
+        let dir = url.strip_prefix("file://").unwrap_or(url);
+        std::fs::canonicalize(dir)
+            .map_err(|e| {
+                Error::setup(
+                    format!("sink directory {dir}: {e}"),
+                    "set sink.url to a directory rowstream can write",
+                )
+            })?
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (mut tables, resume) = paimon::PaimonLake::open(&warehouse, lake, cfg).await?;
     let mut tpl = TopicPartitionList::new();
     for topic in &cfg.sink.topics {
         for p in partitions_of(cfg, consumer, topic)? {
@@ -289,7 +359,14 @@ async fn run_paimon(
                 Some(&o) => Offset::Offset(crate::config::read_from(o)),
                 None => Offset::Beginning,
             };
-            tracing::info!(topic = %topic, partition = p, from = ?resume.get(&(topic.clone(), p)), "landing into paimon");
+            match resume.get(&(topic.clone(), p)) {
+                Some(&o) => {
+                    tracing::info!(topic = %topic, partition = p, after_offset = o, "landing into paimon")
+                }
+                None => {
+                    tracing::info!(topic = %topic, partition = p, "landing into paimon from the beginning")
+                }
+            }
             tpl.add_partition_offset(topic, p, at)
                 .map_err(|e| Error::fatal(e.to_string()))?;
         }
@@ -377,7 +454,12 @@ async fn assign(
                 }
                 None => Offset::Beginning,
             };
-            tracing::info!(topic = %topic, partition = p, after_files = ?resume.get(&(topic.clone(), p)), "landing");
+            match resume.get(&(topic.clone(), p)) {
+                Some(&o) => {
+                    tracing::info!(topic = %topic, partition = p, after_offset = o, "landing after the files' last offset")
+                }
+                None => tracing::info!(topic = %topic, partition = p, "landing from the beginning"),
+            }
             tpl.add_partition_offset(topic, p, at)
                 .map_err(|e| Error::fatal(e.to_string()))?;
         }

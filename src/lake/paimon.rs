@@ -113,7 +113,7 @@ pub(crate) struct PaimonLake<'a> {
 
 fn paimon_error(what: &str, e: paimon::Error) -> Error {
     Error::setup(
-        format!("paimon: cannot {what}: {e}"),
+        format!("paimon: cannot {what}: {}", super::brief(&e)),
         "check sink.url (a warehouse directory rowstream can write) and [sink.table_options]; the reason above is Paimon's (docs/troubleshooting.md)",
     )
 }
