@@ -326,6 +326,49 @@ PSINK_RSS=$(sed -n 's/^RSS \([0-9]*\)/\1/p' "$WORK/sink-paimon.log" | tail -1)
 PSINK_ROWS=$(sed -n 's/.*sink stopped files=[0-9]* rows=\([0-9]*\).*/\1/p' "$WORK/sink-paimon.log" | tail -1)
 PSINK_BYTES=$(du -sb "$WORK/warehouse" | cut -f1)
 
+echo "== lake: the snapshot as a paimon-profile topic, into Paimon by rowstream sink and by Paimon's Flink ingest =="
+config rsb_psnap initial "$RUN-psnap" | sed 's/^\[state\]/[encode]\nprofile = "paimon"\nside_topic = "'"$RUN"'-side"\n[state]/' >"$WORK/psnap.toml"
+run_rowstream "$WORK/psnap.toml" rowstream_snapshot_rows_total "$SNAP" >/dev/null
+mkdir -p "$WORK/warehouse-p"
+sed -e "s|$RUN-snap.public.t|$RUN-psnap.public.t|" -e "s|$WORK/warehouse|$WORK/warehouse-p|" "$WORK/sink-paimon.toml" >"$WORK/sink-paimon-p.toml"
+t0=$(now)
+/usr/bin/time -f "RSS %M" "$BIN" sink --config "$WORK/sink-paimon-p.toml" --idle-exit-secs 1 2>"$WORK/sink-paimon-p.log" || { tail -5 "$WORK/sink-paimon-p.log" >&2; }
+LSINK_SECS=$(python3 -c "print(f'{$(now)-$t0-1:.3f}')")
+LSINK_RSS=$(sed -n 's/^RSS \([0-9]*\)/\1/p' "$WORK/sink-paimon-p.log" | tail -1)
+LSINK_ROWS=$(sed -n 's/.*sink stopped files=[0-9]* rows=\([0-9]*\).*/\1/p' "$WORK/sink-paimon-p.log" | tail -1)
+# Paimon's kafka_sync_database on a local Flink MiniCluster (scripts/flink-ingest.sh), from JVM
+# start until a Paimon snapshot holds every row (its totalRecordCount), peak RSS of the JVM
+FLINK_SECS=failed; FLINK_RSS=
+if "$ROOT/scripts/flink-ingest.sh" jars >/dev/null 2>"$WORK/flink-jars.log"; then
+  t0=$(now)
+  FLINK_CHECKPOINT_MS=1000 "$ROOT/scripts/flink-ingest.sh" run "$WORK/warehouse-f" rsbench 127.0.0.1:9092 "$RUN-psnap.public.t" \
+    --table_conf bucket=2 2>"$WORK/flink.log" &
+  fpid=$!
+  deadline=$(( $(date +%s) + 600 ))
+  while kill -0 $fpid 2>/dev/null && [ "$(date +%s)" -lt $deadline ]; do
+    n=$(python3 - "$WORK/warehouse-f/rsbench.db/t/snapshot" <<'PY' 2>/dev/null
+import json, os, sys
+d = sys.argv[1]
+try:
+    latest = open(os.path.join(d, "LATEST")).read().strip()
+    print(json.load(open(os.path.join(d, "snapshot-" + latest))).get("totalRecordCount", 0))
+except OSError:
+    print(0)
+PY
+)
+    if [ "${n:-0}" -ge "$SNAP" ]; then
+      FLINK_SECS=$(python3 -c "print(f'{$(now)-$t0:.3f}')")
+      FLINK_RSS=$(awk '/VmHWM/ {print $2}' /proc/$fpid/status)
+      break
+    fi
+    sleep 0.2
+  done
+  kill $fpid 2>/dev/null; wait $fpid 2>/dev/null || true
+  [ "$FLINK_SECS" = failed ] && tail -5 "$WORK/flink.log" >&2
+else
+  tail -3 "$WORK/flink-jars.log" >&2
+fi
+
 
 echo "== exactly-once: $N changes, off vs on (state in Kafka both times) =="
 reset_db
@@ -365,6 +408,10 @@ rowstream sink, the snapshot topic into Parquet (zstd) on the local disk:
   ${SINK_ROWS:-?} rows in ${SINK_SECS}s  $(rate "${SINK_ROWS:-0}" $SINK_SECS)  max RSS $(mb "${SINK_RSS:-}") MB  files $(mb "$((SINK_BYTES/1024))") MB
 rowstream sink, the snapshot topic into a Paimon primary-key table (bucket = 2) on the local disk:
   ${PSINK_ROWS:-?} rows in ${PSINK_SECS}s  $(rate "${PSINK_ROWS:-0}" $PSINK_SECS)  max RSS $(mb "${PSINK_RSS:-}") MB  warehouse $(mb "$((PSINK_BYTES/1024))") MB
+the same $SNAP rows as a paimon-profile topic into a Paimon table (bucket = 2), two ways:
+  rowstream sink      ${LSINK_SECS}s  $(rate "${LSINK_ROWS:-0}" $LSINK_SECS)  max RSS $(mb "${LSINK_RSS:-}") MB
+  paimon flink ingest ${FLINK_SECS}s  $(rate $SNAP $FLINK_SECS)  max RSS $(mb "${FLINK_RSS:-}") MB  (kafka_sync_database, local MiniCluster, 1 s checkpoints, from JVM start)
+  rowstream sink vs Flink: $(ratio "${FLINK_SECS:-0}" "$LSINK_SECS")x faster
 exactly-once, $N changes into Apache Kafka (state in Kafka both times):
   exactly_once = false ${EOS_OFF_SECS}s  $(rate $N $EOS_OFF_SECS)  max RSS $(mb "$EOS_OFF_RSS") MB
   exactly_once = true  ${EOS_ON_SECS}s  $(rate $N $EOS_ON_SECS)  max RSS $(mb "$EOS_ON_RSS") MB
