@@ -86,7 +86,8 @@ pub(crate) enum Command {
         force: bool,
     },
     /// Follow the topics and print each change in one line: commit time, table, op, key and
-    /// the changed columns (`--json`: the record as it is). Reads only; commits no offsets.
+    /// the changed columns, and each transaction marker (`--json`: the record as it is).
+    /// Reads only; commits no offsets.
     Tail(crate::tools::tail::Args),
     /// Read one topic between two offsets or two times (DataWorks' offline Kafka reader) into
     /// CSV, JSON lines or Parquet, then exit. Ranges include their begin and exclude their end.
@@ -304,22 +305,31 @@ fn verify(a: &crate::tools::verify::Args, rt: &tokio::runtime::Runtime) -> ExitC
 }
 
 fn tail(a: &crate::tools::tail::Args) -> ExitCode {
-    let (kafka, skip) = match (&a.config, &a.brokers) {
+    let (kafka, also, skip) = match (&a.config, &a.brokers) {
         (Some(path), b) => match load(path) {
             Ok(mut c) => {
                 if let Some(b) = b {
                     c.kafka.brokers = b.clone();
                 }
-                (c.kafka, vec![c.state.topic, c.state.history_topic])
+                // the transaction markers' topic, when the run writes them
+                let also = match c.encode.transaction_markers {
+                    true => vec![c.encode.transaction_topic],
+                    false => Vec::new(),
+                };
+                (c.kafka, also, vec![c.state.topic, c.state.history_topic])
             }
             Err(code) => return code,
         },
-        (None, Some(b)) => (crate::config::KafkaConfig::with_brokers(b), Vec::new()),
+        (None, Some(b)) => (
+            crate::config::KafkaConfig::with_brokers(b),
+            Vec::new(),
+            Vec::new(),
+        ),
         (None, None) => {
             return usage("`rowstream tail` needs the brokers\n  fix: give --config (the run's config) or --brokers host:port")
         }
     };
-    let opts = a.options(kafka.topic.clone(), skip);
+    let opts = a.options(kafka.topic.clone(), also, skip);
     let mut out = std::io::stdout().lock();
     match crate::tools::tail::tail(&kafka, &opts, &mut out) {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,6 +28,7 @@ pub(crate) const CHANGES: &str = "rowstream_changes_total";
 pub(crate) const DDL: &str = "rowstream_ddl_records_total";
 pub(crate) const OVERSIZED: &str = "rowstream_oversized_records_total";
 pub(crate) const HEARTBEATS: &str = "rowstream_heartbeats_total";
+pub(crate) const TRANSACTION_MARKERS: &str = "rowstream_transaction_markers_total";
 pub(crate) const IN_FLIGHT: &str = "rowstream_in_flight_records";
 pub(crate) const RENDER_FAILURES: &str = "rowstream_render_failures_total";
 pub(crate) const DELIVERED_EVENT_TIME: &str = "rowstream_delivered_event_time_ms";
@@ -53,6 +54,7 @@ pub(crate) const FAMILIES: &[(&str, &str, &str)] = &[
     (SNAPSHOT_TABLE_DONE, "gauge", "1 once the snapshot of the table finished."),
     (DDL, "counter", "DDL records written."),
     (HEARTBEATS, "counter", "MHEARTBEAT records written."),
+    (TRANSACTION_MARKERS, "counter", "TRANSACTION_BEGIN and TRANSACTION_END records written (encode.transaction_markers)."),
     (OVERSIZED, "counter", "Records over message.max.bytes (left out or shrunk by kafka.oversized)."),
     (RENDER_FAILURES, "counter", "Values that could not be rendered and were written as null."),
     (IN_FLIGHT, "gauge", "Producer queue depth: records sent and not yet acknowledged by Kafka."),
@@ -118,6 +120,8 @@ pub(crate) struct Metrics {
     pub(crate) snapshot_rows: AtomicU64,
     pub(crate) changes: AtomicU64,
     pub(crate) heartbeats: AtomicU64,
+    /// TRANSACTION_BEGIN and TRANSACTION_END records
+    pub(crate) transaction_markers: AtomicU64,
     pub(crate) ddl: AtomicU64,
     /// records over message.max.bytes (skipped, shrunk, or the one that stopped the run)
     pub(crate) oversized: AtomicU64,
@@ -142,6 +146,7 @@ impl Default for Metrics {
             snapshot_rows: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
+            transaction_markers: AtomicU64::new(0),
             ddl: AtomicU64::new(0),
             oversized: AtomicU64::new(0),
             delivered_event_time: AtomicI64::new(-1),
@@ -301,6 +306,12 @@ impl Metrics {
         }
         s(DDL, "", String::new(), n(&self.ddl));
         s(HEARTBEATS, "", String::new(), n(&self.heartbeats));
+        s(
+            TRANSACTION_MARKERS,
+            "",
+            String::new(),
+            n(&self.transaction_markers),
+        );
         s(OVERSIZED, "", String::new(), n(&self.oversized));
         s(
             RENDER_FAILURES,

@@ -50,6 +50,212 @@ both!(copy_writes_every_row_once_and_exits, 6119);
 both!(exactly_once_across_kill9, 6120);
 both!(broker_loss_mid_stream_loses_nothing, 6121);
 both!(replays_carry_their_first_order, 6122);
+both!(columns_left_out_and_masked, 6123);
+both!(sharded_tables_merge_into_one_topic, 6124);
+
+/// `source.routes`: 64 shards `orders_0` … `orders_63` with the same ids flow into one topic as
+/// one table `orders`: every record names it, carries its shard in `__shard__`, and is keyed
+/// by id and shard, so no two shards' keys collide; after snapshot and changes, the merged
+/// topic's last image per key equals the 64 tables' rows.
+async fn sharded_tables_merge_into_one_topic(db: Db) {
+    let mut sql = String::new();
+    for i in 0..64 {
+        sql += &format!(
+            "CREATE TABLE orders_{i} (id INT PRIMARY KEY, amount INT); INSERT INTO orders_{i} VALUES (1, {i}), (2, {});",
+            i + 1000
+        );
+    }
+    db.exec(&sql).await;
+    let (pat, to) = (db.qualified("orders_*"), db.qualified("orders"));
+    let cfg = db.config(&format!("[source.routes]\n\"{pat}\" = \"{to}\"\n"), "");
+    let rs = Rowstream::start(&db.name, &cfg);
+    let mut r = Reader::new(&db.topic("orders"));
+    r.until(90, "the 64 shards' snapshots", |x| count_data(x) >= 128);
+    db.wait_streaming().await;
+    let mut sql = String::new();
+    for i in 0..8 {
+        sql += &format!("UPDATE orders_{i} SET amount = amount + 100 WHERE id = 1;");
+    }
+    for i in 0..4 {
+        sql += &format!("DELETE FROM orders_{i} WHERE id = 2;");
+    }
+    for i in 60..64 {
+        sql += &format!("INSERT INTO orders_{i} VALUES (3, {});", i * 10);
+    }
+    db.exec(&sql).await;
+    let recs = r
+        .until(90, "the changes", |x| count_data(x) >= 128 + 16)
+        .to_vec();
+    let data: Vec<&Rec> = recs.iter().filter(|x| x.op() != "MHEARTBEAT").collect();
+    assert_eq!(data.len(), 144);
+    let snap_keys: std::collections::BTreeSet<&str> = data
+        .iter()
+        .filter(|x| x.seq() == "-1")
+        .filter_map(|x| x.key.as_deref())
+        .collect();
+    assert_eq!(snap_keys.len(), 128, "one key per shard and id");
+    for x in &data {
+        let sch = &x.value["schema"];
+        assert_eq!(sch["source"]["tableName"], "orders", "{}", x.raw);
+        assert_eq!(
+            sch["dataColumn"],
+            json!([{"name":"id","type":"LONG"},{"name":"amount","type":"LONG"},{"name":"__shard__","type":"STRING"}])
+        );
+        assert_eq!(sch["primaryKey"], json!(["id", "__shard__"]));
+    }
+    // the last image per key (records of one key keep their order in its partition)
+    let mut last: std::collections::BTreeMap<String, Option<serde_json::Value>> =
+        Default::default();
+    for x in &data {
+        let img = match x.op() {
+            "DELETE" => None,
+            _ => Some(x.after().clone()),
+        };
+        last.insert(x.key.clone().unwrap(), img);
+    }
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..64 {
+        let shard = db.qualified(&format!("orders_{i}"));
+        for row in db.rows(&format!("SELECT id, amount FROM orders_{i}")).await {
+            let (id, amount) = (row[0].clone().unwrap(), row[1].clone().unwrap());
+            want.insert(
+                format!("{id},{shard}"),
+                json!({"id": id.parse::<i64>().unwrap(), "amount": amount.parse::<i64>().unwrap(), "__shard__": shard}),
+            );
+        }
+    }
+    let got: std::collections::BTreeMap<String, serde_json::Value> = last
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    assert_eq!(got.len(), 64 * 2 - 4 + 4);
+    assert_eq!(got, want);
+    assert_eq!(rs.stop(), 0);
+}
+
+/// `source.column_exclude`, `source.columns` and `source.column_masks`: a left-out column is in
+/// neither the schema nor any image, a masked one shows its hash (SHA-256 of the salt and the
+/// value's text), its kept prefix or null, in snapshot rows and streamed images (before images
+/// too), and no byte of any record holds a left-out or masked value. Masking a key column is
+/// refused at the start.
+async fn columns_left_out_and_masked(db: Db) {
+    db.exec(
+        "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(64), phone VARCHAR(20), password VARCHAR(64), note VARCHAR(64), score INT);
+         CREATE TABLE audit (id INT PRIMARY KEY, what VARCHAR(20), token VARCHAR(40));
+         INSERT INTO users VALUES (1, 'alice@example.com', '5550100123', 'pw-alice-1', 'note-alice', 7);
+         INSERT INTO audit VALUES (1, 'login', 'tok-aaaa-1111');",
+    )
+    .await;
+    db.log_whole_rows("users").await;
+    let (users, audit) = (db.qualified("users"), db.qualified("audit"));
+    let salt = "s3cret-salt";
+    let rules = format!(
+        "column_exclude = [\"{users}.password\"]\ncolumns = {{ \"{audit}\" = [\"id\", \"what\"] }}\nmask_salt = \"{salt}\"\n[source.column_masks]\n\"{users}.email\" = \"hash\"\n\"{users}.phone\" = \"keep:3\"\n\"{users}.note\" = \"null\"\n"
+    );
+    // a masked key would still be the Kafka key: refused, with the fix
+    let mut rs = Rowstream::start(
+        &db.name,
+        &db.config(&format!("{rules}\"{users}.id\" = \"hash\"\n"), ""),
+    );
+    rs.expect_setup_stop(&["column `id` of table", "is in its key", "source.keys"])
+        .await;
+    drop(rs);
+    let rs = Rowstream::start(&db.name, &db.config(&rules, ""));
+    let mut ru = Reader::new(&db.topic("users"));
+    ru.until(60, "the snapshot", |x| count_data(x) >= 1);
+    db.wait_streaming().await;
+    db.exec(
+        "INSERT INTO users VALUES (2, 'bob@example.com', '5550100999', 'pw-bob-2', 'note-bob', 8);
+         UPDATE users SET email = 'bob2@example.com', score = 9 WHERE id = 2;
+         DELETE FROM users WHERE id = 1;
+         INSERT INTO audit VALUES (2, 'logout', 'tok-bbbb-2222');",
+    )
+    .await;
+    let recs = ru.until(60, "the changes", |x| count_data(x) >= 4).to_vec();
+    let hash = |v: &str| {
+        use sha2::Digest as _;
+        let d = sha2::Sha256::digest(format!("{salt}{v}").as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    // records of one key keep their order; keys spread over partitions
+    let data: Vec<&Rec> = recs
+        .iter()
+        .filter(|r| !r.op().is_empty() && r.op() != "MHEARTBEAT")
+        .collect();
+    let of = |key: &str| -> Vec<&Rec> {
+        (data.iter().copied())
+            .filter(|r| r.key.as_deref() == Some(key))
+            .collect()
+    };
+    let (one, two) = (of("1"), of("2"));
+    let ops = |v: &[&Rec]| v.iter().map(|r| r.op().to_string()).collect::<Vec<_>>();
+    assert_eq!(ops(&one), ["INSERT", "DELETE"], "{data:#?}");
+    assert_eq!(ops(&two), ["INSERT", "UPDATE_AFTER"], "{data:#?}");
+    assert_eq!(
+        one[0].value["schema"]["dataColumn"],
+        json!([{"name":"id","type":"LONG"},{"name":"email","type":"STRING"},{"name":"phone","type":"STRING"},{"name":"note","type":"STRING"},{"name":"score","type":"LONG"}])
+    );
+    let img = |id: i64, email: &str, phone: &str, score: i64| json!({"id": id, "email": hash(email), "phone": phone, "note": null, "score": score});
+    assert_eq!(
+        *one[0].after(),
+        img(1, "alice@example.com", "555*******", 7)
+    );
+    assert_eq!(
+        *one[1].before(),
+        img(1, "alice@example.com", "555*******", 7)
+    );
+    assert_eq!(*two[0].after(), img(2, "bob@example.com", "555*******", 8));
+    assert_eq!(*two[1].before(), img(2, "bob@example.com", "555*******", 8));
+    assert_eq!(*two[1].after(), img(2, "bob2@example.com", "555*******", 9));
+    // audit: only the columns kept
+    let mut ra = Reader::new(&db.topic("audit"));
+    let arecs = ra
+        .until(60, "audit's rows", |x| count_data(x) >= 2)
+        .to_vec();
+    let mut adata: Vec<&serde_json::Value> = arecs
+        .iter()
+        .filter(|r| r.op() == "INSERT")
+        .map(|r| r.after())
+        .collect();
+    adata.sort_by_key(|a| a["id"].as_i64());
+    assert_eq!(
+        adata,
+        [
+            &json!({"id": 1, "what": "login"}),
+            &json!({"id": 2, "what": "logout"})
+        ]
+    );
+    assert!(arecs
+        .iter()
+        .filter(|r| r.op() == "INSERT")
+        .all(|r| r.value["schema"]["dataColumn"]
+            == json!([{"name":"id","type":"LONG"},{"name":"what","type":"STRING"}])));
+    // no record of either topic holds a left-out or masked value, in any byte
+    for secret in [
+        "alice@example.com",
+        "bob@example.com",
+        "bob2@example.com",
+        "5550100123",
+        "5550100999",
+        "pw-alice-1",
+        "pw-bob-2",
+        "note-alice",
+        "note-bob",
+        "tok-aaaa-1111",
+        "tok-bbbb-2222",
+        "password",
+        "token",
+    ] {
+        for r in recs.iter().chain(arecs.iter()) {
+            assert!(
+                !r.raw.contains(secret),
+                "`{secret}` reached Kafka: {}",
+                r.raw
+            );
+        }
+    }
+    assert_eq!(rs.stop(), 0);
+}
 
 /// The Kafka Connect REST API on `run`'s admin listener: list, status, config (secrets
 /// hidden), a 404 in Connect's shape; pause (the source lets go, nothing streams), resume
@@ -1218,7 +1424,9 @@ async fn paimon_profile_passes_paimons_parser(db: Db) {
     );
     assert!(a["ts"].is_string() && a["b"].is_string(), "{}", first.raw);
     // without to-string Paimon has no type for BYTES: one reason the README's command needs it
-    let bytes = data_t[0].raw.replacen("\"type\":\"STRING\"", "\"type\":\"BYTES\"", 1);
+    let bytes = data_t[0]
+        .raw
+        .replacen("\"type\":\"STRING\"", "\"type\":\"BYTES\"", 1);
     let e = parse(bytes.as_bytes(), TypeMapping::Default).unwrap_err();
     assert!(e.contains("'BYTES'"), "{e}");
     // and the DataWorks profile's records fail it: a heartbeat, a null primaryKey

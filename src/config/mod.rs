@@ -42,8 +42,8 @@ pub(crate) use runtime::{
     StateBackend, StateConfig,
 };
 pub(crate) use source::{
-    parse_tz, redact_url, MysqlOptions, MysqlSslMode, PostgresOptions, ResumeBy, SourceConfig,
-    SourceOptions,
+    parse_mask, parse_tz, redact_url, ColumnMask, MysqlOptions, MysqlSslMode, PostgresOptions,
+    ResumeBy, SourceConfig, SourceOptions,
 };
 pub(crate) use submitted::{redacted, restore_secrets, submitted};
 pub(crate) use worker::{reachable, WorkerConfig, RESERVED};
@@ -353,6 +353,58 @@ dir = "./st"
         assert!(c.kafka.strict_order);
         assert_eq!(c.source.tables(), ["a.b", "c.*"]);
         assert_eq!(c.kafka.properties["security.protocol"], "SASL_SSL");
+    }
+
+    /// Transaction markers: off by default; on from the file or the environment; refused
+    /// without the order header they rely on, or without a valid topic.
+    #[test]
+    fn transaction_markers_need_the_order_header_and_a_topic() {
+        let c = Config::from_toml_str(GOOD, &[]).unwrap();
+        assert!(!c.encode.transaction_markers);
+        assert_eq!(c.encode.transaction_topic, "rowstream.transactions");
+        assert_eq!(c.source.database().as_deref(), Some("shop"));
+        let env = [(
+            "ROWSTREAM_ENCODE__TRANSACTION_MARKERS".to_string(),
+            "true".to_string(),
+        )];
+        let c = Config::from_toml_str(GOOD, &env).unwrap();
+        assert!(c.encode.transaction_markers);
+        let no_order = format!("{GOOD}\n[encode]\norder_header = false\n");
+        let msg = Config::from_toml_str(&no_order, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`encode.transaction_markers`: needs encode.order_header = true"),
+            "{msg}"
+        );
+        // order_header off alone is fine
+        assert!(Config::from_toml_str(&no_order, &[]).is_ok());
+        let empty =
+            format!("{GOOD}\n[encode]\ntransaction_markers = true\ntransaction_topic = \"\"\n");
+        let msg = Config::from_toml_str(&empty, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains(
+                "`encode.transaction_topic`: empty while encode.transaction_markers is on"
+            ),
+            "{msg}"
+        );
+        let bad = format!("{GOOD}\n[encode]\ntransaction_topic = \"tx/1\"\n");
+        let msg = Config::from_toml_str(&bad, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("`encode.transaction_topic`: `tx/1` is not a Kafka topic name"),
+            "{msg}"
+        );
+        let shared = format!(
+            "{GOOD}\n[encode]\ntransaction_markers = true\nside_topic = \"side\"\ntransaction_topic = \"side\"\n"
+        );
+        let msg = Config::from_toml_str(&shared, &[]).unwrap_err().to_string();
+        assert!(msg.contains("`side` is encode.side_topic too"), "{msg}");
+        let c = Config::from_toml_str(MYSQL, &[]).unwrap();
+        assert_eq!(c.source.database().as_deref(), Some("shop"));
+        let no_db = MYSQL.replace("3306/shop", "3306") + "\n";
+        let no_db = no_db.replace("server_id = 7", "server_id = 7\ntables = [\"shop.*\"]");
+        let c = Config::from_toml_str(&no_db, &[]).unwrap();
+        assert_eq!(c.source.database(), None);
     }
 
     #[test]

@@ -122,6 +122,13 @@ pub(crate) struct EncodeConfig {
     /// `rowstream sink` types its columns by; `false` leaves it out.
     #[serde(default = "yes")]
     pub(crate) types_header: bool,
+    /// `TRANSACTION_BEGIN` / `TRANSACTION_END` records around each source transaction's
+    /// records, in `transaction_topic` (off by default; needs `order_header`).
+    #[serde(default)]
+    pub(crate) transaction_markers: bool,
+    /// The topic the transaction markers go to.
+    #[serde(default = "default_transaction_topic")]
+    pub(crate) transaction_topic: String,
 }
 
 impl Default for EncodeConfig {
@@ -133,12 +140,28 @@ impl Default for EncodeConfig {
             schema_in_table_name: false,
             order_header: true,
             types_header: true,
+            transaction_markers: false,
+            transaction_topic: default_transaction_topic(),
         }
     }
 }
 
 fn yes() -> bool {
     true
+}
+
+/// `encode.transaction_topic` when not set.
+pub(crate) const DEFAULT_TRANSACTION_TOPIC: &str = "rowstream.transactions";
+
+fn default_transaction_topic() -> String {
+    DEFAULT_TRANSACTION_TOPIC.into()
+}
+
+/// Can `t` name a Kafka topic (a-z A-Z 0-9 . _ -, at most 249 characters)?
+fn topic_name_ok(t: &str) -> bool {
+    t.len() <= 249
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// The shape of the topics.
@@ -178,6 +201,41 @@ impl EncodeConfig {
                     format!("`{t}` has characters Kafka topic names cannot hold (allowed: a-z A-Z 0-9 . _ -)"),
                 );
             }
+        }
+        self.validate_markers(p);
+    }
+
+    /// `encode.transaction_markers` and `encode.transaction_topic`.
+    fn validate_markers(&self, p: &mut Vec<String>) {
+        let t = &self.transaction_topic;
+        if t.is_empty() {
+            if self.transaction_markers {
+                push(
+                    p,
+                    "encode.transaction_topic",
+                    "empty while encode.transaction_markers is on; name the topic the markers go to, e.g. \"rowstream.transactions\"",
+                );
+            }
+        } else if !topic_name_ok(t) || t == "." || t == ".." {
+            push(
+                p,
+                "encode.transaction_topic",
+                format!("`{t}` is not a Kafka topic name (allowed: a-z A-Z 0-9 . _ -, at most 249 characters)"),
+            );
+        }
+        if self.transaction_markers && !self.order_header {
+            push(
+                p,
+                "encode.transaction_markers",
+                "needs encode.order_header = true: the rowstream.order header of each change record names its transaction, which is how a consumer matches records to their TRANSACTION_BEGIN / TRANSACTION_END; turn encode.order_header on or encode.transaction_markers off",
+            );
+        }
+        if self.transaction_markers && self.side_topic.as_deref() == Some(t.as_str()) {
+            push(
+                p,
+                "encode.transaction_topic",
+                format!("`{t}` is encode.side_topic too; give the transaction markers a topic of their own"),
+            );
         }
     }
 }

@@ -48,6 +48,27 @@ pub(crate) struct SourceConfig {
     /// Custom key columns per table (`"schema.table" = ["a", "b"]`), replacing the primary key.
     #[serde(default)]
     pub(crate) keys: BTreeMap<String, Vec<String>>,
+    /// The columns kept per table (`"schema.table" = ["a", "b"]`, `*`/`?` over the table
+    /// name): the others are left out of the records.
+    #[serde(default)]
+    pub(crate) columns: BTreeMap<String, Vec<String>>,
+    /// Columns left out of the records: `schema.table.column` patterns (`*`, `?`).
+    #[serde(default)]
+    pub(crate) column_exclude: Vec<String>,
+    /// Columns masked in the records: `schema.table.column` pattern → `hash` (SHA-256 of
+    /// `mask_salt` and the value), `keep:N` (the first N characters, then `*`), `null`.
+    #[serde(default)]
+    pub(crate) column_masks: BTreeMap<String, String>,
+    /// The secret salt of `hash` masks (never logged, shown as `***`); empty: none.
+    #[serde(default)]
+    pub(crate) mask_salt: String,
+    /// Sharded tables merged: table pattern (`public.orders_*`, `shop_*.orders`) → the logical
+    /// table their records name (`public.orders`, `shop.orders`).
+    #[serde(default)]
+    pub(crate) routes: BTreeMap<String, String>,
+    /// The column naming a merged record's shard (last in its columns and key).
+    #[serde(default = "default_shard_column")]
+    pub(crate) shard_column: String,
     /// Zone that timestamps without time zone are read in: `UTC` or a fixed offset `+08:00`.
     #[serde(default = "default_tz")]
     pub(crate) timezone: String,
@@ -153,6 +174,22 @@ impl SourceConfig {
         }
     }
 
+    /// The database `url` names (Postgres: required by `validate`; MySQL: optional).
+    pub(crate) fn database(&self) -> Option<String> {
+        match self.kind() {
+            SourceType::Postgres => self
+                .url
+                .parse::<tokio_postgres::Config>()
+                .ok()?
+                .get_dbname()
+                .map(str::to_string),
+            SourceType::Mysql => mysql_async::Opts::from_url(&self.url)
+                .ok()?
+                .db_name()
+                .map(str::to_string),
+        }
+    }
+
     /// Timestamps without zone: offset from UTC in seconds.
     pub(crate) fn tz_offset_secs(&self) -> Result<i32, String> {
         parse_tz(&self.timezone)
@@ -239,6 +276,69 @@ impl SourceConfig {
                     &format!("source.keys.\"{t}\""),
                     "expected \"schema.table\" = [\"col\", ...]",
                 );
+            }
+        }
+        for (t, cols) in &self.columns {
+            if !t.contains('.') || cols.is_empty() {
+                push(
+                    p,
+                    &format!("source.columns.\"{t}\""),
+                    "expected \"schema.table\" = [\"col\", ...] (the columns kept)",
+                );
+            }
+        }
+        for (pat, to) in &self.routes {
+            let key = format!("source.routes.\"{pat}\"");
+            if !pat.contains('.') {
+                push(
+                    p,
+                    &key,
+                    "the pattern must name schema.table or db.table (e.g. \"public.orders_*\")",
+                );
+            }
+            if to.split('.').count() != 2 || to.split('.').any(str::is_empty) {
+                push(p, &key, format!("`{to}` must name the merged table as schema.table or db.table (e.g. \"public.orders\")"));
+            }
+        }
+        if self.shard_column.trim().is_empty() {
+            push(
+                p,
+                "source.shard_column",
+                "empty; the column naming a merged record's shard, e.g. \"__shard__\"",
+            );
+        }
+        for pat in &self.column_exclude {
+            if pat.matches('.').count() < 2 {
+                push(
+                    p,
+                    "source.column_exclude",
+                    format!("pattern `{pat}` must name schema.table.column (e.g. `public.users.password`)"),
+                );
+            }
+        }
+        for (pat, mask) in &self.column_masks {
+            let key = format!("source.column_masks.\"{pat}\"");
+            if pat.matches('.').count() < 2 {
+                push(
+                    p,
+                    &key,
+                    "the pattern must name schema.table.column (e.g. \"public.users.email\")",
+                );
+            }
+            match parse_mask(mask) {
+                None => push(
+                    p,
+                    &key,
+                    format!("`{mask}` is not a mask: expected \"hash\", \"keep:N\" (N characters kept) or \"null\""),
+                ),
+                Some(ColumnMask::Hash) if self.mask_salt.is_empty() => {
+                    push(
+                        p,
+                        &key,
+                        "\"hash\" needs source.mask_salt (a secret; ROWSTREAM_SOURCE__MASK_SALT), so the hashes cannot be reversed by hashing guesses",
+                    )
+                }
+                Some(_) => {}
             }
         }
     }
@@ -378,6 +478,15 @@ impl fmt::Debug for SourceConfig {
             .field("tables", &self.tables)
             .field("exclude", &self.exclude)
             .field("keys", &self.keys)
+            .field("columns", &self.columns)
+            .field("column_exclude", &self.column_exclude)
+            .field("column_masks", &self.column_masks)
+            .field(
+                "mask_salt",
+                &if self.mask_salt.is_empty() { "" } else { "***" },
+            )
+            .field("routes", &self.routes)
+            .field("shard_column", &self.shard_column)
             .field("timezone", &self.timezone)
             .field("options", &self.options)
             .finish()
@@ -396,4 +505,28 @@ mod tests {
         assert_eq!(parse_tz("-05:30"), Ok(-(5 * 3600 + 1800)));
         assert!(parse_tz("Asia/Shanghai").is_err());
     }
+}
+
+/// A `source.column_masks` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ColumnMask {
+    Hash,
+    Keep(usize),
+    Null,
+}
+
+/// `hash`, `keep:N`, `null`.
+pub(crate) fn parse_mask(s: &str) -> Option<ColumnMask> {
+    match s.trim() {
+        "hash" => Some(ColumnMask::Hash),
+        "null" => Some(ColumnMask::Null),
+        other => other
+            .strip_prefix("keep:")
+            .and_then(|n| n.trim().parse().ok())
+            .map(ColumnMask::Keep),
+    }
+}
+
+fn default_shard_column() -> String {
+    "__shard__".into()
 }

@@ -48,7 +48,7 @@ pub(crate) fn submitted(
 
 /// Is `key` (with value `v`) a secret that is shown masked, and how is it shown?
 fn masked(key: &str, v: &Value) -> Option<Value> {
-    if super::kafka::is_secret_property(key) || key == "admin.token" {
+    if super::kafka::is_secret_property(key) || key == "admin.token" || key == "source.mask_salt" {
         return Some(Value::String(MASK.into()));
     }
     match (key, v) {

@@ -1,7 +1,8 @@
 //! The connector runtime: `run` (one connector, standalone: the wiring, retries, pause /
 //! resume / stop / restart), `worker` (many connectors over the Connect REST API, configs in a
 //! compacted topic, distributed over Kafka's group protocol), `pipeline` (encode + send +
-//! heartbeats, the exactly-once commits; `lease` keeps its sequenceId lease stored ahead), `progress` (what a run shows on a terminal or in its
+//! heartbeats, the exactly-once commits; `lease` keeps its sequenceId lease stored ahead,
+//! `transactions` the count behind its transaction markers), `progress` (what a run shows on a terminal or in its
 //! log), `control` (the connector state REST reads and steers) and `http` (the listener).
 //!
 //! Invariants: imports point down: `worker` → `run` → `pipeline`; `http` → `control`;
@@ -13,4 +14,5 @@ pub(crate) mod lease;
 pub(crate) mod pipeline;
 pub(crate) mod progress;
 pub(crate) mod run;
+pub(crate) mod transactions;
 pub(crate) mod worker;

@@ -21,8 +21,17 @@
 //!   falls due mid-way waits for the next marker, and at the end of the input an unfinished
 //!   tail is aborted (the next start sends it). Only committed states leave the pipeline
 //!   (`Eos::committed`).
+//! - `encode.transaction_markers`: a source transaction's records are preceded by its
+//!   TRANSACTION_BEGIN and followed by its TRANSACTION_END, both in `encode.transaction_topic`
+//!   (keyed by the source database, so one connector's markers keep their order in one
+//!   partition; no heartbeats there). END goes out when the transaction ends: at its
+//!   `Checkpoint` marker, before the marker reaches the tracker (the checkpoint covers END), or
+//!   at a change of another transaction; never at a stop (see `transactions`). Markers count
+//!   as records for the exactly-once commits, which end only at markers: BEGIN..END of one
+//!   source transaction commit together.
 
 use super::lease::LeaseKeeper;
+use super::transactions::{Begin, End, Transactions};
 use crate::checkpoint::store::{Store, StoreError};
 use crate::checkpoint::tracker::Tracker;
 use crate::config::{Config, KafkaConfig, Oversized};
@@ -92,6 +101,17 @@ pub(crate) struct Settings {
     pub(crate) shape: dataworks::Shape,
     /// heartbeats and DDL records go here instead of the data topics; `""`: nowhere
     pub(crate) side_topic: Option<String>,
+    /// `encode.transaction_markers`: where TRANSACTION_BEGIN / TRANSACTION_END go
+    pub(crate) markers: Option<MarkerSettings>,
+}
+
+/// Where transaction markers go and under which key.
+pub(crate) struct MarkerSettings {
+    /// `encode.transaction_topic`
+    pub(crate) topic: String,
+    /// the Kafka key of every marker: the database `source.url` names (a MySQL URL that names
+    /// none: each transaction's first table's database)
+    pub(crate) key: Option<String>,
 }
 
 impl Settings {
@@ -110,6 +130,10 @@ impl Settings {
                 schema_in_table_name: cfg.encode.schema_in_table_name,
             },
             side_topic: cfg.encode.side_topic.clone(),
+            markers: cfg.encode.transaction_markers.then(|| MarkerSettings {
+                topic: cfg.encode.transaction_topic.clone(),
+                key: cfg.source.database(),
+            }),
         }
     }
 }
@@ -176,6 +200,10 @@ pub(crate) struct Pipeline {
     traffic: crate::metrics::TrafficBatch,
     /// the `rowstream.order` header of the change records
     order: LogOrder,
+    /// `encode.transaction_markers`: the open source transaction and its counts
+    txns: Transactions,
+    /// a transaction marker being encoded (`buf` may hold the record it precedes)
+    marker_buf: Vec<u8>,
 }
 
 /// The Kafka header that orders change records along the source log, replays included.
@@ -200,6 +228,11 @@ struct LogOrder {
 impl LogOrder {
     fn snapshot(&mut self) {
         self.change = false;
+    }
+
+    /// Is the current record a change (not a snapshot row)?
+    fn is_change(&self) -> bool {
+        self.change
     }
 
     fn change(&mut self, log_order: u64) {
@@ -252,6 +285,8 @@ impl Pipeline {
             repeats: Default::default(),
             traffic: Default::default(),
             order: Default::default(),
+            txns: Transactions::default(),
+            marker_buf: Vec::new(),
         }
     }
 
@@ -340,6 +375,15 @@ impl Pipeline {
         Ok(())
     }
 
+    /// `encode.transaction_markers`: make sure the markers' topic exists (at the start, as
+    /// the tables' topics).
+    pub(crate) async fn marker_topic(&mut self) -> Result<(), PipelineError> {
+        if let Some(m) = &self.settings.markers {
+            self.sink.ensure_topic(&m.topic).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> Result<(), PipelineError> {
         let mut hb = tokio::time::interval(self.settings.heartbeat);
         hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -389,11 +433,14 @@ impl Pipeline {
                 let n = self.sink.ensure_topic(side).await?;
                 vec![(side.to_string(), n)]
             }
-            None => self
-                .sink
-                .topics()
-                .map(|(t, n)| (t.to_string(), n))
-                .collect(),
+            None => {
+                let markers = self.settings.markers.as_ref().map(|m| m.topic.as_str());
+                self.sink
+                    .topics()
+                    .filter(|(t, _)| Some(*t) != markers)
+                    .map(|(t, n)| (t.to_string(), n))
+                    .collect()
+            }
         };
         for (topic, n) in topics {
             for p in 0..n {
@@ -458,6 +505,10 @@ impl Pipeline {
                     self.stats.records.fetch_add(1, Ordering::Relaxed);
                 }
                 SourceEvent::Marker(m) => {
+                    if matches!(m, crate::model::event::Marker::Checkpoint { .. }) {
+                        // the source transaction ends here: END before the checkpoint covers it
+                        self.end_transaction().await?;
+                    }
                     self.tracker.mark(m);
                     if let Some(eos) = &mut self.eos {
                         eos.unmarked = false;
@@ -506,6 +557,12 @@ impl Pipeline {
         {
             return Ok(()); // skipped by policy
         }
+        let change = self.order.is_change();
+        if change && self.settings.markers.is_some() {
+            if let Some(b) = self.txns.begin(t) {
+                self.send_begin(b).await?;
+            }
+        }
         let key = if has_key { Some(&self.key[..]) } else { None };
         let order = match self.settings.order_header {
             true => self.order.next(),
@@ -538,6 +595,9 @@ impl Pipeline {
             .send_with(&t.topic, key, &self.buf, None, headers)
             .await?;
         self.unmarked();
+        if change && self.settings.markers.is_some() {
+            self.txns.written(t);
+        }
         self.stats.records.fetch_add(1, Ordering::Relaxed);
         let len = self.buf.len() + if has_key { self.key.len() } else { 0 };
         self.traffic.add(t, op.as_str(), len);
@@ -616,11 +676,77 @@ impl Pipeline {
                 .emit(&t, RowOp::Insert, None, c.after.as_deref(), None, -1)
                 .await;
         }
+        if self.settings.markers.is_some() && !self.txns.is_open(c.log_order) {
+            // a change of another transaction: the open one ended (if no checkpoint said so)
+            self.end_transaction().await?;
+            // BEGIN's sequenceId comes before the change's records'
+            let begin_seq = self.lease.next(&mut self.seq)?;
+            self.txns.start(c.log_order, et, begin_seq);
+        }
         self.order.change(c.log_order);
         let r = self.change_inner(&t, c, et).await;
         // counted after the send, so `changes == N && in_flight == 0` means all N acknowledged
         self.stats.changes.fetch_add(1, Ordering::Relaxed);
         r
+    }
+
+    /// `encode.transaction_markers`: the open source transaction ended; its END, if it had a
+    /// BEGIN.
+    async fn end_transaction(&mut self) -> Result<(), PipelineError> {
+        let Some(end) = self.txns.end() else {
+            return Ok(());
+        };
+        let End {
+            id,
+            event_time,
+            db_type,
+            db,
+            tables,
+        } = end;
+        let seq = self.lease.next(&mut self.seq)?;
+        let marker = dataworks::Marker::End { tables: &tables };
+        self.send_marker(id, event_time, db_type, &db, marker, seq)
+            .await
+    }
+
+    /// `encode.transaction_markers`: a source transaction's first record is about to go out.
+    async fn send_begin(&mut self, b: Begin) -> Result<(), PipelineError> {
+        let marker = dataworks::Marker::Begin;
+        self.send_marker(b.id, b.event_time, b.db_type, &b.db, marker, b.seq)
+            .await
+    }
+
+    /// One transaction marker into `encode.transaction_topic` (created when missing), keyed by
+    /// the source database.
+    async fn send_marker(
+        &mut self,
+        id: u64,
+        event_time: i64,
+        db_type: crate::model::schema::DbType,
+        db: &str,
+        marker: dataworks::Marker<'_>,
+        seq: SequenceId,
+    ) -> Result<(), PipelineError> {
+        let Some(m) = &self.settings.markers else {
+            return Ok(());
+        };
+        self.sink.ensure_topic(&m.topic).await?;
+        self.marker_buf.clear();
+        let times = Times {
+            event: event_time,
+            system: now_ms(),
+            checkpoint: event_time,
+        };
+        dataworks::encode_transaction(&mut self.marker_buf, db_type, db, id, marker, seq, times);
+        let key = m.key.as_deref().unwrap_or(db);
+        self.sink
+            .send(&m.topic, Some(key.as_bytes()), &self.marker_buf, None)
+            .await?;
+        self.unmarked();
+        self.stats
+            .transaction_markers
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn change_inner(

@@ -325,6 +325,10 @@ async fn prepare(
             .await
             .context_err(format!("preparing the topic of {}", s.id))?;
     }
+    pipeline
+        .marker_topic()
+        .await
+        .context_err("preparing the topic of the transaction markers")?;
     // the snapshots about to start are on disk before their first row is sent
     for m in ready.source.started() {
         state.apply(&m)?;

@@ -11,9 +11,12 @@
 //!   integer ms (precision ≤ 3) or ms with exactly 6 decimals written as text (finer precision),
 //!   BYTES as padded standard base64, `Absent` columns left out of the image.
 //! - A PostgreSQL source adds `schemaName` between `dbName` and `tableName`.
+//! - Transaction markers (`TRANSACTION_BEGIN` / `TRANSACTION_END`) carry a `schema` with null
+//!   columns and key and a `source` of `dbType` and `dbName` only, null images and `ddl`, and
+//!   one member more than other records, `payload.transaction`, after `ddl`.
 
 use super::json::{write_f64, write_i64, write_str, write_str_body, write_u64};
-use crate::model::schema::{Column, TableSchema};
+use crate::model::schema::{Column, DbType, Shown, TableSchema};
 use crate::model::sequence::SequenceId;
 use crate::model::value::Value;
 use base64::Engine as _;
@@ -72,15 +75,29 @@ fn schema_member(t: &TableSchema, shape: Shape) -> &[u8] {
 fn encode_schema(t: &TableSchema, shape: Shape) -> Vec<u8> {
     let mut b = Vec::with_capacity(64 + t.columns.len() * 32);
     b.extend_from_slice(b"\"schema\":{\"dataColumn\":[");
+    let mut first = true;
     for (i, c) in t.columns.iter().enumerate() {
-        if i > 0 {
+        let shown = t.shown(i);
+        if *shown == Shown::Dropped {
+            continue;
+        }
+        if !first {
             b.push(b',');
         }
+        first = false;
         b.extend_from_slice(b"{\"name\":");
         write_str(&mut b, &c.name);
         b.extend_from_slice(b",\"type\":\"");
-        b.extend_from_slice(c.ltype.as_str().as_bytes());
+        b.extend_from_slice(shown.ltype(c.ltype).as_str().as_bytes());
         b.extend_from_slice(b"\"}");
+    }
+    if let Some(r) = &t.route {
+        if !first {
+            b.push(b',');
+        }
+        b.extend_from_slice(b"{\"name\":");
+        write_str(&mut b, &r.column);
+        b.extend_from_slice(b",\"type\":\"STRING\"}");
     }
     b.extend_from_slice(b"],\"primaryKey\":");
     match &t.key {
@@ -94,23 +111,28 @@ fn encode_schema(t: &TableSchema, shape: Shape) -> Vec<u8> {
                 }
                 write_str(&mut b, &t.columns[ci].name);
             }
+            if let Some(r) = &t.route {
+                b.push(b',');
+                write_str(&mut b, &r.column);
+            }
             b.push(b']');
         }
     }
     b.extend_from_slice(b",\"source\":{\"dbType\":\"");
     b.extend_from_slice(t.db_type.as_str().as_bytes());
+    let id = t.shown_id();
     b.extend_from_slice(b"\",\"dbName\":");
-    write_str(&mut b, &t.id.db);
-    if let Some(s) = &t.id.schema {
+    write_str(&mut b, &id.db);
+    if let Some(s) = &id.schema {
         b.extend_from_slice(b",\"schemaName\":");
         write_str(&mut b, s);
     }
     b.extend_from_slice(b",\"tableName\":");
-    match &t.id.schema {
+    match &id.schema {
         Some(schema) if shape.schema_in_table_name => {
-            write_str(&mut b, &format!("{schema}_{}", t.id.table))
+            write_str(&mut b, &format!("{schema}_{}", id.table))
         }
-        _ => write_str(&mut b, &t.id.table),
+        _ => write_str(&mut b, &id.table),
     }
     b.extend_from_slice(b"}}");
     b
@@ -192,6 +214,25 @@ pub(crate) fn write_timestamp(b: &mut Vec<u8>, micros: i64, fsp: u8) {
     }
 }
 
+/// A value's text: its DataWorks rendering with a string's quotes removed (decimals exact,
+/// DATE in ms, BYTES base64); `None` for SQL NULL or a value the log did not carry. What a
+/// masked column's hash or kept prefix is taken of, and `copy`'s text format.
+pub(crate) fn value_text(c: &Column, v: &Value) -> Option<String> {
+    match v {
+        Value::Null | Value::Absent => None,
+        Value::Text(s) | Value::Decimal(s) => Some(s.clone()),
+        _ => {
+            let mut b = Vec::new();
+            write_value(&mut b, c, v);
+            let s = String::from_utf8_lossy(&b).into_owned();
+            Some(match serde_json::from_str::<String>(&s) {
+                Ok(unquoted) => unquoted,
+                Err(_) => s,
+            })
+        }
+    }
+}
+
 /// A row image as records carry it: `{"dataColumn":{...}}` (or `null`).
 pub(crate) fn write_image(
     b: &mut Vec<u8>,
@@ -205,8 +246,9 @@ pub(crate) fn write_image(
     };
     b.extend_from_slice(b"{\"dataColumn\":{");
     let mut first = true;
-    for (c, v) in t.columns.iter().zip(row.iter()) {
-        if v.is_absent() {
+    for (i, (c, v)) in t.columns.iter().zip(row.iter()).enumerate() {
+        let shown = t.shown(i);
+        if v.is_absent() || *shown == Shown::Dropped {
             continue;
         }
         if !first {
@@ -215,6 +257,20 @@ pub(crate) fn write_image(
         first = false;
         write_str(b, &c.name);
         b.push(b':');
+        match shown {
+            Shown::Value | Shown::Dropped => {}
+            Shown::Null => {
+                b.extend_from_slice(b"null");
+                continue;
+            }
+            masked => {
+                match value_text(c, v) {
+                    Some(text) => write_str(b, &masked.mask(text.as_bytes())),
+                    None => b.extend_from_slice(b"null"),
+                }
+                continue;
+            }
+        }
         let start = b.len();
         write_value(b, c, v);
         // numbers, booleans and DATE milliseconds hold no character JSON escapes
@@ -222,6 +278,14 @@ pub(crate) fn write_image(
             b.insert(start, b'"');
             b.push(b'"');
         }
+    }
+    if let Some(r) = &t.route {
+        if !first {
+            b.push(b',');
+        }
+        write_str(b, &r.column);
+        b.push(b':');
+        write_str(b, &r.shard);
     }
     b.extend_from_slice(b"}}");
 }
@@ -307,11 +371,90 @@ pub(crate) fn encode_heartbeat(b: &mut Vec<u8>, event_time: i64, system_time: i6
     b.extend_from_slice(b"\"}");
 }
 
+/// Which transaction marker (`encode.transaction_markers`), with what TRANSACTION_END counts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Marker<'a> {
+    Begin,
+    /// the records written for the transaction, per table (`schema.table` / `db.table`)
+    End {
+        tables: &'a [(String, u64)],
+    },
+}
+
+/// A transaction marker of source transaction `id` (its place in the source log, the first
+/// part of its records' `rowstream.order`): `TRANSACTION_BEGIN` with
+/// `"transaction":{"id":..}`, or `TRANSACTION_END` with the id, `eventCount` (the records
+/// written for the transaction) and `tables` (the same per table).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_transaction(
+    b: &mut Vec<u8>,
+    db_type: DbType,
+    db: &str,
+    id: u64,
+    marker: Marker<'_>,
+    seq: SequenceId,
+    times: Times,
+) {
+    use std::io::Write as _;
+    b.extend_from_slice(
+        b"{\"schema\":{\"dataColumn\":null,\"primaryKey\":null,\"source\":{\"dbType\":\"",
+    );
+    b.extend_from_slice(db_type.as_str().as_bytes());
+    b.extend_from_slice(b"\",\"dbName\":");
+    write_str(b, db);
+    let _ = write!(
+        b,
+        "}}}},\"payload\":{{\"before\":null,\"after\":null,\"sequenceId\":\"{seq}\","
+    );
+    write_times(b, times);
+    let op = match marker {
+        Marker::Begin => "TRANSACTION_BEGIN",
+        Marker::End { .. } => "TRANSACTION_END",
+    };
+    let _ = write!(
+        b,
+        ",\"op\":\"{op}\",\"ddl\":null,\"transaction\":{{\"id\":\"{id:016x}\""
+    );
+    if let Marker::End { tables } = marker {
+        let total: u64 = tables.iter().map(|(_, n)| n).sum();
+        let _ = write!(b, ",\"eventCount\":{total},\"tables\":{{");
+        for (i, (t, n)) in tables.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            write_str(b, t);
+            let _ = write!(b, ":{n}");
+        }
+        b.push(b'}');
+    }
+    b.extend_from_slice(b"}},\"version\":\"");
+    b.extend_from_slice(VERSION.as_bytes());
+    b.extend_from_slice(b"\"}");
+}
+
 /// The Kafka key of a row: key columns' text forms joined by `sep`. Returns false (and leaves
 /// `out` empty) when the table has no key or a key column is absent from the image.
 pub(crate) fn write_key(out: &mut Vec<u8>, t: &TableSchema, row: &[Value], sep: &str) -> bool {
     out.clear();
     let Some(key) = &t.key else { return false };
+    if !write_key_values(out, t, key, row, sep) {
+        return false;
+    }
+    // a shard's records: the shard's name ends the key, as it ends `primaryKey`
+    if let Some(r) = &t.route {
+        out.extend_from_slice(sep.as_bytes());
+        out.extend_from_slice(r.shard.as_bytes());
+    }
+    true
+}
+
+fn write_key_values(
+    out: &mut Vec<u8>,
+    t: &TableSchema,
+    key: &[usize],
+    row: &[Value],
+    sep: &str,
+) -> bool {
     for (i, &ci) in key.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(sep.as_bytes());
@@ -535,6 +678,62 @@ mod tests {
         );
         assert_eq!(v["payload"]["sequenceId"], "1731663842292000007");
         assert_eq!(v["payload"]["op"], "ALTER");
+    }
+
+    /// TRANSACTION_BEGIN and TRANSACTION_END, byte for byte.
+    #[test]
+    fn transaction_markers() {
+        let seq = |counter| SequenceId {
+            ms: 1731663842292,
+            counter,
+        };
+        let times = Times {
+            event: 1731662097000,
+            system: 1731663848979,
+            checkpoint: 1731662097000,
+        };
+        let mut b = Vec::new();
+        encode_transaction(
+            &mut b,
+            DbType::PostgreSql,
+            "shop",
+            0x1_a2b3_c4d5,
+            Marker::Begin,
+            seq(1),
+            times,
+        );
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            r#"{"schema":{"dataColumn":null,"primaryKey":null,"source":{"dbType":"PostgreSQL","dbName":"shop"}},"payload":{"before":null,"after":null,"sequenceId":"1731663842292000001","timestamp":{"eventTime":1731662097000,"systemTime":1731663848979,"checkpointTime":1731662097000},"op":"TRANSACTION_BEGIN","ddl":null,"transaction":{"id":"00000001a2b3c4d5"}},"version":"0.0.1"}"#
+        );
+        b.clear();
+        let tables = [("public.\"b".to_string(), 2), ("public.a".to_string(), 3)];
+        encode_transaction(
+            &mut b,
+            DbType::MariaDb,
+            "shop",
+            u64::MAX,
+            Marker::End { tables: &tables },
+            seq(9),
+            times,
+        );
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            r#"{"schema":{"dataColumn":null,"primaryKey":null,"source":{"dbType":"MariaDB","dbName":"shop"}},"payload":{"before":null,"after":null,"sequenceId":"1731663842292000009","timestamp":{"eventTime":1731662097000,"systemTime":1731663848979,"checkpointTime":1731662097000},"op":"TRANSACTION_END","ddl":null,"transaction":{"id":"ffffffffffffffff","eventCount":5,"tables":{"public.\"b":2,"public.a":3}}},"version":"0.0.1"}"#
+        );
+        // the reader every tool uses reads them
+        let r: crate::format::record::Envelope<crate::format::record::Values> =
+            crate::format::record::Envelope::parse(&b).unwrap();
+        let t = r.payload.transaction().unwrap();
+        assert_eq!(t.id, "ffffffffffffffff");
+        assert_eq!(t.event_count, Some(5));
+        let counts: Vec<(String, u64)> = t
+            .tables
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_u64().unwrap()))
+            .collect();
+        assert_eq!(counts, tables);
     }
 
     #[test]

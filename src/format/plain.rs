@@ -9,8 +9,8 @@
 //! - A column's JSON type defaults from its logical type (LONG/DOUBLE/DATE → NUMBER, BOOLEAN →
 //!   BOOL, BYTES → BASE64, STRING → STRING); a value the chosen type cannot hold (text in a
 //!   NUMBER column, a string that is not a JSON array for ARRAY) is an error naming the column.
-use super::dataworks::write_value;
-use crate::model::schema::{LogicalType, TableSchema};
+use super::dataworks::value_text;
+use crate::model::schema::{LogicalType, Shown, TableSchema};
 use crate::model::value::Value;
 use serde_json::Value as J;
 
@@ -49,20 +49,14 @@ impl JsonType {
     }
 }
 
-/// The text of a value (None for SQL NULL / absent).
+/// The text of column `ci`'s value as the records show it (None for SQL NULL / absent, and
+/// for a column masked to null): a hashed or prefix-kept column's masked text.
 pub(crate) fn text(t: &TableSchema, ci: usize, v: &Value) -> Option<String> {
-    match v {
-        Value::Null | Value::Absent => None,
-        Value::Text(s) | Value::Decimal(s) => Some(s.clone()),
-        _ => {
-            let mut b = Vec::new();
-            write_value(&mut b, &t.columns[ci], v);
-            let s = String::from_utf8_lossy(&b).into_owned();
-            Some(match serde_json::from_str::<String>(&s) {
-                Ok(unquoted) => unquoted,
-                Err(_) => s,
-            })
-        }
+    let text = value_text(&t.columns[ci], v);
+    match t.shown(ci) {
+        Shown::Value => text,
+        Shown::Null | Shown::Dropped => None,
+        masked => text.map(|s| masked.mask(s.as_bytes())),
     }
 }
 
@@ -79,6 +73,7 @@ pub(crate) fn encode_text(
     let parts: Vec<String> = row
         .iter()
         .enumerate()
+        .filter(|(i, _)| *t.shown(*i) != Shown::Dropped)
         .map(|(i, v)| match text(t, i, v) {
             Some(s) => escape(&s, delimiter),
             None => null_value.to_string(),
@@ -110,7 +105,7 @@ pub(crate) fn encode_json(
     let mut out = String::from("{");
     for (i, v) in row.iter().enumerate() {
         let col = &t.columns[i];
-        if v.is_absent() {
+        if v.is_absent() || *t.shown(i) == Shown::Dropped {
             continue;
         }
         if out.len() > 1 {
@@ -121,7 +116,7 @@ pub(crate) fn encode_json(
         let ty = types
             .get(&col.name)
             .copied()
-            .unwrap_or_else(|| JsonType::default_for(col.ltype));
+            .unwrap_or_else(|| JsonType::default_for(t.shown(i).ltype(col.ltype)));
         let Some(s) = text(t, i, v) else {
             out.push_str("null");
             continue;
@@ -225,6 +220,8 @@ mod tests {
             topic: "x".into(),
             encoded: Default::default(),
             types: None,
+            shown: None,
+            route: None,
         }
     }
 

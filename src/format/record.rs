@@ -90,6 +90,23 @@ pub(crate) struct Payload<'a, V> {
     /// the DDL part as written (`null` on row records)
     #[serde(borrow, default)]
     pub(crate) ddl: Option<&'a RawValue>,
+    /// what a transaction marker says, as written (absent on every other record)
+    #[serde(borrow, default)]
+    pub(crate) transaction: Option<&'a RawValue>,
+}
+
+/// `payload.transaction` of a `TRANSACTION_BEGIN` / `TRANSACTION_END` record.
+#[derive(Deserialize, Debug)]
+pub(crate) struct Transaction {
+    /// the transaction's place in the source log: 16 hex digits, the first part of its
+    /// records' `rowstream.order`
+    pub(crate) id: String,
+    /// END: the records written for the transaction
+    #[serde(rename = "eventCount", default)]
+    pub(crate) event_count: Option<u64>,
+    /// END: the same per table (`schema.table` / `db.table`)
+    #[serde(default)]
+    pub(crate) tables: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl<V> Payload<'_, V> {
@@ -107,6 +124,13 @@ impl<V> Payload<'_, V> {
             .as_ref()
             .and_then(|t| t.event_time)
             .filter(|&t| t >= 0)
+    }
+
+    /// What a transaction marker says (`None` on other records, or when unreadable).
+    pub(crate) fn transaction(&self) -> Option<Transaction> {
+        serde_json::from_str::<Option<Transaction>>(self.transaction?.get())
+            .ok()
+            .flatten()
     }
 
     /// The statement of a DDL record.

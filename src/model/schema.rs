@@ -159,6 +159,73 @@ pub(crate) struct TableSchema {
     pub(crate) encoded: OnceLock<Box<[u8]>>,
     /// the `rowstream.types` header of its row records (`None`: no column needs one)
     pub(crate) types: Option<Box<str>>,
+    /// how each column reaches the records (`source.columns`, `source.column_exclude`,
+    /// `source.column_masks`), by column index; `None`: every column as it is
+    pub(crate) shown: Option<Box<[Shown]>>,
+    /// the logical table this one is a shard of (`source.routes`); `None`: itself
+    pub(crate) route: Option<Box<Route>>,
+}
+
+/// A shard's place in the logical table it merges into (`source.routes`): its records name
+/// the logical table (`dbName`, `schemaName`, `tableName`, topic), carry the shard's name in
+/// one more column, last, and that column is part of their key (Kafka key and `primaryKey`
+/// end with it), so equal keys of two shards never collide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// the logical table
+    pub(crate) target: TableId,
+    /// the column naming the shard (`source.shard_column`)
+    pub(crate) column: String,
+    /// the shard's name as the column holds it (its `schema.table` / `db.table`)
+    pub(crate) shard: String,
+}
+
+/// How a column reaches the records. Decided once per table schema (by
+/// `source::schemas`); every writer of rows (the DataWorks encoder, `copy`'s plain formats)
+/// goes through [`TableSchema::shown`], so a left-out or masked value never reaches Kafka.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Shown {
+    /// the value as it is
+    Value,
+    /// left out: not in `schema.dataColumn`, not in the images
+    Dropped,
+    /// always null (the column and its type stay)
+    Null,
+    /// the lowercase hex SHA-256 of the salt followed by the value's text; a STRING column
+    Hash(Arc<[u8]>),
+    /// the first n characters of the value's text, each later one as `*`; a STRING column
+    Keep(usize),
+}
+
+static AS_IS: Shown = Shown::Value;
+
+impl Shown {
+    /// The column's type in the records: a hash or a kept prefix is text.
+    pub(crate) fn ltype(&self, ltype: LogicalType) -> LogicalType {
+        match self {
+            Shown::Hash(_) | Shown::Keep(_) => LogicalType::String,
+            _ => ltype,
+        }
+    }
+
+    /// The masked text of a value whose text is `text` (`Hash`, `Keep` only).
+    pub(crate) fn mask(&self, text: &[u8]) -> String {
+        match self {
+            Shown::Hash(salt) => {
+                use sha2::Digest as _;
+                let mut h = sha2::Sha256::new();
+                h.update(salt);
+                h.update(text);
+                h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+            }
+            Shown::Keep(n) => String::from_utf8_lossy(text)
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if i < *n { c } else { '*' })
+                .collect(),
+            _ => String::new(),
+        }
+    }
 }
 
 /// The Kafka header that refines the column types of a table's row records (see [`Refine`]).
@@ -191,6 +258,7 @@ impl TableSchema {
         Some(s.into_bytes())
     }
 
+    #[cfg(test)]
     pub(crate) fn new(
         db_type: DbType,
         id: TableId,
@@ -198,25 +266,65 @@ impl TableSchema {
         key: Option<Vec<usize>>,
         topic: String,
     ) -> Arc<Self> {
+        Self::new_routed(db_type, id, columns, key, topic, None, None)
+    }
+
+    /// A schema whose columns reach the records as `shown` says (`None`: as they are), as a
+    /// shard of `route`'s logical table (`None`: as itself).
+    pub(crate) fn new_routed(
+        db_type: DbType,
+        id: TableId,
+        columns: Vec<Column>,
+        key: Option<Vec<usize>>,
+        topic: String,
+        shown: Option<Box<[Shown]>>,
+        route: Option<Box<Route>>,
+    ) -> Arc<Self> {
+        let mut types = types_header(&columns, shown.as_deref());
+        if let (Some(t), Some(_)) = (&mut types, &route) {
+            // the shard column, last, needs no refinement
+            *t = format!("{t};").into_boxed_str();
+        }
         Arc::new(TableSchema {
             db_type,
             id,
             key,
             topic,
             encoded: OnceLock::new(),
-            types: types_header(&columns),
+            types,
             columns,
+            shown,
+            route,
         })
+    }
+
+    /// The table its records name: the logical table of a shard, else itself.
+    pub(crate) fn shown_id(&self) -> &TableId {
+        self.route.as_ref().map_or(&self.id, |r| &r.target)
+    }
+
+    /// How column `i` reaches the records.
+    pub(crate) fn shown(&self, i: usize) -> &Shown {
+        self.shown.as_ref().and_then(|s| s.get(i)).unwrap_or(&AS_IS)
     }
 }
 
 /// The `rowstream.types` header of a table's row records: each column's [`Refine`] token in
-/// table order, joined by `;`; `None` when no column has one.
-fn types_header(columns: &[Column]) -> Option<Box<str>> {
-    if columns.iter().all(|c| c.refine == Refine::None) {
+/// the order of `schema.dataColumn` (left-out columns skipped, masked ones text), joined by
+/// `;`; `None` when no column has one.
+fn types_header(columns: &[Column], shown: Option<&[Shown]>) -> Option<Box<str>> {
+    let shown = |i: usize| shown.and_then(|s| s.get(i)).unwrap_or(&AS_IS);
+    let tokens: Vec<Refine> = (columns.iter().enumerate())
+        .filter(|(i, _)| *shown(*i) != Shown::Dropped)
+        .map(|(i, c)| match shown(i) {
+            Shown::Hash(_) | Shown::Keep(_) => Refine::None,
+            _ => c.refine,
+        })
+        .collect();
+    if tokens.iter().all(|r| *r == Refine::None) {
         return None;
     }
-    let tokens: Vec<String> = columns.iter().map(|c| c.refine.token()).collect();
+    let tokens: Vec<String> = tokens.iter().map(|r| r.token()).collect();
     Some(tokens.join(";").into_boxed_str())
 }
 

@@ -4,13 +4,16 @@
 //! rows), the source table (`db.schema.table` / `db.table`), the op, the Kafka key (`-` when
 //! null), then the changed columns (for an update only the columns whose value differs between
 //! the images, as `col: old → new`; for an insert every column; for a delete the old image) or
-//! the DDL statement. `--json` prints the record as it is instead.
+//! the DDL statement. `--json` prints the record as it is instead. A transaction marker is
+//! `time  db  BEGIN txn <id>` or `time  db  END txn <id>  <n> records (<table> <n>, ...)`.
 //!
 //! Invariants:
 //! - Read only: no consumer group offsets are committed (partitions are assigned, not
 //!   subscribed), so tailing never moves anyone's position.
 //! - Without named topics, every topic the config's `kafka.topic` template can name is
-//!   followed, and topics created later (new tables) join within [`RESCAN`].
+//!   followed (and its `encode.transaction_topic` when `encode.transaction_markers` is on),
+//!   and topics created later (new tables) join within [`RESCAN`]. Lines are printed in the
+//!   order the consumer hands the records over: in order within a partition, not across.
 //! - A record that is not DataWorks JSON is printed as its text, never dropped.
 //! - A reader that goes away (`rowstream tail | head`) ends the command quietly with exit 0.
 use crate::config::KafkaConfig;
@@ -36,7 +39,8 @@ const VALUE_CHARS: usize = 80;
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// The run's config: its brokers and [kafka.properties], and (when no topic is named)
-    /// its kafka.topic template, whose topics are all followed, new ones as they appear.
+    /// its kafka.topic template, whose topics are all followed, new ones as they appear (and
+    /// encode.transaction_topic when encode.transaction_markers is on).
     #[arg(short, long, env = "ROWSTREAM_CONFIG")]
     pub(crate) config: Option<std::path::PathBuf>,
     /// Brokers (host:port,...) when no config is given.
@@ -62,11 +66,18 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// The tail's options, following `template`'s topics but never `skip`'s unless named.
-    pub(crate) fn options(&self, template: String, skip: Vec<String>) -> Options {
+    /// The tail's options, following `template`'s topics and `also` but never `skip`'s unless
+    /// named.
+    pub(crate) fn options(
+        &self,
+        template: String,
+        also: Vec<String>,
+        skip: Vec<String>,
+    ) -> Options {
         Options {
             topics: self.topics.clone(),
             template,
+            also,
             skip,
             from_beginning: self.from_beginning,
             json: self.json,
@@ -81,6 +92,8 @@ pub(crate) struct Options {
     /// Named topics; empty: every topic `template` can name.
     pub(crate) topics: Vec<String>,
     pub(crate) template: String,
+    /// Topics followed besides `template`'s when none is named (the transaction markers').
+    pub(crate) also: Vec<String>,
     /// Topics never followed without being named (the state topics).
     pub(crate) skip: Vec<String>,
     pub(crate) from_beginning: bool,
@@ -213,7 +226,8 @@ fn wanted(opts: &Options, pattern: &str, name: &str) -> bool {
     if opts.topics.is_empty() {
         !name.starts_with("__")
             && !opts.skip.iter().any(|s| s == name)
-            && crate::model::schema::glob_match(pattern, name)
+            && (crate::model::schema::glob_match(pattern, name)
+                || opts.also.iter().any(|a| a == name))
     } else {
         opts.topics.iter().any(|n| n == name)
     }
@@ -274,6 +288,10 @@ pub(crate) fn readable(r: &Envelope<'_, Values>, key: Option<&str>) -> String {
         None => format!("{:<24}", "snapshot"),
     };
     let src = r.schema.as_ref().and_then(|s| s.source.as_ref());
+    if let Some(t) = p.transaction() {
+        let db = src.and_then(|s| s.db_name.as_deref()).unwrap_or("-");
+        return marker_line(&time, db, op, &t);
+    }
     let table = match src.map(|s| (&s.db_name, &s.schema_name, &s.table_name)) {
         Some((Some(db), Some(s), Some(t))) => format!("{db}.{s}.{t}"),
         Some((Some(db), None, Some(t))) => format!("{db}.{t}"),
@@ -327,6 +345,30 @@ pub(crate) fn readable(r: &Envelope<'_, Values>, key: Option<&str>) -> String {
     format!("{time}  {table}  {op:<12}  {key}  {detail}")
         .trim_end()
         .to_string()
+}
+
+/// A transaction marker as a line: `time  db  BEGIN txn <id>`, or `time  db  END txn <id>  <n>
+/// records (<table> <n>, ...)`.
+fn marker_line(time: &str, db: &str, op: &str, t: &crate::format::record::Transaction) -> String {
+    let id = &t.id;
+    match op {
+        "TRANSACTION_BEGIN" => format!("{time}  {db}  BEGIN txn {id}"),
+        "TRANSACTION_END" => {
+            let n = t.event_count.unwrap_or(0);
+            let tables: Vec<String> = t
+                .tables
+                .iter()
+                .flatten()
+                .map(|(name, c)| format!("{name} {c}"))
+                .collect();
+            let records = if n == 1 { "record" } else { "records" };
+            format!(
+                "{time}  {db}  END txn {id}  {n} {records} ({})",
+                tables.join(", ")
+            )
+        }
+        op => format!("{time}  {db}  {op} txn {id}"),
+    }
 }
 
 /// A value as JSON text, cut to [`VALUE_CHARS`].
@@ -384,6 +426,35 @@ mod tests {
         let long = serde_json::json!({"dataColumn": {"doc": "x".repeat(200)}});
         let line = readable(&rec("INSERT", J::Null, long, 1, J::Null), None);
         assert!(line.ends_with('…') && line.chars().count() < 160, "{line}");
+    }
+
+    #[test]
+    fn transaction_markers_in_one_line() {
+        let marker = |op: &str, txn: J| {
+            serde_json::json!({
+                "schema": {"dataColumn": null, "primaryKey": null, "source": {"dbType": "PostgreSQL", "dbName": "shop"}},
+                "payload": {"before": null, "after": null, "sequenceId": "1", "op": op, "ddl": null,
+                            "timestamp": {"eventTime": 1_700_000_000_123i64, "systemTime": 1, "checkpointTime": 1_700_000_000_123i64},
+                            "transaction": txn},
+                "version": "0.0.1"
+            })
+            .to_string()
+        };
+        assert_eq!(
+            readable(
+                &marker(
+                    "TRANSACTION_BEGIN",
+                    serde_json::json!({"id": "0000000001a2b3c4"})
+                ),
+                Some("shop")
+            ),
+            "2023-11-14T22:13:20.123Z  shop  BEGIN txn 0000000001a2b3c4"
+        );
+        let end = serde_json::json!({"id": "0000000001a2b3c4", "eventCount": 5, "tables": {"public.a": 3, "public.b": 2}});
+        assert_eq!(
+            readable(&marker("TRANSACTION_END", end), Some("shop")),
+            "2023-11-14T22:13:20.123Z  shop  END txn 0000000001a2b3c4  5 records (public.a 3, public.b 2)"
+        );
     }
 
     #[test]

@@ -231,7 +231,7 @@ pub(crate) async fn prepare(
         db_type,
         server_id: my.server_id.unwrap_or(5401),
         filter,
-        factory: SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source.keys),
+        factory: SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source),
         ctx: Arc::new(ctx_of(cfg, my)),
         history,
         start,
@@ -609,7 +609,7 @@ impl MyDump {
     pub(crate) async fn open(cfg: &Config, my: &MysqlOptions) -> Result<MyDump, MySqlError> {
         let (_, mut conn, db_type) = open(&cfg.source.url, my).await?;
         let filter = crate::source::table_filter(cfg);
-        let factory = SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source.keys);
+        let factory = SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source);
         let ctx = ctx_of(cfg, my);
         let (mut defs, mut schemas) = (Vec::new(), Vec::new());
         for id in matched_tables(&mut conn, &filter).await? {

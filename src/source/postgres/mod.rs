@@ -203,7 +203,7 @@ async fn open_tables(
         catalog,
         server.db.clone(),
         filter.clone(),
-        SchemaFactory::new(DbType::PostgreSql, &cfg.kafka.topic, &cfg.source.keys),
+        SchemaFactory::new(DbType::PostgreSql, &cfg.kafka.topic, &cfg.source),
         DecodeCtx { tz_offset_us: tz },
         o.toast_placeholder.clone(),
     );
