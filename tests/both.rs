@@ -52,6 +52,77 @@ both!(broker_loss_mid_stream_loses_nothing, 6121);
 both!(replays_carry_their_first_order, 6122);
 both!(columns_left_out_and_masked, 6123);
 both!(sharded_tables_merge_into_one_topic, 6124);
+both!(ddl_policy_per_type, 6125);
+
+/// `source.ddl_policy`: an added column `ignore`d (no DDL record, the rows carry it), a
+/// dropped one `warn`ed (the record and a warning), a changed type `stop`s the connector
+/// before its record and before the rows after it; started again with `apply`, the DDL and
+/// those rows arrive, once each.
+async fn ddl_policy_per_type(db: Db) {
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT); INSERT INTO t VALUES (1, 1, 1);")
+        .await;
+    let policy = |modify: &str| {
+        format!("[source.ddl_policy]\nadd_column = \"ignore\"\ndrop_column = \"warn\"\nmodify_column = \"{modify}\"\n")
+    };
+    let mut rs = Rowstream::start(&db.name, &db.config(&policy("stop"), ""));
+    let mut r = Reader::new(&db.topic("t"));
+    r.until(60, "the snapshot", |x| count_data(x) >= 1);
+    db.wait_streaming().await;
+    db.exec("ALTER TABLE t ADD COLUMN c INT").await;
+    db.exec("INSERT INTO t VALUES (2, 2, 2, 2)").await;
+    db.exec("ALTER TABLE t DROP COLUMN b").await;
+    db.exec("INSERT INTO t VALUES (3, 3, 3)").await;
+    r.until(60, "rows 2 and 3", |x| {
+        x.iter().any(|r| r.key.as_deref() == Some("3"))
+    });
+    wait_for(30, "the drop_column warning", || async {
+        rs.log_text().contains("source.ddl_policy = warn")
+    })
+    .await;
+    assert!(rs.log_text().contains("drop_column"), "{}", rs.log_text());
+    let retype = match db.flavor {
+        Flavor::Postgres => "ALTER TABLE t ALTER COLUMN a TYPE text",
+        Flavor::MariaDb => "ALTER TABLE t MODIFY a VARCHAR(20)",
+    };
+    db.exec(retype).await;
+    db.exec("INSERT INTO t VALUES (4, 'x', 4)").await;
+    rs.expect_setup_stop(&[
+        "stopped the connector",
+        "modify_column",
+        "source.ddl_policy",
+    ])
+    .await;
+    drop(rs);
+    let rs = Rowstream::start(&db.name, &db.config(&policy("apply"), ""));
+    let recs = r
+        .until(60, "row 4 after the retyping", |x| {
+            x.iter().any(|r| r.key.as_deref() == Some("4"))
+        })
+        .to_vec();
+    let mut data: Vec<&Rec> = recs.iter().filter(|x| x.op() != "MHEARTBEAT").collect();
+    data.sort_by(|a, b| a.seq().cmp(b.seq()));
+    let ops: Vec<(&str, Option<&str>)> = data.iter().map(|x| (x.op(), x.key.as_deref())).collect();
+    assert_eq!(
+        ops,
+        [
+            ("INSERT", Some("1")),
+            ("INSERT", Some("2")),
+            ("ALTER", None),
+            ("INSERT", Some("3")),
+            ("ALTER", None),
+            ("INSERT", Some("4")),
+        ],
+        "{data:#?}"
+    );
+    assert_eq!(*data[1].after(), json!({"id": 2, "a": 2, "b": 2, "c": 2}));
+    assert_eq!(*data[3].after(), json!({"id": 3, "a": 3, "c": 3}));
+    assert_eq!(*data[5].after(), json!({"id": 4, "a": "x", "c": 4}));
+    assert_eq!(
+        data[4].value["payload"]["ddl"]["text"].as_str(),
+        Some(retype)
+    );
+    assert_eq!(rs.stop(), 0);
+}
 
 /// `source.routes`: 64 shards `orders_0` … `orders_63` with the same ids flow into one topic as
 /// one table `orders`: every record names it, carries its shard in `__shard__`, and is keyed

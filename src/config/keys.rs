@@ -62,6 +62,7 @@ pub(super) const KEYS: &[Key] = &[
     key("source.mask_salt", Kind::Str, false, ALL),
     key("source.routes", Kind::ScalarMap, false, ALL),
     key("source.shard_column", Kind::Str, false, ALL),
+    key("source.ddl_policy", Kind::ScalarMap, false, ALL),
     key("source.timezone", Kind::Str, false, ALL),
     key("source.slot", Kind::Str, false, PG),
     key("source.publication", Kind::Str, false, PG),

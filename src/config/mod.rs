@@ -43,7 +43,7 @@ pub(crate) use runtime::{
 };
 pub(crate) use source::{
     parse_mask, parse_tz, redact_url, ColumnMask, MysqlOptions, MysqlSslMode, PostgresOptions,
-    ResumeBy, SourceConfig, SourceOptions,
+    ResumeBy, SourceConfig, SourceOptions, DDL_KINDS,
 };
 pub(crate) use submitted::{redacted, restore_secrets, submitted};
 pub(crate) use worker::{reachable, WorkerConfig, RESERVED};

@@ -69,6 +69,10 @@ pub(crate) struct SourceConfig {
     /// The column naming a merged record's shard (last in its columns and key).
     #[serde(default = "default_shard_column")]
     pub(crate) shard_column: String,
+    /// What a DDL of each type does ([`DDL_KINDS`] → [`DDL_POLICIES`]); a type not named:
+    /// `apply`.
+    #[serde(default)]
+    pub(crate) ddl_policy: BTreeMap<String, String>,
     /// Zone that timestamps without time zone are read in: `UTC` or a fixed offset `+08:00`.
     #[serde(default = "default_tz")]
     pub(crate) timezone: String,
@@ -300,6 +304,26 @@ impl SourceConfig {
                 push(p, &key, format!("`{to}` must name the merged table as schema.table or db.table (e.g. \"public.orders\")"));
             }
         }
+        for (kind, policy) in &self.ddl_policy {
+            let key = format!("source.ddl_policy.{kind}");
+            if !DDL_KINDS.contains(&kind.as_str()) {
+                push(
+                    p,
+                    &key,
+                    format!("unknown DDL type; one of {}", DDL_KINDS.join(", ")),
+                );
+            }
+            if !DDL_POLICIES.contains(&policy.as_str()) {
+                push(
+                    p,
+                    &key,
+                    format!(
+                        "`{policy}` is not a policy; one of {}",
+                        DDL_POLICIES.join(", ")
+                    ),
+                );
+            }
+        }
         if self.shard_column.trim().is_empty() {
             push(
                 p,
@@ -487,6 +511,7 @@ impl fmt::Debug for SourceConfig {
             )
             .field("routes", &self.routes)
             .field("shard_column", &self.shard_column)
+            .field("ddl_policy", &self.ddl_policy)
             .field("timezone", &self.timezone)
             .field("options", &self.options)
             .finish()
@@ -530,3 +555,20 @@ pub(crate) fn parse_mask(s: &str) -> Option<ColumnMask> {
 fn default_shard_column() -> String {
     "__shard__".into()
 }
+
+/// The DDL types `source.ddl_policy` names.
+pub(crate) const DDL_KINDS: [&str; 9] = [
+    "create_table",
+    "drop_table",
+    "rename_table",
+    "truncate_table",
+    "add_column",
+    "drop_column",
+    "rename_column",
+    "modify_column",
+    "other",
+];
+
+/// What a DDL can do: be applied as usual, be left out of the topics, be applied with a
+/// warning, or stop the connector before it.
+pub(crate) const DDL_POLICIES: [&str; 4] = ["apply", "ignore", "warn", "stop"];

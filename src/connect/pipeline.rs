@@ -67,6 +67,8 @@ pub(crate) enum PipelineError {
         size: usize,
         limit: usize,
     },
+    #[error("a DDL ({kinds}) on table {table} stopped the connector, as source.ddl_policy asks; the position stays before it\n  fix: apply the change where the topics are consumed, then set source.ddl_policy for {kinds} to \"apply\", \"warn\" or \"ignore\" and start again: the DDL is read again")]
+    DdlStopped { table: String, kinds: String },
     #[error("table {table} has no primary key: under encode.profile = \"paimon\" Paimon makes it an append-only table, which fails the Flink job on its first DELETE or UPDATE\n  fix: give it a key with source.keys (e.g. source.keys = {{ \"{table}\" = [\"id\"] }}), or leave it out of source.tables")]
     Keyless { table: String },
 }
@@ -76,7 +78,9 @@ impl Classify for PipelineError {
         match self {
             PipelineError::Sink(e) => e.class(),
             PipelineError::Store(e) => e.class(),
-            PipelineError::Oversized { .. } | PipelineError::Keyless { .. } => ErrorClass::Setup,
+            PipelineError::Oversized { .. }
+            | PipelineError::Keyless { .. }
+            | PipelineError::DdlStopped { .. } => ErrorClass::Setup,
         }
     }
 }
@@ -101,6 +105,8 @@ pub(crate) struct Settings {
     pub(crate) shape: dataworks::Shape,
     /// heartbeats and DDL records go here instead of the data topics; `""`: nowhere
     pub(crate) side_topic: Option<String>,
+    /// `source.ddl_policy`: what a DDL of each type does
+    pub(crate) ddl_policy: std::collections::BTreeMap<String, String>,
     /// `encode.transaction_markers`: where TRANSACTION_BEGIN / TRANSACTION_END go
     pub(crate) markers: Option<MarkerSettings>,
 }
@@ -130,6 +136,7 @@ impl Settings {
                 schema_in_table_name: cfg.encode.schema_in_table_name,
             },
             side_topic: cfg.encode.side_topic.clone(),
+            ddl_policy: cfg.source.ddl_policy.clone(),
             markers: cfg.encode.transaction_markers.then(|| MarkerSettings {
                 topic: cfg.encode.transaction_topic.clone(),
                 key: cfg.source.database(),
@@ -194,6 +201,8 @@ pub(crate) struct Pipeline {
     buf: Vec<u8>,
     key: Vec<u8>,
     keyless_warned: HashSet<String>,
+    /// `source.ddl_policy` and each table's last columns
+    ddl: super::ddl_policy::DdlPolicies,
     /// per-record warnings, logged once with a count
     repeats: crate::repeats::Repeats,
     /// this batch's records and bytes per table and op, merged into `stats` after it
@@ -278,10 +287,12 @@ impl Pipeline {
             store,
             tracker,
             stats,
+            ddl: super::ddl_policy::DdlPolicies::new(&settings.ddl_policy),
             settings,
             buf: Vec::with_capacity(4096),
             key: Vec::with_capacity(64),
             keyless_warned: HashSet::new(),
+
             repeats: Default::default(),
             traffic: Default::default(),
             order: Default::default(),
@@ -365,6 +376,7 @@ impl Pipeline {
                 table: t.id.pattern_name(),
             });
         }
+        self.ddl.learn(t);
         let n = self.sink.ensure_topic(&t.topic).await?;
         if t.key.is_none() && n > 1 && self.keyless_warned.insert(t.id.pattern_name()) {
             tracing::warn!(target: LOG_TARGET,
@@ -458,6 +470,26 @@ impl Pipeline {
             match ev {
                 SourceEvent::Change(c) => self.change(c).await?,
                 SourceEvent::Ddl(d) => {
+                    use super::ddl_policy::Policy;
+                    let (policy, kinds) = self.ddl.decide(d.op, &d.table);
+                    let table = d.table.id.pattern_name();
+                    match policy {
+                        Policy::Stop => {
+                            return Err(PipelineError::DdlStopped {
+                                table,
+                                kinds: kinds.join(", "),
+                            })
+                        }
+                        Policy::Ignore => {
+                            self.table(&d.table).await?;
+                            tracing::info!(target: LOG_TARGET, table = %table, ddl = %kinds.join(","), "DDL left out of the topics (source.ddl_policy)");
+                            continue;
+                        }
+                        Policy::Warn => {
+                            tracing::warn!(target: LOG_TARGET, table = %table, ddl = %kinds.join(","), op = d.op.as_str(), "DDL on a captured table (source.ddl_policy = warn): check the consumers of its topic");
+                        }
+                        Policy::Apply => {}
+                    }
                     self.table(&d.table).await?;
                     let seq = self.lease.next(&mut self.seq)?;
                     self.buf.clear();
