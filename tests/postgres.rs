@@ -1647,3 +1647,81 @@ async fn snapshot_progress_is_one_stream_of_plain_values() {
     );
     assert_eq!(rs.stop(), 0);
 }
+
+/// A partitioned table streams and snapshots under its own name (the publication's
+/// `publish_via_partition_root`): rows of every partition, one partition created and one
+/// attached while streaming included, in one topic, with no topic or DDL record of a partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn partitioned_tables_stream_under_the_root() {
+    let name = "rs_partitioned";
+    state_dir(name);
+    let db = fresh_db(name).await;
+    db.batch_execute(
+        "CREATE TABLE m (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu');
+         CREATE TABLE m_us PARTITION OF m FOR VALUES IN ('us');
+         INSERT INTO m SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 40) g;",
+    )
+    .await
+    .unwrap();
+    let rs = Rowstream::start(name, &config(name, "", "[snapshot]\nchunk_pages = 1\n"));
+    let mut r = Reader::new(&topic(name, "m"));
+    r.until(60, "the snapshot of both partitions", |x| {
+        count_data(x) >= 40
+    });
+    wait_streaming(&db, name).await;
+    db.batch_execute(
+        "INSERT INTO m VALUES (100, 'eu', 1), (101, 'us', 1);
+         UPDATE m SET v = v + 1000 WHERE id IN (2, 3);
+         DELETE FROM m WHERE id IN (4, 5);
+         CREATE TABLE m_asia PARTITION OF m FOR VALUES IN ('asia');
+         INSERT INTO m VALUES (200, 'asia', 2);
+         CREATE TABLE m_af (LIKE m);
+         ALTER TABLE m ATTACH PARTITION m_af FOR VALUES IN ('af');
+         INSERT INTO m VALUES (300, 'af', 3);
+         UPDATE m SET v = 7 WHERE id = 300;",
+    )
+    .await
+    .unwrap();
+    let recs = r
+        .until(60, "the changes", |x| {
+            x.iter()
+                .any(|r| r.key.as_deref() == Some("300,af") && r.op() == "UPDATE_AFTER")
+        })
+        .to_vec();
+    let data: Vec<&Rec> = recs.iter().filter(|x| x.op() != "MHEARTBEAT").collect();
+    assert!(
+        data.iter()
+            .all(|x| x.value["schema"]["source"]["tableName"] == "m"),
+        "{data:#?}"
+    );
+    // the last image per key equals the table
+    let mut last = std::collections::BTreeMap::new();
+    for x in data.iter().filter(|x| x.key.is_some()) {
+        let img = (x.op() != "DELETE").then(|| x.after().clone());
+        last.insert(x.key.clone().unwrap(), img);
+    }
+    let got: std::collections::BTreeMap<String, serde_json::Value> = last
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    let mut want = std::collections::BTreeMap::new();
+    for row in db.query("SELECT id, region, v FROM m", &[]).await.unwrap() {
+        let (id, region, v): (i32, String, i32) = (row.get(0), row.get(1), row.get(2));
+        want.insert(
+            format!("{id},{region}"),
+            json!({"id": id, "region": region, "v": v}),
+        );
+    }
+    assert_eq!(want.len(), 40 + 2 - 2 + 2);
+    assert_eq!(got, want);
+    // no partition got a topic or a record of its own
+    let log = rs.log_text();
+    for p in ["m_eu", "m_us", "m_asia", "m_af"] {
+        assert!(
+            !log.contains(&format!(".public.{p}\"")),
+            "a topic for partition {p}:\n{log}"
+        );
+    }
+    assert_eq!(rs.stop(), 0);
+}

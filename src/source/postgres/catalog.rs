@@ -49,6 +49,8 @@ pub(crate) struct TableRow {
     /// `d` default, `n` nothing, `f` full, `i` index
     pub(crate) replica_identity: char,
     pub(crate) has_pk: bool,
+    /// a partitioned table (its partitions are not listed: their rows and changes are its own)
+    pub(crate) partitioned: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -196,9 +198,10 @@ pub(crate) async fn list_tables(client: &Client) -> Result<Vec<TableRow>, tokio_
     let rows = client
         .query(
             "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text, \
-                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), \
+                        c.relkind = 'p' \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind = 'r' \
+                 WHERE ((c.relkind = 'r' AND NOT c.relispartition) OR c.relkind = 'p') \
                    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'rowstream') \
                    AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
                  ORDER BY 2, 3",
@@ -213,6 +216,7 @@ pub(crate) async fn list_tables(client: &Client) -> Result<Vec<TableRow>, tokio_
             name: r.get(2),
             replica_identity: r.get::<_, String>(3).chars().next().unwrap_or('d'),
             has_pk: r.get(4),
+            partitioned: r.get(5),
         })
         .collect())
 }

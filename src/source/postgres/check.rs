@@ -258,9 +258,9 @@ impl Checker<'_> {
         let pq = quote_ident(&self.o.publication);
         let Some(r) = pubrow else {
             out.push(match (self.apply_fixes, self.is_super) {
-                (true, true) => match client.batch_execute(&format!("CREATE PUBLICATION {pq} FOR ALL TABLES")).await {
+                (true, true) => match client.batch_execute(&format!("CREATE PUBLICATION {pq} FOR ALL TABLES WITH (publish_via_partition_root = true)")).await {
                     Ok(()) => Finding::ok(format!("created publication {pq} FOR ALL TABLES")),
-                    Err(e) => Finding::fail(format!("cannot create publication {pq}: {e}"), format!("CREATE PUBLICATION {pq} FOR ALL TABLES;")),
+                    Err(e) => Finding::fail(format!("cannot create publication {pq}: {e}"), format!("CREATE PUBLICATION {pq} FOR ALL TABLES WITH (publish_via_partition_root = true);")),
                 },
                 (false, true) => Finding::ok(format!("publication {pq} will be created FOR ALL TABLES on first run")),
                 (_, false) => Finding::warn(

@@ -686,18 +686,34 @@ async fn ensure_publication(
     name: &str,
     matched: &[TableRow],
 ) -> Result<(), SourceError> {
-    let exists = cat
+    let exists: Option<bool> = cat
         .client
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .query_opt(
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
         .await?
-        .is_some();
-    if exists {
+        .map(|r| r.get(0));
+    let q = quote_ident(name);
+    if let Some(via_root) = exists {
+        // a partitioned table's changes must name it, not its partitions
+        if !via_root && matched.iter().any(|t| t.partitioned) {
+            cat.client
+                .batch_execute(&format!("ALTER PUBLICATION {q} SET (publish_via_partition_root = true)"))
+                .await
+                .map_err(|e| setup(
+                    format!("publication `{name}` publishes partitions under their own names, and it cannot be changed: {e}"),
+                    format!("as its owner: ALTER PUBLICATION {q} SET (publish_via_partition_root = true);"),
+                ))?;
+            tracing::info!(publication = name, "set publish_via_partition_root: partitioned tables' changes name the partitioned table");
+        }
         return Ok(());
     }
-    let q = quote_ident(name);
     match cat
         .client
-        .batch_execute(&format!("CREATE PUBLICATION {q} FOR ALL TABLES"))
+        .batch_execute(&format!(
+            "CREATE PUBLICATION {q} FOR ALL TABLES WITH (publish_via_partition_root = true)"
+        ))
         .await
     {
         Ok(()) => {
@@ -716,7 +732,7 @@ async fn ensure_publication(
                 .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
                 .collect();
             cat.client
-                .batch_execute(&format!("CREATE PUBLICATION {q} FOR TABLE {}", list.join(", ")))
+                .batch_execute(&format!("CREATE PUBLICATION {q} FOR TABLE {} WITH (publish_via_partition_root = true)", list.join(", ")))
                 .await
                 .map_err(|e| setup(format!("cannot create publication `{name}`: {e}"), format!("as the tables' owner or a superuser: CREATE PUBLICATION {q} FOR ALL TABLES;")))?;
             tracing::info!(publication = name, tables = matched.len(), "created publication FOR TABLE (tables created later are not published; `check` tells)");

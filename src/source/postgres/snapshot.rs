@@ -13,6 +13,9 @@
 //! - Chunks are ctid page ranges (TID range scans): no chunk scans the whole table, and the
 //!   cursor (the next page) is where an interrupted read would resume.
 //! - A permission error names the table and the GRANT that fixes it.
+//! - A partitioned table is read through its root (all its partitions, as the stream names
+//!   their changes with `publish_via_partition_root`): a chunk is the same page range of every
+//!   leaf partition, over as many pages as the largest leaf has.
 
 use super::error::SourceError;
 use super::replication::quote_ident;
@@ -84,8 +87,10 @@ pub(crate) struct SnapTable {
 pub(crate) struct PgTableReader<'a> {
     pub(crate) tables: &'a mut Tables,
     pub(crate) chunk_pages: u32,
-    /// heap pages of the table being read
+    /// heap pages of the table being read (of its largest leaf partition)
     pages: i64,
+    /// the table being read is partitioned: read through the root, not `ONLY` it
+    partitioned: bool,
     field: Vec<u8>,
     carry: Vec<u8>,
 }
@@ -96,6 +101,7 @@ impl<'a> PgTableReader<'a> {
             tables,
             chunk_pages,
             pages: 0,
+            partitioned: false,
             field: Vec::new(),
             carry: Vec::new(),
         }
@@ -167,13 +173,20 @@ impl TableReader for PgTableReader<'_> {
             .catalog
             .client
             .query_one(
-                "SELECT (pg_relation_size($1::oid) / current_setting('block_size')::bigint)::bigint, \
-                        reltuples::bigint FROM pg_class WHERE oid = $1::oid",
+                "SELECT (CASE WHEN c.relkind = 'p' \
+                          THEN (SELECT coalesce(max(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(c.oid) p WHERE p.isleaf) \
+                          ELSE pg_relation_size(c.oid) END / current_setting('block_size')::bigint)::bigint, \
+                        (CASE WHEN c.relkind = 'p' \
+                          THEN (SELECT coalesce(sum(greatest(x.reltuples, 0)), -1) FROM pg_partition_tree(c.oid) p JOIN pg_class x ON x.oid = p.relid WHERE p.isleaf) \
+                          ELSE c.reltuples END)::bigint, \
+                        c.relkind = 'p' \
+                 FROM pg_class c WHERE c.oid = $1::oid",
                 &[&t.oid],
             )
             .await
             .map_err(|e| read_error(&t.decoder.schema, e))?;
         self.pages = row.get(0);
+        self.partitioned = row.get(2);
         let tuples: i64 = row.get(1);
         Ok((tuples >= 0).then_some(tuples as u64))
     }
@@ -206,8 +219,9 @@ impl TableReader for PgTableReader<'_> {
             .map(|c| quote_ident(&c.name))
             .collect();
         let sql = format!(
-            "COPY (SELECT {} FROM ONLY {}.{}{cond}) TO STDOUT",
+            "COPY (SELECT {} FROM {}{}.{}{cond}) TO STDOUT",
             cols.join(","),
+            if self.partitioned { "" } else { "ONLY " },
             quote_ident(id.schema.as_deref().unwrap_or("public")),
             quote_ident(&id.table)
         );

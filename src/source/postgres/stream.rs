@@ -380,7 +380,25 @@ fn old_row(
 }
 
 async fn relation(st: &mut StreamState, rel: Relation) -> Result<(), SourceError> {
-    let id = st.tables.table_id(&rel.namespace, &rel.name);
+    // a partition's changes are its partitioned table's, whether or not the server published
+    // them under the root (publish_via_partition_root)
+    let root = st
+        .tables
+        .catalog
+        .client
+        .query_opt(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.oid = pg_partition_root($1::oid) AND c.oid <> $1::oid",
+            &[&rel.oid],
+        )
+        .await?;
+    let id = match &root {
+        Some(r) => st
+            .tables
+            .table_id(&r.get::<_, String>(0), &r.get::<_, String>(1)),
+        None => st.tables.table_id(&rel.namespace, &rel.name),
+    };
     let key_flags: Arc<[bool]> = rel.columns.iter().map(|c| c.flags & 1 == 1).collect();
     let decoder = if st.tables.filter.matches(&id) {
         let cols: Vec<(String, u32, i32)> = rel
@@ -423,6 +441,21 @@ async fn ddl_message(st: &mut StreamState, content: &[u8]) -> Result<(), SourceE
     for obj in msg.objects {
         let id = st.tables.table_id(&obj.schema, &obj.table);
         if !st.tables.filter.matches(&id) {
+            continue;
+        }
+        // a partition's rows and changes are its partitioned table's (publish_via_partition_root):
+        // no topic, no DDL record of its own
+        let partition = st
+            .tables
+            .catalog
+            .client
+            .query_opt(
+                "SELECT relispartition FROM pg_class WHERE oid = $1::oid",
+                &[&obj.oid],
+            )
+            .await?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        if partition {
             continue;
         }
         st.inc.reread(&id);
