@@ -265,8 +265,19 @@ case "${1:-}" in
     shift 4
     [[ "$CHECKPOINT_MS" =~ ^[0-9]+$ ]] || die "FLINK_CHECKPOINT_MS must be a number of milliseconds, not '$CHECKPOINT_MS'"
     locked
+    # Flink unpacks its table planner (40 MB) and keeps I/O directories in java.io.tmpdir and
+    # removes them only on a clean exit; a job ended by a signal leaves them. Each run gets its
+    # own directory under the cache, and the directories of runs no longer alive are removed.
+    tmp_root="$CACHE/flink-tmp"
+    mkdir -p "$tmp_root"
+    for dir in "$tmp_root"/*; do
+      [ -d "$dir" ] || continue
+      kill -0 "${dir##*/}" 2>/dev/null || rm -rf "$dir"
+    done
+    mkdir -p "$tmp_root/$$"
     # shellcheck disable=SC2086 # FLINK_JAVA_OPTS is a list of options
     exec java -Xmx"$HEAP" -Xms64m -XX:+UseSerialGC -Xshare:auto $JAVA_OPTS "${JAVA17_OPENS[@]}" \
+      -Djava.io.tmpdir="$tmp_root/$$" \
       -Dorg.slf4j.simpleLogger.defaultLogLevel="$LOG_LEVEL" \
       -Dorg.slf4j.simpleLogger.logFile=System.err \
       -Dorg.slf4j.simpleLogger.showDateTime=true \
