@@ -311,11 +311,13 @@ fn tail(a: &crate::tools::tail::Args) -> ExitCode {
                 if let Some(b) = b {
                     c.kafka.brokers = b.clone();
                 }
-                // the transaction markers' topic, when the run writes them
-                let also = match c.encode.transaction_markers {
+                // the transaction markers' topic, when the run writes them, and the
+                // dead-letter topic, when it has one
+                let mut also = match c.encode.transaction_markers {
                     true => vec![c.encode.transaction_topic],
                     false => Vec::new(),
                 };
+                also.extend(c.errors.topic().map(String::from));
                 (c.kafka, also, vec![c.state.topic, c.state.history_topic])
             }
             Err(code) => return code,

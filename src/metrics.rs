@@ -27,6 +27,7 @@ pub(crate) const SNAPSHOT_TABLE_DONE: &str = "rowstream_snapshot_table_done";
 pub(crate) const CHANGES: &str = "rowstream_changes_total";
 pub(crate) const DDL: &str = "rowstream_ddl_records_total";
 pub(crate) const OVERSIZED: &str = "rowstream_oversized_records_total";
+pub(crate) const PARKED: &str = "rowstream_records_parked_total";
 pub(crate) const HEARTBEATS: &str = "rowstream_heartbeats_total";
 pub(crate) const TRANSACTION_MARKERS: &str = "rowstream_transaction_markers_total";
 pub(crate) const IN_FLIGHT: &str = "rowstream_in_flight_records";
@@ -56,6 +57,7 @@ pub(crate) const FAMILIES: &[(&str, &str, &str)] = &[
     (HEARTBEATS, "counter", "MHEARTBEAT records written."),
     (TRANSACTION_MARKERS, "counter", "TRANSACTION_BEGIN and TRANSACTION_END records written (encode.transaction_markers)."),
     (OVERSIZED, "counter", "Records over message.max.bytes (left out or shrunk by kafka.oversized)."),
+    (PARKED, "counter", "Records sent to errors.dead_letter_topic instead of their topic, per table and reason (bad_value, oversized, refused)."),
     (RENDER_FAILURES, "counter", "Values that could not be rendered and were written as null."),
     (IN_FLIGHT, "gauge", "Producer queue depth: records sent and not yet acknowledged by Kafka."),
     (DELIVERY_LATENCY, "histogram", "Milliseconds from handing a record to the producer to Kafka's acknowledgement."),
@@ -125,6 +127,8 @@ pub(crate) struct Metrics {
     pub(crate) ddl: AtomicU64,
     /// records over message.max.bytes (skipped, shrunk, or the one that stopped the run)
     pub(crate) oversized: AtomicU64,
+    /// (table, reason) → records parked in the dead-letter topic
+    parked: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// commit time (ms) of the newest fully delivered position; -1 before the first
     pub(crate) delivered_event_time: AtomicI64,
     /// when the position was last stored (ms); -1 before the first
@@ -149,6 +153,7 @@ impl Default for Metrics {
             transaction_markers: AtomicU64::new(0),
             ddl: AtomicU64::new(0),
             oversized: AtomicU64::new(0),
+            parked: Mutex::default(),
             delivered_event_time: AtomicI64::new(-1),
             checkpointed_at: AtomicI64::new(-1),
             latency: Histogram::default(),
@@ -197,6 +202,12 @@ impl TrafficBatch {
 }
 
 impl Metrics {
+    /// A record of `table` parked in the dead-letter topic for `reason`.
+    pub(crate) fn parked(&self, table: &str, reason: &'static str) {
+        let mut m = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((table.to_string(), reason)).or_default() += 1;
+    }
+
     pub(crate) fn error(&self, class: ErrorClass) {
         if let Some(i) = CLASSES.iter().position(|c| c.0 == class) {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
@@ -313,6 +324,14 @@ impl Metrics {
             n(&self.transaction_markers),
         );
         s(OVERSIZED, "", String::new(), n(&self.oversized));
+        let parked: Vec<((String, &str), u64)> = {
+            let m = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        };
+        for ((table, reason), count) in parked {
+            let l = format!("table=\"{}\",reason=\"{reason}\"", escape(&table));
+            s(PARKED, "", l, count as f64);
+        }
         s(
             RENDER_FAILURES,
             "",

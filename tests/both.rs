@@ -53,6 +53,312 @@ both!(replays_carry_their_first_order, 6122);
 both!(columns_left_out_and_masked, 6123);
 both!(sharded_tables_merge_into_one_topic, 6124);
 both!(ddl_policy_per_type, 6125);
+both!(bad_records_parked_in_the_dead_letter_topic, 6126);
+
+/// `[errors]`: with `bad_values = "park"` and `tolerance = "all"`, a row holding a value the
+/// source cannot render (Postgres `infinity` dates and timestamps, MariaDB zero dates) in the
+/// snapshot, in an INSERT and in an UPDATE, and a 2.2 MB row the broker refuses as too large,
+/// each become exactly one dead-letter record naming the problem, the table, the key, the op
+/// and the source position, holding the record (masked column still hashed, no secret byte)
+/// or, for the refused one, its size only; the data topics get every other row, another table
+/// every row, the metric counts per table and reason, `tail` prints them. Then
+/// `max_parked = 1` stops the connector on the second parked row, `bad_values = "fail"` stops
+/// it on the first bad row, and the default writes those rows with null.
+async fn bad_records_parked_in_the_dead_letter_topic(db: Db) {
+    let (bad_date, bad_ts, zero) = match db.flavor {
+        Flavor::Postgres => ("'infinity'", "'-infinity'", ""),
+        Flavor::MariaDb => (
+            "'0000-00-00'",
+            "'0000-00-00 00:00:00'",
+            "SET SESSION sql_mode = '';",
+        ),
+    };
+    let ts_type = match db.flavor {
+        Flavor::Postgres => "TIMESTAMPTZ",
+        Flavor::MariaDb => "DATETIME",
+    };
+    let body_type = match db.flavor {
+        Flavor::Postgres => "TEXT",
+        Flavor::MariaDb => "LONGTEXT",
+    };
+    db.exec(&format!(
+        "{zero}
+         CREATE TABLE ev (id INT PRIMARY KEY, d DATE, t {ts_type}, note VARCHAR(20), secret VARCHAR(40));
+         CREATE TABLE big (id INT PRIMARY KEY, body {body_type});
+         CREATE TABLE other (id INT PRIMARY KEY, v INT);
+         INSERT INTO ev VALUES (0, '2024-01-02', '2024-01-02 03:04:05', 'snap-good', 'secret-zero');
+         INSERT INTO ev VALUES (1, {bad_date}, '2024-01-02 03:04:05', 'snap-bad', 'secret-one');
+         INSERT INTO big VALUES (1, 'small');
+         INSERT INTO other VALUES (1, 1);"
+    ))
+    .await;
+    db.log_whole_rows("ev").await;
+    let (ev, big) = (db.qualified("ev"), db.qualified("big"));
+    let salt = "dlq-salt";
+    let masks =
+        format!("mask_salt = \"{salt}\"\n[source.column_masks]\n\"{ev}.secret\" = \"hash\"\n");
+    let dlq = format!("{}-{}-dead-letter", db.name, run_id());
+    let admin = free_addr();
+    let errors = |extra: &str| {
+        format!("[errors]\ndead_letter_topic = \"{dlq}\"\n{extra}\n[admin]\nlisten = \"{admin}\"\n")
+    };
+    let park = errors("bad_values = \"park\"\ntolerance = \"all\"");
+    let rs = Rowstream::start(&db.name, &db.config(&masks, &park));
+    let mut rev = Reader::new(&db.topic("ev"));
+    let mut rdlq = Reader::new(&dlq);
+    rdlq.until(60, "the parked snapshot row", |x| !x.is_empty());
+    db.wait_streaming().await;
+    let huge: String = (0..70_000u32)
+        .map(|i| {
+            format!(
+                "{:08x}{:08x}{:08x}{:08x}",
+                i.wrapping_mul(2654435761),
+                i ^ 0x5bd1e995,
+                i.rotate_left(13).wrapping_mul(40503),
+                !i
+            )
+        })
+        .collect();
+    db.exec(&format!(
+        "{zero}
+         INSERT INTO ev VALUES (2, '2024-02-03', '2024-02-03 04:05:06', 'live-good', 'secret-two');
+         INSERT INTO ev VALUES (3, '2024-02-03', {bad_ts}, 'live-bad', 'secret-three');
+         UPDATE ev SET d = {bad_date} WHERE id = 2;
+         INSERT INTO big VALUES (2, '{huge}');
+         INSERT INTO big VALUES (3, 'small again');"
+    ))
+    .await;
+    let mut sql = String::new();
+    for i in 2..=50 {
+        sql += &format!("INSERT INTO other VALUES ({i}, {i});");
+    }
+    db.exec(&sql).await;
+    let mut rother = Reader::new(&db.topic("other"));
+    rother.until(60, "every row of the other table", |x| count_data(x) >= 50);
+    let parked = rdlq
+        .until(60, "four parked records", |x| x.len() >= 4)
+        .to_vec();
+    assert_eq!(parked.len(), 4, "{parked:#?}");
+    let hash = |v: &str| {
+        use sha2::Digest as _;
+        let d = sha2::Sha256::digest(format!("{salt}{v}").as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let by = |key: &str, op: &str| -> &Rec {
+        parked
+            .iter()
+            .find(|r| {
+                r.key.as_deref() == Some(key)
+                    && r.value["op"] == op
+                    && r.value["table"] != big.as_str()
+            })
+            .unwrap_or_else(|| panic!("no parked {op} of key {key}: {parked:#?}"))
+    };
+    let ev_topic = db.topic("ev");
+    // the snapshot row: no position, no order; the record with null in place of the date
+    let snap = by("1", "INSERT");
+    assert_eq!(snap.value["parked"], "BAD_VALUE");
+    assert_eq!(snap.value["table"], ev.as_str());
+    assert_eq!(snap.value["topic"], ev_topic.as_str());
+    assert_eq!(snap.value["position"], json!(null));
+    assert_eq!(snap.value["order"], json!(null));
+    assert_eq!(snap.value["columns"][0]["name"], "d", "{}", snap.raw);
+    assert_eq!(snap.value["columns"].as_array().unwrap().len(), 1);
+    assert!(
+        snap.value["error"].as_str().unwrap().contains("column d"),
+        "{}",
+        snap.raw
+    );
+    let rec = &snap.value["record"];
+    assert_eq!(rec["payload"]["sequenceId"], "-1");
+    assert_eq!(rec["payload"]["after"]["dataColumn"]["d"], json!(null));
+    assert_eq!(rec["payload"]["after"]["dataColumn"]["note"], "snap-bad");
+    assert_eq!(
+        rec["payload"]["after"]["dataColumn"]["secret"],
+        hash("secret-one")
+    );
+    assert_eq!(rec["schema"]["source"], db.source_json("ev"));
+    // the streamed ones: positions and orders
+    let position_kind = match db.flavor {
+        Flavor::Postgres => "lsn",
+        Flavor::MariaDb => "binlogFileNumber",
+    };
+    for (key, op, col) in [("3", "INSERT", "t"), ("2", "UPDATE_AFTER", "d")] {
+        let p = by(key, op);
+        assert_eq!(p.value["parked"], "BAD_VALUE", "{}", p.raw);
+        assert_eq!(
+            p.value["columns"],
+            json!([{"name": col, "reason": p.value["columns"][0]["reason"]}]),
+            "{}",
+            p.raw
+        );
+        assert!(
+            p.value["position"].get(position_kind).is_some(),
+            "{}",
+            p.raw
+        );
+        let order = p.value["order"].as_str().unwrap();
+        assert_eq!(
+            p.order.as_deref(),
+            Some(order),
+            "the header carries the order too"
+        );
+        assert_eq!(
+            p.value["record"]["payload"]["after"]["dataColumn"][col],
+            json!(null)
+        );
+    }
+    // the refused one: the error with the fix, the size, no record
+    let refused = parked
+        .iter()
+        .find(|r| r.value["parked"] == "REFUSED")
+        .unwrap_or_else(|| panic!("no refused record: {parked:#?}"));
+    assert_eq!(refused.key.as_deref(), Some("2"));
+    assert_eq!(refused.value["table"], big.as_str());
+    assert_eq!(refused.value["topic"], db.topic("big").as_str());
+    assert_eq!(refused.value["op"], "INSERT");
+    assert_eq!(refused.value["record"], json!(null));
+    assert!(
+        refused.value["size"].as_u64().unwrap() > 2_000_000,
+        "{}",
+        refused.raw
+    );
+    assert!(
+        refused.value["error"]
+            .as_str()
+            .unwrap()
+            .contains("too large"),
+        "{}",
+        refused.raw
+    );
+    assert!(
+        refused.value["position"].get(position_kind).is_some(),
+        "{}",
+        refused.raw
+    );
+    // no secret in any byte of the dead-letter topic
+    for r in &parked {
+        for secret in ["secret-one", "secret-two", "secret-three"] {
+            assert!(
+                !r.raw.contains(secret),
+                "`{secret}` reached Kafka: {}",
+                r.raw
+            );
+        }
+    }
+    // the data topics: every other row, once
+    let evs = rev
+        .until(60, "ev's good rows", |x| count_data(x) >= 2)
+        .to_vec();
+    let mut ev_rows: Vec<(String, String)> = evs
+        .iter()
+        .filter(|r| r.op() != "MHEARTBEAT" && !r.op().is_empty())
+        .map(|r| (r.op().to_string(), r.key.clone().unwrap_or_default()))
+        .collect();
+    ev_rows.sort();
+    assert_eq!(
+        ev_rows,
+        [
+            ("INSERT".to_string(), "0".to_string()),
+            ("INSERT".into(), "2".into())
+        ]
+    );
+    let mut rbig = Reader::new(&db.topic("big"));
+    let bigs = rbig
+        .until(60, "big's small rows", |x| count_data(x) >= 2)
+        .to_vec();
+    let mut big_keys: Vec<&str> = bigs
+        .iter()
+        .filter(|r| r.op() == "INSERT")
+        .filter_map(|r| r.key.as_deref())
+        .collect();
+    big_keys.sort();
+    assert_eq!(big_keys, ["1", "3"]);
+    assert_eq!(count_data(rother.until(5, "", |_| true)), 50);
+    // counted per table and reason
+    let series = |t: &str, why: &str| {
+        format!("rowstream_records_parked_total{{table=\"{t}\",reason=\"{why}\"}}")
+    };
+    assert_eq!(metric(&admin, &series(&ev, "bad_value")), Some(3.0));
+    assert_eq!(metric(&admin, &series(&big, "refused")), Some(1.0));
+    // tail prints them readably
+    let out = rowstream_ok(&[
+        "tail",
+        "--brokers",
+        BROKER,
+        &dlq,
+        "--from-beginning",
+        "--idle-secs",
+        "3",
+    ]);
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("PARKED")).collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("{ev}  PARKED UPDATE_AFTER  2  BAD_VALUE at "))),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("{big}  PARKED INSERT  2  REFUSED at "))),
+        "{out}"
+    );
+    assert_eq!(rs.stop(), 0);
+
+    // the dirty-data limit: the second parked row stops the connector
+    let limited = errors("bad_values = \"park\"\nmax_parked = 1");
+    let mut rs = Rowstream::start(&db.name, &db.config(&masks, &limited));
+    db.wait_streaming().await;
+    db.exec(&format!(
+        "{zero} INSERT INTO ev VALUES (4, {bad_date}, NULL, 'four', 'secret-four');"
+    ))
+    .await;
+    db.exec(&format!(
+        "{zero} INSERT INTO ev VALUES (5, {bad_date}, NULL, 'five', 'secret-five');"
+    ))
+    .await;
+    rs.expect_setup_stop(&[
+        "records were parked in",
+        "more than errors.max_parked (1)",
+        "rowstream tail",
+    ])
+    .await;
+    drop(rs);
+    // fail-fast: the first bad row read again stops it, naming the column
+    let mut rs = Rowstream::start(
+        &db.name,
+        &db.config(&masks, &errors("bad_values = \"fail\"")),
+    );
+    let msg = rs
+        .expect_setup_stop(&[
+            "holds a value that cannot be rendered",
+            "errors.bad_values = \"fail\"",
+            "column d (",
+        ])
+        .await;
+    assert!(!msg.contains("secret-f"), "{msg}");
+    drop(rs);
+    // the default: null in its place, and streaming goes on
+    let rs = Rowstream::start(&db.name, &db.config(&masks, &errors("")));
+    let evs = rev
+        .until(60, "row 5 with a null date", |x| {
+            x.iter().any(|r| r.key.as_deref() == Some("5"))
+        })
+        .to_vec();
+    let five = evs.iter().find(|r| r.key.as_deref() == Some("5")).unwrap();
+    assert_eq!(five.after()["d"], json!(null));
+    assert_eq!(five.after()["note"], "five");
+    // row 4: parked by the limited run, or (if its position was not stored) written with null
+    let parked = rdlq.until(5, "", |_| true).to_vec();
+    let four_parked = parked.iter().any(|r| r.key.as_deref() == Some("4"));
+    let four_written = evs
+        .iter()
+        .any(|r| r.key.as_deref() == Some("4") && r.after()["d"] == json!(null));
+    assert!(four_parked || four_written, "{parked:#?}\n{evs:#?}");
+    assert_eq!(rs.stop(), 0);
+}
 
 /// `source.ddl_policy`: an added column `ignore`d (no DDL record, the rows carry it), a
 /// dropped one `warn`ed (the record and a warning), a changed type `stop`s the connector

@@ -648,8 +648,9 @@ async fn snapshot_permission_error_stops_with_its_fix() {
 }
 
 /// Records over `message.max.bytes` follow their table's `kafka.oversized` policy: a
-/// placeholder replaces the large value, a skipped record is left out, and the default stops
-/// the run naming the table, key, size and the settings to raise.
+/// placeholder replaces the large value, a skipped record is left out, a parked one goes to
+/// the dead-letter topic (its size, no row images), and the default stops the run naming the
+/// table, key, size and the settings to raise.
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_records_follow_their_policy() {
     let name = "rs_big";
@@ -657,19 +658,21 @@ async fn oversized_records_follow_their_policy() {
     db.batch_execute(
         "CREATE TABLE docs(id int primary key, body text);
          CREATE TABLE skipme(id int primary key, body text);
-         CREATE TABLE strict(id int primary key, body text);",
+         CREATE TABLE strict(id int primary key, body text);
+         CREATE TABLE parkme(id int primary key, body text);",
     )
     .await
     .unwrap();
     state_dir(name);
+    let dlq = format!("{name}-{}-dead", run_id());
     let cfg = config(
         name,
         "",
-        "[kafka.properties]\n\"message.max.bytes\" = 200000\n",
+        &format!("[kafka.properties]\n\"message.max.bytes\" = 200000\n[errors]\ndead_letter_topic = \"{dlq}\"\n"),
     )
     .replace(
         "[kafka]",
-        "[kafka]\noversized_tables = { \"public.docs\" = \"placeholder\", \"public.skipme\" = \"skip\" }",
+        "[kafka]\noversized_tables = { \"public.docs\" = \"placeholder\", \"public.skipme\" = \"skip\", \"public.parkme\" = \"park\" }",
     );
     let mut rs = Rowstream::start(name, &cfg);
     wait_streaming(&connect("postgres").await, name).await;
@@ -677,7 +680,8 @@ async fn oversized_records_follow_their_policy() {
     let big = "SELECT string_agg(md5(g::text), '') FROM generate_series(1, 9400) g";
     db.batch_execute(&format!(
         "INSERT INTO docs VALUES (1, ({big})), (2, 'small');
-         INSERT INTO skipme VALUES (1, ({big})), (2, 'small');"
+         INSERT INTO skipme VALUES (1, ({big})), (2, 'small');
+         INSERT INTO parkme VALUES (1, ({big})), (2, 'small');"
     ))
     .await
     .unwrap();
@@ -707,6 +711,39 @@ async fn oversized_records_follow_their_policy() {
         .collect();
     ids.sort();
     assert_eq!(ids, vec![2, 3], "{k:?}");
+    // the parked one: in the dead-letter topic with its size and no images, the next row in
+    // its topic
+    let mut rp = Reader::new(&topic(name, "parkme"));
+    let p = rp
+        .until(60, "parkme's small row", |x| count_data(x) >= 1)
+        .to_vec();
+    let keys: Vec<&str> = p
+        .iter()
+        .filter(|x| x.op() == "INSERT")
+        .filter_map(|x| x.key.as_deref())
+        .collect();
+    assert_eq!(keys, ["2"]);
+    let mut rdlq = Reader::new(&dlq);
+    let parked = rdlq
+        .until(60, "the parked record", |x| !x.is_empty())
+        .to_vec();
+    assert_eq!(parked.len(), 1, "{parked:#?}");
+    let v = &parked[0].value;
+    assert_eq!(parked[0].key.as_deref(), Some("1"));
+    assert_eq!(v["parked"], "OVERSIZED");
+    assert_eq!(v["table"], "public.parkme");
+    assert_eq!(v["topic"], topic(name, "parkme").as_str());
+    assert_eq!(v["op"], "INSERT");
+    assert_eq!(v["record"], json!(null));
+    assert!(v["size"].as_u64().unwrap() > 300_000, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("over the producer's message.max.bytes (200000)"),
+        "{v}"
+    );
+    assert!(v["position"]["lsn"].is_string(), "{v}");
     rs.assert_running();
     db.batch_execute(&format!("INSERT INTO strict VALUES (7, ({big}))"))
         .await

@@ -29,7 +29,7 @@ pub(crate) struct KafkaConfig {
     /// Passed to librdkafka as is (TLS, SASL, tuning).
     #[serde(default)]
     pub(crate) properties: BTreeMap<String, String>,
-    /// A record larger than `message.max.bytes`: fail (the default), skip, or placeholder.
+    /// A record larger than `message.max.bytes`: fail (the default), skip, placeholder, or park.
     #[serde(default)]
     pub(crate) oversized: Oversized,
     /// Per-table overrides of `oversized` (`"schema.table" = "skip"`).
@@ -52,6 +52,8 @@ pub(crate) enum Oversized {
     Skip,
     /// Replace the largest values by a placeholder until the record fits.
     Placeholder,
+    /// Send the record (without its row images) to `errors.dead_letter_topic` instead.
+    Park,
 }
 
 impl Oversized {
@@ -60,6 +62,7 @@ impl Oversized {
             "fail" => Some(Oversized::Fail),
             "skip" => Some(Oversized::Skip),
             "placeholder" => Some(Oversized::Placeholder),
+            "park" => Some(Oversized::Park),
             _ => None,
         }
     }
@@ -212,7 +215,7 @@ impl KafkaConfig {
                 push(
                     p,
                     &format!("kafka.oversized_tables.\"{t}\""),
-                    format!("`{policy}` is not fail, skip or placeholder"),
+                    format!("`{policy}` is not fail, skip, placeholder or park"),
                 );
             }
         }

@@ -23,6 +23,7 @@
 
 mod env;
 mod error;
+mod errors;
 mod kafka;
 mod keys;
 mod lake;
@@ -33,6 +34,7 @@ mod worker;
 
 use error::push;
 pub(crate) use error::ConfigError;
+pub(crate) use errors::{BadValues, ErrorsConfig, Tolerance};
 pub(crate) use kafka::{
     is_secret_property, read_from, Fetch, KafkaConfig, Oversized, DEFAULT_MESSAGE_MAX_BYTES,
 };
@@ -67,6 +69,8 @@ pub(crate) struct Config {
     pub(crate) encode: EncodeConfig,
     #[serde(default)]
     pub(crate) admin: AdminConfig,
+    #[serde(default)]
+    pub(crate) errors: ErrorsConfig,
 }
 
 impl fmt::Debug for Config {
@@ -79,6 +83,7 @@ impl fmt::Debug for Config {
             .field("state", &self.state)
             .field("encode", &self.encode)
             .field("admin", &self.admin)
+            .field("errors", &self.errors)
             .finish()
     }
 }
@@ -270,6 +275,20 @@ impl Config {
         self.state.validate(p);
         self.encode.validate(p);
         self.admin.validate(p);
+        let markers = self.encode.transaction_markers;
+        self.errors.validate(
+            &[
+                ("encode.side_topic", self.encode.side_topic.as_deref()),
+                (
+                    "encode.transaction_topic",
+                    markers.then_some(self.encode.transaction_topic.as_str()),
+                ),
+            ],
+            self.kafka.oversized == Oversized::Park
+                || self.kafka.oversized_tables.values().any(|v| v == "park"),
+            self.kafka.exactly_once,
+            p,
+        );
         if self.kafka.exactly_once && self.state.backend != StateBackend::Kafka {
             push(
                 p,
@@ -357,6 +376,60 @@ dir = "./st"
 
     /// Transaction markers: off by default; on from the file or the environment; refused
     /// without the order header they rely on, or without a valid topic.
+    #[test]
+    fn parking_policies_need_a_dead_letter_topic() {
+        let c = Config::from_toml_str(GOOD, &[]).unwrap();
+        assert_eq!(c.errors.bad_values, BadValues::Null);
+        assert_eq!(c.errors.tolerance, Tolerance::None);
+        assert_eq!(c.errors.topic(), None);
+        let err = |extra: &str| {
+            Config::from_toml_str(&format!("{GOOD}\n{extra}"), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        let msg = err("[errors]\nbad_values = \"park\"\ntolerance = \"all\"\n");
+        assert!(
+            msg.contains("`errors.bad_values`: \"park\" sends rows"),
+            "{msg}"
+        );
+        assert!(msg.contains("`errors.tolerance`: \"all\" parks"), "{msg}");
+        assert!(msg.contains("set errors.dead_letter_topic"), "{msg}");
+        let msg = err("[errors]\nbad_values = \"drop\"\n");
+        assert!(msg.contains("unknown variant `drop`"), "{msg}");
+        let msg = err("[errors]\ndead_letter_topic = \"dead letters\"\n");
+        assert!(
+            msg.contains("`dead letters` is not a Kafka topic name"),
+            "{msg}"
+        );
+        let msg = err("[encode]\nside_topic = \"dl\"\n[errors]\ndead_letter_topic = \"dl\"\n");
+        assert!(msg.contains("`dl` is encode.side_topic too"), "{msg}");
+        let over = GOOD.replace("[kafka]\n", "[kafka]\noversized = \"park\"\n");
+        let msg = Config::from_toml_str(&over, &[]).unwrap_err().to_string();
+        assert!(msg.contains("`kafka.oversized`: \"park\""), "{msg}");
+        let eos = format!("{GOOD}\n[errors]\ntolerance = \"all\"\ndead_letter_topic = \"dl\"\n")
+            .replace("[kafka]\n", "[kafka]\nexactly_once = true\n");
+        let msg = Config::from_toml_str(&eos, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("cannot be combined with kafka.exactly_once"),
+            "{msg}"
+        );
+        let env = [
+            (
+                "ROWSTREAM_ERRORS__BAD_VALUES".to_string(),
+                "park".to_string(),
+            ),
+            (
+                "ROWSTREAM_ERRORS__DEAD_LETTER_TOPIC".to_string(),
+                "dl".to_string(),
+            ),
+            ("ROWSTREAM_ERRORS__MAX_PARKED".to_string(), "10".to_string()),
+        ];
+        let c = Config::from_toml_str(GOOD, &env).unwrap();
+        assert_eq!(c.errors.bad_values, BadValues::Park);
+        assert_eq!(c.errors.topic(), Some("dl"));
+        assert_eq!(c.errors.max_parked, 10);
+    }
+
     #[test]
     fn transaction_markers_need_the_order_header_and_a_topic() {
         let c = Config::from_toml_str(GOOD, &[]).unwrap();

@@ -158,7 +158,7 @@ fn default_transaction_topic() -> String {
 }
 
 /// Can `t` name a Kafka topic (a-z A-Z 0-9 . _ -, at most 249 characters)?
-fn topic_name_ok(t: &str) -> bool {
+pub(super) fn topic_name_ok(t: &str) -> bool {
     t.len() <= 249
         && t.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))

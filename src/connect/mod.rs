@@ -3,7 +3,7 @@
 //! compacted topic, distributed over Kafka's group protocol), `pipeline` (encode + send +
 //! heartbeats, the exactly-once commits; `lease` keeps its sequenceId lease stored ahead,
 //! `transactions` the count behind its transaction markers, `ddl_policy` what a DDL of each
-//! type does), `progress` (what a run shows on a terminal or in its
+//! type does, `dead_letter` the policy and count of parked records), `progress` (what a run shows on a terminal or in its
 //! log), `control` (the connector state REST reads and steers) and `http` (the listener).
 //!
 //! Invariants: imports point down: `worker` → `run` → `pipeline`; `http` → `control`;
@@ -11,6 +11,7 @@
 //! kafka, source, checkpoint) imports it, nor do the one-shot `tools`.
 pub(crate) mod control;
 pub(crate) mod ddl_policy;
+pub(crate) mod dead_letter;
 pub(crate) mod http;
 pub(crate) mod lease;
 pub(crate) mod pipeline;

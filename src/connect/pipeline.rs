@@ -29,7 +29,15 @@
 //!   at a change of another transaction; never at a stop (see `transactions`). Markers count
 //!   as records for the exactly-once commits, which end only at markers: BEGIN..END of one
 //!   source transaction commit together.
+//! - A record that cannot go to its topic is parked (`dead_letter`): a row with a value the
+//!   source could not render (`errors.bad_values = "park"`), one over `message.max.bytes`
+//!   (`kafka.oversized = "park"`), one the broker refused for good (`errors.tolerance =
+//!   "all"`, handed back by the producer as a `Refusal` with its tracker id still open). Its
+//!   dead-letter record goes through the same producer and tracker, so the checkpoint covers
+//!   it. A parked record is not one of its transaction's records for the markers (unless the
+//!   broker refused it after it was counted).
 
+use super::dead_letter::{describe, DeadLetter, ParkError};
 use super::lease::LeaseKeeper;
 use super::transactions::{Begin, End, Transactions};
 use crate::checkpoint::store::{Store, StoreError};
@@ -37,7 +45,8 @@ use crate::checkpoint::tracker::Tracker;
 use crate::config::{Config, KafkaConfig, Oversized};
 use crate::error::{Classify, ErrorClass};
 use crate::format::dataworks::{self, RowOp, Times};
-use crate::kafka::{KafkaSink, SinkError};
+use crate::format::parked::{BadColumn, Parked, Position, Why};
+use crate::kafka::{KafkaSink, Refusal, SinkError};
 use crate::metrics::Metrics;
 use crate::model::event::{Batch, ChangeEvent, Op, SourceEvent};
 use crate::model::schema::{TableSchema, TYPES_HEADER};
@@ -67,6 +76,8 @@ pub(crate) enum PipelineError {
         size: usize,
         limit: usize,
     },
+    #[error(transparent)]
+    Park(#[from] ParkError),
     #[error("a DDL ({kinds}) on table {table} stopped the connector, as source.ddl_policy asks; the position stays before it\n  fix: apply the change where the topics are consumed, then set source.ddl_policy for {kinds} to \"apply\", \"warn\" or \"ignore\" and start again: the DDL is read again")]
     DdlStopped { table: String, kinds: String },
     #[error("table {table} has no primary key: under encode.profile = \"paimon\" Paimon makes it an append-only table, which fails the Flink job on its first DELETE or UPDATE\n  fix: give it a key with source.keys (e.g. source.keys = {{ \"{table}\" = [\"id\"] }}), or leave it out of source.tables")]
@@ -79,6 +90,7 @@ impl Classify for PipelineError {
             PipelineError::Sink(e) => e.class(),
             PipelineError::Store(e) => e.class(),
             PipelineError::Oversized { .. }
+            | PipelineError::Park(_)
             | PipelineError::Keyless { .. }
             | PipelineError::DdlStopped { .. } => ErrorClass::Setup,
         }
@@ -109,6 +121,8 @@ pub(crate) struct Settings {
     pub(crate) ddl_policy: std::collections::BTreeMap<String, String>,
     /// `encode.transaction_markers`: where TRANSACTION_BEGIN / TRANSACTION_END go
     pub(crate) markers: Option<MarkerSettings>,
+    /// `[errors]`: which records are parked, where
+    pub(crate) errors: crate::config::ErrorsConfig,
 }
 
 /// Where transaction markers go and under which key.
@@ -141,8 +155,35 @@ impl Settings {
                 topic: cfg.encode.transaction_topic.clone(),
                 key: cfg.source.database(),
             }),
+            errors: cfg.errors.clone(),
         }
     }
+}
+
+/// What an oversized record does (`kafka.oversized`).
+enum Fit {
+    Send,
+    Skip,
+    Park,
+}
+
+/// Room kept in a dead-letter record for what it says besides the record it holds.
+const PARKED_OVERHEAD: usize = 4096;
+
+/// The next refused record to park, or never when refusals are not parked.
+async fn recv(rx: &mut Option<mpsc::UnboundedReceiver<Refusal>>) -> Option<Refusal> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Headers holding `rowstream.order` only.
+fn order_header(v: &[u8; 25]) -> rdkafka::message::OwnedHeaders {
+    rdkafka::message::OwnedHeaders::new_with_capacity(1).insert(rdkafka::message::Header {
+        key: ORDER_HEADER,
+        value: Some(&v[..]),
+    })
 }
 
 /// Written instead of a value too large for a Kafka record (`kafka.oversized = "placeholder"`).
@@ -213,6 +254,12 @@ pub(crate) struct Pipeline {
     txns: Transactions,
     /// a transaction marker being encoded (`buf` may hold the record it precedes)
     marker_buf: Vec<u8>,
+    /// what is parked, where, and how many were
+    dead: DeadLetter,
+    /// `errors.tolerance = "all"`: the records the broker refused, to park
+    refusals: Option<mpsc::UnboundedReceiver<Refusal>>,
+    /// a dead-letter record being encoded
+    park_buf: Vec<u8>,
 }
 
 /// The Kafka header that orders change records along the source log, replays included.
@@ -279,7 +326,15 @@ impl Pipeline {
         stats: Arc<Metrics>,
         settings: Settings,
     ) -> Pipeline {
+        let dead = DeadLetter::new(&settings.errors, stats.clone());
+        let refusals = match (&dead.topic, dead.refused) {
+            (Some(topic), true) => sink.park_refusals(topic),
+            _ => None,
+        };
         Pipeline {
+            dead,
+            refusals,
+            park_buf: Vec::new(),
             eos: None,
             sink,
             seq,
@@ -387,11 +442,14 @@ impl Pipeline {
         Ok(())
     }
 
-    /// `encode.transaction_markers`: make sure the markers' topic exists (at the start, as
-    /// the tables' topics).
-    pub(crate) async fn marker_topic(&mut self) -> Result<(), PipelineError> {
+    /// Make sure the topics of the transaction markers (`encode.transaction_markers`) and of
+    /// parked records (`errors.dead_letter_topic`) exist (at the start, as the tables' topics).
+    pub(crate) async fn own_topics(&mut self) -> Result<(), PipelineError> {
         if let Some(m) = &self.settings.markers {
             self.sink.ensure_topic(&m.topic).await?;
+        }
+        if let Some(t) = &self.dead.topic {
+            self.sink.ensure_topic(t).await?;
         }
         Ok(())
     }
@@ -409,6 +467,9 @@ impl Pipeline {
         txn.tick().await;
         let res = loop {
             tokio::select! {
+                // a refused record is parked before the next batch: its id holds the checkpoint
+                biased;
+                Some(r) = recv(&mut self.refusals) => if let Err(e) = self.park_refused(r).await { break Err(e) },
                 b = rx.recv() => match b {
                     Some(batch) => if let Err(e) = self.process(batch).await { break Err(e) },
                     None => break self.finish_transaction().await,
@@ -423,6 +484,10 @@ impl Pipeline {
             }
         };
         drop(rx);
+        let res = match res {
+            Ok(()) => self.park_the_last_refusals().await,
+            Err(e) => Err(e),
+        };
         // deliver what was sent, whatever stopped us; the committer stores what got through
         let sink = self.sink;
         let flushed =
@@ -447,9 +512,10 @@ impl Pipeline {
             }
             None => {
                 let markers = self.settings.markers.as_ref().map(|m| m.topic.as_str());
+                let dead = self.dead.topic.as_deref();
                 self.sink
                     .topics()
-                    .filter(|(t, _)| Some(*t) != markers)
+                    .filter(|(t, _)| Some(*t) != markers && Some(*t) != dead)
                     .map(|(t, n)| (t.to_string(), n))
                     .collect()
             }
@@ -583,11 +649,28 @@ impl Pipeline {
             seq,
             times,
         );
+        if self.dead.checks_values() {
+            let bad = DeadLetter::unrendered(t, [before, after]);
+            if !bad.is_empty() {
+                return self.bad_values(t, op, has_key, bad).await;
+            }
+        }
         let key_len = if has_key { self.key.len() } else { 0 };
-        if self.buf.len() + key_len > self.settings.max_record_bytes
-            && !self.oversized(t, has_key, op, before, after, seq, times)?
-        {
-            return Ok(()); // skipped by policy
+        if self.buf.len() + key_len > self.settings.max_record_bytes {
+            match self.oversized(t, has_key, op, before, after, seq, times)? {
+                Fit::Send => {}
+                Fit::Skip => return Ok(()),
+                Fit::Park => {
+                    let error = format!(
+                        "the record is {} bytes, over the producer's message.max.bytes ({})\n  fix: raise kafka.properties.\"message.max.bytes\" and the broker's message.max.bytes (or the topic's max.message.bytes)",
+                        self.buf.len() + key_len,
+                        self.settings.max_record_bytes
+                    );
+                    return self
+                        .park(t, op, has_key, Why::Oversized, error, Vec::new())
+                        .await;
+                }
+            }
         }
         let change = self.order.is_change();
         if change && self.settings.markers.is_some() {
@@ -636,8 +719,182 @@ impl Pipeline {
         Ok(())
     }
 
-    /// A record over `message.max.bytes` in `buf`: apply the table's policy. `Ok(true)`: `buf`
-    /// now holds a record that fits (values replaced); `Ok(false)`: leave it out.
+    /// A row with values the source could not render, in `buf` (written as null):
+    /// `errors.bad_values` is `park` or `fail`.
+    async fn bad_values(
+        &mut self,
+        t: &TableSchema,
+        op: RowOp,
+        has_key: bool,
+        bad: Vec<BadColumn>,
+    ) -> Result<(), PipelineError> {
+        if self.dead.bad_values == crate::config::BadValues::Fail {
+            let key = match has_key {
+                true => String::from_utf8_lossy(&self.key).into_owned(),
+                false => "none".into(),
+            };
+            let e = DeadLetter::bad_value_error(&t.id.pattern_name(), &key, &bad);
+            return Err(e.into());
+        }
+        let error = format!(
+            "{} cannot be rendered (written as null in `record`)\n  fix: correct the value in the source; set errors.bad_values = \"null\" to write such rows with null instead",
+            describe(&bad)
+        );
+        self.park(t, op, has_key, Why::BadValue, error, bad).await
+    }
+
+    /// Send the record in `buf` (key in `key`) to the dead-letter topic instead of its topic.
+    async fn park(
+        &mut self,
+        t: &TableSchema,
+        op: RowOp,
+        has_key: bool,
+        why: Why,
+        error: String,
+        columns: Vec<BadColumn>,
+    ) -> Result<(), PipelineError> {
+        let Some(topic) = self.dead.topic.clone() else {
+            return Err(ParkError::NoTopic.into());
+        };
+        let key = has_key.then(|| self.key.clone());
+        let size = self.buf.len() + key.as_ref().map_or(0, Vec::len);
+        let change = self.order.is_change();
+        let order = self.order.next();
+        let order_text = order.map(|o| String::from_utf8_lossy(&o).into_owned());
+        let postgres = t.db_type == crate::model::schema::DbType::PostgreSql;
+        // the record itself, when the dead-letter record stays within message.max.bytes
+        let fits = size + PARKED_OVERHEAD <= self.settings.max_record_bytes;
+        let record = match why != Why::Oversized && fits {
+            true => serde_json::from_slice(&self.buf).ok(),
+            false => None,
+        };
+        let table = t.shown_id().pattern_name();
+        let parked = Parked {
+            parked: why,
+            error,
+            table: Some(table.clone()),
+            topic: t.topic.clone(),
+            key: key
+                .as_deref()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            op: Some(op.as_str().to_string()),
+            position: change.then(|| Position::from_log_order(postgres, self.order.txn)),
+            order: order_text,
+            columns,
+            size,
+            parked_at: now_ms(),
+            record,
+        };
+        self.park_buf.clear();
+        parked.encode(&mut self.park_buf);
+        let error = parked.error;
+        let headers = order.map(|v| order_header(&v));
+        self.sink
+            .send_with(&topic, key.as_deref(), &self.park_buf, None, headers)
+            .await?;
+        self.unmarked();
+        self.dead.counted(why, &table, &error)?;
+        Ok(())
+    }
+
+    /// `errors.tolerance = "all"`: the broker refused a record for good; its dead-letter
+    /// record completes the record's tracker id.
+    async fn park_refused(&mut self, r: Refusal) -> Result<(), PipelineError> {
+        let Some(topic) = self.dead.topic.clone() else {
+            return Err(ParkError::NoTopic.into());
+        };
+        let env =
+            crate::format::record::Envelope::<crate::format::record::Values>::parse(&r.payload)
+                .ok();
+        let source = env
+            .as_ref()
+            .and_then(|e| e.schema.as_ref()?.source.as_ref());
+        let table = source.and_then(|s| {
+            let name = s.table_name.as_deref()?;
+            Some(match s.schema_name.as_deref().or(s.db_name.as_deref()) {
+                Some(ns) => format!("{ns}.{name}"),
+                None => name.to_string(),
+            })
+        });
+        let postgres = source.and_then(|s| s.db_type.as_deref()) == Some("PostgreSQL");
+        let op = env.as_ref().map(|e| e.payload.op.clone());
+        let order = (r.headers.iter())
+            .find(|(k, _)| k == ORDER_HEADER)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        let position = (order.as_deref())
+            .and_then(|o| u64::from_str_radix(o.split('.').next()?, 16).ok())
+            .map(|txn| Position::from_log_order(postgres, txn));
+        let record = match r.too_large || r.size + PARKED_OVERHEAD > self.settings.max_record_bytes
+        {
+            true => None,
+            false => serde_json::from_slice(&r.payload).ok(),
+        };
+        let parked = Parked {
+            parked: Why::Refused,
+            error: r.error,
+            table: table.clone(),
+            topic: r.topic,
+            key: r
+                .key
+                .as_deref()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            op,
+            position,
+            order,
+            columns: Vec::new(),
+            size: r.size,
+            parked_at: now_ms(),
+            record,
+        };
+        self.park_buf.clear();
+        parked.encode(&mut self.park_buf);
+        let error = parked.error;
+        let mut headers = rdkafka::message::OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in r.headers.iter().filter(|(k, _)| k == ORDER_HEADER) {
+            headers = headers.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        self.sink
+            .send_for(
+                r.id,
+                &topic,
+                r.key.as_deref(),
+                &self.park_buf,
+                None,
+                Some(headers),
+            )
+            .await?;
+        self.dead
+            .counted(Why::Refused, table.as_deref().unwrap_or("?"), &error)?;
+        Ok(())
+    }
+
+    /// At the end of the input: the records refused while the last ones were delivered are
+    /// parked too (their ids hold the checkpoint until they are).
+    async fn park_the_last_refusals(&mut self) -> Result<(), PipelineError> {
+        if self.refusals.is_none() {
+            return Ok(());
+        }
+        loop {
+            let sink = &self.sink;
+            tokio::task::block_in_place(|| sink.flush(Duration::from_secs(60)))
+                .map_err(|e| SinkError::Delivery(format!("waiting for the last records: {e}")))?;
+            let mut parked = false;
+            while let Some(r) = self.refusals.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                self.park_refused(r).await?;
+                parked = true;
+            }
+            if !parked {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A record over `message.max.bytes` in `buf`: apply the table's policy. `Send`: `buf`
+    /// now holds a record that fits (values replaced); `Skip`: leave it out; `Park`: send it
+    /// to the dead-letter topic.
     #[allow(clippy::too_many_arguments)]
     fn oversized(
         &mut self,
@@ -648,7 +905,7 @@ impl Pipeline {
         after: Option<&[Value]>,
         seq: Option<SequenceId>,
         times: Times,
-    ) -> Result<bool, PipelineError> {
+    ) -> Result<Fit, PipelineError> {
         let table = t.id.pattern_name();
         let limit = self.settings.max_record_bytes;
         let key_len = if has_key { self.key.len() } else { 0 };
@@ -670,8 +927,9 @@ impl Pipeline {
                 if let Some(count) = self.repeats.hit(&format!("{table}/skip")) {
                     tracing::warn!(target: LOG_TARGET, table = %table, size, limit, count, "record over message.max.bytes left out (kafka.oversized = skip; logged once a minute with the count)");
                 }
-                Ok(false)
+                Ok(Fit::Skip)
             }
+            Oversized::Park => Ok(Fit::Park),
             Oversized::Placeholder => {
                 let (mut b, mut a) = (before.map(<[Value]>::to_vec), after.map(<[Value]>::to_vec));
                 while self.buf.len() + key_len > limit {
@@ -693,7 +951,7 @@ impl Pipeline {
                 if let Some(count) = self.repeats.hit(&format!("{table}/placeholder")) {
                     tracing::warn!(target: LOG_TARGET, table = %table, size, limit, count, "values over message.max.bytes replaced by a placeholder (kafka.oversized = placeholder; logged once a minute with the count)");
                 }
-                Ok(true)
+                Ok(Fit::Send)
             }
         }
     }

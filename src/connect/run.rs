@@ -326,7 +326,7 @@ async fn prepare(
             .context_err(format!("preparing the topic of {}", s.id))?;
     }
     pipeline
-        .marker_topic()
+        .own_topics()
         .await
         .context_err("preparing the topic of the transaction markers")?;
     // the snapshots about to start are on disk before their first row is sent

@@ -151,7 +151,7 @@ fn write_times(b: &mut Vec<u8>, t: Times) {
 /// Render one value for a column.
 pub(crate) fn write_value(b: &mut Vec<u8>, col: &Column, v: &Value) {
     match v {
-        Value::Null | Value::Absent => b.extend_from_slice(b"null"),
+        Value::Null | Value::Absent | Value::Unrendered(_) => b.extend_from_slice(b"null"),
         Value::Bool(x) => b.extend_from_slice(if *x { b"true" } else { b"false" }),
         Value::Int(x) => write_i64(b, *x),
         Value::UInt(x) => write_u64(b, *x),
@@ -219,7 +219,7 @@ pub(crate) fn write_timestamp(b: &mut Vec<u8>, micros: i64, fsp: u8) {
 /// masked column's hash or kept prefix is taken of, and `copy`'s text format.
 pub(crate) fn value_text(c: &Column, v: &Value) -> Option<String> {
     match v {
-        Value::Null | Value::Absent => None,
+        Value::Null | Value::Absent | Value::Unrendered(_) => None,
         Value::Text(s) | Value::Decimal(s) => Some(s.clone()),
         _ => {
             let mut b = Vec::new();
@@ -465,7 +465,7 @@ fn write_key_values(
                 out.clear();
                 return false;
             }
-            Value::Null => {}
+            Value::Null | Value::Unrendered(_) => {}
             Value::Decimal(s) | Value::Text(s) => out.extend_from_slice(s.as_bytes()),
             Value::Array(items) => write_array(out, &t.columns[ci], items),
             Value::Bytes(_)

@@ -6,5 +6,6 @@
 //! it never knows where a record goes (Kafka, a file) or where an event came from.
 pub(crate) mod dataworks;
 pub(crate) mod json;
+pub(crate) mod parked;
 pub(crate) mod plain;
 pub(crate) mod record;

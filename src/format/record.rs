@@ -67,6 +67,9 @@ pub(crate) struct Column {
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Source {
+    /// `PostgreSQL`, `MySQL`, `MariaDB`
+    #[serde(rename = "dbType", default)]
+    pub(crate) db_type: Option<String>,
     #[serde(rename = "dbName", default)]
     pub(crate) db_name: Option<String>,
     #[serde(rename = "schemaName", default)]

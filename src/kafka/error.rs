@@ -104,6 +104,12 @@ pub(super) fn delivery_failure(
         Some(C::MessageSizeTooLarge) => format!(
             "kafka refused a record of topic {topic} (key {key}, {size} bytes) as too large: the broker's message.max.bytes (or the topic's max.message.bytes) is below it\n  fix: raise the broker's message.max.bytes or the topic's max.message.bytes, or set kafka.properties.\"message.max.bytes\" to the broker's limit so that kafka.oversized (fail | skip | placeholder, per table: kafka.oversized_tables) decides"
         ),
+        Some(C::InvalidRecord) => format!(
+            "kafka refused a record of topic {topic} (key {key}, {size} bytes) as invalid: {e}; a topic with cleanup.policy=compact takes no record without a key\n  fix: give the table a key (a primary key, or source.keys), or write it to a topic that is not compacted"
+        ),
+        Some(C::InvalidTimestamp) => format!(
+            "kafka refused a record of topic {topic} (key {key}) for its timestamp: {e}; the topic's message.timestamp.before.max.ms / after.max.ms (or message.timestamp.difference.max.ms) do not take it\n  fix: widen those settings of the topic, or set its message.timestamp.type to LogAppendTime"
+        ),
         Some(C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed) => format!(
             "kafka refused to let rowstream write topic {topic}: {e}\n  fix: grant the user of kafka.properties sasl.username WRITE (and DESCRIBE, CREATE) on the topic"
         ),

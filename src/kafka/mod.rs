@@ -10,5 +10,5 @@ pub(crate) mod reader;
 
 pub(crate) use client::{check, fence_transactions, producer_config, try_transaction};
 pub(crate) use error::SinkError;
-pub(crate) use producer::KafkaSink;
+pub(crate) use producer::{KafkaSink, Refusal};
 pub(crate) use reader::{read_topic, Record};

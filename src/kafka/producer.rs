@@ -9,6 +9,10 @@
 //!   so a key lands where a Java producer would put it. Heartbeats name their partition.
 //! - `KafkaSink::new` asks the brokers for metadata before anything else starts, so a wrong
 //!   address, password or CA stops rowstream before it touches the database.
+//! - A record the broker refuses for good completes its tracker id with the failure, unless
+//!   refusals are parked ([`KafkaSink::park_refusals`]): then the report goes to the pipeline
+//!   as a [`Refusal`], and the id completes when the dead-letter record sent under the same id
+//!   ([`KafkaSink::send_for`]) is delivered. A refusal of a dead-letter record is a failure.
 //! - When librdkafka's queue is full, `send` waits until a delivery report frees room (it is
 //!   woken by the report, not by polling) instead of buffering: the source is slowed, memory
 //!   stays bounded by `queue.buffering.max.*`.
@@ -29,8 +33,32 @@ use std::time::{Duration, Instant};
 /// log filters (`ROWSTREAM_LOG`) and the docs name.
 const LOG_TARGET: &str = "rowstream::sink::kafka";
 
+/// A record the broker refused for good, handed to the pipeline to park (its tracker id is
+/// still open).
+pub(crate) struct Refusal {
+    pub(crate) id: u64,
+    pub(crate) topic: String,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    /// the record's value (the dead-letter record names its table and op from it, and holds
+    /// it unless it was refused for its size)
+    pub(crate) payload: Vec<u8>,
+    /// value plus key, in bytes
+    pub(crate) size: usize,
+    pub(crate) too_large: bool,
+    pub(crate) error: String,
+}
+
+/// Where refusals go: the dead-letter topic (whose own refusals are failures) and the pipeline.
+struct Parking {
+    topic: String,
+    tx: tokio::sync::mpsc::UnboundedSender<Refusal>,
+}
+
 pub(crate) struct DeliveryCtx {
     tracker: Arc<Tracker>,
+    /// set by [`KafkaSink::park_refusals`]
+    parking: std::sync::OnceLock<Parking>,
     /// the delivery latency histogram
     metrics: Arc<crate::metrics::Metrics>,
     /// signalled by every delivery report: room may have freed up in librdkafka's queue
@@ -63,15 +91,54 @@ impl ProducerContext for DeliveryCtx {
             }
             Err((e, m)) => {
                 use rdkafka::Message as _;
-                let f = delivery_failure(e, m.topic(), m.partition(), m.key(), m.payload_len());
+                let size = m.payload_len() + m.key().map_or(0, <[u8]>::len);
+                let f = delivery_failure(e, m.topic(), m.partition(), m.key(), size);
                 if !f.permanent {
                     tracing::error!(target: LOG_TARGET, error = %f, "kafka delivery failed");
                 }
-                self.tracker.delivered(id as u64, Err(f))
+                let parking = self
+                    .parking
+                    .get()
+                    .filter(|p| f.permanent && p.topic != m.topic());
+                let f = match parking {
+                    Some(p) => {
+                        let too_large =
+                            e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge);
+                        let r = Refusal {
+                            id: id as u64,
+                            topic: m.topic().to_string(),
+                            key: m.key().map(<[u8]>::to_vec),
+                            headers: headers_of(m),
+                            payload: m.payload().unwrap_or_default().to_vec(),
+                            size,
+                            too_large,
+                            error: f.message.clone(),
+                        };
+                        match p.tx.send(r) {
+                            Ok(()) => None, // the dead-letter record completes the id
+                            Err(_) => Some(f),
+                        }
+                    }
+                    None => Some(f),
+                };
+                if let Some(f) = f {
+                    self.tracker.delivered(id as u64, Err(f))
+                }
             }
         }
         self.space.notify_one();
     }
+}
+
+/// A message's headers, copied.
+fn headers_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
+    use rdkafka::message::{Headers as _, Message as _};
+    let Some(h) = m.headers() else {
+        return Vec::new();
+    };
+    h.iter()
+        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+        .collect()
 }
 
 pub(crate) struct KafkaSink {
@@ -96,6 +163,7 @@ impl KafkaSink {
     ) -> Result<KafkaSink, SinkError> {
         let ctx = DeliveryCtx {
             tracker: tracker.clone(),
+            parking: std::sync::OnceLock::new(),
             metrics,
             space: tokio::sync::Notify::new(),
             watch: Watch::quiet(),
@@ -219,6 +287,21 @@ impl KafkaSink {
         self.send_with(topic, key, payload, partition, None).await
     }
 
+    /// From now on, records the broker refuses for good (other than those of `topic`, the
+    /// dead-letter topic) come out of the receiver instead of failing the tracker.
+    pub(crate) fn park_refusals(
+        &self,
+        topic: &str,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<Refusal>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let parking = Parking {
+            topic: topic.to_string(),
+            tx,
+        };
+        self.producer.context().parking.set(parking).ok()?;
+        Some(rx)
+    }
+
     /// [`KafkaSink::send`] with Kafka headers.
     pub(crate) async fn send_with(
         &self,
@@ -229,6 +312,21 @@ impl KafkaSink {
         headers: Option<rdkafka::message::OwnedHeaders>,
     ) -> Result<(), SinkError> {
         let id = self.tracker.begin();
+        self.send_for(id, topic, key, payload, partition, headers)
+            .await
+    }
+
+    /// Send a record whose delivery completes tracker id `id` (already begun): a new record,
+    /// or the dead-letter record of a [`Refusal`].
+    pub(crate) async fn send_for(
+        &self,
+        id: u64,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        partition: Option<i32>,
+        headers: Option<rdkafka::message::OwnedHeaders>,
+    ) -> Result<(), SinkError> {
         let mut rec: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(topic, id as usize).payload(payload);
         if let Some(k) = key {

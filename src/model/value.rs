@@ -26,6 +26,10 @@ pub(crate) enum Value {
     /// An array (Postgres): elements are values of the column's element type, `Null`, or nested
     /// arrays. The encoder decides how it renders (DataWorks: a STRING holding a JSON array).
     Array(Vec<Value>),
+    /// A value the source could not render (an infinite or zero date), with the reason: it is
+    /// written as `null` (spec §2), and `errors.bad_values` decides whether its record goes to
+    /// its topic, to the dead-letter topic, or stops the connector.
+    Unrendered(Box<str>),
 }
 
 impl Value {

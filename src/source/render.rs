@@ -1,9 +1,10 @@
 //! Values a source cannot render (an infinite date, a zero date, bytes that are not text):
 //! the one policy both sources follow.
 //!
-//! Invariants (spec §2): such a value becomes `Value::Null`, is counted in [`RENDER_FAILURES`]
-//! (exported as `rowstream_render_failures_total`), and is logged once per (table, column) with
-//! the reason, never with the value itself. It never stops the stream.
+//! Invariants (spec §2): such a value becomes `Value::Unrendered` (written as null), is counted
+//! in [`RENDER_FAILURES`] (exported as `rowstream_render_failures_total`), and is logged once
+//! per (table, column) with the reason, never with the value itself. A source never stops on
+//! one: `errors.bad_values` decides in the pipeline what its record does (null by default).
 
 use crate::model::value::Value;
 use std::collections::HashSet;
@@ -20,7 +21,7 @@ pub(crate) struct RenderWarnings {
 
 impl RenderWarnings {
     /// Count and (once per column) log a value of `table.column` that cannot be rendered;
-    /// returns the `Null` that replaces it.
+    /// returns the `Unrendered` that replaces it.
     pub(crate) fn failed(&mut self, table: &str, column: &str, reason: &str) -> Value {
         RENDER_FAILURES.fetch_add(1, Ordering::Relaxed);
         if !self
@@ -35,10 +36,10 @@ impl RenderWarnings {
                 "a value cannot be rendered and is written as null (logged once per column)"
             );
         }
-        Value::Null
+        Value::Unrendered(reason.into())
     }
 
-    /// The value, or `Null` through [`RenderWarnings::failed`].
+    /// The value, or `Unrendered` through [`RenderWarnings::failed`].
     pub(crate) fn value(&mut self, table: &str, column: &str, v: Result<Value, String>) -> Value {
         v.unwrap_or_else(|reason| self.failed(table, column, &reason))
     }
@@ -53,8 +54,9 @@ mod tests {
         let mut w = RenderWarnings::default();
         let before = RENDER_FAILURES.load(Ordering::Relaxed);
         assert_eq!(w.value("s.t", "c", Ok(Value::Int(1))), Value::Int(1));
-        assert_eq!(w.value("s.t", "c", Err("zero date".into())), Value::Null);
-        assert_eq!(w.value("s.t", "c", Err("zero date".into())), Value::Null);
+        let bad = Value::Unrendered("zero date".into());
+        assert_eq!(w.value("s.t", "c", Err("zero date".into())), bad);
+        assert_eq!(w.value("s.t", "c", Err("zero date".into())), bad);
         assert!(RENDER_FAILURES.load(Ordering::Relaxed) >= before + 2);
         assert_eq!(w.warned.len(), 1);
     }

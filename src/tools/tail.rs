@@ -5,13 +5,16 @@
 //! null), then the changed columns (for an update only the columns whose value differs between
 //! the images, as `col: old → new`; for an insert every column; for a delete the old image) or
 //! the DDL statement. `--json` prints the record as it is instead. A transaction marker is
-//! `time  db  BEGIN txn <id>` or `time  db  END txn <id>  <n> records (<table> <n>, ...)`.
+//! `time  db  BEGIN txn <id>` or `time  db  END txn <id>  <n> records (<table> <n>, ...)`. A
+//! parked record (`errors.dead_letter_topic`) is `time  table  PARKED <op>  key  <why> at
+//! <position>: <error>  (for <topic>)`, its time the time it was parked.
 //!
 //! Invariants:
 //! - Read only: no consumer group offsets are committed (partitions are assigned, not
 //!   subscribed), so tailing never moves anyone's position.
 //! - Without named topics, every topic the config's `kafka.topic` template can name is
-//!   followed (and its `encode.transaction_topic` when `encode.transaction_markers` is on),
+//!   followed (and its `encode.transaction_topic` when `encode.transaction_markers` is on, and
+//!   its `errors.dead_letter_topic`),
 //!   and topics created later (new tables) join within [`RESCAN`].
 //! - Lines are printed in source order across every followed partition, merged: snapshot rows
 //!   (`sequenceId` `"-1"`) first, then by `payload.sequenceId` (DDL records and transaction
@@ -31,6 +34,7 @@
 //! - A record that is not DataWorks JSON is printed as its text, never dropped.
 //! - A reader that goes away (`rowstream tail | head`) ends the command quietly with exit 0.
 use crate::config::KafkaConfig;
+use crate::format::parked::{Parked, Why};
 use crate::format::record::{Envelope, Image, Values};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::BorrowedMessage;
@@ -114,7 +118,8 @@ pub(crate) struct Options {
     /// Named topics; empty: every topic `template` can name.
     pub(crate) topics: Vec<String>,
     pub(crate) template: String,
-    /// Topics followed besides `template`'s when none is named (the transaction markers').
+    /// Topics followed besides `template`'s when none is named (the transaction markers', the
+    /// dead-letter topic).
     pub(crate) also: Vec<String>,
     /// Topics never followed without being named (the state topics).
     pub(crate) skip: Vec<String>,
@@ -423,9 +428,10 @@ fn line_of(m: &BorrowedMessage<'_>, opts: &Options) -> (Option<String>, Option<P
     let line = if opts.json {
         String::from_utf8_lossy(payload).into_owned()
     } else {
-        match &record {
-            Some(r) => readable(r, key.as_deref()),
-            None => format!(
+        match (&record, Parked::read(payload)) {
+            (Some(r), _) => readable(r, key.as_deref()),
+            (None, Some(p)) => parked_line(&p),
+            (None, None) => format!(
                 "{}[{}]@{} (not DataWorks JSON) {}",
                 m.topic(),
                 m.partition(),
@@ -530,6 +536,30 @@ pub(crate) fn readable(r: &Envelope<'_, Values>, key: Option<&str>) -> String {
     format!("{time}  {table}  {op:<12}  {key}  {detail}")
         .trim_end()
         .to_string()
+}
+
+/// A parked record as a line (see the module doc).
+fn parked_line(p: &Parked<'_>) -> String {
+    let time = chrono::DateTime::from_timestamp_millis(p.parked_at)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| p.parked_at.to_string());
+    let table = p.table.as_deref().unwrap_or("-");
+    let op = format!("PARKED {}", p.op.as_deref().unwrap_or("-"));
+    let key = p.key.as_deref().unwrap_or("-");
+    let why = match p.parked {
+        Why::BadValue => "BAD_VALUE",
+        Why::Oversized => "OVERSIZED",
+        Why::Refused => "REFUSED",
+    };
+    let at = match &p.position {
+        Some(pos) => pos.describe(),
+        None => "snapshot".into(),
+    };
+    let error = p.error.lines().next().unwrap_or("");
+    format!(
+        "{time}  {table}  {op:<12}  {key}  {why} at {at}: {error}  (for {})",
+        p.topic
+    )
 }
 
 /// A transaction marker as a line: `time  db  BEGIN txn <id>`, or `time  db  END txn <id>  <n>
@@ -674,6 +704,20 @@ mod tests {
         assert_eq!(
             readable(&marker("TRANSACTION_END", end), Some("shop")),
             "2023-11-14T22:13:20.123Z  shop  END txn 0000000001a2b3c4  5 records (public.a 3, public.b 2)"
+        );
+    }
+
+    #[test]
+    fn parked_records_in_one_line() {
+        let rec = r#"{"parked":"BAD_VALUE","error":"column d (infinite date has no epoch value) cannot be rendered\n  fix: x","table":"public.ev","topic":"pg.public.ev","key":"7","op":"INSERT","position":{"lsn":"0/16B3748"},"order":"0000000016b3748.00000000","columns":[{"name":"d","reason":"infinite date has no epoch value"}],"size":300,"parkedAt":1700000000123,"record":{"schema":null,"payload":{"op":"INSERT"}}}"#;
+        assert_eq!(
+            parked_line(&Parked::read(rec.as_bytes()).unwrap()),
+            "2023-11-14T22:13:20.123Z  public.ev  PARKED INSERT  7  BAD_VALUE at lsn 0/16B3748: column d (infinite date has no epoch value) cannot be rendered  (for pg.public.ev)"
+        );
+        let refused = r#"{"parked":"REFUSED","error":"too large","table":"shop.t","topic":"my.shop.t","key":null,"op":"INSERT","position":{"binlogFileNumber":3,"offset":4567},"order":null,"size":2000000,"parkedAt":1700000000123,"record":null}"#;
+        assert_eq!(
+            parked_line(&Parked::read(refused.as_bytes()).unwrap()),
+            "2023-11-14T22:13:20.123Z  shop.t  PARKED INSERT  -  REFUSED at binlog file 000003, offset 4567: too large  (for my.shop.t)"
         );
     }
 

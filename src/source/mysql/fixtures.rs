@@ -336,7 +336,9 @@ fn partial_row_images_keep_each_value_in_its_column() {
         last.3,
         Some(vec![
             Value::Absent,
-            Value::Null,
+            Value::Unrendered(
+                "partial JSON update (binlog_row_value_options=PARTIAL_JSON): set it empty".into()
+            ),
             text("Pete"),
             Value::Int(42)
         ])

@@ -347,8 +347,7 @@ fn row(
             },
             Some(TupleValue::Binary(_)) => {
                 st.tables
-                    .render_failed(&d.schema, i, "binary tuple value in text mode");
-                Value::Null
+                    .render_failed(&d.schema, i, "binary tuple value in text mode")
             }
         });
     }

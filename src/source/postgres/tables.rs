@@ -2,7 +2,7 @@
 //! snapshot and the stream so both render a row identically.
 //!
 //! Invariants:
-//! - A value that cannot be rendered becomes `Value::Null`, is counted, and is logged once per
+//! - A value that cannot be rendered becomes `Value::Unrendered` (written as null), is counted, and is logged once per
 //!   (table, column), without the value itself.
 //! - Keys and topics come from the shared `SchemaFactory` (custom key, else primary key, else
 //!   none; a custom key naming a missing column is a setup error).
@@ -88,16 +88,14 @@ impl Tables {
     pub(crate) fn decode(&mut self, t: &TableDecoder, col: usize, text: &[u8]) -> Value {
         match t.kinds.get(col).map(|k| decode_text(k, text, &self.ctx)) {
             Some(Ok(v)) => v,
-            Some(Err(reason)) => {
-                self.render_failed(&t.schema, col, &reason);
-                Value::Null
-            }
+            Some(Err(reason)) => self.render_failed(&t.schema, col, &reason),
             None => Value::Null,
         }
     }
 
-    pub(crate) fn render_failed(&mut self, s: &TableSchema, col: usize, reason: &str) {
+    /// Count and log a value that cannot be rendered; the `Unrendered` that replaces it.
+    pub(crate) fn render_failed(&mut self, s: &TableSchema, col: usize, reason: &str) -> Value {
         let cname = s.columns.get(col).map(|c| c.name.as_str()).unwrap_or("");
-        self.warnings.failed(&s.id.pattern_name(), cname, reason);
+        self.warnings.failed(&s.id.pattern_name(), cname, reason)
     }
 }
