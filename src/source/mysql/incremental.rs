@@ -89,6 +89,7 @@ impl Prepared {
             ctx: &self.ctx,
             warnings,
             chunk_rows: self.chunk_rows,
+            estimates: Default::default(),
         };
         let (rows, next) = read_chunk_into(&mut reader, &target, cursor).await?;
         let high = master_status(&mut st.meta).await?;

@@ -342,12 +342,12 @@ async fn record_matched(
     matched: &[TableId],
     start: &(String, u64),
 ) -> Result<(), MySqlError> {
-    for id in matched {
-        if history.at(&id.to_string(), &start.0, start.1).is_none() {
-            if let Some(def) = schema::load_table(conn, &id.db, &id.table).await? {
-                history.append(&start.0, start.1, def)?;
-            }
-        }
+    let missing: Vec<TableId> = (matched.iter())
+        .filter(|id| history.at(&id.to_string(), &start.0, start.1).is_none())
+        .cloned()
+        .collect();
+    for def in schema::load_tables(conn, &missing).await? {
+        history.append(&start.0, start.1, def)?;
     }
     Ok(())
 }
@@ -455,12 +455,7 @@ async fn open_snapshot(
         _ => mysql_snapshot(conn, &mut sc).await?,
     };
     tracing::info!(file = %pos.0, pos = pos.1, tables = need.len(), "consistent snapshot opened");
-    let mut defs = Vec::new();
-    for id in need {
-        if let Some(def) = schema::load_table(&mut sc, &id.db, &id.table).await? {
-            defs.push(def);
-        }
-    }
+    let defs = schema::load_tables(&mut sc, need).await?;
     Ok((sc, pos, gtid, defs))
 }
 
@@ -542,7 +537,9 @@ impl Source for Prepared {
                 ctx: &self.ctx,
                 warnings: &mut warnings,
                 chunk_rows: self.chunk_rows,
+                estimates: Default::default(),
             };
+            reader.prefetch(&tables).await?;
             let at = binlog_position(&pos.0, pos.1);
             let done = snapshot_tables(&mut reader, &tables, &at, &mut out, &stop).await?;
             let _ = conn.query_drop("COMMIT").await;
@@ -612,11 +609,10 @@ impl MyDump {
         let factory = SchemaFactory::new(db_type, &cfg.kafka.topic, &cfg.source);
         let ctx = ctx_of(cfg, my);
         let (mut defs, mut schemas) = (Vec::new(), Vec::new());
-        for id in matched_tables(&mut conn, &filter).await? {
-            if let Some(def) = schema::load_table(&mut conn, &id.db, &id.table).await? {
-                schemas.push(schema_of(&factory, &ctx, &def)?);
-                defs.push(def);
-            }
+        let matched = matched_tables(&mut conn, &filter).await?;
+        for def in schema::load_tables(&mut conn, &matched).await? {
+            schemas.push(schema_of(&factory, &ctx, &def)?);
+            defs.push(def);
         }
         Ok(MyDump {
             conn,
@@ -669,6 +665,7 @@ impl MyDump {
             ctx: &self.ctx,
             warnings: &mut warnings,
             chunk_rows: self.chunk_rows,
+            estimates: Default::default(),
         };
         crate::source::snapshot::read_all(&mut reader, &target, f).await
     }

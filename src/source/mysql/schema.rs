@@ -165,6 +165,16 @@ pub(crate) fn parse_labels(column_type: &str) -> Vec<String> {
 }
 
 /// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME
+/// A column's row of `information_schema.COLUMNS` with its table's name first.
+type TableColumnRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<u64>,
+    Option<u64>,
+    Option<String>,
+);
 type ColumnRow = (
     String,
     String,
@@ -200,6 +210,57 @@ pub(crate) async fn load_table(
             (db, table),
         )
         .await?;
+    Ok(Some(table_of(db, table, rows, pk)))
+}
+
+/// Columns of many tables, in two queries per database (not two per table: 10,000 tables
+/// took 15 s that way), in the order of `ids`; a table that does not exist is left out.
+pub(crate) async fn load_tables(
+    conn: &mut mysql_async::Conn,
+    ids: &[crate::model::schema::TableId],
+) -> Result<Vec<MyTable>, mysql_async::Error> {
+    use mysql_async::prelude::*;
+    use std::collections::HashMap;
+    let mut dbs: Vec<&str> = ids.iter().map(|i| i.db.as_str()).collect();
+    dbs.sort_unstable();
+    dbs.dedup();
+    let mut cols: HashMap<(String, String), Vec<ColumnRow>> = HashMap::new();
+    let mut keys: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for db in dbs {
+        let rows: Vec<TableColumnRow> = conn
+            .exec(
+                "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
+                (db,),
+            )
+            .await?;
+        for (t, name, dt, ct, scale, dtp, cs) in rows {
+            (cols.entry((db.to_string(), t)).or_default()).push((name, dt, ct, scale, dtp, cs));
+        }
+        let rows: Vec<(String, String)> = conn
+            .exec(
+                "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                 WHERE TABLE_SCHEMA = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY TABLE_NAME, ORDINAL_POSITION",
+                (db,),
+            )
+            .await?;
+        for (t, name) in rows {
+            keys.entry((db.to_string(), t)).or_default().push(name);
+        }
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let k = (id.db.clone(), id.table.clone());
+        if let Some(rows) = cols.remove(&k) {
+            let pk = keys.remove(&k).unwrap_or_default();
+            out.push(table_of(&id.db, &id.table, rows, pk));
+        }
+    }
+    Ok(out)
+}
+
+/// A table's definition from its `information_schema` rows.
+fn table_of(db: &str, table: &str, rows: Vec<ColumnRow>, pk: Vec<String>) -> MyTable {
     let columns = rows
         .into_iter()
         .map(|(name, dt, ct, scale, dtp, cs)| {
@@ -248,12 +309,12 @@ pub(crate) async fn load_table(
             }
         })
         .collect();
-    Ok(Some(MyTable {
+    MyTable {
         db: db.into(),
         table: table.into(),
         columns,
         pk,
-    }))
+    }
 }
 
 #[derive(Serialize, Deserialize)]

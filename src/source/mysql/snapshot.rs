@@ -32,6 +32,9 @@ pub(crate) struct MyTableReader<'a> {
     pub(crate) ctx: &'a Ctx,
     pub(crate) warnings: &'a mut RenderWarnings,
     pub(crate) chunk_rows: usize,
+    /// row estimates read ahead for many tables ([`MyTableReader::prefetch`]), each taken by
+    /// the table's `begin`
+    pub(crate) estimates: std::collections::HashMap<(String, String), Option<u64>>,
 }
 
 fn quote(s: &str) -> String {
@@ -39,6 +42,27 @@ fn quote(s: &str) -> String {
 }
 
 impl MyTableReader<'_> {
+    /// Read the row estimates of `tables` in one query per database (one per table took
+    /// seconds for 10,000 tables).
+    pub(crate) async fn prefetch(&mut self, tables: &[SnapTable]) -> Result<(), MySqlError> {
+        let mut dbs: Vec<&str> = tables.iter().map(|t| t.def.db.as_str()).collect();
+        dbs.sort_unstable();
+        dbs.dedup();
+        for db in dbs {
+            let rows: Vec<(String, Option<u64>)> = self
+                .conn
+                .exec(
+                    "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+                    (db,),
+                )
+                .await?;
+            for (t, n) in rows {
+                self.estimates.insert((db.to_string(), t), n);
+            }
+        }
+        Ok(())
+    }
+
     /// A table without a key: every row in one pass.
     async fn all_rows(
         &mut self,
@@ -81,6 +105,9 @@ impl TableReader for MyTableReader<'_> {
     }
 
     async fn begin(&mut self, t: &SnapTable) -> Result<Option<u64>, MySqlError> {
+        if let Some(n) = (self.estimates).remove(&(t.def.db.clone(), t.def.table.clone())) {
+            return Ok(n);
+        }
         let n: Option<Option<u64>> = self
             .conn
             .exec_first(

@@ -63,6 +63,10 @@ pub(crate) struct ColumnRow {
 pub(crate) struct Catalog {
     pub(crate) client: Client,
     kinds: HashMap<(u32, i32), PgKind>,
+    /// columns and primary keys read ahead for many tables at once ([`Catalog::prefetch`]),
+    /// each taken by its first reader
+    pre_columns: HashMap<u32, Vec<ColumnRow>>,
+    pre_keys: HashMap<u32, Vec<String>>,
 }
 
 impl Catalog {
@@ -70,7 +74,59 @@ impl Catalog {
         Catalog {
             client,
             kinds: HashMap::new(),
+            pre_columns: HashMap::new(),
+            pre_keys: HashMap::new(),
         }
+    }
+
+    /// Read the columns and primary keys of `rels` in two queries (not two per table: 10,000
+    /// tables took 11 s that way); [`Catalog::columns`] and [`Catalog::primary_key`] hand each
+    /// out once. [`Catalog::forget_prefetched`] drops what was not taken, so a later read of a
+    /// table (after a DDL) asks the server again.
+    pub(crate) async fn prefetch(&mut self, rels: &[u32]) -> Result<(), tokio_postgres::Error> {
+        let rels: Vec<u32> = rels.to_vec();
+        let rows = self
+            .client
+            .query(
+                "SELECT attrelid, attname::text, atttypid, atttypmod FROM pg_attribute \
+                 WHERE attrelid = ANY($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = '' \
+                 ORDER BY attrelid, attnum",
+                &[&rels],
+            )
+            .await?;
+        for r in &rows {
+            self.pre_columns
+                .entry(r.get(0))
+                .or_default()
+                .push(ColumnRow {
+                    name: r.get(1),
+                    type_oid: r.get(2),
+                    typmod: r.get(3),
+                });
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT i.indrelid, a.attname::text FROM pg_index i \
+                 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                 WHERE i.indrelid = ANY($1) AND i.indisprimary ORDER BY i.indrelid, k.ord",
+                &[&rels],
+            )
+            .await?;
+        for rel in &rels {
+            self.pre_keys.insert(*rel, Vec::new());
+        }
+        for r in &rows {
+            self.pre_keys.entry(r.get(0)).or_default().push(r.get(1));
+        }
+        Ok(())
+    }
+
+    /// Drop what [`Catalog::prefetch`] read and nobody took.
+    pub(crate) fn forget_prefetched(&mut self) {
+        self.pre_columns.clear();
+        self.pre_keys.clear();
     }
 
     pub(crate) fn kind<'a>(
@@ -122,7 +178,13 @@ impl Catalog {
     }
 
     /// Primary-key column names in key order; empty when the table has none.
-    pub(crate) async fn primary_key(&self, rel: u32) -> Result<Vec<String>, tokio_postgres::Error> {
+    pub(crate) async fn primary_key(
+        &mut self,
+        rel: u32,
+    ) -> Result<Vec<String>, tokio_postgres::Error> {
+        if let Some(k) = self.pre_keys.remove(&rel) {
+            return Ok(k);
+        }
         let rows = self
             .client
             .query(
@@ -142,7 +204,13 @@ impl Catalog {
     }
 
     /// Columns as logical replication publishes them: not dropped, not generated.
-    pub(crate) async fn columns(&self, rel: u32) -> Result<Vec<ColumnRow>, tokio_postgres::Error> {
+    pub(crate) async fn columns(
+        &mut self,
+        rel: u32,
+    ) -> Result<Vec<ColumnRow>, tokio_postgres::Error> {
+        if let Some(c) = self.pre_columns.remove(&rel) {
+            return Ok(c);
+        }
         let rows = self
             .client
             .query(

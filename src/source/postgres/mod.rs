@@ -235,11 +235,8 @@ impl PgDump {
     }
 
     pub(crate) async fn schemas(&mut self) -> Result<Vec<Arc<TableSchema>>, SourceError> {
-        let mut out = Vec::with_capacity(self.matched.len());
-        for t in &self.matched {
-            out.push(decoder_for(&mut self.tables, t).await?.schema);
-        }
-        Ok(out)
+        let decoders = decoders_for(&mut self.tables, &self.matched).await?;
+        Ok(decoders.into_iter().map(|d| d.schema).collect())
     }
 
     /// The end of the WAL now.
@@ -314,12 +311,13 @@ pub(crate) async fn prepare(
     if let Some(s) = &snapshot {
         fence.set(&need_ids, &SourcePosition::Postgres { lsn: s.point });
     }
-    let mut schemas = Vec::new();
-    let mut ids = Vec::new();
-    for t in &matched {
-        schemas.push(decoder_for(&mut tables, t).await?.schema);
-        ids.push(tables.table_id(&t.schema, &t.name));
-    }
+    let schemas: Vec<_> = (decoders_for(&mut tables, &matched).await?)
+        .into_iter()
+        .map(|d| d.schema)
+        .collect();
+    let ids: Vec<_> = (matched.iter())
+        .map(|t| tables.table_id(&t.schema, &t.name))
+        .collect();
     let resume = tables_to_resume(&ids, state, &need_ids);
     let prepared = Prepared {
         repl,
@@ -518,14 +516,16 @@ impl Prepared {
         let main = std::mem::replace(&mut self.tables.catalog, Catalog::new(client));
         tracing::info!(tables = snap.tables.len(), snapshot = %snap.name, "snapshot from the exported snapshot");
         let res = async {
-            let mut targets = Vec::with_capacity(snap.tables.len());
-            for t in &snap.tables {
-                targets.push(SnapTable {
-                    decoder: decoder_for(&mut self.tables, t).await?,
+            let decoders = decoders_for(&mut self.tables, &snap.tables).await?;
+            let targets: Vec<SnapTable> = (decoders.into_iter().zip(&snap.tables))
+                .map(|(decoder, t)| SnapTable {
+                    decoder,
                     oid: t.oid,
-                });
-            }
+                })
+                .collect();
             let mut reader = PgTableReader::new(&mut self.tables, self.chunk_pages);
+            let oids: Vec<u32> = targets.iter().map(|t| t.oid).collect();
+            reader.prefetch(&oids).await?;
             let at = SourcePosition::Postgres { lsn: snap.point };
             snapshot_tables(&mut reader, &targets, &at, out, stop).await
         }
@@ -667,6 +667,28 @@ fn slot_error(slot: &str, e: PgError) -> SourceError {
         ),
         _ => SourceError::Protocol(e),
     }
+}
+
+/// Decoders for many tables, their columns and keys read in two queries (not two per table).
+async fn decoders_for(
+    tables: &mut Tables,
+    rows: &[TableRow],
+) -> Result<Vec<TableDecoder>, SourceError> {
+    let oids: Vec<u32> = rows.iter().map(|t| t.oid).collect();
+    tables.catalog.prefetch(&oids).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut res = Ok(());
+    for t in rows {
+        match decoder_for(tables, t).await {
+            Ok(d) => out.push(d),
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
+        }
+    }
+    tables.catalog.forget_prefetched();
+    res.map(|()| out)
 }
 
 async fn decoder_for(tables: &mut Tables, t: &TableRow) -> Result<TableDecoder, SourceError> {

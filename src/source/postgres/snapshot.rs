@@ -93,7 +93,21 @@ pub(crate) struct PgTableReader<'a> {
     partitioned: bool,
     field: Vec<u8>,
     carry: Vec<u8>,
+    /// pages, row estimate and partitioned, read ahead for many tables
+    /// ([`PgTableReader::prefetch`]); each taken by the table's `begin`
+    sizes: std::collections::HashMap<u32, (i64, i64, bool)>,
 }
+
+/// A table's heap pages (of its largest leaf partition), its row estimate (-1: unknown) and
+/// whether it is partitioned, for the tables whose oids are `$1`.
+const SIZES: &str = "SELECT c.oid, (CASE WHEN c.relkind = 'p' \
+      THEN (SELECT coalesce(max(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(c.oid) p WHERE p.isleaf) \
+      ELSE pg_relation_size(c.oid) END / current_setting('block_size')::bigint)::bigint, \
+    (CASE WHEN c.relkind = 'p' \
+      THEN (SELECT coalesce(sum(greatest(x.reltuples, 0)), -1) FROM pg_partition_tree(c.oid) p JOIN pg_class x ON x.oid = p.relid WHERE p.isleaf) \
+      ELSE c.reltuples END)::bigint, \
+    c.relkind = 'p' \
+  FROM pg_class c WHERE c.oid = ANY($1)";
 
 impl<'a> PgTableReader<'a> {
     pub(crate) fn new(tables: &'a mut Tables, chunk_pages: u32) -> PgTableReader<'a> {
@@ -104,7 +118,18 @@ impl<'a> PgTableReader<'a> {
             partitioned: false,
             field: Vec::new(),
             carry: Vec::new(),
+            sizes: Default::default(),
         }
+    }
+
+    /// Read the sizes of many tables in one query (one per table took 3 s for 10,000 tables).
+    pub(crate) async fn prefetch(&mut self, oids: &[u32]) -> Result<(), SourceError> {
+        let oids = oids.to_vec();
+        let rows = self.tables.catalog.client.query(SIZES, &[&oids]).await?;
+        for r in rows {
+            self.sizes.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+        }
+        Ok(())
     }
 
     fn parse_line(&mut self, t: &TableDecoder, line: &[u8]) -> Vec<Value> {
@@ -168,26 +193,18 @@ impl TableReader for PgTableReader<'_> {
     }
 
     async fn begin(&mut self, t: &SnapTable) -> Result<Option<u64>, SourceError> {
-        let row = self
-            .tables
-            .catalog
-            .client
-            .query_one(
-                "SELECT (CASE WHEN c.relkind = 'p' \
-                          THEN (SELECT coalesce(max(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(c.oid) p WHERE p.isleaf) \
-                          ELSE pg_relation_size(c.oid) END / current_setting('block_size')::bigint)::bigint, \
-                        (CASE WHEN c.relkind = 'p' \
-                          THEN (SELECT coalesce(sum(greatest(x.reltuples, 0)), -1) FROM pg_partition_tree(c.oid) p JOIN pg_class x ON x.oid = p.relid WHERE p.isleaf) \
-                          ELSE c.reltuples END)::bigint, \
-                        c.relkind = 'p' \
-                 FROM pg_class c WHERE c.oid = $1::oid",
-                &[&t.oid],
-            )
-            .await
-            .map_err(|e| read_error(&t.decoder.schema, e))?;
-        self.pages = row.get(0);
-        self.partitioned = row.get(2);
-        let tuples: i64 = row.get(1);
+        let (pages, tuples, partitioned) = match self.sizes.remove(&t.oid) {
+            Some(s) => s,
+            None => {
+                let row = (self.tables.catalog.client)
+                    .query_one(SIZES, &[&vec![t.oid]])
+                    .await
+                    .map_err(|e| read_error(&t.decoder.schema, e))?;
+                (row.get(1), row.get(2), row.get(3))
+            }
+        };
+        self.pages = pages;
+        self.partitioned = partitioned;
         Ok((tuples >= 0).then_some(tuples as u64))
     }
 
@@ -197,6 +214,11 @@ impl TableReader for PgTableReader<'_> {
         cursor: Option<i64>,
         out: &mut RowOut<'_>,
     ) -> Result<Option<i64>, SourceError> {
+        if self.pages == 0 {
+            // an empty file holds no row, under any snapshot: no COPY (10,000 empty tables
+            // took 8 s of round trips)
+            return Ok(None);
+        }
         let id = &t.decoder.schema.id;
         let start = cursor.unwrap_or(0);
         let chunk = self.chunk_pages as i64;
