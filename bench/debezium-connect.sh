@@ -48,6 +48,10 @@
 # JVM start and plugin loading are not counted) until the poll that sees TARGET records;
 # rss_kb is the worker JVM's peak RSS (VmHWM of /proc/PID/status) at that moment.
 #
+# At the end, whatever happened, the worker is stopped (SIGTERM, SIGKILL after 30 s) and its
+# internal topics (GROUP-configs, -offsets, -status, and the schema history topic `run` named)
+# are deleted unless DBZ_KEEP=1; the connector's own topic stays unless DBZ_DROP_TOPIC=1.
+#
 # The worker (scripts/connect.sh worker: Connect 4.3.1, which Debezium 3.6.1 is built against
 # (connect-api 4.3.0)): its own work dir, a free REST port, a fresh group id (so fresh internal
 # topics) per run, plugin.path = the plugins directory, and the JSON converter for keys and values
@@ -63,6 +67,7 @@
 # Environment: DBZ_BROKERS (default 127.0.0.1:9092), DBZ_TOPIC (the topic to count),
 # DBZ_NAME (connector name, default dbz-bench), DBZ_TIMEOUT (seconds, default 900, from the POST),
 # DBZ_HEAP (default 2g), DBZ_JIT=c1 (keep scripts/connect.sh's C1-only JIT),
+# DBZ_DROP_TOPIC=1 (delete the connector's topic at the end too; by default it stays),
 # DBZ_WORK (work dir; default a fresh temporary one, removed at the end unless DBZ_KEEP=1),
 # DEBEZIUM_VERSION (default 3.6.1.Final), ROWSTREAM_CACHE.
 #
@@ -81,6 +86,7 @@ DEBEZIUM_VERSION="${DEBEZIUM_VERSION:-3.6.1.Final}"
 HOME_DIR="$CACHE/bench/debezium-${DEBEZIUM_VERSION%.Final}"
 PLUGINS="$HOME_DIR/plugins"
 CONNECTORS=(postgres mysql mariadb)
+OWN_TOPICS=()
 
 die() { echo "bench/debezium-connect.sh: $*" >&2; exit 1; }
 log() { echo "[debezium] $*" >&2; }
@@ -234,9 +240,15 @@ run() { # source target config_json key=value...
 
   local group port body topic
   group="dbzbench-$(date +%s)-$$"
+  # the worker's internal topics: deleted at the end (cleanup)
+  OWN_TOPICS=("$group-configs" "$group-offsets" "$group-status") BROKERS=$brokers
   port=$(free_port)
   body=$(build_config "$name" "$source" "$brokers" "$group" "$config" "$@" 3>"$WORK/worker.extra") || die "bad connector configuration"
   topic="${DBZ_TOPIC:-$(topic_of "$body")}" || die "cannot tell the topic"
+  [ "${DBZ_DROP_TOPIC:-0}" = 1 ] && OWN_TOPICS+=("$topic")
+  if [[ "$body" == *"\"schema.history.internal.kafka.topic\": \"$group-schemahistory\""* ]]; then
+    OWN_TOPICS+=("$group-schemahistory")
+  fi
   printf '%s\n' "$body" >"$WORK/connector.json"
   local extra=()
   mapfile -t extra <"$WORK/worker.extra"
@@ -352,10 +364,18 @@ cleanup() {
   local rc=$?
   [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null || true
   stop_worker
+  if [ ${#OWN_TOPICS[@]} -gt 0 ] && [ "${DBZ_KEEP:-0}" != 1 ]; then
+    python3 "$HERE/topic-end-offsets.py" "$BROKERS" --delete "${OWN_TOPICS[@]}" >/dev/null ||
+      echo "bench/debezium-connect.sh: could not delete the topics ${OWN_TOPICS[*]}" >&2
+  fi
   if [ -n "${WORK:-}" ] && [ -z "${DBZ_WORK:-}" ] && [ "${DBZ_KEEP:-0}" != 1 ] && [ -z "${FAILED:-}" ] && [ $rc = 0 ]; then
     rm -rf "$WORK"
   elif [ -n "${WORK:-}" ] && [ $rc != 0 ]; then
-    echo "bench/debezium-connect.sh: work dir kept: $WORK" >&2
+    if [ -f "$WORK/worker.log" ] || [ -n "${DBZ_WORK:-}" ]; then
+      echo "bench/debezium-connect.sh: work dir kept: $WORK" >&2
+    else
+      rm -rf "$WORK" # failed before the worker started: nothing to look at
+    fi
   fi
   exit $rc
 }

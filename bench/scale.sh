@@ -3,6 +3,7 @@
 # connectors), on demand, never in CI. Called by scripts/bench.sh (BENCH_ONLY=scale) or alone:
 #
 #   bench/scale.sh [step...]       steps: tables mytables snapshots wide huge connectors
+#                                  (or SCALE_STEPS="...")
 #                                  (default: all)
 #   SCALE_TABLES=10000             tables of the tables / mytables steps
 #   SCALE_SNAPSHOTS="1000000 4000000 16000000"   snapshot sizes (rows)
@@ -315,7 +316,7 @@ PY
   delete_topics "$group-.*"
 }
 
-step="${*:-tables mytables snapshots wide huge connectors}"
+step="${*:-${SCALE_STEPS:-tables mytables snapshots wide huge connectors}}"
 for s in $step; do
   "step_$s"
 done

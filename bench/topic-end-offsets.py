@@ -11,6 +11,10 @@ ListOffsets; non-flexible versions, chosen from what the broker announces). Stan
       answered) and exit 0; exit 2 after --timeout seconds (default: none) with
       "TIMEOUT records=SUM"
 
+  bench/topic-end-offsets.py BROKERS --delete TOPIC [TOPIC...]
+      delete the topics (DeleteTopics; one that does not exist is no error), print
+      "deleted N" (the number that existed)
+
 BROKERS: host:port[,host:port...] (the first that answers is used to find the partition leaders).
 The sum of end offsets is the number of records written to a topic that is neither compacted,
 transactional nor trimmed by retention: true of a topic a source connector has just filled.
@@ -20,7 +24,7 @@ import struct
 import sys
 import time
 
-API_LIST_OFFSETS, API_METADATA, API_VERSIONS = 2, 3, 18
+API_LIST_OFFSETS, API_METADATA, API_DELETE_TOPICS, API_VERSIONS = 2, 3, 20, 18
 CLIENT_ID = b"rowstream-bench"
 
 
@@ -235,6 +239,32 @@ class Counter:
         return total
 
 
+def delete_topics(brokers, topics):
+    counter = Counter(brokers, topics[0])
+    counter.metadata()  # connects, learns the api versions
+    c = next(iter(counter.conns.values()))
+    v = pick(counter.versions, API_DELETE_TOPICS, 1, 3)
+    body = struct.pack(">i", len(topics)) + b"".join(kstr(t) for t in topics) + struct.pack(">i", 30000)
+    r = c.call(API_DELETE_TOPICS, v, body)
+    r.i32()  # throttle_time_ms
+    deleted, failed = 0, []
+
+    def result():
+        nonlocal deleted
+        name, err = r.string(), r.i16()
+        if err == 0:
+            deleted += 1
+        elif err != 3:  # 3: UNKNOWN_TOPIC_OR_PARTITION, already gone
+            failed.append(f"{name}: error {err}")
+    r.array(result)
+    counter.drop()
+    print(f"deleted {deleted}")
+    if failed:
+        print("topic-end-offsets: could not delete " + ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv):
     args = argv[1:]
     opts = {"--wait-for": None, "--interval": "0.05", "--timeout": None}
@@ -247,6 +277,11 @@ def main(argv):
             opts[a] = args.pop(0)
         else:
             pos.append(a)
+    if "--delete" in pos:
+        i = pos.index("--delete")
+        if i != 1 or len(pos) < 3:
+            raise SystemExit(__doc__)
+        return delete_topics(pos[0], pos[2:])
     if len(pos) != 2:
         raise SystemExit(__doc__)
     counter = Counter(pos[0], pos[1])

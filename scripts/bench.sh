@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Benchmarks, on demand (not in CI): rowstream against the raw ceilings (pg_recvlogical decoding,
-# a bare rdkafka producer) and against Debezium, same data, same broker, same machine.
+# a bare rdkafka producer, Kafka's ProducerPerformance) and against Debezium 3.6 on a real Kafka
+# Connect worker (bench/debezium-connect.sh), same data, same broker, same machine. The report
+# also goes into docs/benchmarks.md, between its "bench:begin" and "bench:end" marks, with the
+# date, the machine and the versions (BENCH_DOCS=0 leaves the file alone).
 #
 #   scripts/bench.sh [ROWS]        (default 300000 streamed changes, 200000 snapshot rows)
 #   BENCH_DEBEZIUM=0 scripts/bench.sh   skip Debezium
 #   BENCH_ONLY=postgres|mysql            one source only
 #   BENCH_ONLY=failover                  only the distributed failover (BENCH_FAILOVER_RUNS, default 3)
+#   BENCH_ONLY=scale                     only bench/scale.sh (10,000 tables, 1M-16M row snapshots,
+#                                        500-column rows, a 50 MB value, 1,000 connectors)
 #   BENCH_SSLMODE=require                Postgres over TLS (default disable), the same for every peer
 #   BENCH_ONLY=latency                   only the latency step (below)
 #   BENCH_LATENCY=0                      skip the latency step
@@ -30,6 +35,47 @@ SSLMODE=${BENCH_SSLMODE:-disable}
 export PGSSLMODE=$SSLMODE
 RUN="b$(date +%s)"
 scripts/services.sh up
+# everything printed from here on is the report docs/benchmarks.md gets
+REPORT_FILE=$(mktemp)
+exec > >(tee "$REPORT_FILE")
+write_docs() {
+  [ "${BENCH_DOCS:-1}" = 1 ] || return 0
+  python3 - "$REPORT_FILE" "$ROOT/docs/benchmarks.md" <<'PY'
+import datetime, os, platform, re, subprocess, sys
+report, doc = open(sys.argv[1]).read(), sys.argv[2]
+def run(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except Exception:
+        return "?"
+mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+block = "\n".join([
+    "<!-- bench:begin (written by scripts/bench.sh; do not edit by hand) -->",
+    f"Run of {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, `BENCH_ONLY={os.environ.get('BENCH_ONLY', '')}`, "
+    f"rowstream {run('git', 'rev-parse', '--short', 'HEAD')}, {run('rustc', '--version')}.",
+    f"Machine: {os.cpu_count()} cores ({cpu}), {int(mem) // 1024 // 1024} GiB, {platform.system()} {platform.release()}.",
+    f"Services: {run('psql', '-qAt', '-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-c', 'SHOW server_version')} (PostgreSQL), "
+    f"{run('mariadb', '-uroot', '--socket=/run/mysqld/mysqld.sock', '-N', '-e', 'SELECT VERSION()')} (MariaDB), Apache Kafka 4.4.0 (KRaft, one broker), "
+    "Debezium 3.6.1.Final on Kafka Connect 4.3.1.",
+    "",
+    "```text",
+    report.strip(),
+    "```",
+    "<!-- bench:end -->",
+])
+text = open(doc).read()
+new = re.sub(r"<!-- bench:begin.*?<!-- bench:end -->", lambda _: block, text, flags=re.S)
+if new == text and "<!-- bench:begin" not in text:
+    new = text.rstrip() + "\n\n## The last run\n\n" + block + "\n"
+open(doc, "w").write(new)
+PY
+}
+trap write_docs EXIT
+if [ "${BENCH_ONLY:-}" = scale ]; then
+  bench/scale.sh
+  exit 0
+fi
 if [ "${BENCH_ONLY:-}" = failover ]; then
   # three workers, six connectors, writes running; kill -9 the busiest worker, then SIGTERM a
   # second one: seconds until every connector of the dead / leaving worker runs elsewhere.
@@ -111,21 +157,25 @@ run_rowstream() { # config-file metric target
   echo "$(python3 -c "print(f'{$t1-$t0:.3f}')") $rss"
 }
 
+# Debezium 3.6.1 as deployed: the Postgres connector on a real Kafka Connect worker (distributed
+# mode, JSON converter; bench/debezium-connect.sh), timed from POST /connectors until the topic
+# holds `target` records; prints "secs rss_kb" (the worker JVM's peak RSS)
 run_debezium() { # snapshot.mode target slot
   [ "${BENCH_DEBEZIUM:-1}" = 1 ] || { echo "skipped -"; return; }
+  cat >"$WORK/dbz-$3.json" <<JSON
+{"database.hostname": "127.0.0.1", "database.port": "5432", "database.user": "postgres",
+ "database.password": "x", "database.dbname": "$DB", "database.sslmode": "$SSLMODE",
+ "table.include.list": "public.t", "plugin.name": "pgoutput", "publication.name": "p",
+ "publication.autocreate.mode": "disabled", "message.prefix.exclude.list": "rowstream.*"}
+JSON
   local out
-  out=$( { /usr/bin/time -f "RSS %M" bash ../shared/peers/debezium/run.sh name=b \
-    connector.class=io.debezium.connector.postgresql.PostgresConnector \
-    offset.storage=org.apache.kafka.connect.storage.FileOffsetBackingStore \
-    offset.storage.file.filename="$WORK/dbz-$3.offsets" offset.flush.interval.ms=1000 \
-    database.hostname=127.0.0.1 database.port=5432 database.user=postgres database.password=x \
-    database.dbname=$DB database.sslmode=$SSLMODE topic.prefix="$RUN-dbz-$3" table.include.list=public.t plugin.name=pgoutput \
-    slot.name="$3" publication.name=p publication.autocreate.mode=disabled snapshot.mode="$1" "message.prefix.exclude.list=rowstream.*" \
-    kafka.bootstrap.servers=127.0.0.1:9092 kafka.acks=all bench.target="$2"; } 2>&1 )
+  out=$("$ROOT/bench/debezium-connect.sh" run postgres "$2" "$WORK/dbz-$3.json" \
+    topic.prefix="$RUN-dbz-$3" slot.name="$3" snapshot.mode="$1" 2>"$WORK/dbz-$3.log") ||
+    { tail -20 "$WORK/dbz-$3.log" >&2; echo "failed -"; return; }
   local secs rss
-  secs=$(echo "$out" | sed -n 's/^DONE events=[0-9]* secs=\([0-9.]*\).*/\1/p' | tail -1)
-  rss=$(echo "$out" | sed -n 's/^RSS \([0-9]*\)/\1/p' | tail -1)
-  [ -n "$secs" ] || { echo "$out" | tail -20 >&2; echo "failed -"; return; }
+  secs=$(echo "$out" | sed -n 's/^DONE records=[0-9]* secs=\([0-9.]*\).*/\1/p' | tail -1)
+  rss=$(echo "$out" | sed -n 's/.* rss_kb=\([0-9]*\).*/\1/p' | tail -1)
+  [ -n "$secs" ] || { tail -20 "$WORK/dbz-$3.log" >&2; echo "failed -"; return; }
   echo "$secs $rss"
 }
 
@@ -395,14 +445,14 @@ cat <<REPORT
 == results ($(nproc) cores, postgres sslmode=$SSLMODE) ==
 streaming $N changes, end to end into Kafka (acks=all), from process start:
   rowstream           ${RS_SECS}s  $(rate $N $RS_SECS)  max RSS $(mb "$RS_RSS") MB
-  debezium 3.6        ${DBZ_SECS}s  $(rate $N $DBZ_SECS)  max RSS $(mb "${DBZ_RSS:-}") MB
+  debezium 3.6        ${DBZ_SECS}s  $(rate $N $DBZ_SECS)  max RSS $(mb "${DBZ_RSS:-}") MB  (on Kafka Connect 4.3.1, from connector creation)
   pg_recvlogical      ${RAW_DECODE}s  $(rate $N $RAW_DECODE)  (decode ceiling, no Kafka)
   raw producer        ${RAW_KAFKA}s  $(rate $N ${RAW_KAFKA:-})  (librdkafka ceiling, 400 B records)
   producer-perf-test  ${PERF_SECS}s  $(rate $N ${PERF_SECS:-})  (Kafka's ProducerPerformance, 400 B, acks=all, idempotent)
   rowstream / decode ceiling: $(ratio "$RAW_DECODE" "$RS_SECS") of its speed; / producer-perf-test: $(ratio "${PERF_SECS:-0}" "$RS_SECS"); vs debezium: $(ratio "${DBZ_SECS:-0}" "$RS_SECS")x faster
 snapshot $SNAP rows:
   rowstream           ${RSS_SECS}s  $(rate $SNAP $RSS_SECS)  max RSS $(mb "$RSS_RSS") MB
-  debezium 3.6        ${DBZS_SECS}s  $(rate $SNAP $DBZS_SECS)  max RSS $(mb "${DBZS_RSS:-}") MB
+  debezium 3.6        ${DBZS_SECS}s  $(rate $SNAP $DBZS_SECS)  max RSS $(mb "${DBZS_RSS:-}") MB  (on Kafka Connect 4.3.1, from connector creation)
   rowstream vs debezium: $(ratio "${DBZS_SECS:-0}" "$RSS_SECS")x faster
 rowstream sink, the snapshot topic into Parquet (zstd) on the local disk:
   ${SINK_ROWS:-?} rows in ${SINK_SECS}s  $(rate "${SINK_ROWS:-0}" $SINK_SECS)  max RSS $(mb "${SINK_RSS:-}") MB  files $(mb "$((SINK_BYTES/1024))") MB
@@ -463,7 +513,9 @@ mariadb $N binlog changes, end to end into Kafka, from process start:
   rowstream           ${MY_SECS}s  $(rate $N $MY_SECS)  max RSS $(mb "$MY_RSS") MB
   mariadb-binlog      ${MY_RAW}s  $(rate $N $MY_RAW)  (decode ceiling, -v to /dev/null)
   rowstream / decode ceiling: $(ratio "$MY_RAW" "$MY_SECS") of its speed
-  (Debezium 3.6's MySQL connector does not accept MariaDB 10.11: no peer figure)
+  (no Debezium figure: its MySQL connector refuses MariaDB 10.11 (SHOW BINARY LOG STATUS), and
+   debezium-connector-mariadb is not on Maven Central here; Redpanda Connect's mysql_cdc is
+   enterprise-licensed, see bench/redpanda/NOTES.md)
 REPORT
 fi
 if [ "${BENCH_LATENCY:-1}" = 1 ]; then
