@@ -9,7 +9,7 @@
 //! - A policy that parks records needs `dead_letter_topic`; a parked record is never silent:
 //!   it is in that topic, counted (`rowstream_records_parked_total`) and logged.
 
-use super::push;
+use super::error::push;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]

@@ -89,6 +89,8 @@ pub(crate) struct Control {
     /// Kafka Connect's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED) and the error
     state: std::sync::Mutex<(ConnectorState, Option<String>)>,
     pub(crate) store: std::sync::OnceLock<Arc<Store>>,
+    /// held while the store is being opened ([`Control::open_store`]): one claim per process
+    opening: tokio::sync::Mutex<()>,
     /// the running pipeline's handles (between runs: none)
     handles: std::sync::Mutex<Option<Handles>>,
     /// counters kept across runs
@@ -110,6 +112,7 @@ impl Control {
             wanted: watch::channel((Target::Running, 0)).0,
             state: std::sync::Mutex::new((ConnectorState::Unassigned, None)),
             store: Default::default(),
+            opening: Default::default(),
             handles: Default::default(),
             metrics: Default::default(),
             state_changed: Default::default(),
@@ -162,6 +165,21 @@ impl Control {
     /// The connector's state store, once opened.
     pub(crate) fn store(&self) -> Option<&Arc<Store>> {
         self.store.get()
+    }
+
+    /// The connector's state store, opened (with the Kafka backend: claimed) the first time it
+    /// is needed: by the first run, or by a KIP-875 offsets call on a connector that has been
+    /// STOPPED since it was created, which otherwise holds no client at all.
+    pub(crate) async fn open_store(
+        &self,
+    ) -> Result<Arc<Store>, crate::checkpoint::state::StoreError> {
+        let _one = self.opening.lock().await;
+        if let Some(s) = self.store.get() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Store::open_for(&self.cfg).await?);
+        let _ = self.store.set(s.clone());
+        Ok(s)
     }
 }
 

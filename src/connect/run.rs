@@ -122,6 +122,18 @@ pub(crate) async fn run_connector(
     resnapshot: bool,
 ) -> Result<(), Error> {
     let cfg = &control.cfg;
+    let mut wanted = control.wanted.subscribe();
+    let mut sigterm = stop_rx.clone();
+    // STOPPED (Connect: no tasks): nothing is opened, no store, no probe, no client, until it
+    // is asked to run (1,000 connectors created STOPPED held ~3,200 threads and 1 GB a worker)
+    while wanted.borrow_and_update().0 == Target::Stopped {
+        control.set_state(ConnectorState::Stopped, None);
+        tracing::info!(target: LOG_TARGET, connector = %control.name, "connector held STOPPED: nothing is opened until it runs");
+        tokio::select! {
+            _ = wanted.changed() => {}
+            _ = sigterm.wait_for(|s| *s) => return Ok(()),
+        }
+    }
     // exactly-once: fence older producers of the connector first, so the state topic is not
     // held back by a dead process's open transaction; then try one transaction, *before* the
     // store claims the connector: a broker that refuses transactions costs nothing (the
@@ -134,8 +146,7 @@ pub(crate) async fn run_connector(
         crate::kafka::try_transaction(&cfg.kafka, &id, &cfg.state.topic)?;
     }
     // opened once: with the Kafka backend, opening claims the connector
-    let store = Arc::new(Store::open_for(cfg).await?);
-    let _ = control.store.set(store.clone());
+    let store = control.open_store().await?;
     // the source's retained log, watched while the connector lives (paused and stopped too:
     // that is when it grows)
     let _probe = Probe(tokio::spawn(probe_source(
@@ -143,8 +154,6 @@ pub(crate) async fn run_connector(
         store.clone(),
         control.metrics.clone(),
     )));
-    let mut wanted = control.wanted.subscribe();
-    let mut sigterm = stop_rx.clone();
     let mut backoff = Duration::from_secs(1);
     // whether a run got as far as streaming: from then on an unreachable database is retried
     let mut streamed = false;

@@ -763,8 +763,9 @@ async fn offsets(State(a): State<Admin>, Path(name): Path<String>) -> Response {
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
-    let Some(store) = c.store() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the state is not open yet");
+    let store = match c.open_store().await {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     match store.load() {
         Ok(None) => ok(json!({ "offsets": [] })),
@@ -782,7 +783,7 @@ async fn offsets(State(a): State<Admin>, Path(name): Path<String>) -> Response {
 
 /// The store of a STOPPED connector `name` whose offsets a caller may change (KIP-875), or
 /// the refusal.
-fn stopped_store(
+async fn stopped_store(
     a: &Admin,
     headers: &HeaderMap,
     name: &str,
@@ -795,12 +796,10 @@ fn stopped_store(
             format!("Connectors must be in the STOPPED state before their offsets can be modified; stop it first: PUT /connectors/{name}/stop"),
         ));
     }
-    c.store().cloned().ok_or_else(|| {
-        Refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the state is not open yet".into(),
-        )
-    })
+    // a connector STOPPED since it was created has not opened its store: open it now
+    c.open_store()
+        .await
+        .map_err(|e| Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
 }
 
 /// KIP-875 reset: only a STOPPED connector; the stored position and snapshot progress are
@@ -810,7 +809,7 @@ async fn reset_offsets(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let store = match stopped_store(&a, &headers, &name) {
+    let store = match stopped_store(&a, &headers, &name).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
@@ -837,7 +836,7 @@ async fn alter_offsets(
     Path(name): Path<String>,
     body: String,
 ) -> Response {
-    let store = match stopped_store(&a, &headers, &name) {
+    let store = match stopped_store(&a, &headers, &name).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
