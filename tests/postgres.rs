@@ -758,6 +758,54 @@ async fn oversized_records_follow_their_policy() {
 /// A record over the broker's own size limit (the broker's message.max.bytes 20000, under the
 /// client's 1 MB, so only the broker can refuse it): one line naming the topic, the key, the
 /// size and the settings to change, exit 1, no restart loop.
+/// A value over librdkafka's default queue (16 MB): with `message.max.bytes` raised on both
+/// sides, a 20 MB value arrives whole, in the snapshot and streamed (the producer's queue
+/// follows `message.max.bytes`; at 16 MB the record waited for room for ever, no error).
+#[tokio::test(flavor = "multi_thread")]
+async fn values_over_16_mb_arrive_when_the_limits_allow_them() {
+    let port = free_port();
+    let name = "rs_huge_value";
+    let broker = Broker::with(port, |_| vec!["message.max.bytes=48000000".into()]);
+    let db = fresh_db(name).await;
+    let value = "(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 655360) g)";
+    db.batch_execute(&format!(
+        "CREATE TABLE docs(id int primary key, body text); INSERT INTO docs VALUES (1, {value})"
+    ))
+    .await
+    .unwrap();
+    state_dir(name);
+    let cfg = config(
+        name,
+        "",
+        "[kafka.properties]\n\"message.max.bytes\" = 48000000\n",
+    )
+    .replace("127.0.0.1:9092", &format!("127.0.0.1:{port}"));
+    let rs = Rowstream::start(name, &cfg);
+    wait_streaming(&connect("postgres").await, name).await;
+    db.batch_execute(&format!("INSERT INTO docs VALUES (2, {value})"))
+        .await
+        .unwrap();
+    let mut r = Reader::on(&format!("127.0.0.1:{port}"), &topic(name, "docs"));
+    let recs = r
+        .until(120, "both 20 MB rows", |x| count_data(x) >= 2)
+        .to_vec();
+    let mut lens: Vec<(String, usize)> = recs
+        .iter()
+        .filter(|x| x.op() == "INSERT")
+        .map(|x| {
+            let body = x.after()["body"].as_str().unwrap_or("").len();
+            (x.key.clone().unwrap_or_default(), body)
+        })
+        .collect();
+    lens.sort();
+    assert_eq!(
+        lens,
+        [("1".to_string(), 20_971_520), ("2".to_string(), 20_971_520)]
+    );
+    assert_eq!(rs.stop(), 0);
+    drop(broker);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_refuses_a_record_over_its_size_limit() {
     let port = free_port();

@@ -191,7 +191,6 @@ pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("batch.num.messages", "10000")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "50000")
-        .set("queue.buffering.max.kbytes", "16384")
         .set(
             "message.max.bytes",
             crate::config::DEFAULT_MESSAGE_MAX_BYTES.to_string(),
@@ -202,7 +201,22 @@ pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     for (k, v) in &cfg.properties {
         c.set(k, v);
     }
+    // the queue must hold one record of the largest size allowed: a record larger than the
+    // queue is refused as "queue full" for ever, and the send would wait for room that never
+    // comes (a 50 MB value hung that way)
+    if !cfg.properties.contains_key("queue.buffering.max.kbytes") {
+        c.set(
+            "queue.buffering.max.kbytes",
+            queue_kbytes(cfg.message_max_bytes()).to_string(),
+        );
+    }
     c
+}
+
+/// librdkafka's queue bound for records of up to `max_record` bytes: 16 MB, or room for one
+/// record of that size and 1 MB more.
+pub(crate) fn queue_kbytes(max_record: usize) -> usize {
+    (max_record / 1024 + 1024).max(16384)
 }
 
 /// Ask the brokers for metadata for up to 10 s; a refusal (credentials, TLS) ends it at once.
@@ -295,5 +309,25 @@ pub(crate) fn check(cfg: &KafkaConfig) -> crate::check::Finding {
             format!("kafka at {} does not answer: {e}", cfg.brokers).replace("\n  fix: ", "; "),
             "check kafka.brokers, that the broker runs, and the TLS/SASL settings in [kafka.properties]",
         ),
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_holds_the_largest_record() {
+        assert_eq!(queue_kbytes(10_000_000), 16384);
+        assert!(queue_kbytes(121_634_816) * 1024 > 121_634_816);
+        let mut cfg = KafkaConfig::with_brokers("127.0.0.1:9092");
+        cfg.properties
+            .insert("message.max.bytes".into(), "121634816".into());
+        let c = producer_config(&cfg);
+        assert_eq!(c.get("queue.buffering.max.kbytes"), Some("119808"));
+        cfg.properties
+            .insert("queue.buffering.max.kbytes".into(), "200000".into());
+        let c = producer_config(&cfg);
+        assert_eq!(c.get("queue.buffering.max.kbytes"), Some("200000"));
     }
 }

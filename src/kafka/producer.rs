@@ -347,6 +347,14 @@ impl KafkaSink {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     rec = r;
+                    if self.producer.in_flight_count() == 0 {
+                        // nothing queued, and still no room: this record never fits
+                        self.tracker.cancel(id);
+                        return Err(SinkError::Rejected(format!(
+                            "a record of topic {topic} ({} bytes) is larger than the producer's queue\n  fix: raise kafka.properties.\"queue.buffering.max.kbytes\" above the record's size in KB (by default it follows message.max.bytes)",
+                            payload.len() + key.map_or(0, <[u8]>::len)
+                        )));
+                    }
                     if let Some(f) = self.tracker.failure() {
                         self.tracker.cancel(id);
                         return Err(f.into());
