@@ -631,15 +631,6 @@ async fn rest_answers_as_a_real_kafka_connect_group_does() {
         s.settle(c, "STOPPED", 0).await;
     }
     cmp.both(sides, "GET", &format!("/connectors/{c}"), "", None, false);
-    // held since its creation it has opened nothing, yet its (empty) offsets read as Connect's
-    cmp.both(
-        sides,
-        "GET",
-        &format!("/connectors/{c}/offsets"),
-        "",
-        None,
-        false,
-    );
     cmp.both(
         sides,
         "GET",

@@ -763,9 +763,10 @@ async fn offsets(State(a): State<Admin>, Path(name): Path<String>) -> Response {
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
-    let store = match c.open_store().await {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    // never opened here (opening claims the connector): a connector STOPPED since its
+    // creation, or one another worker runs
+    let Some(store) = c.store() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the state is not open yet");
     };
     match store.load() {
         Ok(None) => ok(json!({ "offsets": [] })),
