@@ -32,6 +32,7 @@ pub(crate) mod prereq;
 pub(crate) mod schema;
 pub(crate) mod snapshot;
 pub(crate) mod stream;
+pub(crate) mod table_map;
 pub(crate) mod values;
 
 use crate::checkpoint::store::State;
@@ -538,7 +539,7 @@ impl Source for Prepared {
                 warnings: &mut warnings,
                 chunk_rows: self.chunk_rows,
                 estimates: Default::default(),
-            };
+                };
             reader.prefetch(&tables).await?;
             let at = binlog_position(&pos.0, pos.1);
             let done = snapshot_tables(&mut reader, &tables, &at, &mut out, &stop).await?;

@@ -17,6 +17,7 @@ use super::cursor::{Cursor, EventAt};
 use super::error::{setup, MySqlError};
 use super::gtid::{mysql_gtid_request, parse_mariadb_gtid, GtidSet};
 use super::schema::{self, MyTable};
+use super::table_map::TableMap;
 use super::values::{convert, Ctx, Origin};
 use super::{binlog_position, connect, ddl, table_id, Prepared};
 use crate::model::event::{ChangeEvent, DdlEvent, DdlOp, Marker, Op, SourceEvent};
@@ -330,9 +331,7 @@ impl Prepared {
         {
             return Ok(());
         }
-        let (def, schema) = self
-            .schema_for(st, &name, tme.columns_count() as usize, &id, at.end)
-            .await?;
+        let (def, schema) = self.schema_for(st, &name, tme, &id, at.end).await?;
         let t = if st.txn_time >= 0 {
             st.txn_time
         } else {
@@ -384,48 +383,87 @@ impl Prepared {
         st.txn_time = -1;
     }
 
-    /// The schema to decode a rows event of `name` with, as of this position.
+    /// The schema to decode a rows event of `name` with: the one in use while the event's
+    /// TABLE_MAP is the one it was checked against; else the first that fits the TABLE_MAP of
+    /// the history's entry as of this position, the table as `information_schema` has it now,
+    /// and the TABLE_MAP's own columns (binlog_row_metadata = FULL), recorded in the history
+    /// here. A table that changed again since the event was written is thus never decoded
+    /// with its later columns.
     async fn schema_for(
         &mut self,
         st: &mut StreamState<'_>,
         name: &str,
-        ncols: usize,
+        tme: &TableMapEvent<'_>,
         id: &TableId,
         end_pos: u64,
     ) -> Result<(Arc<MyTable>, Arc<TableSchema>), MySqlError> {
-        if let Some((d, s)) = st.current.get(name) {
-            if d.columns.len() == ncols {
-                return Ok((d.clone(), s.clone()));
+        let map_id = tme.table_id();
+        if let Some(c) = st.current.get(name) {
+            if c.map_id == map_id {
+                return Ok((c.def.clone(), c.schema.clone()));
+            }
+        }
+        let map = TableMap::of(tme);
+        if let Some(c) = st.current.get_mut(name) {
+            if map.fits(&c.def) {
+                c.map_id = map_id;
+                return Ok((c.def.clone(), c.schema.clone()));
             }
         }
         let def = match self.history.at(name, &st.cur.file, end_pos) {
-            Some(d) if d.columns.len() == ncols => d.clone(),
-            _ => {
-                // unknown or out of step: read the catalog now and remember it from here on
-                let d = schema::load_table(&mut st.meta, &id.db, &id.table)
-                    .await?
-                    .ok_or_else(|| {
-                        setup(
-                            format!("table {name} is in the binlog but not in information_schema"),
-                            "it was dropped since; restart from a later position or re-snapshot",
-                        )
-                    })?;
-                if d.columns.len() != ncols {
-                    return Err(setup(
-                        format!("binlog rows of {name} have {ncols} columns but the table has {} now, and the schema history has no matching entry", d.columns.len()),
-                        "move state.dir away and re-snapshot",
-                    ));
-                }
-                self.history.append(&st.cur.file, end_pos, d.clone())?;
-                d
-            }
+            Some(d) if map.fits(d) => d.clone(),
+            _ => self.definition_now(st, name, &map, id, end_pos).await?,
         };
         let schema = self.table_schema(&def)?;
         let def = Arc::new(def);
         st.out.add(SourceEvent::Table(schema.clone()));
-        st.current
-            .insert(name.to_string(), (def.clone(), schema.clone()));
+        st.current.insert(
+            name.to_string(),
+            Current {
+                def: def.clone(),
+                schema: schema.clone(),
+                map_id,
+            },
+        );
         Ok((def, schema))
+    }
+
+    /// The table's columns for an event the history has no fitting entry for: the catalog's,
+    /// if they fit the event's TABLE_MAP, else the TABLE_MAP's own; recorded in the history at
+    /// `end_pos` so a replay decodes the same way.
+    async fn definition_now(
+        &mut self,
+        st: &mut StreamState<'_>,
+        name: &str,
+        map: &TableMap,
+        id: &TableId,
+        end_pos: u64,
+    ) -> Result<MyTable, MySqlError> {
+        let now = schema::load_table(&mut st.meta, &id.db, &id.table).await?;
+        let def = match now {
+            Some(d) if map.fits(&d) => d,
+            now => match map.definition(&id.db, &id.table, now.as_ref()) {
+                Some(d) => {
+                    tracing::info!(target: LOG_TARGET, table = name, file = %st.cur.file, pos = end_pos,
+                        "the table changed again since this binlog event was written: its columns are taken from the event");
+                    d
+                }
+                None if now.is_none() => {
+                    return Err(setup(
+                        format!("table {name} is in the binlog but not in information_schema, and the binlog events carry no column names"),
+                        "set binlog_row_metadata = FULL on the server (column names in every event), or restart from a later position or re-snapshot",
+                    ))
+                }
+                None => {
+                    return Err(setup(
+                        format!("binlog rows of {name} do not match the table's columns now ({} columns), and the schema history has no matching entry; the events carry no column names to decode them with", now.map_or(0, |d| d.columns.len())),
+                        "set binlog_row_metadata = FULL on the server (column names in every event, so a table changed again since is decoded as it was), then move state.dir away and re-snapshot",
+                    ))
+                }
+            },
+        };
+        self.history.append(&st.cur.file, end_pos, def.clone())?;
+        Ok(def)
     }
 
     async fn ddl(
@@ -629,7 +667,15 @@ pub(super) struct StreamState<'a> {
     txn_order: u64,
     out: &'a mut Batcher,
     pub(super) meta: Conn,
-    current: HashMap<String, (Arc<MyTable>, Arc<TableSchema>)>,
+    current: HashMap<String, Current>,
+}
+
+/// The definition a table's rows are decoded with, and the TABLE_MAP id it was checked
+/// against (a table gets a new id when its definition is reloaded, after a DDL too).
+struct Current {
+    def: Arc<MyTable>,
+    schema: Arc<TableSchema>,
+    map_id: u64,
 }
 
 impl StreamState<'_> {
