@@ -199,7 +199,10 @@ async fn snapshot_table<R: TableReader>(
     let name = schema.id.pattern_name();
     let started = Instant::now();
     let estimate = reader.begin(table).await?;
+    // a table the catalog says is empty logs at debug: a database of thousands of empty
+    // tables would otherwise log two lines for each
     match estimate {
+        Some(0) => tracing::debug!(table = %name, estimated_rows = 0, "snapshot started"),
         Some(e) => tracing::info!(table = %name, estimated_rows = e, "snapshot started"),
         None => tracing::info!(table = %name, "snapshot started"),
     }
@@ -239,11 +242,15 @@ async fn snapshot_table<R: TableReader>(
     .await?;
     out.flush().await?;
     let secs = started.elapsed().as_secs_f64();
-    tracing::info!(
-        table = %name, rows = n, secs = (secs * 100.0).round() / 100.0,
-        rows_per_sec = (n as f64 / secs.max(1e-6)) as u64,
-        "snapshot finished"
-    );
+    if n == 0 {
+        tracing::debug!(table = %name, rows = 0, "snapshot finished");
+    } else {
+        tracing::info!(
+            table = %name, rows = n, secs = (secs * 100.0).round() / 100.0,
+            rows_per_sec = (n as f64 / secs.max(1e-6)) as u64,
+            "snapshot finished"
+        );
+    }
     Ok(true)
 }
 

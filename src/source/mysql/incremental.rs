@@ -90,6 +90,7 @@ impl Prepared {
             warnings,
             chunk_rows: self.chunk_rows,
             estimates: Default::default(),
+            empty: Default::default(),
         };
         let (rows, next) = read_chunk_into(&mut reader, &target, cursor).await?;
         let high = master_status(&mut st.meta).await?;

@@ -539,7 +539,8 @@ impl Source for Prepared {
                 warnings: &mut warnings,
                 chunk_rows: self.chunk_rows,
                 estimates: Default::default(),
-                };
+                empty: Default::default(),
+            };
             reader.prefetch(&tables).await?;
             let at = binlog_position(&pos.0, pos.1);
             let done = snapshot_tables(&mut reader, &tables, &at, &mut out, &stop).await?;
@@ -667,6 +668,7 @@ impl MyDump {
             warnings: &mut warnings,
             chunk_rows: self.chunk_rows,
             estimates: Default::default(),
+            empty: Default::default(),
         };
         crate::source::snapshot::read_all(&mut reader, &target, f).await
     }

@@ -35,7 +35,13 @@ pub(crate) struct MyTableReader<'a> {
     /// row estimates read ahead for many tables ([`MyTableReader::prefetch`]), each taken by
     /// the table's `begin`
     pub(crate) estimates: std::collections::HashMap<(String, String), Option<u64>>,
+    /// tables the snapshot transaction found empty ([`MyTableReader::prefetch`]): their first
+    /// chunk is not read
+    pub(crate) empty: std::collections::HashSet<(String, String)>,
 }
+
+/// Tables probed for emptiness in one statement.
+const PROBE_TABLES: usize = 500;
 
 fn quote(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
@@ -58,6 +64,43 @@ impl MyTableReader<'_> {
                 .await?;
             for (t, n) in rows {
                 self.estimates.insert((db.to_string(), t), n);
+            }
+        }
+        self.probe_empty(tables).await
+    }
+
+    /// Which of `tables` hold no row, in the snapshot's read view: one statement of
+    /// `EXISTS(SELECT 1 FROM t)` per [`PROBE_TABLES`] tables. A whole database of empty tables
+    /// then costs no chunk query per table (each is a prepared statement, two round trips:
+    /// 10,000 empty tables took 22 s that way). Row estimates cannot tell: InnoDB's are
+    /// approximate.
+    async fn probe_empty(&mut self, tables: &[SnapTable]) -> Result<(), MySqlError> {
+        for group in tables.chunks(PROBE_TABLES) {
+            let probes: Vec<String> = group
+                .iter()
+                .map(|t| {
+                    format!(
+                        "EXISTS(SELECT 1 FROM {}.{})",
+                        quote(&t.def.db),
+                        quote(&t.def.table)
+                    )
+                })
+                .collect();
+            let row: Option<mysql_async::Row> = match self
+                .conn
+                .query_first(format!("SELECT {}", probes.join(",")))
+                .await
+            {
+                Ok(r) => r,
+                // a table the user may not read: its own chunk query names it and the GRANT
+                Err(mysql_async::Error::Server(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Some(row) = row else { continue };
+            for (i, t) in group.iter().enumerate() {
+                if row.get::<i64, _>(i) == Some(0) {
+                    self.empty.insert((t.def.db.clone(), t.def.table.clone()));
+                }
             }
         }
         Ok(())
@@ -125,6 +168,9 @@ impl TableReader for MyTableReader<'_> {
         out: &mut RowOut<'_>,
     ) -> Result<Option<Self::Cursor>, MySqlError> {
         let def = &t.def;
+        if cursor.is_none() && self.empty.remove(&(def.db.clone(), def.table.clone())) {
+            return Ok(None);
+        }
         let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
         let from = format!("{}.{}", quote(&def.db), quote(&def.table));
         let select = format!("SELECT {} FROM {from}", cols.join(","));
