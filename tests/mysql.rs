@@ -240,6 +240,117 @@ async fn my_ddls_read_late_decode_rows_as_written() {
     assert_eq!(rs.stop(), 0);
 }
 
+/// More tables than one snapshot read view takes (1,000): the snapshot reads them in groups,
+/// each in a read view of its own opened when its turn comes, whose position is its tables'
+/// fence. A table of the second group, written all along from before the start until the
+/// stream runs, holds each row exactly once (in its snapshot or streamed, never both, never
+/// neither); the empty tables give no record.
+#[tokio::test(flavor = "multi_thread")]
+async fn my_many_tables_snapshot_in_groups_exactly_once() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    let name = "my_many_tables";
+    let mut db = fresh_mydb(name).await;
+    let ddl: String = (0..1005)
+        .map(|i| format!("CREATE TABLE t{i:04} (id INT PRIMARY KEY, v INT);"))
+        .collect();
+    db.query_drop(ddl).await.unwrap();
+    db.query_drop("INSERT INTO t0000 VALUES (1, 1); INSERT INTO t0999 VALUES (1, 1); INSERT INTO t1004 VALUES (0, 0)")
+        .await
+        .unwrap();
+    state_dir(name);
+    // one topic, one partition: the records in the stream's order
+    let cfg = myconfig(name, 6141, "", "")
+        .replace(".{table}\"", "\"")
+        .replace("partitions = 3", "partitions = 1");
+    let topic = format!("{name}-{}.{name}", run_id());
+    let (stop, written) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU32::new(0)),
+    );
+    let writer = {
+        let (stop, written) = (stop.clone(), written.clone());
+        tokio::spawn(async move {
+            let mut c = myconn(name).await;
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                c.query_drop(format!("INSERT INTO t1004 VALUES ({i}, {i})"))
+                    .await
+                    .unwrap();
+                written.store(i, Ordering::SeqCst);
+            }
+            i
+        })
+    };
+    wait_for(30, "the writer under way", || async {
+        written.load(Ordering::SeqCst) >= 20
+    })
+    .await;
+    let mut rs = Rowstream::start(name, &cfg);
+    wait_binlog_reader(name).await;
+    let mut r = Reader::new(&topic);
+    let at_stream = written.load(Ordering::SeqCst);
+    r.until(120, "rows streamed after the start", |x| {
+        x.iter().filter(|r| r.seq() != "-1").count() >= 20
+    });
+    stop.store(true, Ordering::SeqCst);
+    let last = writer.await.unwrap();
+    assert!(last > at_stream, "the writer ran past the start");
+    db.query_drop("INSERT INTO t0000 VALUES (2, 2)")
+        .await
+        .unwrap();
+    let recs = r
+        .until(120, "the sentinel row", |x| {
+            x.iter().any(|r| {
+                r.value["schema"]["source"]["tableName"] == "t0000" && r.after()["id"] == 2
+            })
+        })
+        .to_vec();
+    let data: Vec<&Rec> = recs.iter().filter(|x| x.op() != "MHEARTBEAT").collect();
+    let table = |r: &Rec| {
+        r.value["schema"]["source"]["tableName"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut ids: Vec<i64> = data
+        .iter()
+        .filter(|r| table(r) == "t1004")
+        .map(|r| r.after()["id"].as_i64().unwrap())
+        .collect();
+    assert!(data.iter().all(|r| r.op() == "INSERT"), "inserts only");
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..=last as i64).collect::<Vec<_>>(),
+        "t1004: each row exactly once"
+    );
+    let others: Vec<String> = data
+        .iter()
+        .map(|r| table(r))
+        .filter(|t| t != "t1004")
+        .collect();
+    assert_eq!(
+        others,
+        ["t0000", "t0999", "t0000"],
+        "the empty tables give no record"
+    );
+    // the snapshot opened two read views, the second for the tables after the first 1,000
+    let log = rs.log_text();
+    assert_eq!(
+        log.matches("consistent snapshot opened").count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        log.contains("tables=1005") && log.contains("tables=5"),
+        "{log}"
+    );
+    rs.assert_running();
+    assert_eq!(rs.stop(), 0);
+}
+
 /// `check` against a server with binlog_format=STATEMENT names the problem and the fix.
 #[test]
 fn my_check_names_statement_binlog() {

@@ -301,18 +301,23 @@ impl KafkaState {
         .map(|_| ())
     }
 
-    pub(crate) fn history_append(&self, key: &str, line: &[u8]) -> Result<(), StoreError> {
-        let key = format!("h/{key}");
-        self.write(
-            &self.history_topic,
-            self.history_partition,
-            &key,
-            Some(line),
-        )?;
+    /// Append schema history entries (key, line) in order, waiting once for all of them.
+    pub(crate) fn history_append(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|(k, _)| format!("{}/h/{k}", self.connector))
+            .collect();
+        let records: Vec<(&str, Option<&[u8]>)> = (keys.iter())
+            .zip(entries)
+            .map(|(k, (_, line))| (k.as_str(), Some(line.as_slice())))
+            .collect();
+        self.log
+            .write_all(&self.history_topic, self.history_partition, &records)
+            .map_err(StoreError::Kafka)?;
         self.history_keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(key);
+            .extend(entries.iter().map(|(k, _)| format!("h/{k}")));
         Ok(())
     }
 

@@ -253,23 +253,27 @@ impl Store {
         }
     }
 
-    /// Append one schema history entry (`key` names it uniquely: position and table).
-    pub(crate) fn history_append(&self, key: &str, entry: &[u8]) -> Result<(), StoreError> {
+    /// Append schema history entries in order, made durable together (`key` names each
+    /// uniquely: position and table).
+    pub(crate) fn history_append(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         match &self.backend {
             Backend::File { dir } => {
-                let mut line = entry.to_vec();
-                line.push(b'\n');
+                let mut lines = Vec::new();
+                for (_, entry) in entries {
+                    lines.extend_from_slice(entry);
+                    lines.push(b'\n');
+                }
                 blocking(|| -> std::io::Result<()> {
                     let mut f = std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
                         .open(dir.join(HISTORY_FILE))?;
-                    f.write_all(&line)?;
+                    f.write_all(&lines)?;
                     f.sync_data()
                 })
                 .map_err(|e| self.io(e))
             }
-            Backend::Kafka { kafka, .. } => blocking(|| kafka.history_append(key, entry)),
+            Backend::Kafka { kafka, .. } => blocking(|| kafka.history_append(entries)),
         }
     }
 
@@ -342,10 +346,11 @@ pub(crate) async fn migrate(
     kafka.save(&state)?;
     kafka.save_lease(lease)?;
     kafka.history_reset()?;
-    for (i, entry) in history.iter().enumerate() {
-        // a history key only has to be unique per entry: its place in the file
-        kafka.history_append(&format!("migrated/{i:08}"), entry)?;
-    }
+    // a history key only has to be unique per entry: its place in the file
+    let entries: Vec<(String, Vec<u8>)> = (history.iter().enumerate())
+        .map(|(i, entry)| (format!("migrated/{i:08}"), entry.clone()))
+        .collect();
+    kafka.history_append(&entries)?;
     Ok(format!(
         "moved the state of {} (position {}, {} table(s), {} schema history entries) to {}",
         dir.display(),

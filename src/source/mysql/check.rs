@@ -179,8 +179,8 @@ async fn tables(
     const SYSTEM: &str = "('mysql', 'information_schema', 'performance_schema', 'sys')";
     let keyed: std::collections::HashSet<(String, String)> = conn
         .query::<(String, String), _>(format!(
-            "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE \
-             WHERE CONSTRAINT_NAME = 'PRIMARY' AND TABLE_SCHEMA NOT IN {SYSTEM}"
+            "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.STATISTICS \
+             WHERE INDEX_NAME = 'PRIMARY' AND TABLE_SCHEMA NOT IN {SYSTEM}"
         ))
         .await?
         .into_iter()

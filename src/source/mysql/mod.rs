@@ -347,9 +347,8 @@ async fn record_matched(
         .filter(|id| history.at(&id.to_string(), &start.0, start.1).is_none())
         .cloned()
         .collect();
-    for def in schema::load_tables(conn, &missing).await? {
-        history.append(&start.0, start.1, def)?;
-    }
+    let defs = schema::load_tables(conn, &missing).await?;
+    history.append_all(&start.0, start.1, defs)?;
     Ok(())
 }
 
@@ -527,32 +526,91 @@ impl Source for Prepared {
         mut requests: tokio::sync::mpsc::Receiver<SnapshotRequest>,
     ) -> Result<(), crate::error::Error> {
         let mut warnings = RenderWarnings::default();
-        if let Some((mut conn, pos, defs)) = self.snapshot.take() {
-            let mut tables = Vec::with_capacity(defs.len());
-            for def in defs {
-                let schema = self.table_schema(&def)?;
-                tables.push(SnapTable { def, schema });
-            }
-            let mut reader = MyTableReader {
-                conn: &mut conn,
-                ctx: &self.ctx,
-                warnings: &mut warnings,
-                chunk_rows: self.chunk_rows,
-                estimates: Default::default(),
-                empty: Default::default(),
-            };
-            reader.prefetch(&tables).await?;
-            let at = binlog_position(&pos.0, pos.1);
-            let done = snapshot_tables(&mut reader, &tables, &at, &mut out, &stop).await?;
-            let _ = conn.query_drop("COMMIT").await;
-            let _ = conn.disconnect().await;
-            if !done {
+        if let Some(snapshot) = self.snapshot.take() {
+            if !self
+                .snapshot_groups(snapshot, &mut out, &stop, &mut warnings)
+                .await?
+            {
                 return Ok(());
             }
         }
         Ok(self
             .stream(&mut out, &mut stop, &mut requests, &mut warnings)
             .await?)
+    }
+}
+
+/// Tables read in one snapshot transaction at most. A transaction's cost per table grows with
+/// the tables it has opened (the server keeps each one's metadata lock to its end): 10,000
+/// tables in one took 8 s to probe for emptiness alone, against 2 s in groups of 1,000.
+const SNAPSHOT_GROUP: usize = 1000;
+
+impl Prepared {
+    /// Read the planned tables, [`SNAPSHOT_GROUP`] at a time, each group in a read view of its
+    /// own: the first is the one `prepare` opened (the stream starts at its position), each
+    /// later one is opened when its turn comes, at a later position that becomes its tables'
+    /// fence (their changes before it are in the read view, so the stream drops them). Their
+    /// definitions are read again inside it. `false` when a stop request ended it early.
+    async fn snapshot_groups(
+        &mut self,
+        (conn, pos, defs): Snapshot,
+        out: &mut Batcher,
+        stop: &watch::Receiver<bool>,
+        warnings: &mut RenderWarnings,
+    ) -> Result<bool, MySqlError> {
+        let mut first = Some((conn, pos));
+        let mut dbs: Vec<&str> = defs.iter().map(|d| d.db.as_str()).collect();
+        dbs.sort_unstable();
+        dbs.dedup();
+        let mut estimates = match &mut first {
+            Some((conn, _)) => MyTableReader::estimates(conn, &dbs).await?,
+            None => Default::default(),
+        };
+        for group in defs.chunks(SNAPSHOT_GROUP) {
+            if *stop.borrow() {
+                return Ok(false);
+            }
+            let (mut conn, pos, group) = match first.take() {
+                Some((conn, pos)) => (conn, pos, group.to_vec()),
+                None => {
+                    let ids: Vec<TableId> =
+                        group.iter().map(|d| table_id(&d.db, &d.table)).collect();
+                    let mut meta = connect(&self.opts).await?;
+                    let (sc, pos, _, defs) =
+                        open_snapshot(&self.opts, &mut meta, self.db_type, &ids).await?;
+                    let _ = meta.disconnect().await;
+                    self.fence.set(&ids, &binlog_position(&pos.0, pos.1));
+                    (sc, pos, defs)
+                }
+            };
+            let mut tables = Vec::with_capacity(group.len());
+            for def in group {
+                let schema = self.table_schema(&def)?;
+                tables.push(SnapTable { def, schema });
+            }
+            let mut reader = MyTableReader {
+                conn: &mut conn,
+                ctx: &self.ctx,
+                warnings: &mut *warnings,
+                chunk_rows: self.chunk_rows,
+                estimates: (tables.iter())
+                    .filter_map(|t| {
+                        let k = (t.def.db.clone(), t.def.table.clone());
+                        estimates.remove_entry(&k)
+                    })
+                    .collect(),
+                empty: Default::default(),
+            };
+            reader.probe_empty(&tables).await?;
+            let at = binlog_position(&pos.0, pos.1);
+            let done = snapshot_tables(&mut reader, &tables, &at, out, stop).await?;
+            let _ = conn.query_drop("COMMIT").await;
+            let _ = conn.disconnect().await;
+            if !done {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -32,13 +32,16 @@ pub(crate) struct MyTableReader<'a> {
     pub(crate) ctx: &'a Ctx,
     pub(crate) warnings: &'a mut RenderWarnings,
     pub(crate) chunk_rows: usize,
-    /// row estimates read ahead for many tables ([`MyTableReader::prefetch`]), each taken by
+    /// row estimates read ahead for many tables ([`MyTableReader::estimates`]), each taken by
     /// the table's `begin`
-    pub(crate) estimates: std::collections::HashMap<(String, String), Option<u64>>,
-    /// tables the snapshot transaction found empty ([`MyTableReader::prefetch`]): their first
-    /// chunk is not read
+    pub(crate) estimates: Estimates,
+    /// tables the snapshot transaction found empty ([`MyTableReader::probe_empty`]): their
+    /// first chunk is not read
     pub(crate) empty: std::collections::HashSet<(String, String)>,
 }
+
+/// Row estimates by (database, table).
+pub(crate) type Estimates = std::collections::HashMap<(String, String), Option<u64>>;
 
 /// Tables probed for emptiness in one statement.
 const PROBE_TABLES: usize = 500;
@@ -48,25 +51,22 @@ fn quote(s: &str) -> String {
 }
 
 impl MyTableReader<'_> {
-    /// Read the row estimates of `tables` in one query per database (one per table took
-    /// seconds for 10,000 tables).
-    pub(crate) async fn prefetch(&mut self, tables: &[SnapTable]) -> Result<(), MySqlError> {
-        let mut dbs: Vec<&str> = tables.iter().map(|t| t.def.db.as_str()).collect();
-        dbs.sort_unstable();
-        dbs.dedup();
+    /// The row estimates of the tables of `dbs`, in one query per database (one per table took
+    /// seconds for 10,000 tables): read once for a whole snapshot, then handed to each reader.
+    pub(crate) async fn estimates(conn: &mut Conn, dbs: &[&str]) -> Result<Estimates, MySqlError> {
+        let mut out = Estimates::new();
         for db in dbs {
-            let rows: Vec<(String, Option<u64>)> = self
-                .conn
+            let rows: Vec<(String, Option<u64>)> = conn
                 .exec(
                     "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
                     (db,),
                 )
                 .await?;
             for (t, n) in rows {
-                self.estimates.insert((db.to_string(), t), n);
+                out.insert((db.to_string(), t), n);
             }
         }
-        self.probe_empty(tables).await
+        Ok(out)
     }
 
     /// Which of `tables` hold no row, in the snapshot's read view: one statement of
@@ -74,7 +74,7 @@ impl MyTableReader<'_> {
     /// then costs no chunk query per table (each is a prepared statement, two round trips:
     /// 10,000 empty tables took 22 s that way). Row estimates cannot tell: InnoDB's are
     /// approximate.
-    async fn probe_empty(&mut self, tables: &[SnapTable]) -> Result<(), MySqlError> {
+    pub(crate) async fn probe_empty(&mut self, tables: &[SnapTable]) -> Result<(), MySqlError> {
         for group in tables.chunks(PROBE_TABLES) {
             let probes: Vec<String> = group
                 .iter()
