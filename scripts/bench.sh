@@ -8,6 +8,9 @@
 #   scripts/bench.sh [ROWS]        (default 300000 streamed changes, 200000 snapshot rows)
 #   BENCH_DEBEZIUM=0 scripts/bench.sh   skip Debezium
 #   BENCH_ONLY=postgres|mysql            one source only
+#   BENCH_ONLY=ratios                    only the targets, from medians of BENCH_RUNS (default 3)
+#                                        interleaved runs on a broker of its own, freshly started
+#                                        (bench/ratios.sh; ROWS default 300000, SNAP_ROWS 1000000)
 #   BENCH_ONLY=failover                  only the distributed failover (BENCH_FAILOVER_RUNS, default 3)
 #   BENCH_ONLY=scale                     only bench/scale.sh (10,000 tables, 1M-16M row snapshots,
 #                                        500-column rows, a 50 MB value, 1,000 connectors)
@@ -90,6 +93,7 @@ fi
 cargo build --release --bin rowstream --example produce_raw --example latency >/dev/null 2>&1 || cargo build --release --bin rowstream --example produce_raw --example latency
 BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/rowstream}"   # BENCH_BIN: compare another build
 PSQL=(psql -qAt -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
+KAFKA=127.0.0.1:9092   # the broker of create_topic and producer_perf (BENCH_ONLY=ratios starts its own)
 WORK=$(mktemp -d)
 now() { date +%s.%N; }
 mb() { case "$1" in ""|*[!0-9]*) echo "-";; *) echo $(($1/1024));; esac; }
@@ -180,13 +184,13 @@ JSON
 }
 
 kafka_tool() { KAFKA_HEAP=256m "$ROOT/scripts/kafka.sh" tool "$@"; }
-create_topic() { kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --create --if-not-exists --topic "$1" --partitions 3 >/dev/null 2>&1 || true; }
+create_topic() { kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA" --create --if-not-exists --topic "$1" --partitions 3 >/dev/null 2>&1 || true; }
 # Kafka's own producer ceiling: ProducerPerformance (what kafka-producer-perf-test.sh runs), from
 # the broker's jars, same record size, acks=all, idempotence on; prints records/s
 producer_perf() { # topic records size
   create_topic "$1"
   kafka_tool org.apache.kafka.tools.ProducerPerformance --topic "$1" --num-records "$2" --record-size "$3" \
-    --throughput -1 --producer-props bootstrap.servers=127.0.0.1:9092 acks=all enable.idempotence=true linger.ms=5 2>/dev/null |
+    --throughput -1 --producer-props bootstrap.servers="$KAFKA" acks=all enable.idempotence=true linger.ms=5 2>/dev/null |
     tail -1 | sed -n 's/^[0-9]* records sent, \([0-9.]*\) records\/sec.*/\1/p'
 }
 
@@ -302,6 +306,13 @@ SQL
 LAT_RATES=${BENCH_LATENCY_RATES:-1000 5000 10000}
 LAT_SECS=${BENCH_LATENCY_SECS:-15}
 MYSQL=(mariadb -uroot --socket=/run/mysqld/mysqld.sock)
+if [ "${BENCH_ONLY:-}" = ratios ]; then
+  # bench/ratios.sh runs in this shell: it uses the helpers above
+  # shellcheck source=bench/ratios.sh
+  . "$ROOT/bench/ratios.sh"
+  rm -rf "$WORK"
+  exit 0
+fi
 if [ "${BENCH_ONLY:-}" = latency ]; then
   [ -n "${BENCH_BIN_B:-}" ] && echo "latency A/B: A = $BIN, B = $BENCH_BIN_B"
   latency_step postgres

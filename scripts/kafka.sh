@@ -58,8 +58,11 @@ EOF
   touch "$LIBS/.complete"
 }
 
+# KAFKA_JIT_OPTS: the JIT options, by default the client compiler only (starts fast, which the
+# tests want); the bench sets it empty for the full JIT a real deployment runs with
 java_run() { # class args...
-  exec java -Xms128m -Xmx"$HEAP" -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+  # shellcheck disable=SC2086
+  exec java -Xms128m -Xmx"$HEAP" -XX:+UseG1GC ${KAFKA_JIT_OPTS--XX:TieredStopAtLevel=1} -Djava.awt.headless=true \
     -Dorg.slf4j.simpleLogger.defaultLogLevel="${KAFKA_LOG_LEVEL:-warn}" \
     -cp "$LIBS/*" "$@"
 }
