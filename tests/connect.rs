@@ -631,6 +631,15 @@ async fn rest_answers_as_a_real_kafka_connect_group_does() {
         s.settle(c, "STOPPED", 0).await;
     }
     cmp.both(sides, "GET", &format!("/connectors/{c}"), "", None, false);
+    // offsets of a connector that never ran: none, from every worker
+    cmp.both(
+        sides,
+        "GET",
+        &format!("/connectors/{c}/offsets"),
+        "",
+        None,
+        false,
+    );
     cmp.both(
         sides,
         "GET",

@@ -763,12 +763,13 @@ async fn offsets(State(a): State<Admin>, Path(name): Path<String>) -> Response {
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
-    // never opened here (opening claims the connector): a connector STOPPED since its
-    // creation, or one another worker runs
-    let Some(store) = c.store() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the state is not open yet");
+    // a store this worker has not opened (a connector STOPPED since its creation, or one
+    // another worker runs) is read without opening it: opening claims the connector
+    let loaded = match c.store() {
+        Some(store) => store.load(),
+        None => crate::checkpoint::store::Store::peek(&c.cfg).await,
     };
-    match store.load() {
+    match loaded {
         Ok(None) => ok(json!({ "offsets": [] })),
         Ok(Some(s)) => ok(json!({ "offsets": [{
             "partition": { "connector": c.name, "source": s.source_id },
