@@ -102,6 +102,14 @@ perf() { # run measurement count bytes label
   PERF_DONE[$key]=$secs
   record "$1" "$2" "$3" "$secs" - "$4" "$5"
   drop_topics "$RUN-perf$1-$4"
+  # and librdkafka with rowstream's producer settings (examples/produce_raw): the same records
+  # from the library rowstream sends with, a second, often higher, ceiling
+  create_topic "$RUN-raw$1-$4"
+  secs=$("$CARGO_TARGET_DIR/release/examples/produce_raw" "$RUN-raw$1-$4" "$3" "$4" "$KAFKA" 2>/dev/null |
+    sed -n 's/^DONE .*secs=\([0-9.]*\).*/\1/p')
+  [ -n "$secs" ] || { echo "produce_raw failed" >&2; exit 1; }
+  record "$1" "raw_${2#perf_}" "$3" "$secs" - "$4" "librdkafka producer, ${5#ProducerPerformance, }"
+  drop_topics "$RUN-raw$1-$4"
 }
 
 pg_toml() { # slot publication mode prefix [table]
@@ -273,13 +281,17 @@ labels = [
     ("pg_decode", "pg_recvlogical (decode ceiling)"),
     ("pg_stream", "rowstream postgres streaming"),
     ("perf_pg_stream", "ProducerPerformance, its record size"),
+    ("raw_pg_stream", "librdkafka producer, its record size"),
     ("pg_snap", "rowstream postgres snapshot"),
     ("perf_pg_snap", "ProducerPerformance, its record size"),
+    ("raw_pg_snap", "librdkafka producer, its record size"),
     ("my_decode", "mariadb-binlog (decode ceiling)"),
     ("my_stream", "rowstream mariadb streaming"),
     ("perf_my_stream", "ProducerPerformance, its record size"),
+    ("raw_my_stream", "librdkafka producer, its record size"),
     ("my_snap", "rowstream mariadb snapshot"),
     ("perf_my_snap", "ProducerPerformance, its record size"),
+    ("raw_my_snap", "librdkafka producer, its record size"),
 ]
 med = {}
 head = "".join(f"{'run ' + str(r):>11}" for r in range(1, runs + 1))
@@ -313,4 +325,10 @@ line("mariadb streaming / min(mariadb-binlog, producer)", "my_stream", ["my_deco
      lambda b: "min is " + ("mariadb-binlog" if b == med["my_decode"] else "the producer"))
 line("postgres snapshot / producer ceiling", "pg_snap", ["perf_pg_snap"], 0.8, None)
 line("mariadb snapshot / producer ceiling", "my_snap", ["perf_my_snap"], 0.8, None)
+print()
+print("== the same against librdkafka's own producer (rowstream's settings, no encoding, no source) ==")
+line("postgres streaming / librdkafka producer", "pg_stream", ["raw_pg_stream"], 0.8, None)
+line("mariadb streaming / librdkafka producer", "my_stream", ["raw_my_stream"], 0.8, None)
+line("postgres snapshot / librdkafka producer", "pg_snap", ["raw_pg_snap"], 0.8, None)
+line("mariadb snapshot / librdkafka producer", "my_snap", ["raw_my_snap"], 0.8, None)
 PY

@@ -12,9 +12,9 @@ fn main() {
         a[2].parse::<usize>().unwrap(),
         a[3].parse::<usize>().unwrap(),
     );
-    let p: ThreadedProducer<_> = rowstream::producer_settings("127.0.0.1:9092")
-        .create()
-        .unwrap();
+    // an optional fourth argument: the brokers (scripts/bench.sh's ratios step has its own)
+    let brokers = a.get(4).map_or("127.0.0.1:9092", String::as_str);
+    let p: ThreadedProducer<_> = rowstream::producer_settings(brokers).create().unwrap();
     let payload = vec![b'x'; size];
     let t0 = Instant::now();
     for i in 0..n {

@@ -38,6 +38,17 @@ SSLMODE=${BENCH_SSLMODE:-disable}
 export PGSSLMODE=$SSLMODE
 RUN="b$(date +%s)"
 scripts/services.sh up
+# the broker as deployed, with the full JIT: services.sh starts it with the client compiler only
+# (a fast start, which the tests want), whose tail latencies are the broker's, not rowstream's
+# (MariaDB p99 at 10k commits/s: 32.5 ms on it, 12.2 ms on the full JIT). Restarted once, empty.
+KAFKA_PIDFILE="${ROWSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rowstream}/kafka.pid"
+if [ -f "$KAFKA_PIDFILE" ] && tr '\0' ' ' <"/proc/$(cat "$KAFKA_PIDFILE")/cmdline" 2>/dev/null | grep -q 'TieredStopAtLevel=1'; then
+  echo "restarting the broker on 9092 with the full JIT (the tests start it with the client compiler only)"
+  kill "$(cat "$KAFKA_PIDFILE")"
+  for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null || break; sleep 0.1; done
+  rm -f "$KAFKA_PIDFILE"
+  KAFKA_JIT_OPTS="" scripts/services.sh up
+fi
 # everything printed from here on is the report docs/benchmarks.md gets
 REPORT_FILE=$(mktemp)
 exec > >(tee "$REPORT_FILE")
