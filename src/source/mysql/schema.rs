@@ -61,8 +61,7 @@ pub(crate) struct MyTable {
 }
 
 impl MyCol {
-    /// A column with no modifiers (tests build on it).
-    #[cfg(test)]
+    /// A column with no modifiers (tests and the TABLE_MAP reader build on it).
     pub(crate) fn plain(name: &str, data_type: &str) -> MyCol {
         MyCol {
             name: name.into(),

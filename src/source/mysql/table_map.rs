@@ -245,19 +245,7 @@ fn column(ty: Option<ColumnType>, meta: &[u8], collation: Option<u16>) -> MyCol 
         }
     });
     let b = |i: usize| meta.get(i).copied().unwrap_or(0);
-    let mut c = MyCol {
-        name: String::new(),
-        data_type: String::new(),
-        unsigned: false,
-        tiny1: false,
-        fsp: 0,
-        scale: 0,
-        precision: 0,
-        charset: None,
-        labels: vec![],
-        bits: 0,
-        len: 0,
-    };
+    let mut c = MyCol::plain("", "");
     c.data_type = match ty {
         Some(MYSQL_TYPE_TINY) => "tinyint",
         Some(MYSQL_TYPE_SHORT) => "smallint",
